@@ -1,0 +1,1 @@
+//! Container log rotation and the /var/log/containers symlinks (upstream pkg/kubelet/logs).

@@ -1,0 +1,1 @@
+//! Test support: the private containerd the integration tests share.

@@ -1,0 +1,22 @@
+//! Pod volumes: set up on the host before a pod's containers start, torn down after they stop.
+//! Supported now: emptyDir (disk, and medium Memory as tmpfs) and hostPath (with its type checks).
+
+use std::path::PathBuf;
+
+/// One mount of a container, resolved to a host path (subPath already applied safely).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostMount {
+    pub container_path: String,
+    pub host_path: PathBuf,
+    pub read_only: bool,
+    pub propagation: Propagation,
+}
+
+/// Mount propagation, as `volumeMounts[].mountPropagation` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Propagation {
+    #[default]
+    None,
+    HostToContainer,
+    Bidirectional,
+}
