@@ -1,0 +1,255 @@
+//! Turns merged settings into the final [`KubeletConfig`], validating like upstream's
+//! ValidateKubeletConfiguration where it applies. Errors name the field and the flag.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::host::{Host, SYSTEMD_MARKER};
+use crate::kubelet_config::{AuthorizationMode, CgroupDriver, KubeletConfig, LogFormat};
+use crate::paths::clean;
+use crate::settings::Settings;
+
+pub(crate) fn build(
+    settings: Settings,
+    warnings: Vec<String>,
+    host: &dyn Host,
+) -> Result<KubeletConfig, ConfigError> {
+    let s = settings;
+    let with_config_file = !s.config.is_empty();
+    for (duration, setting) in [
+        (
+            s.file_check_frequency,
+            "fileCheckFrequency (--file-check-frequency)",
+        ),
+        (
+            s.http_check_frequency,
+            "httpCheckFrequency (--http-check-frequency)",
+        ),
+        (s.sync_frequency, "syncFrequency (--sync-frequency)"),
+        (
+            s.runtime_request_timeout,
+            "runtimeRequestTimeout (--runtime-request-timeout)",
+        ),
+    ] {
+        positive(duration, setting)?;
+    }
+    if s.container_runtime_endpoint.is_empty() {
+        return Err(invalid(
+            "containerRuntimeEndpoint (--container-runtime-endpoint)",
+            "must not be empty",
+        ));
+    }
+    let image_service_endpoint = if s.image_service_endpoint.is_empty() {
+        s.container_runtime_endpoint.clone()
+    } else {
+        s.image_service_endpoint
+    };
+    Ok(KubeletConfig {
+        node_name: node_name(&s.hostname_override, host)?,
+        node_ips: node_ips(&s.node_ip)?,
+        static_pod_path: non_empty(s.static_pod_path).map(PathBuf::from),
+        static_pod_url: non_empty(s.static_pod_url),
+        static_pod_url_headers: s.static_pod_url_header,
+        file_check_frequency: s.file_check_frequency,
+        http_check_frequency: s.http_check_frequency,
+        sync_frequency: s.sync_frequency,
+        container_runtime_endpoint: s.container_runtime_endpoint,
+        image_service_endpoint,
+        runtime_request_timeout: s.runtime_request_timeout,
+        serialize_image_pulls: s.serialize_image_pulls,
+        root_dir: PathBuf::from(s.root_dir),
+        pod_logs_dir: pod_logs_dir(s.pod_logs_dir)?,
+        container_logs_symlink_dir: PathBuf::from(s.container_logs_symlink_dir),
+        container_log_max_size: u64::try_from(s.container_log_max_size)
+            .ok()
+            .filter(|size| *size > 0)
+            .ok_or_else(|| {
+                invalid(
+                    "containerLogMaxSize (--container-log-max-size)",
+                    format!("{} must be greater than zero", s.container_log_max_size),
+                )
+            })?,
+        container_log_max_files: u32::try_from(s.container_log_max_files)
+            .ok()
+            .filter(|files| *files >= 2)
+            .ok_or_else(|| {
+                invalid(
+                    "containerLogMaxFiles (--container-log-max-files)",
+                    format!(
+                        "{} must be greater than or equal to 2",
+                        s.container_log_max_files
+                    ),
+                )
+            })?,
+        cluster_dns: s
+            .cluster_dns
+            .iter()
+            .map(|ip| {
+                ip.parse().map_err(|_| {
+                    invalid(
+                        "clusterDNS (--cluster-dns)",
+                        format!("{ip:?} is not a valid IP address"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        cluster_domain: s.cluster_domain,
+        resolv_conf: PathBuf::from(s.resolv_conf),
+        max_pods: u32::try_from(s.max_pods).map_err(|_| {
+            invalid(
+                "maxPods (--max-pods)",
+                format!("{} must be between 0 and {}", s.max_pods, u32::MAX),
+            )
+        })?,
+        cgroup_driver: cgroup_driver(&s.cgroup_driver, host)?,
+        cgroup_root: if s.cgroup_root.is_empty() {
+            "/".to_string()
+        } else {
+            s.cgroup_root
+        },
+        cgroups_per_qos: s.cgroups_per_qos,
+        healthz_port: u16::try_from(s.healthz_port).map_err(|_| {
+            invalid(
+                "healthzPort (--healthz-port)",
+                format!(
+                    "{} must be between 1 and 65535, inclusive (0 disables it)",
+                    s.healthz_port
+                ),
+            )
+        })?,
+        healthz_bind_address: s.healthz_bind_address.parse().map_err(|_| {
+            invalid(
+                "healthzBindAddress (--healthz-bind-address)",
+                format!("{:?} is not a valid IP address", s.healthz_bind_address),
+            )
+        })?,
+        run_once: s.run_once,
+        verbosity: u8::try_from(s.verbosity).map_err(|_| {
+            invalid(
+                "logging.verbosity (-v)",
+                format!("{} must be between 0 and 255", s.verbosity),
+            )
+        })?,
+        logging_format: match s.logging_format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "logging.format (--logging-format)",
+                    format!("{other:?} is not a supported format, use \"text\" or \"json\""),
+                ));
+            }
+        },
+        read_only_port: if with_config_file { 0 } else { 10255 },
+        anonymous_auth: !with_config_file,
+        authentication_webhook: with_config_file,
+        authorization_mode: if with_config_file {
+            AuthorizationMode::Webhook
+        } else {
+            AuthorizationMode::AlwaysAllow
+        },
+        config_file: non_empty(s.config).map(PathBuf::from),
+        warnings,
+    })
+}
+
+fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting: setting.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn positive(duration: Duration, setting: &str) -> Result<(), ConfigError> {
+    if duration.is_zero() {
+        return Err(invalid(setting, "must be greater than zero"));
+    }
+    Ok(())
+}
+
+fn non_empty(text: String) -> Option<String> {
+    Some(text).filter(|text| !text.is_empty())
+}
+
+/// Upstream's nodeutil.GetHostname: the override or the hostname, trimmed and lowercased.
+fn node_name(hostname_override: &str, host: &dyn Host) -> Result<String, ConfigError> {
+    let name = if hostname_override.trim().is_empty() {
+        host.hostname().map_err(|error| ConfigError::NodeName {
+            reason: format!("cannot read the machine's hostname: {error}"),
+        })?
+    } else {
+        hostname_override.to_string()
+    };
+    let name = name.trim().to_lowercase();
+    if name.is_empty() {
+        return Err(ConfigError::NodeName {
+            reason: "the hostname is empty; set --hostname-override".into(),
+        });
+    }
+    Ok(name)
+}
+
+/// --node-ip: one address, or one IPv4 and one IPv6 address for a dual-stack node.
+fn node_ips(text: &str) -> Result<Vec<IpAddr>, ConfigError> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let bad = |reason: String| ConfigError::BadFlagValue {
+        flag: "node-ip".into(),
+        value: text.to_string(),
+        reason,
+    };
+    let ips = text
+        .split(',')
+        .map(|ip| {
+            ip.trim()
+                .parse::<IpAddr>()
+                .map_err(|_| bad(format!("{ip:?} is not a valid IP address")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    match ips.as_slice() {
+        [_] => Ok(ips),
+        [first, second] if first.is_ipv4() == second.is_ipv4() => Err(bad(
+            "two addresses must be one IPv4 and one IPv6 address".into(),
+        )),
+        [first, second] if first.is_unspecified() || second.is_unspecified() => Err(bad(
+            "a dual-stack pair cannot contain an unspecified address (0.0.0.0 or ::)".into(),
+        )),
+        [_, _] => Ok(ips),
+        _ => Err(bad(
+            "at most one IPv4 and one IPv6 address are allowed".into()
+        )),
+    }
+}
+
+fn pod_logs_dir(dir: String) -> Result<PathBuf, ConfigError> {
+    if !dir.starts_with('/') {
+        return Err(invalid(
+            "podLogsDir",
+            format!("{dir:?} must be an absolute path"),
+        ));
+    }
+    if clean(&dir) != dir {
+        return Err(invalid(
+            "podLogsDir",
+            format!("{dir:?} must be normalized (try {:?})", clean(&dir)),
+        ));
+    }
+    Ok(PathBuf::from(dir))
+}
+
+fn cgroup_driver(driver: &str, host: &dyn Host) -> Result<CgroupDriver, ConfigError> {
+    match driver {
+        "cgroupfs" => Ok(CgroupDriver::Cgroupfs),
+        "systemd" if host.systemd_running() => Ok(CgroupDriver::Systemd),
+        "systemd" => Err(ConfigError::SystemdNotRunning {
+            marker: PathBuf::from(SYSTEMD_MARKER),
+        }),
+        other => Err(invalid(
+            "cgroupDriver (--cgroup-driver)",
+            format!("{other:?} is not a valid cgroup driver, use \"cgroupfs\" or \"systemd\""),
+        )),
+    }
+}

@@ -1,0 +1,316 @@
+//! Every field of the upstream KubeletConfiguration (kubelet.config.k8s.io/v1beta1, v1.32),
+//! with its upstream default and whether kubelet-rs implements it.
+
+use crate::settings::Setting;
+use crate::value::Kind;
+
+#[derive(Debug)]
+pub(crate) struct FileField {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Upstream's default (with a config file), in command-line syntax; empty for Go's zero.
+    pub default: &'static str,
+    /// Go pointer fields keep an explicit zero; other fields treat zero as "unset" and get the
+    /// default instead (upstream's defaulting works on the zero value).
+    pub pointer: bool,
+    pub setting: Option<Setting>,
+}
+
+const fn field(name: &'static str, kind: Kind, default: &'static str) -> FileField {
+    FileField {
+        name,
+        kind,
+        default,
+        pointer: false,
+        setting: None,
+    }
+}
+
+const fn pointer(name: &'static str, kind: Kind, default: &'static str) -> FileField {
+    FileField {
+        name,
+        kind,
+        default,
+        pointer: true,
+        setting: None,
+    }
+}
+
+const fn done(name: &'static str, setting: Setting, default: &'static str) -> FileField {
+    FileField {
+        name,
+        kind: setting.kind(),
+        default,
+        pointer: false,
+        setting: Some(setting),
+    }
+}
+
+const fn done_pointer(name: &'static str, setting: Setting, default: &'static str) -> FileField {
+    FileField {
+        name,
+        kind: setting.kind(),
+        default,
+        pointer: true,
+        setting: Some(setting),
+    }
+}
+
+pub(crate) const API_VERSION: &str = "kubelet.config.k8s.io/v1beta1";
+pub(crate) const KIND: &str = "KubeletConfiguration";
+
+/// The top-level fields, apart from apiVersion and kind.
+pub(crate) static FIELDS: &[FileField] = &[
+    pointer("enableServer", Kind::Bool, "true"),
+    done("staticPodPath", Setting::StaticPodPath, ""),
+    done("podLogsDir", Setting::PodLogsDir, "/var/log/pods"),
+    done("syncFrequency", Setting::SyncFrequency, "1m"),
+    done("fileCheckFrequency", Setting::FileCheckFrequency, "20s"),
+    done("httpCheckFrequency", Setting::HttpCheckFrequency, "20s"),
+    done("staticPodURL", Setting::StaticPodUrl, ""),
+    done("staticPodURLHeader", Setting::StaticPodUrlHeader, ""),
+    field("address", Kind::Str, "0.0.0.0"),
+    field("port", Kind::Int, "10250"),
+    field("readOnlyPort", Kind::Int, ""),
+    field("tlsCertFile", Kind::Str, ""),
+    field("tlsPrivateKeyFile", Kind::Str, ""),
+    field("tlsCipherSuites", Kind::List, ""),
+    field("tlsMinVersion", Kind::Str, ""),
+    field("rotateCertificates", Kind::Bool, ""),
+    field("serverTLSBootstrap", Kind::Bool, ""),
+    field("authentication", Kind::Object(AUTHENTICATION), ""),
+    field("authorization", Kind::Object(AUTHORIZATION), ""),
+    pointer("registryPullQPS", Kind::Int, "5"),
+    field("registryBurst", Kind::Int, "10"),
+    pointer("eventRecordQPS", Kind::Int, "50"),
+    field("eventBurst", Kind::Int, "100"),
+    pointer("enableDebuggingHandlers", Kind::Bool, "true"),
+    field("enableContentionProfiling", Kind::Bool, ""),
+    done_pointer("healthzPort", Setting::HealthzPort, "10248"),
+    done(
+        "healthzBindAddress",
+        Setting::HealthzBindAddress,
+        "127.0.0.1",
+    ),
+    pointer("oomScoreAdj", Kind::Int, "-999"),
+    done("clusterDomain", Setting::ClusterDomain, ""),
+    done("clusterDNS", Setting::ClusterDns, ""),
+    field("streamingConnectionIdleTimeout", Kind::Duration, "4h"),
+    field("nodeStatusUpdateFrequency", Kind::Duration, "10s"),
+    field("nodeStatusReportFrequency", Kind::Duration, "5m"),
+    field("nodeLeaseDurationSeconds", Kind::Int, "40"),
+    field("imageMinimumGCAge", Kind::Duration, "2m"),
+    field("imageMaximumGCAge", Kind::Duration, ""),
+    pointer("imageGCHighThresholdPercent", Kind::Int, "85"),
+    pointer("imageGCLowThresholdPercent", Kind::Int, "80"),
+    field("volumeStatsAggPeriod", Kind::Duration, "1m"),
+    field("kubeletCgroups", Kind::Str, ""),
+    field("systemCgroups", Kind::Str, ""),
+    done("cgroupRoot", Setting::CgroupRoot, ""),
+    done_pointer("cgroupsPerQOS", Setting::CgroupsPerQos, "true"),
+    done("cgroupDriver", Setting::CgroupDriver, "cgroupfs"),
+    field("cpuManagerPolicy", Kind::Str, "none"),
+    pointer("singleProcessOOMKill", Kind::Bool, ""),
+    field("cpuManagerPolicyOptions", Kind::Map, ""),
+    field("cpuManagerReconcilePeriod", Kind::Duration, "10s"),
+    field("memoryManagerPolicy", Kind::Str, "None"),
+    field("topologyManagerPolicy", Kind::Str, "none"),
+    field("topologyManagerScope", Kind::Str, "container"),
+    field("topologyManagerPolicyOptions", Kind::Map, ""),
+    field("qosReserved", Kind::Map, ""),
+    done(
+        "runtimeRequestTimeout",
+        Setting::RuntimeRequestTimeout,
+        "2m",
+    ),
+    field("hairpinMode", Kind::Str, "promiscuous-bridge"),
+    done("maxPods", Setting::MaxPods, "110"),
+    field("podCIDR", Kind::Str, ""),
+    pointer("podPidsLimit", Kind::Int, "-1"),
+    done_pointer("resolvConf", Setting::ResolvConf, "/etc/resolv.conf"),
+    done("runOnce", Setting::RunOnce, "false"),
+    pointer("cpuCFSQuota", Kind::Bool, "true"),
+    pointer("cpuCFSQuotaPeriod", Kind::Duration, "100ms"),
+    pointer("nodeStatusMaxImages", Kind::Int, "50"),
+    field("maxOpenFiles", Kind::Int, "1000000"),
+    field(
+        "contentType",
+        Kind::Str,
+        "application/vnd.kubernetes.protobuf",
+    ),
+    pointer("kubeAPIQPS", Kind::Int, "50"),
+    field("kubeAPIBurst", Kind::Int, "100"),
+    done_pointer("serializeImagePulls", Setting::SerializeImagePulls, "true"),
+    pointer("maxParallelImagePulls", Kind::Int, ""),
+    field(
+        "evictionHard",
+        Kind::Map,
+        "memory.available=100Mi,nodefs.available=10%,nodefs.inodesFree=5%,imagefs.available=15%,imagefs.inodesFree=5%",
+    ),
+    field("evictionSoft", Kind::Map, ""),
+    field("evictionSoftGracePeriod", Kind::Map, ""),
+    field("evictionPressureTransitionPeriod", Kind::Duration, "5m"),
+    field("evictionMaxPodGracePeriod", Kind::Int, ""),
+    field("evictionMinimumReclaim", Kind::Map, ""),
+    field("podsPerCore", Kind::Int, ""),
+    pointer("enableControllerAttachDetach", Kind::Bool, "true"),
+    field("protectKernelDefaults", Kind::Bool, ""),
+    pointer("makeIPTablesUtilChains", Kind::Bool, "true"),
+    pointer("iptablesMasqueradeBit", Kind::Int, "14"),
+    pointer("iptablesDropBit", Kind::Int, "15"),
+    field("featureGates", Kind::BoolMap, ""),
+    pointer("failSwapOn", Kind::Bool, "true"),
+    field("memorySwap", Kind::Object(MEMORY_SWAP), ""),
+    done("containerLogMaxSize", Setting::ContainerLogMaxSize, "10Mi"),
+    done_pointer("containerLogMaxFiles", Setting::ContainerLogMaxFiles, "5"),
+    pointer("containerLogMaxWorkers", Kind::Int, "1"),
+    pointer("containerLogMonitorInterval", Kind::Duration, "10s"),
+    field(
+        "configMapAndSecretChangeDetectionStrategy",
+        Kind::Str,
+        "Watch",
+    ),
+    field("systemReserved", Kind::Map, ""),
+    field("kubeReserved", Kind::Map, ""),
+    field("reservedSystemCPUs", Kind::Str, ""),
+    field("showHiddenMetricsForVersion", Kind::Str, ""),
+    field("systemReservedCgroup", Kind::Str, ""),
+    field("kubeReservedCgroup", Kind::Str, ""),
+    field("enforceNodeAllocatable", Kind::List, "pods"),
+    field("allowedUnsafeSysctls", Kind::List, ""),
+    field(
+        "volumePluginDir",
+        Kind::Str,
+        "/usr/libexec/kubernetes/kubelet-plugins/volume/exec/",
+    ),
+    field("providerID", Kind::Str, ""),
+    field("kernelMemcgNotification", Kind::Bool, ""),
+    field("logging", Kind::Object(LOGGING), ""),
+    pointer("enableSystemLogHandler", Kind::Bool, "true"),
+    pointer("enableSystemLogQuery", Kind::Bool, "false"),
+    field("shutdownGracePeriod", Kind::Duration, ""),
+    field("shutdownGracePeriodCriticalPods", Kind::Duration, ""),
+    field("shutdownGracePeriodByPodPriority", Kind::Objects, ""),
+    field("crashLoopBackOff", Kind::Object(CRASH_LOOP_BACK_OFF), ""),
+    field("reservedMemory", Kind::Objects, ""),
+    pointer("enableProfilingHandler", Kind::Bool, "true"),
+    pointer("enableDebugFlagsHandler", Kind::Bool, "true"),
+    pointer("seccompDefault", Kind::Bool, "false"),
+    pointer("memoryThrottlingFactor", Kind::Float, "0.9"),
+    field("registerWithTaints", Kind::Objects, ""),
+    pointer("registerNode", Kind::Bool, "true"),
+    pointer("tracing", Kind::Object(TRACING), ""),
+    pointer("localStorageCapacityIsolation", Kind::Bool, "true"),
+    done(
+        "containerRuntimeEndpoint",
+        Setting::ContainerRuntimeEndpoint,
+        "unix:///run/containerd/containerd.sock",
+    ),
+    done("imageServiceEndpoint", Setting::ImageServiceEndpoint, ""),
+    pointer("failCgroupV1", Kind::Bool, "false"),
+    pointer("userNamespaces", Kind::Object(USER_NAMESPACES), ""),
+];
+
+static AUTHENTICATION: &[FileField] = &[
+    field("x509", Kind::Object(X509_AUTHENTICATION), ""),
+    field("webhook", Kind::Object(WEBHOOK_AUTHENTICATION), ""),
+    field("anonymous", Kind::Object(ANONYMOUS_AUTHENTICATION), ""),
+];
+
+static X509_AUTHENTICATION: &[FileField] = &[field("clientCAFile", Kind::Str, "")];
+
+static WEBHOOK_AUTHENTICATION: &[FileField] = &[
+    pointer("enabled", Kind::Bool, "true"),
+    field("cacheTTL", Kind::Duration, "2m"),
+];
+
+static ANONYMOUS_AUTHENTICATION: &[FileField] = &[pointer("enabled", Kind::Bool, "false")];
+
+static AUTHORIZATION: &[FileField] = &[
+    field("mode", Kind::Str, "Webhook"),
+    field("webhook", Kind::Object(WEBHOOK_AUTHORIZATION), ""),
+];
+
+static WEBHOOK_AUTHORIZATION: &[FileField] = &[
+    field("cacheAuthorizedTTL", Kind::Duration, "5m"),
+    field("cacheUnauthorizedTTL", Kind::Duration, "30s"),
+];
+
+static MEMORY_SWAP: &[FileField] = &[field("swapBehavior", Kind::Str, "")];
+
+static CRASH_LOOP_BACK_OFF: &[FileField] =
+    &[pointer("maxContainerRestartPeriod", Kind::Duration, "")];
+
+static USER_NAMESPACES: &[FileField] = &[pointer("idsPerPod", Kind::Int, "65536")];
+
+static TRACING: &[FileField] = &[
+    field("endpoint", Kind::Str, ""),
+    pointer("samplingRatePerMillion", Kind::Int, ""),
+];
+
+/// k8s.io/component-base/logs/api/v1 LoggingConfiguration.
+static LOGGING: &[FileField] = &[
+    done("format", Setting::LoggingFormat, "text"),
+    field("flushFrequency", Kind::DurationOrNanos, "5s"),
+    done("verbosity", Setting::Verbosity, "0"),
+    field("vmodule", Kind::Objects, ""),
+    field("options", Kind::Object(LOGGING_OPTIONS), ""),
+];
+
+static LOGGING_OPTIONS: &[FileField] = &[
+    field("json", Kind::Object(LOGGING_STREAM_OPTIONS), ""),
+    field("text", Kind::Object(LOGGING_STREAM_OPTIONS), ""),
+];
+
+static LOGGING_STREAM_OPTIONS: &[FileField] = &[
+    field("splitStream", Kind::Bool, ""),
+    field("infoBufferSize", Kind::Quantity, ""),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flag_table::{FLAGS, Role};
+    use crate::value::Value;
+
+    fn implemented(fields: &'static [FileField], found: &mut Vec<(Setting, &'static str)>) {
+        for field in fields {
+            if let Some(setting) = field.setting {
+                found.push((setting, field.default));
+            }
+            if let Kind::Object(nested) = field.kind {
+                implemented(nested, found);
+            }
+        }
+    }
+
+    #[test]
+    fn file_and_flag_defaults_agree() {
+        let mut found = Vec::new();
+        implemented(FIELDS, &mut found);
+        for (setting, file_default) in found {
+            let Some(flag) = FLAGS
+                .iter()
+                .find(|flag| matches!(flag.role, Role::Implemented(s) if s == setting))
+            else {
+                continue;
+            };
+            let kind = setting.kind();
+            let from_flag = Value::from_text(kind, flag.default)
+                .unwrap_or_else(|reason| panic!("default of --{}: {reason}", flag.name));
+            assert!(
+                from_flag.is_default(kind, file_default),
+                "defaults of --{} and {setting:?} differ",
+                flag.name
+            );
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = FIELDS.iter().map(|field| field.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), FIELDS.len());
+    }
+}

@@ -1,0 +1,1075 @@
+//! Every command-line flag of the upstream kubelet v1.32 (cmd/kubelet/app/options: the
+//! kubelet flags, the KubeletConfiguration flags, the logging flags and the global ones),
+//! plus the one kubelet-rs extension. A flag we do not implement yet is still recognised, so
+//! using it is refused with a clear message instead of "unknown flag".
+
+use crate::settings::Setting;
+use crate::value::Kind;
+
+/// What a flag does in kubelet-rs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Role {
+    Implemented(Setting),
+    /// Recognised but not implemented: refused unless given its default value.
+    NotYet,
+    Help,
+    Version,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deprecation {
+    No,
+    /// Upstream deprecates every flag that mirrors a config file field.
+    UseConfigFile,
+    /// Deprecated for another reason, given here.
+    Other(&'static str),
+}
+
+#[derive(Debug)]
+pub(crate) struct FlagSpec {
+    pub name: &'static str,
+    pub shorthand: Option<char>,
+    pub kind: Kind,
+    pub role: Role,
+    /// Upstream's default, in command-line syntax; empty for Go's zero value.
+    pub default: &'static str,
+    /// The default when a config file is given, for the few flags whose flags-only default
+    /// comes from upstream's legacy defaults (applyLegacyDefaults).
+    pub config_default: Option<&'static str>,
+    pub deprecation: Deprecation,
+    pub usage: &'static str,
+}
+
+impl FlagSpec {
+    /// The value a flag takes when given without `=value` (`--flag`), if it may be.
+    pub(crate) fn value_when_bare(&self) -> Option<&'static str> {
+        match (self.kind, self.role) {
+            (Kind::Bool, _) | (_, Role::Version) => Some("true"),
+            _ => None,
+        }
+    }
+
+    /// The default that applies, depending on whether a config file is used.
+    pub(crate) fn effective_default(&self, with_config_file: bool) -> &'static str {
+        match self.config_default {
+            Some(default) if with_config_file => default,
+            _ => self.default,
+        }
+    }
+}
+
+use Deprecation::{No, UseConfigFile as Cfg};
+
+const fn done(
+    name: &'static str,
+    setting: Setting,
+    default: &'static str,
+    deprecation: Deprecation,
+    usage: &'static str,
+) -> FlagSpec {
+    FlagSpec {
+        name,
+        shorthand: None,
+        kind: setting.kind(),
+        role: Role::Implemented(setting),
+        default,
+        config_default: None,
+        deprecation,
+        usage,
+    }
+}
+
+const fn later(
+    name: &'static str,
+    kind: Kind,
+    default: &'static str,
+    deprecation: Deprecation,
+    usage: &'static str,
+) -> FlagSpec {
+    FlagSpec {
+        name,
+        shorthand: None,
+        kind,
+        role: Role::NotYet,
+        default,
+        config_default: None,
+        deprecation,
+        usage,
+    }
+}
+
+/// A not-implemented flag whose default differs when a config file is used.
+const fn legacy(
+    name: &'static str,
+    kind: Kind,
+    flags_only_default: &'static str,
+    config_default: &'static str,
+    usage: &'static str,
+) -> FlagSpec {
+    FlagSpec {
+        config_default: Some(config_default),
+        ..later(name, kind, flags_only_default, Cfg, usage)
+    }
+}
+
+const REMOVAL: Deprecation = Deprecation::Other("will be removed in a future version");
+const USE_EVICTION: Deprecation =
+    Deprecation::Other("use --eviction-hard or --eviction-soft instead");
+
+/// The flags, sorted by name as the help text lists them.
+pub(crate) static FLAGS: &[FlagSpec] = &[
+    later(
+        "address",
+        Kind::Str,
+        "0.0.0.0",
+        Cfg,
+        "IP address to serve the kubelet API on",
+    ),
+    later(
+        "allowed-unsafe-sysctls",
+        Kind::List,
+        "",
+        Cfg,
+        "Unsafe sysctls or patterns (ending in *) pods may set",
+    ),
+    legacy(
+        "anonymous-auth",
+        Kind::Bool,
+        "true",
+        "false",
+        "Allow anonymous requests to the kubelet server",
+    ),
+    legacy(
+        "authentication-token-webhook",
+        Kind::Bool,
+        "false",
+        "true",
+        "Authenticate bearer tokens with the TokenReview API",
+    ),
+    later(
+        "authentication-token-webhook-cache-ttl",
+        Kind::Duration,
+        "2m0s",
+        Cfg,
+        "How long to cache token webhook responses",
+    ),
+    legacy(
+        "authorization-mode",
+        Kind::Str,
+        "AlwaysAllow",
+        "Webhook",
+        "Authorization mode of the kubelet server: AlwaysAllow or Webhook",
+    ),
+    later(
+        "authorization-webhook-cache-authorized-ttl",
+        Kind::Duration,
+        "5m0s",
+        Cfg,
+        "How long to cache 'authorized' webhook responses",
+    ),
+    later(
+        "authorization-webhook-cache-unauthorized-ttl",
+        Kind::Duration,
+        "30s",
+        Cfg,
+        "How long to cache 'unauthorized' webhook responses",
+    ),
+    later(
+        "bootstrap-kubeconfig",
+        Kind::Str,
+        "",
+        No,
+        "Kubeconfig used to request a client certificate when --kubeconfig does not exist",
+    ),
+    later(
+        "cert-dir",
+        Kind::Str,
+        "/var/lib/kubelet/pki",
+        No,
+        "Directory holding the kubelet's TLS certificates",
+    ),
+    done(
+        "cgroup-driver",
+        Setting::CgroupDriver,
+        "cgroupfs",
+        Cfg,
+        "Cgroup driver: cgroupfs or systemd",
+    ),
+    done(
+        "cgroup-root",
+        Setting::CgroupRoot,
+        "",
+        Cfg,
+        "Root cgroup for pods; empty means /",
+    ),
+    done(
+        "cgroups-per-qos",
+        Setting::CgroupsPerQos,
+        "true",
+        Cfg,
+        "Create the QoS and pod cgroup hierarchy",
+    ),
+    later(
+        "client-ca-file",
+        Kind::Str,
+        "",
+        Cfg,
+        "CA bundle used to authenticate client certificates",
+    ),
+    later(
+        "cloud-provider",
+        Kind::Str,
+        "",
+        No,
+        "Cloud provider: empty or external",
+    ),
+    done(
+        "cluster-dns",
+        Setting::ClusterDns,
+        "",
+        Cfg,
+        "Comma-separated cluster DNS server IPs for ClusterFirst pods",
+    ),
+    done(
+        "cluster-domain",
+        Setting::ClusterDomain,
+        "",
+        Cfg,
+        "Cluster DNS domain added to pods' search domains",
+    ),
+    done(
+        "config",
+        Setting::Config,
+        "",
+        No,
+        "KubeletConfiguration file (YAML or JSON); flags override it",
+    ),
+    later(
+        "config-dir",
+        Kind::Str,
+        "",
+        No,
+        "Directory of KubeletConfiguration drop-in files",
+    ),
+    done(
+        "container-log-max-files",
+        Setting::ContainerLogMaxFiles,
+        "5",
+        Cfg,
+        "Maximum number of log files kept per container (>= 2)",
+    ),
+    done(
+        "container-log-max-size",
+        Setting::ContainerLogMaxSize,
+        "10Mi",
+        Cfg,
+        "Size at which a container log file is rotated",
+    ),
+    done(
+        "container-log-symlink-dir",
+        Setting::ContainerLogsSymlinkDir,
+        "/var/log/containers",
+        No,
+        "kubelet-rs extension for tests: directory of the container log symlinks",
+    ),
+    done(
+        "container-runtime-endpoint",
+        Setting::ContainerRuntimeEndpoint,
+        "unix:///run/containerd/containerd.sock",
+        Cfg,
+        "CRI runtime service endpoint",
+    ),
+    later(
+        "contention-profiling",
+        Kind::Bool,
+        "false",
+        Cfg,
+        "Enable block profiling when profiling is enabled",
+    ),
+    later(
+        "cpu-cfs-quota",
+        Kind::Bool,
+        "true",
+        Cfg,
+        "Enforce CPU CFS quota for containers with CPU limits",
+    ),
+    later(
+        "cpu-cfs-quota-period",
+        Kind::Duration,
+        "100ms",
+        Cfg,
+        "CPU CFS quota period",
+    ),
+    later(
+        "cpu-manager-policy",
+        Kind::Str,
+        "none",
+        Cfg,
+        "CPU manager policy: none or static",
+    ),
+    later(
+        "cpu-manager-policy-options",
+        Kind::Map,
+        "",
+        Cfg,
+        "key=value options of the CPU manager policy",
+    ),
+    later(
+        "cpu-manager-reconcile-period",
+        Kind::Duration,
+        "10s",
+        Cfg,
+        "CPU manager reconciliation period",
+    ),
+    later(
+        "enable-controller-attach-detach",
+        Kind::Bool,
+        "true",
+        Cfg,
+        "Let the attach/detach controller manage this node's volumes",
+    ),
+    later(
+        "enable-debugging-handlers",
+        Kind::Bool,
+        "true",
+        Cfg,
+        "Serve logs, exec, attach and port-forward endpoints",
+    ),
+    later(
+        "enable-server",
+        Kind::Bool,
+        "true",
+        Cfg,
+        "Enable the kubelet's server",
+    ),
+    later(
+        "enforce-node-allocatable",
+        Kind::List,
+        "pods",
+        Cfg,
+        "Node allocatable enforcement levels",
+    ),
+    later(
+        "event-burst",
+        Kind::Int,
+        "100",
+        Cfg,
+        "Burst of event creations",
+    ),
+    later(
+        "event-qps",
+        Kind::Int,
+        "50",
+        Cfg,
+        "Event creations per second",
+    ),
+    later(
+        "eviction-hard",
+        Kind::Map,
+        "",
+        Cfg,
+        "Hard eviction thresholds, e.g. memory.available<1Gi",
+    ),
+    later(
+        "eviction-max-pod-grace-period",
+        Kind::Int,
+        "0",
+        Cfg,
+        "Maximum grace period for soft evictions, in seconds",
+    ),
+    later(
+        "eviction-minimum-reclaim",
+        Kind::Map,
+        "",
+        Cfg,
+        "Minimum reclaims per eviction signal",
+    ),
+    later(
+        "eviction-pressure-transition-period",
+        Kind::Duration,
+        "5m0s",
+        Cfg,
+        "Wait before leaving an eviction pressure condition",
+    ),
+    later(
+        "eviction-soft",
+        Kind::Map,
+        "",
+        Cfg,
+        "Soft eviction thresholds",
+    ),
+    later(
+        "eviction-soft-grace-period",
+        Kind::Map,
+        "",
+        Cfg,
+        "Grace periods of the soft eviction thresholds",
+    ),
+    later(
+        "exit-on-lock-contention",
+        Kind::Bool,
+        "false",
+        No,
+        "Exit when another process contends for the lock file",
+    ),
+    later(
+        "experimental-allocatable-ignore-eviction",
+        Kind::Bool,
+        "false",
+        REMOVAL,
+        "Ignore hard eviction thresholds in node allocatable",
+    ),
+    later(
+        "experimental-mounter-path",
+        Kind::Str,
+        "",
+        REMOVAL,
+        "Path of the mounter binary",
+    ),
+    later(
+        "fail-cgroupv1",
+        Kind::Bool,
+        "false",
+        No,
+        "Refuse to start on a cgroup v1 host",
+    ),
+    later(
+        "fail-swap-on",
+        Kind::Bool,
+        "true",
+        Cfg,
+        "Refuse to start when swap is enabled",
+    ),
+    later(
+        "feature-gates",
+        Kind::BoolMap,
+        "",
+        Cfg,
+        "key=true|false pairs enabling feature gates",
+    ),
+    done(
+        "file-check-frequency",
+        Setting::FileCheckFrequency,
+        "20s",
+        Cfg,
+        "Interval between checks of the static pod path",
+    ),
+    later(
+        "hairpin-mode",
+        Kind::Str,
+        "promiscuous-bridge",
+        Cfg,
+        "Hairpin NAT mode",
+    ),
+    done(
+        "healthz-bind-address",
+        Setting::HealthzBindAddress,
+        "127.0.0.1",
+        Cfg,
+        "IP address of the healthz server",
+    ),
+    done(
+        "healthz-port",
+        Setting::HealthzPort,
+        "10248",
+        Cfg,
+        "Port of the healthz server (0 disables it)",
+    ),
+    FlagSpec {
+        shorthand: Some('h'),
+        role: Role::Help,
+        ..later("help", Kind::Bool, "false", No, "Print this help and exit")
+    },
+    done(
+        "hostname-override",
+        Setting::HostnameOverride,
+        "",
+        No,
+        "Node name to use instead of the machine's hostname",
+    ),
+    done(
+        "http-check-frequency",
+        Setting::HttpCheckFrequency,
+        "20s",
+        Cfg,
+        "Interval between fetches of the manifest URL",
+    ),
+    later(
+        "image-credential-provider-bin-dir",
+        Kind::Str,
+        "",
+        No,
+        "Directory of credential provider plugins",
+    ),
+    later(
+        "image-credential-provider-config",
+        Kind::Str,
+        "",
+        No,
+        "Credential provider plugin config file",
+    ),
+    later(
+        "image-gc-high-threshold",
+        Kind::Int,
+        "85",
+        Cfg,
+        "Disk usage percent above which image GC always runs",
+    ),
+    later(
+        "image-gc-low-threshold",
+        Kind::Int,
+        "80",
+        Cfg,
+        "Disk usage percent image GC frees down to",
+    ),
+    done(
+        "image-service-endpoint",
+        Setting::ImageServiceEndpoint,
+        "",
+        Cfg,
+        "CRI image service endpoint; defaults to the runtime endpoint",
+    ),
+    later(
+        "kernel-memcg-notification",
+        Kind::Bool,
+        "false",
+        Cfg,
+        "Use kernel memcg notifications for memory eviction",
+    ),
+    later(
+        "kube-api-burst",
+        Kind::Int,
+        "100",
+        Cfg,
+        "Burst of requests to the API server",
+    ),
+    later(
+        "kube-api-content-type",
+        Kind::Str,
+        "application/vnd.kubernetes.protobuf",
+        Cfg,
+        "Content type of requests to the API server",
+    ),
+    later(
+        "kube-api-qps",
+        Kind::Int,
+        "50",
+        Cfg,
+        "Requests per second to the API server",
+    ),
+    later(
+        "kube-reserved",
+        Kind::Map,
+        "",
+        Cfg,
+        "Resources reserved for Kubernetes components",
+    ),
+    later(
+        "kube-reserved-cgroup",
+        Kind::Str,
+        "",
+        Cfg,
+        "Cgroup of the Kubernetes components",
+    ),
+    later(
+        "kubeconfig",
+        Kind::Str,
+        "",
+        No,
+        "Kubeconfig of the API server; omitted means standalone mode",
+    ),
+    later(
+        "kubelet-cgroups",
+        Kind::Str,
+        "",
+        Cfg,
+        "Cgroup to run the kubelet in",
+    ),
+    later(
+        "local-storage-capacity-isolation",
+        Kind::Bool,
+        "true",
+        Cfg,
+        "Enable local ephemeral storage isolation",
+    ),
+    later("lock-file", Kind::Str, "", No, "Lock file of the kubelet"),
+    later(
+        "log-flush-frequency",
+        Kind::Duration,
+        "5s",
+        No,
+        "Maximum time between log flushes",
+    ),
+    later(
+        "log-json-info-buffer-size",
+        Kind::Quantity,
+        "0",
+        Cfg,
+        "Buffer size of info messages in split-stream JSON logging",
+    ),
+    later(
+        "log-json-split-stream",
+        Kind::Bool,
+        "false",
+        Cfg,
+        "Write JSON errors to stderr and info to stdout",
+    ),
+    later(
+        "log-text-info-buffer-size",
+        Kind::Quantity,
+        "0",
+        Cfg,
+        "Buffer size of info messages in split-stream text logging",
+    ),
+    later(
+        "log-text-split-stream",
+        Kind::Bool,
+        "false",
+        Cfg,
+        "Write text errors to stderr and info to stdout",
+    ),
+    done(
+        "logging-format",
+        Setting::LoggingFormat,
+        "text",
+        Cfg,
+        "Log format: text or json",
+    ),
+    later(
+        "make-iptables-util-chains",
+        Kind::Bool,
+        "true",
+        Cfg,
+        "Create the iptables utility chains",
+    ),
+    done(
+        "manifest-url",
+        Setting::StaticPodUrl,
+        "",
+        Cfg,
+        "URL to fetch static pods from",
+    ),
+    done(
+        "manifest-url-header",
+        Setting::StaticPodUrlHeader,
+        "",
+        Cfg,
+        "Headers for --manifest-url as Key:Value pairs, comma separated, repeatable",
+    ),
+    later(
+        "max-open-files",
+        Kind::Int,
+        "1000000",
+        Cfg,
+        "Maximum number of files the kubelet may open",
+    ),
+    done(
+        "max-pods",
+        Setting::MaxPods,
+        "110",
+        Cfg,
+        "Maximum number of pods on this node",
+    ),
+    later(
+        "maximum-dead-containers",
+        Kind::Int,
+        "-1",
+        USE_EVICTION,
+        "Dead containers kept in total",
+    ),
+    later(
+        "maximum-dead-containers-per-container",
+        Kind::Int,
+        "1",
+        USE_EVICTION,
+        "Dead containers kept per container",
+    ),
+    later(
+        "memory-manager-policy",
+        Kind::Str,
+        "None",
+        Cfg,
+        "Memory manager policy: None or Static",
+    ),
+    later(
+        "minimum-container-ttl-duration",
+        Kind::Duration,
+        "0s",
+        USE_EVICTION,
+        "Minimum age of a finished container before GC",
+    ),
+    later(
+        "minimum-image-ttl-duration",
+        Kind::Duration,
+        "2m0s",
+        Cfg,
+        "Minimum age of an unused image before GC",
+    ),
+    done(
+        "node-ip",
+        Setting::NodeIp,
+        "",
+        No,
+        "Node IP address, or an IPv4,IPv6 pair",
+    ),
+    later(
+        "node-labels",
+        Kind::Map,
+        "",
+        No,
+        "Labels added when registering the node",
+    ),
+    later(
+        "node-status-max-images",
+        Kind::Int,
+        "50",
+        Cfg,
+        "Maximum images reported in the node status",
+    ),
+    later(
+        "node-status-update-frequency",
+        Kind::Duration,
+        "10s",
+        Cfg,
+        "Interval of node status computation",
+    ),
+    later(
+        "oom-score-adj",
+        Kind::Int,
+        "-999",
+        Cfg,
+        "OOM score adjustment of the kubelet process",
+    ),
+    later(
+        "pod-cidr",
+        Kind::Str,
+        "",
+        Cfg,
+        "Pod CIDR in standalone mode",
+    ),
+    later(
+        "pod-infra-container-image",
+        Kind::Str,
+        "",
+        Deprecation::Other("the image garbage collector gets the sandbox image from the CRI"),
+        "Sandbox image exempt from image GC",
+    ),
+    done(
+        "pod-manifest-path",
+        Setting::StaticPodPath,
+        "",
+        Cfg,
+        "Directory or file of static pods",
+    ),
+    later(
+        "pod-max-pids",
+        Kind::Int,
+        "-1",
+        Cfg,
+        "Maximum processes per pod",
+    ),
+    later(
+        "pods-per-core",
+        Kind::Int,
+        "0",
+        Cfg,
+        "Maximum pods per CPU core (0: no limit)",
+    ),
+    later("port", Kind::Int, "10250", Cfg, "Port of the kubelet API"),
+    later(
+        "protect-kernel-defaults",
+        Kind::Bool,
+        "false",
+        Cfg,
+        "Fail instead of tuning kernel settings",
+    ),
+    later(
+        "provider-id",
+        Kind::Str,
+        "",
+        No,
+        "Unique identifier of the node for the cloud provider",
+    ),
+    later(
+        "qos-reserved",
+        Kind::Map,
+        "",
+        Cfg,
+        "Percentages of resources reserved per QoS level",
+    ),
+    legacy(
+        "read-only-port",
+        Kind::Int,
+        "10255",
+        "0",
+        "Unauthenticated read-only port (0 disables it)",
+    ),
+    later(
+        "register-node",
+        Kind::Bool,
+        "true",
+        Cfg,
+        "Register the node with the API server",
+    ),
+    later(
+        "register-with-taints",
+        Kind::List,
+        "",
+        Cfg,
+        "Taints key=value:effect added when registering",
+    ),
+    later(
+        "registry-burst",
+        Kind::Int,
+        "10",
+        Cfg,
+        "Burst of image pulls",
+    ),
+    later(
+        "registry-qps",
+        Kind::Int,
+        "5",
+        Cfg,
+        "Image pulls per second (0: unlimited)",
+    ),
+    later(
+        "reserved-cpus",
+        Kind::Str,
+        "",
+        Cfg,
+        "CPUs reserved for the system and Kubernetes",
+    ),
+    later(
+        "reserved-memory",
+        Kind::Str,
+        "",
+        Cfg,
+        "Memory reservations per NUMA node",
+    ),
+    done(
+        "resolv-conf",
+        Setting::ResolvConf,
+        "/etc/resolv.conf",
+        Cfg,
+        "Resolver config used as the base of pod DNS",
+    ),
+    done(
+        "root-dir",
+        Setting::RootDir,
+        "/var/lib/kubelet",
+        No,
+        "Directory of the kubelet's files",
+    ),
+    later(
+        "rotate-certificates",
+        Kind::Bool,
+        "false",
+        Cfg,
+        "Rotate the client certificate",
+    ),
+    later(
+        "rotate-server-certificates",
+        Kind::Bool,
+        "false",
+        Cfg,
+        "Request and rotate the serving certificate",
+    ),
+    done(
+        "runonce",
+        Setting::RunOnce,
+        "false",
+        Cfg,
+        "Start the static pods once and exit",
+    ),
+    later(
+        "runtime-cgroups",
+        Kind::Str,
+        "",
+        No,
+        "Cgroup to run the container runtime in",
+    ),
+    done(
+        "runtime-request-timeout",
+        Setting::RuntimeRequestTimeout,
+        "2m0s",
+        Cfg,
+        "Timeout of CRI requests except long-running ones",
+    ),
+    later(
+        "seccomp-default",
+        Kind::Bool,
+        "false",
+        No,
+        "Use RuntimeDefault as the default seccomp profile",
+    ),
+    done(
+        "serialize-image-pulls",
+        Setting::SerializeImagePulls,
+        "true",
+        Cfg,
+        "Pull images one at a time",
+    ),
+    later(
+        "streaming-connection-idle-timeout",
+        Kind::Duration,
+        "4h0m0s",
+        Cfg,
+        "Idle timeout of streaming connections",
+    ),
+    done(
+        "sync-frequency",
+        Setting::SyncFrequency,
+        "1m0s",
+        Cfg,
+        "Maximum interval between pod syncs",
+    ),
+    later(
+        "system-cgroups",
+        Kind::Str,
+        "",
+        Cfg,
+        "Cgroup for non-kernel processes outside a cgroup",
+    ),
+    later(
+        "system-reserved",
+        Kind::Map,
+        "",
+        Cfg,
+        "Resources reserved for system daemons",
+    ),
+    later(
+        "system-reserved-cgroup",
+        Kind::Str,
+        "",
+        Cfg,
+        "Cgroup of the system daemons",
+    ),
+    later(
+        "tls-cert-file",
+        Kind::Str,
+        "",
+        Cfg,
+        "Serving certificate file",
+    ),
+    later(
+        "tls-cipher-suites",
+        Kind::List,
+        "",
+        Cfg,
+        "Allowed TLS cipher suites",
+    ),
+    later("tls-min-version", Kind::Str, "", Cfg, "Minimum TLS version"),
+    later(
+        "tls-private-key-file",
+        Kind::Str,
+        "",
+        Cfg,
+        "Serving private key file",
+    ),
+    later(
+        "topology-manager-policy",
+        Kind::Str,
+        "none",
+        Cfg,
+        "Topology manager policy",
+    ),
+    later(
+        "topology-manager-policy-options",
+        Kind::Map,
+        "",
+        Cfg,
+        "key=value options of the topology manager policy",
+    ),
+    later(
+        "topology-manager-scope",
+        Kind::Str,
+        "container",
+        Cfg,
+        "Topology manager scope: container or pod",
+    ),
+    FlagSpec {
+        shorthand: Some('v'),
+        ..done("v", Setting::Verbosity, "0", No, "Log verbosity level")
+    },
+    FlagSpec {
+        role: Role::Version,
+        ..later(
+            "version",
+            Kind::Str,
+            "false",
+            No,
+            "Print version information and exit (--version or --version=raw)",
+        )
+    },
+    later(
+        "vmodule",
+        Kind::Str,
+        "",
+        No,
+        "pattern=N settings for file-filtered logging",
+    ),
+    later(
+        "volume-plugin-dir",
+        Kind::Str,
+        "/usr/libexec/kubernetes/kubelet-plugins/volume/exec/",
+        Cfg,
+        "Directory of third-party volume plugins",
+    ),
+    later(
+        "volume-stats-agg-period",
+        Kind::Duration,
+        "1m0s",
+        Cfg,
+        "Interval of volume disk usage computation",
+    ),
+];
+
+/// Finds a flag by long name; like upstream, `_` and `-` are interchangeable.
+pub(crate) fn by_name(name: &str) -> Option<&'static FlagSpec> {
+    let normalized = name.replace('_', "-");
+    FLAGS.iter().find(|flag| flag.name == normalized)
+}
+
+pub(crate) fn by_shorthand(shorthand: char) -> Option<&'static FlagSpec> {
+    FLAGS.iter().find(|flag| flag.shorthand == Some(shorthand))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Value;
+
+    #[test]
+    fn names_are_sorted_and_unique() {
+        for pair in FLAGS.windows(2) {
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} before {}",
+                pair[0].name,
+                pair[1].name
+            );
+        }
+    }
+
+    #[test]
+    fn every_default_parses_with_its_kind() {
+        for flag in FLAGS {
+            for default in [flag.default].into_iter().chain(flag.config_default) {
+                if !default.is_empty() && !matches!(flag.role, Role::Version) {
+                    assert!(
+                        Value::from_text(flag.kind, default).is_ok(),
+                        "default {default:?} of --{} does not parse",
+                        flag.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_normalizes_underscores() {
+        assert_eq!(by_name("max_pods").map(|flag| flag.name), Some("max-pods"));
+        assert_eq!(by_shorthand('v').map(|flag| flag.name), Some("v"));
+        assert!(by_name("no-such-flag").is_none());
+    }
+}

@@ -1,0 +1,86 @@
+//! The resolved configuration other crates consume.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupDriver {
+    Cgroupfs,
+    Systemd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// How the kubelet server authorizes requests (authorization.mode / --authorization-mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizationMode {
+    AlwaysAllow,
+    Webhook,
+}
+
+/// The resolved configuration the kubelet runs with. Every field is final: defaults applied,
+/// file and flags merged, values validated.
+#[derive(Debug, Clone)]
+pub struct KubeletConfig {
+    /// The node name: --hostname-override, or the machine's hostname, lowercased.
+    pub node_name: String,
+    pub node_ips: Vec<IpAddr>,
+
+    pub static_pod_path: Option<PathBuf>,
+    pub static_pod_url: Option<String>,
+    pub static_pod_url_headers: Vec<(String, String)>,
+    pub file_check_frequency: Duration,
+    pub http_check_frequency: Duration,
+    pub sync_frequency: Duration,
+
+    pub container_runtime_endpoint: String,
+    pub image_service_endpoint: String,
+    pub runtime_request_timeout: Duration,
+    pub serialize_image_pulls: bool,
+
+    pub root_dir: PathBuf,
+    pub pod_logs_dir: PathBuf,
+    /// Where the /var/log/containers symlinks go. Not an upstream option: tests point it elsewhere.
+    pub container_logs_symlink_dir: PathBuf,
+    pub container_log_max_size: u64,
+    pub container_log_max_files: u32,
+
+    pub cluster_dns: Vec<IpAddr>,
+    pub cluster_domain: String,
+    /// Empty when resolvConf is set to "": pods then get no host DNS configuration.
+    pub resolv_conf: PathBuf,
+    pub max_pods: u32,
+
+    pub cgroup_driver: CgroupDriver,
+    pub cgroup_root: String,
+    pub cgroups_per_qos: bool,
+
+    pub healthz_port: u16,
+    pub healthz_bind_address: IpAddr,
+
+    pub run_once: bool,
+    pub verbosity: u8,
+    pub logging_format: LogFormat,
+
+    /// The --config file, when one was given.
+    pub config_file: Option<PathBuf>,
+    /// The settings below are not implemented yet; their defaults differ between a
+    /// flags-only start (upstream's legacy defaults) and a start with a config file, and any
+    /// other value is refused (flag) or ignored with a warning (file).
+    /// readOnlyPort: 10255 flags-only, 0 (disabled) with a config file.
+    pub read_only_port: u16,
+    /// authentication.anonymous.enabled: true flags-only, false with a config file.
+    pub anonymous_auth: bool,
+    /// authentication.webhook.enabled: false flags-only, true with a config file.
+    pub authentication_webhook: bool,
+    /// authorization.mode: AlwaysAllow flags-only, Webhook with a config file.
+    pub authorization_mode: AuthorizationMode,
+
+    /// Warnings to log once logging is up (config fields parsed but not supported yet, ...).
+    pub warnings: Vec<String>,
+}

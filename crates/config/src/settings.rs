@@ -1,0 +1,164 @@
+//! The settings kubelet-rs implements, as raw values gathered from defaults, the config file
+//! and flags (in that order), before validation turns them into a [`crate::KubeletConfig`].
+
+use std::time::Duration;
+
+use crate::value::{Kind, Value};
+
+/// One implemented setting. A flag and a config file field may both feed the same setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Setting {
+    Config,
+    StaticPodPath,
+    StaticPodUrl,
+    StaticPodUrlHeader,
+    FileCheckFrequency,
+    HttpCheckFrequency,
+    SyncFrequency,
+    ContainerRuntimeEndpoint,
+    ImageServiceEndpoint,
+    RuntimeRequestTimeout,
+    SerializeImagePulls,
+    RootDir,
+    PodLogsDir,
+    ContainerLogsSymlinkDir,
+    ContainerLogMaxSize,
+    ContainerLogMaxFiles,
+    HostnameOverride,
+    NodeIp,
+    ClusterDns,
+    ClusterDomain,
+    ResolvConf,
+    MaxPods,
+    CgroupDriver,
+    CgroupRoot,
+    CgroupsPerQos,
+    HealthzPort,
+    HealthzBindAddress,
+    RunOnce,
+    Verbosity,
+    LoggingFormat,
+}
+
+impl Setting {
+    /// The syntax the setting takes; flag and file tables derive their kind from it.
+    pub(crate) const fn kind(self) -> Kind {
+        match self {
+            Setting::Config
+            | Setting::StaticPodPath
+            | Setting::StaticPodUrl
+            | Setting::ContainerRuntimeEndpoint
+            | Setting::ImageServiceEndpoint
+            | Setting::RootDir
+            | Setting::PodLogsDir
+            | Setting::ContainerLogsSymlinkDir
+            | Setting::HostnameOverride
+            | Setting::NodeIp
+            | Setting::ClusterDomain
+            | Setting::ResolvConf
+            | Setting::CgroupDriver
+            | Setting::CgroupRoot
+            | Setting::HealthzBindAddress
+            | Setting::LoggingFormat => Kind::Str,
+            Setting::StaticPodUrlHeader => Kind::Headers,
+            Setting::FileCheckFrequency
+            | Setting::HttpCheckFrequency
+            | Setting::SyncFrequency
+            | Setting::RuntimeRequestTimeout => Kind::Duration,
+            Setting::SerializeImagePulls | Setting::CgroupsPerQos | Setting::RunOnce => Kind::Bool,
+            Setting::ContainerLogMaxSize => Kind::Quantity,
+            Setting::ContainerLogMaxFiles
+            | Setting::MaxPods
+            | Setting::HealthzPort
+            | Setting::Verbosity => Kind::Int,
+            Setting::ClusterDns => Kind::List,
+        }
+    }
+}
+
+/// Raw values of every implemented setting. Strings stay as given; validation happens when
+/// the final configuration is built, so its errors can name both the field and the flag.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Settings {
+    pub config: String,
+    pub static_pod_path: String,
+    pub static_pod_url: String,
+    pub static_pod_url_header: Vec<(String, String)>,
+    pub file_check_frequency: Duration,
+    pub http_check_frequency: Duration,
+    pub sync_frequency: Duration,
+    pub container_runtime_endpoint: String,
+    pub image_service_endpoint: String,
+    pub runtime_request_timeout: Duration,
+    pub serialize_image_pulls: bool,
+    pub root_dir: String,
+    pub pod_logs_dir: String,
+    pub container_logs_symlink_dir: String,
+    pub container_log_max_size: i128,
+    pub container_log_max_files: i64,
+    pub hostname_override: String,
+    pub node_ip: String,
+    pub cluster_dns: Vec<String>,
+    pub cluster_domain: String,
+    pub resolv_conf: String,
+    pub max_pods: i64,
+    pub cgroup_driver: String,
+    pub cgroup_root: String,
+    pub cgroups_per_qos: bool,
+    pub healthz_port: i64,
+    pub healthz_bind_address: String,
+    pub run_once: bool,
+    pub verbosity: i64,
+    pub logging_format: String,
+}
+
+impl Settings {
+    /// Stores a value. The value's variant always matches `setting.kind()` because both
+    /// tables derive their kinds from the setting; a mismatch is reported, not ignored.
+    pub(crate) fn set(&mut self, setting: Setting, value: Value) -> Result<(), String> {
+        match (setting, value) {
+            (Setting::Config, Value::Str(v)) => self.config = v,
+            (Setting::StaticPodPath, Value::Str(v)) => self.static_pod_path = v,
+            (Setting::StaticPodUrl, Value::Str(v)) => self.static_pod_url = v,
+            (Setting::StaticPodUrlHeader, Value::Headers(v)) => self.static_pod_url_header = v,
+            (Setting::FileCheckFrequency, Value::Duration(v)) => self.file_check_frequency = v,
+            (Setting::HttpCheckFrequency, Value::Duration(v)) => self.http_check_frequency = v,
+            (Setting::SyncFrequency, Value::Duration(v)) => self.sync_frequency = v,
+            (Setting::ContainerRuntimeEndpoint, Value::Str(v)) => {
+                self.container_runtime_endpoint = v
+            }
+            (Setting::ImageServiceEndpoint, Value::Str(v)) => self.image_service_endpoint = v,
+            (Setting::RuntimeRequestTimeout, Value::Duration(v)) => {
+                self.runtime_request_timeout = v
+            }
+            (Setting::SerializeImagePulls, Value::Bool(v)) => self.serialize_image_pulls = v,
+            (Setting::RootDir, Value::Str(v)) => self.root_dir = v,
+            (Setting::PodLogsDir, Value::Str(v)) => self.pod_logs_dir = v,
+            (Setting::ContainerLogsSymlinkDir, Value::Str(v)) => {
+                self.container_logs_symlink_dir = v
+            }
+            (Setting::ContainerLogMaxSize, Value::Quantity(v)) => self.container_log_max_size = v,
+            (Setting::ContainerLogMaxFiles, Value::Int(v)) => self.container_log_max_files = v,
+            (Setting::HostnameOverride, Value::Str(v)) => self.hostname_override = v,
+            (Setting::NodeIp, Value::Str(v)) => self.node_ip = v,
+            (Setting::ClusterDns, Value::List(v)) => self.cluster_dns = v,
+            (Setting::ClusterDomain, Value::Str(v)) => self.cluster_domain = v,
+            (Setting::ResolvConf, Value::Str(v)) => self.resolv_conf = v,
+            (Setting::MaxPods, Value::Int(v)) => self.max_pods = v,
+            (Setting::CgroupDriver, Value::Str(v)) => self.cgroup_driver = v,
+            (Setting::CgroupRoot, Value::Str(v)) => self.cgroup_root = v,
+            (Setting::CgroupsPerQos, Value::Bool(v)) => self.cgroups_per_qos = v,
+            (Setting::HealthzPort, Value::Int(v)) => self.healthz_port = v,
+            (Setting::HealthzBindAddress, Value::Str(v)) => self.healthz_bind_address = v,
+            (Setting::RunOnce, Value::Bool(v)) => self.run_once = v,
+            (Setting::Verbosity, Value::Int(v)) => self.verbosity = v,
+            (Setting::LoggingFormat, Value::Str(v)) => self.logging_format = v,
+            (setting, value) => {
+                return Err(format!(
+                    "internal error: setting {setting:?} cannot hold {value:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}

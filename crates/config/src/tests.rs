@@ -1,0 +1,651 @@
+//! End-to-end tests of `parse_args`: flags, config files, precedence, defaults and errors.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::host::Host;
+use crate::resolve::run;
+use crate::{AuthorizationMode, CgroupDriver, Command, ConfigError, KubeletConfig, LogFormat};
+
+struct FakeHost {
+    hostname: &'static str,
+    systemd: bool,
+}
+
+impl Host for FakeHost {
+    fn hostname(&self) -> std::io::Result<String> {
+        Ok(self.hostname.to_string())
+    }
+
+    fn systemd_running(&self) -> bool {
+        self.systemd
+    }
+}
+
+const HOST: FakeHost = FakeHost {
+    hostname: " Worker-1.Example\n",
+    systemd: false,
+};
+
+fn command(args: &[&str]) -> Result<Command, ConfigError> {
+    run(args.iter().map(|arg| arg.to_string()), &HOST)
+}
+
+fn config(args: &[&str]) -> KubeletConfig {
+    match command(args) {
+        Ok(Command::Run(config)) => *config,
+        other => panic!("expected a configuration for {args:?}, got {other:?}"),
+    }
+}
+
+fn error(args: &[&str]) -> String {
+    match command(args) {
+        Err(error) => error.to_string(),
+        Ok(other) => panic!("expected an error for {args:?}, got {other:?}"),
+    }
+}
+
+/// A config file in a fresh temporary directory.
+struct ConfigFile {
+    dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl ConfigFile {
+    fn new(name: &str, body: &str) -> ConfigFile {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        ConfigFile { dir, path }
+    }
+
+    fn yaml(fields: &str) -> ConfigFile {
+        ConfigFile::new(
+            "kubelet.yaml",
+            &format!(
+                "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n{fields}"
+            ),
+        )
+    }
+
+    fn flag(&self) -> String {
+        format!("--config={}", self.path.display())
+    }
+
+    fn config(&self, more: &[&str]) -> KubeletConfig {
+        let flag = self.flag();
+        let mut args = vec![flag.as_str()];
+        args.extend_from_slice(more);
+        config(&args)
+    }
+
+    fn error(&self, more: &[&str]) -> String {
+        let flag = self.flag();
+        let mut args = vec![flag.as_str()];
+        args.extend_from_slice(more);
+        error(&args)
+    }
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+/// Defaults shared by flags-only and config file starts.
+fn assert_common_defaults(c: &KubeletConfig) {
+    assert_eq!(c.node_name, "worker-1.example");
+    assert!(c.node_ips.is_empty());
+    assert_eq!(c.static_pod_path, None);
+    assert_eq!(c.static_pod_url, None);
+    assert!(c.static_pod_url_headers.is_empty());
+    assert_eq!(c.file_check_frequency, Duration::from_secs(20));
+    assert_eq!(c.http_check_frequency, Duration::from_secs(20));
+    assert_eq!(c.sync_frequency, Duration::from_secs(60));
+    assert_eq!(
+        c.container_runtime_endpoint,
+        "unix:///run/containerd/containerd.sock"
+    );
+    assert_eq!(
+        c.image_service_endpoint,
+        "unix:///run/containerd/containerd.sock"
+    );
+    assert_eq!(c.runtime_request_timeout, Duration::from_secs(120));
+    assert!(c.serialize_image_pulls);
+    assert_eq!(c.root_dir, Path::new("/var/lib/kubelet"));
+    assert_eq!(c.pod_logs_dir, Path::new("/var/log/pods"));
+    assert_eq!(
+        c.container_logs_symlink_dir,
+        Path::new("/var/log/containers")
+    );
+    assert_eq!(c.container_log_max_size, 10 * 1024 * 1024);
+    assert_eq!(c.container_log_max_files, 5);
+    assert!(c.cluster_dns.is_empty());
+    assert_eq!(c.cluster_domain, "");
+    assert_eq!(c.resolv_conf, Path::new("/etc/resolv.conf"));
+    assert_eq!(c.max_pods, 110);
+    assert_eq!(c.cgroup_driver, CgroupDriver::Cgroupfs);
+    assert_eq!(c.cgroup_root, "/");
+    assert!(c.cgroups_per_qos);
+    assert_eq!(c.healthz_port, 10248);
+    assert_eq!(c.healthz_bind_address, ip("127.0.0.1"));
+    assert!(!c.run_once);
+    assert_eq!(c.verbosity, 0);
+    assert_eq!(c.logging_format, LogFormat::Text);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn flags_only_start_uses_legacy_defaults() {
+    let c = config(&[]);
+    assert_common_defaults(&c);
+    assert_eq!(c.config_file, None);
+    assert_eq!(c.read_only_port, 10255);
+    assert!(c.anonymous_auth);
+    assert!(!c.authentication_webhook);
+    assert_eq!(c.authorization_mode, AuthorizationMode::AlwaysAllow);
+}
+
+#[test]
+fn config_file_start_uses_file_defaults() {
+    let file = ConfigFile::yaml("");
+    let c = file.config(&[]);
+    assert_common_defaults(&c);
+    assert_eq!(c.config_file.as_deref(), Some(file.path.as_path()));
+    assert_eq!(c.read_only_port, 0);
+    assert!(!c.anonymous_auth);
+    assert!(c.authentication_webhook);
+    assert_eq!(c.authorization_mode, AuthorizationMode::Webhook);
+}
+
+#[test]
+fn flags_override_file_which_overrides_defaults() {
+    let file = ConfigFile::yaml(
+        "maxPods: 50\nsyncFrequency: 30s\nclusterDNS: [10.0.0.10]\nclusterDomain: cluster.local\nstaticPodPath: /etc/kubernetes/manifests\n",
+    );
+    let c = file.config(&["--max-pods=70", "--cluster-dns", "10.0.0.20,10.0.0.21"]);
+    assert_eq!(c.max_pods, 70, "flag wins over file");
+    assert_eq!(
+        c.sync_frequency,
+        Duration::from_secs(30),
+        "file wins over default"
+    );
+    assert_eq!(
+        c.cluster_dns,
+        vec![ip("10.0.0.20"), ip("10.0.0.21")],
+        "flag list replaces file list"
+    );
+    assert_eq!(c.cluster_domain, "cluster.local");
+    assert_eq!(
+        c.static_pod_path.as_deref(),
+        Some(Path::new("/etc/kubernetes/manifests"))
+    );
+    assert_eq!(c.file_check_frequency, Duration::from_secs(20), "default");
+    // The flag order does not matter: --config is read first, flags applied after.
+    let flag = file.flag();
+    let c = config(&["--max-pods=70", &flag]);
+    assert_eq!(c.max_pods, 70);
+}
+
+#[test]
+fn yaml_and_json_files_are_equivalent() {
+    let yaml = ConfigFile::yaml(
+        "staticPodURL: http://example.test/pods\nstaticPodURLHeader:\n  Authorization: [Bearer x]\n  X-Multi: [a, b]\ncontainerLogMaxSize: 5Mi\ncontainerLogMaxFiles: 3\nhealthzPort: 0\nlogging:\n  format: json\n  verbosity: 3\n",
+    );
+    let json = ConfigFile::new(
+        "kubelet.json",
+        r#"{"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+            "staticPodURL": "http://example.test/pods",
+            "staticPodURLHeader": {"Authorization": ["Bearer x"], "X-Multi": ["a", "b"]},
+            "containerLogMaxSize": "5Mi", "containerLogMaxFiles": 3, "healthzPort": 0,
+            "logging": {"format": "json", "verbosity": 3}}"#,
+    );
+    for file in [yaml, json] {
+        let c = file.config(&[]);
+        assert_eq!(
+            c.static_pod_url.as_deref(),
+            Some("http://example.test/pods")
+        );
+        assert_eq!(
+            c.static_pod_url_headers,
+            vec![
+                ("Authorization".to_string(), "Bearer x".to_string()),
+                ("X-Multi".to_string(), "a".to_string()),
+                ("X-Multi".to_string(), "b".to_string()),
+            ]
+        );
+        assert_eq!(c.container_log_max_size, 5 * 1024 * 1024);
+        assert_eq!(c.container_log_max_files, 3);
+        assert_eq!(c.healthz_port, 0, "an explicit 0 disables healthz");
+        assert_eq!(c.logging_format, LogFormat::Json);
+        assert_eq!(c.verbosity, 3);
+    }
+}
+
+#[test]
+fn zero_values_in_the_file_mean_default_for_non_pointer_fields() {
+    let file = ConfigFile::yaml(
+        "maxPods: 0\nsyncFrequency: 0s\ncontainerRuntimeEndpoint: \"\"\nport: 0\n",
+    );
+    let c = file.config(&[]);
+    assert_eq!(c.max_pods, 110);
+    assert_eq!(c.sync_frequency, Duration::from_secs(60));
+    assert_eq!(
+        c.container_runtime_endpoint,
+        "unix:///run/containerd/containerd.sock"
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // From a flag, zero is a value.
+    assert_eq!(config(&["--max-pods=0"]).max_pods, 0);
+}
+
+#[test]
+fn implemented_flags_apply() {
+    let c = config(&[
+        "--pod-manifest-path=/etc/kubernetes/manifests",
+        "--manifest-url=http://example.test/pods",
+        "--manifest-url-header=Authorization:Bearer x,X-A:1",
+        "--manifest-url-header",
+        "X-A:2",
+        "--file-check-frequency=1m30s",
+        "--http-check-frequency=100ms",
+        "--sync-frequency=2m",
+        "--container-runtime-endpoint=unix:///tmp/cri.sock",
+        "--image-service-endpoint=unix:///tmp/images.sock",
+        "--runtime-request-timeout=10s",
+        "--root-dir=/tmp/kubelet",
+        "--container-log-max-size=1Gi",
+        "--container-log-max-files=2",
+        "--container-log-symlink-dir=/tmp/containers",
+        "--hostname-override=Other-Node ",
+        "--node-ip=10.1.0.5,fd00::5",
+        "--cluster-dns=10.0.0.10,10.0.0.11",
+        "--cluster-domain=cluster.local",
+        "--resolv-conf=",
+        "--cgroup-root=/kubepods",
+        "--cgroups-per-qos=false",
+        "--serialize-image-pulls=false",
+        "--healthz-port=12345",
+        "--healthz-bind-address=0.0.0.0",
+        "--runonce",
+        "--logging-format=json",
+        "-v",
+        "2",
+    ]);
+    assert_eq!(
+        c.static_pod_path.as_deref(),
+        Some(Path::new("/etc/kubernetes/manifests"))
+    );
+    assert_eq!(
+        c.static_pod_url.as_deref(),
+        Some("http://example.test/pods")
+    );
+    assert_eq!(
+        c.static_pod_url_headers,
+        vec![
+            ("Authorization".to_string(), "Bearer x".to_string()),
+            ("X-A".to_string(), "1".to_string()),
+            ("X-A".to_string(), "2".to_string()),
+        ]
+    );
+    assert_eq!(c.file_check_frequency, Duration::from_secs(90));
+    assert_eq!(c.http_check_frequency, Duration::from_millis(100));
+    assert_eq!(c.sync_frequency, Duration::from_secs(120));
+    assert_eq!(c.container_runtime_endpoint, "unix:///tmp/cri.sock");
+    assert_eq!(c.image_service_endpoint, "unix:///tmp/images.sock");
+    assert_eq!(c.runtime_request_timeout, Duration::from_secs(10));
+    assert_eq!(c.root_dir, Path::new("/tmp/kubelet"));
+    assert_eq!(c.container_log_max_size, 1 << 30);
+    assert_eq!(c.container_log_max_files, 2);
+    assert_eq!(c.container_logs_symlink_dir, Path::new("/tmp/containers"));
+    assert_eq!(c.node_name, "other-node");
+    assert_eq!(c.node_ips, vec![ip("10.1.0.5"), ip("fd00::5")]);
+    assert_eq!(c.cluster_dns, vec![ip("10.0.0.10"), ip("10.0.0.11")]);
+    assert_eq!(c.cluster_domain, "cluster.local");
+    assert_eq!(c.resolv_conf, Path::new(""));
+    assert_eq!(c.cgroup_root, "/kubepods");
+    assert!(!c.cgroups_per_qos);
+    assert!(!c.serialize_image_pulls);
+    assert_eq!(c.healthz_port, 12345);
+    assert_eq!(c.healthz_bind_address, ip("0.0.0.0"));
+    assert!(c.run_once);
+    assert_eq!(c.logging_format, LogFormat::Json);
+    assert_eq!(c.verbosity, 2);
+    // Upstream deprecates config-file flags; the warning says so.
+    assert!(
+        c.warnings.contains(
+            &"flag --pod-manifest-path is deprecated: set it in the config file given by --config"
+                .to_string()
+        )
+    );
+    assert!(!c.warnings.iter().any(|w| w.contains("--hostname-override")));
+}
+
+#[test]
+fn verbosity_forms_and_file_precedence() {
+    for form in [
+        &["-v=4"][..],
+        &["-v", "4"],
+        &["--v=4"],
+        &["--v", "4"],
+        &["-v4"],
+    ] {
+        assert_eq!(config(form).verbosity, 4, "{form:?}");
+    }
+    let file = ConfigFile::yaml("logging:\n  verbosity: 5\n");
+    assert_eq!(file.config(&[]).verbosity, 5);
+    assert_eq!(file.config(&["-v=1"]).verbosity, 1);
+    assert!(error(&["-v=300"]).contains("logging.verbosity (-v) 300 must be between 0 and 255"));
+}
+
+#[test]
+fn unknown_and_malformed_flags_are_refused() {
+    assert_eq!(error(&["--no-such-flag"]), "unknown flag: --no-such-flag");
+    assert_eq!(
+        error(&["--sync-frequency=10"]),
+        "invalid value \"10\" for flag --sync-frequency: missing unit after \"10\": use ns, us, ms, s, m or h"
+    );
+    assert_eq!(
+        error(&["--serialize-image-pulls=maybe"]),
+        "invalid value \"maybe\" for flag --serialize-image-pulls: \"maybe\" is not a boolean (use true or false)"
+    );
+    assert!(
+        error(&["--container-log-max-size=10MB"])
+            .starts_with("invalid value \"10MB\" for flag --container-log-max-size:")
+    );
+    assert!(error(&["--node-ip=10.0.0.1,10.0.0.2"]).contains("one IPv4 and one IPv6"));
+    assert!(error(&["--node-ip=nope"]).starts_with("invalid value \"nope\" for flag --node-ip"));
+    assert!(error(&["--node-ip=0.0.0.0,::1"]).contains("unspecified"));
+    assert!(error(&["--node-ip=10.0.0.1,fd00::1,10.0.0.2"]).contains("at most"));
+    assert_eq!(config(&["--node-ip=::"]).node_ips, vec![ip("::")]);
+}
+
+#[test]
+fn unsupported_flags_are_refused_unless_default() {
+    assert_eq!(
+        error(&["--kubeconfig=/etc/kubernetes/kubelet.conf"]),
+        "flag --kubeconfig is not supported yet"
+    );
+    assert_eq!(
+        error(&["--fail-swap-on=false"]),
+        "flag --fail-swap-on is not supported yet"
+    );
+    assert_eq!(
+        error(&["--feature-gates=Foo=true"]),
+        "flag --feature-gates is not supported yet"
+    );
+    assert_eq!(
+        error(&["--vmodule=x=2"]),
+        "flag --vmodule is not supported yet"
+    );
+    assert!(error(&["--port=abc"]).starts_with("invalid value \"abc\" for flag --port"));
+    // Given their upstream default they change nothing, so they are accepted.
+    let c = config(&[
+        "--fail-swap-on=true",
+        "--cert-dir=/var/lib/kubelet/pki",
+        "--port",
+        "10250",
+    ]);
+    assert_eq!(c.max_pods, 110);
+    // Deprecated flags stay recognised.
+    assert_eq!(
+        error(&["--maximum-dead-containers=5"]),
+        "flag --maximum-dead-containers is not supported yet"
+    );
+    assert!(
+        config(&["--maximum-dead-containers=-1"])
+            .warnings
+            .iter()
+            .any(|w| w.contains("--maximum-dead-containers is deprecated"))
+    );
+}
+
+#[test]
+fn legacy_defaults_depend_on_the_config_file() {
+    assert_eq!(
+        config(&["--read-only-port=10255", "--anonymous-auth=true"]).read_only_port,
+        10255
+    );
+    assert_eq!(
+        error(&["--read-only-port=0"]),
+        "flag --read-only-port is not supported yet"
+    );
+    assert_eq!(
+        error(&["--authorization-mode=Webhook"]),
+        "flag --authorization-mode is not supported yet"
+    );
+    let file = ConfigFile::yaml("");
+    let c = file.config(&[
+        "--read-only-port=0",
+        "--authorization-mode=Webhook",
+        "--authentication-token-webhook",
+    ]);
+    assert_eq!(c.read_only_port, 0);
+    assert_eq!(
+        file.error(&["--read-only-port=10255"]),
+        "flag --read-only-port is not supported yet"
+    );
+    assert_eq!(
+        file.error(&["--anonymous-auth"]),
+        "flag --anonymous-auth is not supported yet"
+    );
+}
+
+#[test]
+fn file_type_meta_is_checked() {
+    let file = ConfigFile::new(
+        "k.yaml",
+        "apiVersion: kubelet.config.k8s.io/v1\nkind: KubeletConfiguration\n",
+    );
+    assert_eq!(
+        file.error(&[]),
+        format!(
+            "config file {}: apiVersion must be \"kubelet.config.k8s.io/v1beta1\", got \"kubelet.config.k8s.io/v1\"",
+            file.path.display()
+        )
+    );
+    let file = ConfigFile::new("k.yaml", "kind: KubeletConfiguration\n");
+    assert!(
+        file.error(&[])
+            .ends_with("apiVersion must be \"kubelet.config.k8s.io/v1beta1\", got nothing")
+    );
+    let file = ConfigFile::new(
+        "k.yaml",
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeProxyConfiguration\n",
+    );
+    assert_eq!(
+        file.error(&[]),
+        format!(
+            "config file {}: kind must be \"KubeletConfiguration\", got \"KubeProxyConfiguration\"",
+            file.path.display()
+        )
+    );
+}
+
+#[test]
+fn file_errors_name_the_file_and_field() {
+    let file = ConfigFile::yaml("maxPods: 10\nmaxPodz: 10\n");
+    assert_eq!(
+        file.error(&[]),
+        format!(
+            "config file {}: unknown field \"maxPodz\"",
+            file.path.display()
+        )
+    );
+    let file = ConfigFile::yaml("authentication:\n  anonymous:\n    enabld: true\n");
+    assert!(
+        file.error(&[])
+            .ends_with("unknown field \"authentication.anonymous.enabld\"")
+    );
+    let file = ConfigFile::yaml("maxPods: many\n");
+    assert_eq!(
+        file.error(&[]),
+        format!(
+            "config file {}: field maxPods: expected an integer, got \"many\"",
+            file.path.display()
+        )
+    );
+    let file = ConfigFile::yaml("syncFrequency: 10\n");
+    assert!(
+        file.error(&[])
+            .ends_with("field syncFrequency: expected a duration string, got 10")
+    );
+    let file = ConfigFile::yaml("containerLogMaxSize: big\n");
+    assert!(
+        file.error(&[])
+            .contains("field containerLogMaxSize: \"big\" is not a quantity")
+    );
+    let file = ConfigFile::new("k.yaml", "apiVersion: [\n");
+    assert!(file.error(&[]).contains("invalid YAML"));
+    let file = ConfigFile::new("k.json", "{\"apiVersion\": }");
+    assert!(file.error(&[]).contains("invalid JSON"));
+    let file = ConfigFile::new("k.yaml", "");
+    assert!(file.error(&[]).ends_with("the file is empty"));
+    let missing = file.dir.path().join("missing.yaml");
+    let message = error(&[&format!("--config={}", missing.display())]);
+    assert!(
+        message.starts_with(&format!("cannot read config file {}:", missing.display())),
+        "{message}"
+    );
+}
+
+#[test]
+fn unsupported_fields_warn_only_when_not_default() {
+    let file = ConfigFile::yaml(
+        "port: 10251\nenableServer: false\nauthentication:\n  anonymous:\n    enabled: true\n  webhook:\n    enabled: true\n    cacheTTL: 2m\n  x509:\n    clientCAFile: /etc/kubernetes/pki/ca.crt\nauthorization:\n  mode: Webhook\n  webhook:\n    cacheAuthorizedTTL: 0s\nevictionHard:\n  memory.available: 100Mi\n  nodefs.available: 10%\n  nodefs.inodesFree: 5%\n  imagefs.available: 15%\n  imagefs.inodesFree: 5%\nfailSwapOn: true\nfeatureGates: {}\nregisterWithTaints: []\nmemoryThrottlingFactor: 0.9\nlogging:\n  flushFrequency: 5000000000\n",
+    );
+    let c = file.config(&[]);
+    assert_eq!(
+        c.warnings,
+        vec![
+            "config field authentication.anonymous.enabled is not supported yet, ignoring it",
+            "config field authentication.x509.clientCAFile is not supported yet, ignoring it",
+            "config field enableServer is not supported yet, ignoring it",
+            "config field port is not supported yet, ignoring it",
+        ]
+    );
+    // Ignored: the resolved values keep their defaults.
+    assert!(!c.anonymous_auth);
+}
+
+#[test]
+fn config_file_paths_are_relative_to_the_file() {
+    let file =
+        ConfigFile::yaml("staticPodPath: manifests\npodLogsDir: ../logs/pods\nresolvConf: \"\"\n");
+    let c = file.config(&[]);
+    let dir = file.dir.path();
+    assert_eq!(c.static_pod_path, Some(dir.join("manifests")));
+    assert_eq!(c.pod_logs_dir, dir.parent().unwrap().join("logs/pods"));
+    assert_eq!(
+        c.resolv_conf,
+        Path::new(""),
+        "an empty resolvConf disables host DNS"
+    );
+    let file = ConfigFile::yaml("podLogsDir: /var/log//pods\n");
+    assert!(
+        file.error(&[])
+            .contains("podLogsDir \"/var/log//pods\" must be normalized")
+    );
+}
+
+#[test]
+fn values_are_validated_with_field_and_flag_names() {
+    assert_eq!(
+        error(&["--max-pods=-1"]),
+        format!(
+            "invalid configuration: maxPods (--max-pods) -1 must be between 0 and {}",
+            u32::MAX
+        )
+    );
+    assert_eq!(
+        error(&["--container-log-max-files=1"]),
+        "invalid configuration: containerLogMaxFiles (--container-log-max-files) 1 must be greater than or equal to 2"
+    );
+    assert_eq!(
+        error(&["--container-log-max-size=0"]),
+        "invalid configuration: containerLogMaxSize (--container-log-max-size) 0 must be greater than zero"
+    );
+    assert_eq!(
+        error(&["--cluster-dns=10.0.0.10,dns.local"]),
+        "invalid configuration: clusterDNS (--cluster-dns) \"dns.local\" is not a valid IP address"
+    );
+    assert_eq!(
+        error(&["--sync-frequency=0s"]),
+        "invalid configuration: syncFrequency (--sync-frequency) must be greater than zero"
+    );
+    assert_eq!(
+        error(&["--file-check-frequency=-5s"]),
+        "invalid value \"-5s\" for flag --file-check-frequency: must not be negative"
+    );
+    assert!(
+        error(&["--healthz-port=70000"])
+            .starts_with("invalid configuration: healthzPort (--healthz-port) 70000")
+    );
+    assert!(error(&["--healthz-bind-address=localhost"]).contains("healthzBindAddress"));
+    assert!(error(&["--logging-format=xml"]).contains("logging.format (--logging-format) \"xml\""));
+    assert!(
+        error(&["--cgroup-driver=docker"]).contains("cgroupDriver (--cgroup-driver) \"docker\"")
+    );
+    assert!(error(&["--container-runtime-endpoint="]).contains("containerRuntimeEndpoint"));
+    let file = ConfigFile::yaml("containerLogMaxFiles: 1\n");
+    assert!(
+        file.error(&[])
+            .contains("containerLogMaxFiles (--container-log-max-files) 1")
+    );
+}
+
+#[test]
+fn systemd_driver_needs_systemd() {
+    let message = error(&["--cgroup-driver=systemd"]);
+    assert_eq!(
+        message,
+        "invalid configuration: cgroupDriver (--cgroup-driver) is \"systemd\" but systemd is not running (/run/systemd/system does not exist); use \"cgroupfs\""
+    );
+    let file = ConfigFile::yaml("cgroupDriver: systemd\n");
+    assert_eq!(file.error(&[]), message);
+    let with_systemd = FakeHost {
+        hostname: "node",
+        systemd: true,
+    };
+    match run(["--cgroup-driver=systemd".to_string()], &with_systemd) {
+        Ok(Command::Run(c)) => assert_eq!(c.cgroup_driver, CgroupDriver::Systemd),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn node_name_comes_from_the_host_when_not_overridden() {
+    assert_eq!(config(&[]).node_name, "worker-1.example");
+    assert_eq!(config(&["--hostname-override= MiXed "]).node_name, "mixed");
+    let nameless = FakeHost {
+        hostname: "  \n",
+        systemd: false,
+    };
+    let message = run(Vec::new(), &nameless).unwrap_err().to_string();
+    assert!(
+        message.starts_with("cannot determine the node name"),
+        "{message}"
+    );
+}
+
+#[test]
+fn help_and_version() {
+    match command(&["--kubeconfig=/x", "--help"]) {
+        Ok(Command::Help(text)) => assert!(text.contains("--max-pods int")),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(command(&["-h"]), Ok(Command::Help(_))));
+    match command(&["--version"]) {
+        Ok(Command::Version(text)) => {
+            assert!(text.starts_with("Kubernetes v1.32.0"), "{text}");
+            assert!(text.contains("kubelet-rs"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    match command(&["--version=raw"]) {
+        Ok(Command::Version(text)) => assert!(text.contains("GitVersion:\"v1.32.0\"")),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(command(&["--version=false"]), Ok(Command::Run(_))));
+    assert!(matches!(command(&["--help=false"]), Ok(Command::Run(_))));
+}
