@@ -30,3 +30,84 @@ pub struct PodUpdate {
     pub source: &'static str,
     pub pods: Vec<Pod>,
 }
+
+mod api_defaults;
+mod file_source;
+mod http_source;
+mod manifest;
+mod mux;
+mod quantity;
+mod static_pod;
+mod validation;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use api_defaults::pull_policy_for_image;
+pub use file_source::{FileError, read_manifests};
+pub use http_source::HttpSourceError;
+pub use manifest::{ManifestError, decode_pod, decode_pods};
+pub use mux::{Mux, SourceSender, SourcesReady};
+pub use static_pod::{
+    CONFIG_HASH_ANNOTATION, CONFIG_MIRROR_ANNOTATION, CONFIG_SEEN_ANNOTATION,
+    CONFIG_SOURCE_ANNOTATION, Origin,
+};
+pub use validation::{FieldError, FieldErrorKind, FieldErrors};
+
+/// Upstream's default for both check periods, used when a period is zero.
+const DEFAULT_CHECK_FREQUENCY: Duration = Duration::from_secs(20);
+
+/// Which sources to run (the kubelet's staticPodPath, staticPodURL and friends).
+#[derive(Debug, Clone)]
+pub struct SourcesConfig {
+    pub node_name: String,
+    /// A manifest directory or a single manifest file; `None` or empty: no file source.
+    pub manifest_path: Option<PathBuf>,
+    pub file_check_frequency: Duration,
+    /// `None` or empty: no HTTP source.
+    pub manifest_url: Option<String>,
+    pub manifest_url_headers: Vec<(String, String)>,
+    pub http_check_frequency: Duration,
+}
+
+/// The merged pod configuration: the update stream, readiness, and the mux to add sources to.
+pub struct PodConfig {
+    pub updates: tokio::sync::mpsc::UnboundedReceiver<PodUpdate>,
+    pub ready: SourcesReady,
+    pub mux: Mux,
+}
+
+/// Spawns the configured sources on the current tokio runtime.
+pub fn start(cfg: SourcesConfig) -> PodConfig {
+    let (mux, updates) = Mux::new();
+    if let Some(path) = cfg.manifest_path.filter(|p| !p.as_os_str().is_empty()) {
+        tokio::spawn(file_source::run(
+            path,
+            cfg.node_name.clone(),
+            period_or_default(cfg.file_check_frequency),
+            mux.source(FILE_SOURCE),
+        ));
+    }
+    if let Some(url) = cfg.manifest_url.filter(|u| !u.is_empty()) {
+        tokio::spawn(http_source::run(
+            url,
+            cfg.manifest_url_headers,
+            cfg.node_name,
+            period_or_default(cfg.http_check_frequency),
+            mux.source(HTTP_SOURCE),
+        ));
+    }
+    PodConfig {
+        updates,
+        ready: mux.ready(),
+        mux,
+    }
+}
+
+fn period_or_default(period: Duration) -> Duration {
+    if period.is_zero() {
+        DEFAULT_CHECK_FREQUENCY
+    } else {
+        period
+    }
+}

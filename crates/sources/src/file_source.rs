@@ -1,0 +1,343 @@
+//! The static pod file source (upstream config/file.go and file_linux.go): a manifest directory
+//! (one pod per file) or a single manifest file, read again at once on inotify events and in full
+//! every check period.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use notify::event::{AccessKind, AccessMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::manifest::{self, ManifestError};
+use crate::mux::SourceSender;
+use crate::static_pod::Origin;
+
+/// Events come in bursts (an editor writes, renames, changes modes): wait this long for the
+/// burst to end, then read once.
+const SETTLE_DELAY: Duration = Duration::from_millis(50);
+
+/// Why one manifest file gave no pod.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{path}: could not read: {source}")]
+    Read { path: String, source: io::Error },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+}
+
+/// Watches and re-reads `path` forever, sending each snapshot to `sender`.
+pub async fn run(path: PathBuf, node_name: String, period: Duration, sender: SourceSender) {
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let mut watcher = None;
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            Some(()) = events.recv() => {
+                tokio::time::sleep(SETTLE_DELAY).await;
+                while events.try_recv().is_ok() {}
+            }
+        }
+        // The watch is lost when the directory goes away; set it up again once it is back.
+        if !path.exists() {
+            watcher = None;
+        } else if watcher.is_none() {
+            watcher = watch(&path, events_tx.clone());
+        }
+        let (read_path, node) = (path.clone(), node_name.clone());
+        match tokio::task::spawn_blocking(move || read_manifests(&read_path, &node)).await {
+            Ok(Some(pods)) => sender.send_snapshot(pods),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "reading static pod manifests failed")
+            }
+        }
+    }
+}
+
+/// Starts an inotify watch. For a single file the watch is on its directory, so that an editor's
+/// save-by-rename is seen too; events for other files of that directory are ignored.
+fn watch(path: &Path, events: mpsc::UnboundedSender<()>) -> Option<RecommendedWatcher> {
+    let is_dir = path.is_dir();
+    let target = if is_dir {
+        path.to_path_buf()
+    } else {
+        path.parent().unwrap_or(Path::new("/")).to_path_buf()
+    };
+    let manifest_path = path.to_path_buf();
+    let handler = move |result: notify::Result<Event>| match result {
+        Ok(event) if is_relevant(&event, &manifest_path, is_dir) => {
+            let _ = events.send(());
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "static pod manifest watch error"),
+    };
+    let started = notify::recommended_watcher(handler).and_then(|mut watcher| {
+        watcher
+            .watch(&target, RecursiveMode::NonRecursive)
+            .map(|()| watcher)
+    });
+    match started {
+        Ok(watcher) => Some(watcher),
+        Err(e) => {
+            tracing::warn!(path = %target.display(), error = %e, "cannot watch static pod manifests, relying on the periodic check");
+            None
+        }
+    }
+}
+
+fn is_relevant(event: &Event, manifest_path: &Path, is_dir: bool) -> bool {
+    // Our own reads open and close the files: only a finished write counts among accesses.
+    if let EventKind::Access(kind) = event.kind
+        && kind != AccessKind::Close(AccessMode::Write)
+    {
+        return false;
+    }
+    event.paths.iter().any(|p| {
+        if p == manifest_path {
+            return true;
+        }
+        is_dir && p.parent() == Some(manifest_path) && !is_hidden(p)
+    })
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name.to_string_lossy().starts_with('.'))
+}
+
+/// Reads the manifests under `path`. `None` means "send nothing, keep the previous pods": the
+/// single manifest file is unusable, or the path cannot be examined. A missing path or an
+/// unreadable directory counts as empty, like upstream, so the source is seen and the kubelet can
+/// proceed.
+pub fn read_manifests(path: &Path, node_name: &str) -> Option<Vec<Pod>> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            tracing::error!(path = %path.display(), "static pod path does not exist, treating it as empty");
+            Some(Vec::new())
+        }
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot examine static pod path");
+            None
+        }
+        Ok(meta) if meta.is_dir() => Some(read_dir(path, node_name)),
+        Ok(meta) if meta.is_file() => match read_file(path, node_name) {
+            Ok(pod) => Some(vec![pod]),
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "invalid static pod manifest, skipping it");
+                None
+            }
+        },
+        Ok(_) => {
+            tracing::error!(path = %path.display(), "static pod path is neither a directory nor a regular file");
+            None
+        }
+    }
+}
+
+/// One pod per file, in file name order; the first file to define a namespace/name wins.
+fn read_dir(dir: &Path, node_name: &str) -> Vec<Pod> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::error!(path = %dir.display(), error = %e, "cannot list static pod directory, treating it as empty");
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| !is_hidden(p))
+        .collect();
+    files.sort();
+
+    let mut pods = Vec::new();
+    let mut defined_by: HashMap<String, PathBuf> = HashMap::new();
+    for file in files {
+        match std::fs::metadata(&file) {
+            Ok(meta) if meta.is_dir() => {
+                tracing::debug!(path = %file.display(), "not recursing into a subdirectory of the static pod directory");
+                continue;
+            }
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => {
+                tracing::warn!(path = %file.display(), "not a regular file, ignoring");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(path = %file.display(), error = %e, "cannot examine static pod manifest, skipping it");
+                continue;
+            }
+        }
+        let pod = match read_file(&file, node_name) {
+            Ok(pod) => pod,
+            Err(e) => {
+                tracing::error!(path = %file.display(), error = %e, "invalid static pod manifest, skipping it");
+                continue;
+            }
+        };
+        let full_name = format!(
+            "{}/{}",
+            pod.metadata.namespace.as_deref().unwrap_or(""),
+            pod.metadata.name.as_deref().unwrap_or("")
+        );
+        if let Some(first) = defined_by.get(&full_name) {
+            tracing::error!(
+                path = %file.display(),
+                first = %first.display(),
+                pod = %full_name,
+                "static pod defined twice, keeping the one from the first file"
+            );
+            continue;
+        }
+        defined_by.insert(full_name, file);
+        pods.push(pod);
+    }
+    pods
+}
+
+fn read_file(path: &Path, node_name: &str) -> Result<Pod, FileError> {
+    let data = std::fs::read(path).map_err(|source| FileError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(manifest::decode_pod(&data, &Origin::file(path), node_name)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mux::Mux;
+    use crate::{FILE_SOURCE, PodOperation};
+
+    fn manifest(name: &str, image: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: c\n    image: {image}\n"
+        )
+    }
+
+    fn names(pods: &[Pod]) -> Vec<String> {
+        pods.iter()
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn directory_yaml_json_dotfiles_subdirs_and_bad_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), manifest("a", "x:1")).unwrap();
+        std::fs::write(
+            dir.path().join("b.json"),
+            r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "b"},
+                "spec": {"containers": [{"name": "c", "image": "x:1"}]}}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join(".hidden.yaml"), manifest("hidden", "x:1")).unwrap();
+        std::fs::write(
+            dir.path().join("c.yaml"),
+            "kind: Pod\napiVersion: v1\nspec: {}\n",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/d.yaml"), manifest("d", "x:1")).unwrap();
+        let pods = read_manifests(dir.path(), "node1").unwrap();
+        assert_eq!(names(&pods), ["a-node1", "b-node1"]);
+    }
+
+    #[test]
+    fn the_first_file_by_name_wins_a_duplicate_pod() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("2-web.yaml"), manifest("web", "second:1")).unwrap();
+        std::fs::write(dir.path().join("1-web.yaml"), manifest("web", "first:1")).unwrap();
+        let pods = read_manifests(dir.path(), "node1").unwrap();
+        assert_eq!(pods.len(), 1);
+        let image = pods[0].spec.as_ref().unwrap().containers[0]
+            .image
+            .as_deref();
+        assert_eq!(image, Some("first:1"));
+    }
+
+    #[test]
+    fn missing_directory_is_empty_and_bad_single_file_sends_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            read_manifests(&dir.path().join("absent"), "n"),
+            Some(Vec::new())
+        );
+        let file = dir.path().join("web.yaml");
+        std::fs::write(&file, manifest("web", "x:1")).unwrap();
+        assert_eq!(names(&read_manifests(&file, "n").unwrap()), ["web-n"]);
+        std::fs::write(&file, "not: [a pod").unwrap();
+        assert_eq!(read_manifests(&file, "n"), None);
+    }
+
+    #[test]
+    fn file_errors_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone.yaml");
+        let text = read_file(&path, "n").unwrap_err().to_string();
+        assert!(
+            text.starts_with(&format!("{}: could not read:", path.display())),
+            "{text}"
+        );
+    }
+
+    async fn next_update(rx: &mut mpsc::UnboundedReceiver<crate::PodUpdate>) -> crate::PodUpdate {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("an update within 5 s")
+            .expect("the mux is alive")
+    }
+
+    #[tokio::test]
+    async fn reacts_to_new_changed_and_removed_files_through_inotify() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mux, mut rx) = Mux::new();
+        let ready = mux.ready();
+        // A period far longer than the test: only inotify can explain a quick update.
+        let task = tokio::spawn(run(
+            dir.path().to_path_buf(),
+            "node1".to_owned(),
+            Duration::from_secs(3600),
+            mux.source(FILE_SOURCE),
+        ));
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !ready.all_ready() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the first snapshot within 5 s");
+
+        let file = dir.path().join("web.yaml");
+        std::fs::write(&file, manifest("web", "x:1")).unwrap();
+        let added = next_update(&mut rx).await;
+        assert_eq!(
+            (added.op, names(&added.pods)),
+            (PodOperation::Add, vec!["web-node1".to_owned()])
+        );
+
+        std::fs::write(&file, manifest("web", "x:2")).unwrap();
+        // The UID follows the content: a changed manifest is a new pod.
+        let removed = next_update(&mut rx).await;
+        assert_eq!(
+            (removed.op, names(&removed.pods)),
+            (PodOperation::Remove, vec!["web-node1".to_owned()])
+        );
+        let added = next_update(&mut rx).await;
+        assert_eq!(added.op, PodOperation::Add);
+        let image = added.pods[0].spec.as_ref().unwrap().containers[0]
+            .image
+            .as_deref();
+        assert_eq!(image, Some("x:2"));
+
+        std::fs::remove_file(&file).unwrap();
+        let removed = next_update(&mut rx).await;
+        assert_eq!(removed.op, PodOperation::Remove);
+        task.abort();
+    }
+}
