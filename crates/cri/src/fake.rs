@@ -77,6 +77,9 @@ mod service;
 mod state;
 mod views;
 
+#[cfg(test)]
+mod tests;
+
 pub use behavior::Behavior;
 
 use crate::CriError;
