@@ -60,6 +60,7 @@ pub(crate) const API_VERSION: &str = "kubelet.config.k8s.io/v1beta1";
 pub(crate) const KIND: &str = "KubeletConfiguration";
 
 /// The top-level fields, apart from apiVersion and kind.
+#[rustfmt::skip]
 pub(crate) static FIELDS: &[FileField] = &[
     pointer("enableServer", Kind::Bool, "true"),
     done("staticPodPath", Setting::StaticPodPath, ""),
@@ -87,11 +88,7 @@ pub(crate) static FIELDS: &[FileField] = &[
     pointer("enableDebuggingHandlers", Kind::Bool, "true"),
     field("enableContentionProfiling", Kind::Bool, ""),
     done_pointer("healthzPort", Setting::HealthzPort, "10248"),
-    done(
-        "healthzBindAddress",
-        Setting::HealthzBindAddress,
-        "127.0.0.1",
-    ),
+    done("healthzBindAddress", Setting::HealthzBindAddress, "127.0.0.1"),
     pointer("oomScoreAdj", Kind::Int, "-999"),
     done("clusterDomain", Setting::ClusterDomain, ""),
     done("clusterDNS", Setting::ClusterDns, ""),
@@ -118,11 +115,7 @@ pub(crate) static FIELDS: &[FileField] = &[
     field("topologyManagerScope", Kind::Str, "container"),
     field("topologyManagerPolicyOptions", Kind::Map, ""),
     field("qosReserved", Kind::Map, ""),
-    done(
-        "runtimeRequestTimeout",
-        Setting::RuntimeRequestTimeout,
-        "2m",
-    ),
+    done("runtimeRequestTimeout", Setting::RuntimeRequestTimeout, "2m"),
     field("hairpinMode", Kind::Str, "promiscuous-bridge"),
     done("maxPods", Setting::MaxPods, "110"),
     field("podCIDR", Kind::Str, ""),
@@ -133,20 +126,12 @@ pub(crate) static FIELDS: &[FileField] = &[
     pointer("cpuCFSQuotaPeriod", Kind::Duration, "100ms"),
     pointer("nodeStatusMaxImages", Kind::Int, "50"),
     field("maxOpenFiles", Kind::Int, "1000000"),
-    field(
-        "contentType",
-        Kind::Str,
-        "application/vnd.kubernetes.protobuf",
-    ),
+    field("contentType", Kind::Str, "application/vnd.kubernetes.protobuf"),
     pointer("kubeAPIQPS", Kind::Int, "50"),
     field("kubeAPIBurst", Kind::Int, "100"),
     done_pointer("serializeImagePulls", Setting::SerializeImagePulls, "true"),
     pointer("maxParallelImagePulls", Kind::Int, ""),
-    field(
-        "evictionHard",
-        Kind::Map,
-        "memory.available=100Mi,nodefs.available=10%,nodefs.inodesFree=5%,imagefs.available=15%,imagefs.inodesFree=5%",
-    ),
+    field("evictionHard", Kind::Map, "memory.available=100Mi,nodefs.available=10%,nodefs.inodesFree=5%,imagefs.available=15%,imagefs.inodesFree=5%"),
     field("evictionSoft", Kind::Map, ""),
     field("evictionSoftGracePeriod", Kind::Map, ""),
     field("evictionPressureTransitionPeriod", Kind::Duration, "5m"),
@@ -165,11 +150,7 @@ pub(crate) static FIELDS: &[FileField] = &[
     done_pointer("containerLogMaxFiles", Setting::ContainerLogMaxFiles, "5"),
     pointer("containerLogMaxWorkers", Kind::Int, "1"),
     pointer("containerLogMonitorInterval", Kind::Duration, "10s"),
-    field(
-        "configMapAndSecretChangeDetectionStrategy",
-        Kind::Str,
-        "Watch",
-    ),
+    field("configMapAndSecretChangeDetectionStrategy", Kind::Str, "Watch"),
     field("systemReserved", Kind::Map, ""),
     field("kubeReserved", Kind::Map, ""),
     field("reservedSystemCPUs", Kind::Str, ""),
@@ -178,11 +159,7 @@ pub(crate) static FIELDS: &[FileField] = &[
     field("kubeReservedCgroup", Kind::Str, ""),
     field("enforceNodeAllocatable", Kind::List, "pods"),
     field("allowedUnsafeSysctls", Kind::List, ""),
-    field(
-        "volumePluginDir",
-        Kind::Str,
-        "/usr/libexec/kubernetes/kubelet-plugins/volume/exec/",
-    ),
+    field("volumePluginDir", Kind::Str, "/usr/libexec/kubernetes/kubelet-plugins/volume/exec/"),
     field("providerID", Kind::Str, ""),
     field("kernelMemcgNotification", Kind::Bool, ""),
     field("logging", Kind::Object(LOGGING), ""),
@@ -201,11 +178,7 @@ pub(crate) static FIELDS: &[FileField] = &[
     pointer("registerNode", Kind::Bool, "true"),
     pointer("tracing", Kind::Object(TRACING), ""),
     pointer("localStorageCapacityIsolation", Kind::Bool, "true"),
-    done(
-        "containerRuntimeEndpoint",
-        Setting::ContainerRuntimeEndpoint,
-        "unix:///run/containerd/containerd.sock",
-    ),
+    done("containerRuntimeEndpoint", Setting::ContainerRuntimeEndpoint, "unix:///run/containerd/containerd.sock"),
     done("imageServiceEndpoint", Setting::ImageServiceEndpoint, ""),
     pointer("failCgroupV1", Kind::Bool, "false"),
     pointer("userNamespaces", Kind::Object(USER_NAMESPACES), ""),

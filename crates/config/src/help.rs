@@ -41,12 +41,19 @@ fn signature(flag: &FlagSpec) -> String {
 
 fn describe(flag: &FlagSpec) -> String {
     let mut line = flag.usage.to_string();
-    if let Some(default) = shown_default(flag.kind, flag.default) {
-        let _ = write!(line, " (default {default}");
-        if let Some(config_default) = flag.config_default {
-            let _ = write!(line, "; {config_default} with --config");
+    match (shown_default(flag.kind, flag.default), flag.config_default) {
+        (_, Some(config_default)) => {
+            let _ = write!(
+                line,
+                " (default {}; {} with --config)",
+                quoted(flag.kind, flag.default),
+                quoted(flag.kind, config_default)
+            );
         }
-        line.push(')');
+        (Some(default), None) => {
+            let _ = write!(line, " (default {default})");
+        }
+        (None, None) => {}
     }
     match flag.deprecation {
         Deprecation::No => {}
@@ -61,14 +68,18 @@ fn describe(flag: &FlagSpec) -> String {
     line
 }
 
-/// pflag omits zero defaults and quotes string ones.
+/// pflag omits zero defaults.
 fn shown_default(kind: Kind, default: &str) -> Option<String> {
     let zero =
         default.is_empty() || Value::from_text(kind, default).is_ok_and(|value| value.is_zero());
+    (!zero).then(|| quoted(kind, default))
+}
+
+/// pflag quotes string defaults.
+fn quoted(kind: Kind, text: &str) -> String {
     match kind {
-        _ if zero => None,
-        Kind::Str => Some(format!("{default:?}")),
-        _ => Some(default.to_string()),
+        Kind::Str => format!("{text:?}"),
+        _ => text.to_string(),
     }
 }
 
@@ -99,6 +110,14 @@ mod tests {
                 .contains("(default \"unix:///run/containerd/containerd.sock\")")
         );
         assert!(line("read-only-port").contains("(default 10255; 0 with --config)"));
+        assert!(
+            line("authentication-token-webhook").contains("(default false; true with --config)")
+        );
+        assert!(
+            line("authorization-mode")
+                .contains("(default \"AlwaysAllow\"; \"Webhook\" with --config)")
+        );
+        assert!(!line("version").contains("default"));
         assert!(line("read-only-port").contains("[not supported yet]"));
         assert!(!line("max-pods").contains("[not supported yet]"));
         assert!(line("container-log-symlink-dir").contains("kubelet-rs extension"));
