@@ -61,7 +61,7 @@ pub fn create_symlink(
     container_id: &str,
     log_path: &Path,
 ) -> Result<(), LogError> {
-    match fs::symlink_metadata(log_path) {
+    match fs::metadata(log_path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             debug!(container_id, log_path = %log_path.display(), "container log does not exist, no symlink");
             return Ok(());
