@@ -32,22 +32,25 @@ pub enum FileError {
 /// Watches and re-reads `path` forever, sending each snapshot to `sender`.
 pub async fn run(path: PathBuf, node_name: String, period: Duration, sender: SourceSender) {
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let mut watcher = None;
+    let mut watch: Option<ActiveWatch> = None;
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let mut target_changed = false;
         tokio::select! {
             _ = ticker.tick() => {}
-            Some(()) = events.recv() => {
+            Some(on_target) = events.recv() => {
                 tokio::time::sleep(SETTLE_DELAY).await;
-                while events.try_recv().is_ok() {}
+                target_changed = on_target;
+                while let Ok(on_target) = events.try_recv() {
+                    target_changed |= on_target;
+                }
             }
         }
-        // The watch is lost when the directory goes away; set it up again once it is back.
-        if !path.exists() {
-            watcher = None;
-        } else if watcher.is_none() {
-            watcher = watch(&path, events_tx.clone());
+        let target = watch_target(&path);
+        // A watched directory that was removed (even if made again since) has lost its watch.
+        if target_changed || watch.as_ref().map(|w| &w.target) != target.as_ref() {
+            watch = target.and_then(|target| ActiveWatch::start(&path, target, events_tx.clone()));
         }
         let (read_path, node) = (path.clone(), node_name.clone());
         match tokio::task::spawn_blocking(move || read_manifests(&read_path, &node)).await {
@@ -60,38 +63,57 @@ pub async fn run(path: PathBuf, node_name: String, period: Duration, sender: Sou
     }
 }
 
-/// Starts an inotify watch. For a single file the watch is on its directory, so that an editor's
-/// save-by-rename is seen too; events for other files of that directory are ignored.
-fn watch(path: &Path, events: mpsc::UnboundedSender<()>) -> Option<RecommendedWatcher> {
-    let is_dir = path.is_dir();
-    let target = if is_dir {
-        path.to_path_buf()
-    } else {
-        path.parent().unwrap_or(Path::new("/")).to_path_buf()
-    };
-    let manifest_path = path.to_path_buf();
-    let handler = move |result: notify::Result<Event>| match result {
-        Ok(event) if is_relevant(&event, &manifest_path, is_dir) => {
-            let _ = events.send(());
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "static pod manifest watch error"),
-    };
-    let started = notify::recommended_watcher(handler).and_then(|mut watcher| {
-        watcher
-            .watch(&target, RecursiveMode::NonRecursive)
-            .map(|()| watcher)
-    });
-    match started {
-        Ok(watcher) => Some(watcher),
-        Err(e) => {
-            tracing::warn!(path = %target.display(), error = %e, "cannot watch static pod manifests, relying on the periodic check");
-            None
+/// The directory to watch: the manifest directory itself, or else the directory that holds (or
+/// will hold) the manifest path, so that a single file's save-by-rename and the creation of a
+/// missing directory are both seen at once.
+fn watch_target(path: &Path) -> Option<PathBuf> {
+    if path.is_dir() {
+        return Some(path.to_path_buf());
+    }
+    path.parent()
+        .filter(|parent| parent.is_dir())
+        .map(Path::to_path_buf)
+}
+
+struct ActiveWatch {
+    target: PathBuf,
+    _watcher: RecommendedWatcher,
+}
+
+impl ActiveWatch {
+    /// Starts an inotify watch on `target`. The handler sends `true` when the event concerns the
+    /// target itself (removed, moved), which calls for a new watch.
+    fn start(path: &Path, target: PathBuf, events: mpsc::UnboundedSender<bool>) -> Option<Self> {
+        let manifest_path = path.to_path_buf();
+        let watched = target.clone();
+        let handler = move |result: notify::Result<Event>| match result {
+            Ok(event) if is_relevant(&event, &manifest_path, &watched) => {
+                let _ = events.send(event.paths.contains(&watched));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "static pod manifest watch error"),
+        };
+        let started = notify::recommended_watcher(handler).and_then(|mut watcher| {
+            watcher
+                .watch(&target, RecursiveMode::NonRecursive)
+                .map(|()| watcher)
+        });
+        match started {
+            Ok(watcher) => Some(ActiveWatch {
+                target,
+                _watcher: watcher,
+            }),
+            Err(e) => {
+                tracing::warn!(path = %target.display(), error = %e, "cannot watch static pod manifests, relying on the periodic check");
+                None
+            }
         }
     }
 }
 
-fn is_relevant(event: &Event, manifest_path: &Path, is_dir: bool) -> bool {
+/// Events about the manifest path, the watched directory itself, or (when the manifest path is
+/// the watched directory) its visible entries.
+fn is_relevant(event: &Event, manifest_path: &Path, watched: &Path) -> bool {
     // Our own reads open and close the files: only a finished write counts among accesses.
     if let EventKind::Access(kind) = event.kind
         && kind != AccessKind::Close(AccessMode::Write)
@@ -99,10 +121,9 @@ fn is_relevant(event: &Event, manifest_path: &Path, is_dir: bool) -> bool {
         return false;
     }
     event.paths.iter().any(|p| {
-        if p == manifest_path {
-            return true;
-        }
-        is_dir && p.parent() == Some(manifest_path) && !is_hidden(p)
+        p == manifest_path
+            || p == watched
+            || (watched == manifest_path && p.parent() == Some(watched) && !is_hidden(p))
     })
 }
 
@@ -275,6 +296,66 @@ mod tests {
         assert_eq!(read_manifests(&file, "n"), None);
     }
 
+    #[tokio::test]
+    async fn notices_at_once_a_directory_created_after_start() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("manifests");
+        let (mux, mut rx) = Mux::new();
+        let task = tokio::spawn(run(
+            dir.clone(),
+            "node1".to_owned(),
+            Duration::from_secs(3600),
+            mux.source(FILE_SOURCE),
+        ));
+        wait_ready(&mux.ready()).await;
+        std::fs::create_dir(&dir).unwrap();
+        // Let the source move its watch from the parent to the new directory.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        std::fs::write(dir.join("web.yaml"), manifest("web", "x:1")).unwrap();
+        let added = next_update(&mut rx).await;
+        assert_eq!(
+            (added.op, names(&added.pods)),
+            (PodOperation::Add, vec!["web-node1".to_owned()])
+        );
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_single_manifest_file_is_watched_through_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("web.yaml");
+        std::fs::write(&file, manifest("web", "x:1")).unwrap();
+        let (mux, mut rx) = Mux::new();
+        let task = tokio::spawn(run(
+            file.clone(),
+            "node1".to_owned(),
+            Duration::from_secs(3600),
+            mux.source(FILE_SOURCE),
+        ));
+        assert_eq!(next_update(&mut rx).await.op, PodOperation::Add);
+        // An editor's save: write aside, then rename over the manifest.
+        let aside = dir.path().join(".web.yaml.swp");
+        std::fs::write(&aside, manifest("web", "x:2")).unwrap();
+        std::fs::rename(&aside, &file).unwrap();
+        assert_eq!(next_update(&mut rx).await.op, PodOperation::Remove);
+        let added = next_update(&mut rx).await;
+        let image = added.pods[0].spec.as_ref().unwrap().containers[0]
+            .image
+            .as_deref();
+        assert_eq!(image, Some("x:2"));
+        task.abort();
+    }
+
+    async fn wait_ready(ready: &crate::SourcesReady) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !ready.all_ready() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the first snapshot within 5 s");
+    }
+
     #[test]
     fn file_errors_name_the_path() {
         let dir = tempfile::tempdir().unwrap();
@@ -305,13 +386,7 @@ mod tests {
             Duration::from_secs(3600),
             mux.source(FILE_SOURCE),
         ));
-        tokio::time::timeout(Duration::from_secs(5), async {
-            while !ready.all_ready() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await
-        .expect("the first snapshot within 5 s");
+        wait_ready(&ready).await;
 
         let file = dir.path().join("web.yaml");
         std::fs::write(&file, manifest("web", "x:1")).unwrap();

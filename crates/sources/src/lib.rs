@@ -111,3 +111,34 @@ fn period_or_default(period: Duration) -> Duration {
         period
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn start_runs_the_configured_sources_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("web.json"),
+            r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+                "spec": {"containers": [{"name": "c", "image": "x:1"}]}}"#,
+        )
+        .unwrap();
+        let mut config = start(SourcesConfig {
+            node_name: "node1".to_owned(),
+            manifest_path: Some(dir.path().to_path_buf()),
+            file_check_frequency: Duration::ZERO,
+            manifest_url: Some(String::new()),
+            manifest_url_headers: Vec::new(),
+            http_check_frequency: Duration::ZERO,
+        });
+        let update = tokio::time::timeout(Duration::from_secs(5), config.updates.recv())
+            .await
+            .expect("an update within 5 s")
+            .expect("the mux is alive");
+        assert_eq!((update.op, update.source), (PodOperation::Add, FILE_SOURCE));
+        // An empty URL configures no HTTP source, so the file source alone makes all ready.
+        assert!(config.ready.all_ready());
+    }
+}

@@ -36,6 +36,11 @@ pub struct SourceSender {
 /// Tells whether every source registered so far has delivered its first snapshot. The kubelet
 /// waits for this before it removes pods it does not know of, so a slow source does not get its
 /// pods killed at start-up.
+///
+/// As upstream: a missing manifest path, an unreadable manifest directory and an empty answer
+/// from the manifest URL all count as an (empty) snapshot, so the kubelet proceeds; an invalid
+/// single manifest file, a URL that fails or answers a bad body, send nothing and keep the source
+/// unseen until they are fixed.
 #[derive(Clone)]
 pub struct SourcesReady {
     shared: Arc<Shared>,
