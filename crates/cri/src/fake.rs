@@ -29,12 +29,31 @@
 //! - **Lists** honour every filter field (ids also by unique prefix, labels as MatchLabels) and
 //!   return items in creation order.
 //! - **Events**: off by default, so `container_events` answers
-//!   [`CriError::Unimplemented`](crate::CriError::Unimplemented) like containerd 1.6. After
+//!   [`CriError::Unimplemented`] like containerd 1.6. After
 //!   [`FakeRuntime::enable_events`] every stream gets CREATED/STARTED/STOPPED/DELETED events for
 //!   containers and, as containerd 1.7 does, for the sandbox itself (with the sandbox id as
 //!   `container_id`), each with the pod's sandbox status and all its container statuses.
 //!
 //! # Scripting
+//! All scripting methods take `&self` and act at once on every clone.
+//!
+//! | method | effect |
+//! | --- | --- |
+//! | [`set_behavior`](FakeRuntime::set_behavior)`(name, b)` | what containers of that name do: [`Behavior`] |
+//! | [`exit_container`](FakeRuntime::exit_container)`(id, code)` | a running container exits now |
+//! | [`kill_sandbox`](FakeRuntime::kill_sandbox)`(id)` | the pause container "crashes": sandbox NOTREADY |
+//! | [`add_image`](FakeRuntime::add_image)`(name)` | the image is present (returns its id) |
+//! | [`set_pull_result`](FakeRuntime::set_pull_result)`(name, Ok/Err)` | later pulls succeed (adding the image) or fail |
+//! | [`set_pull_delay`](FakeRuntime::set_pull_delay)`(name, d)` | later pulls take `d` of tokio time |
+//! | [`inject_error`](FakeRuntime::inject_error)`(rpc, msg)` | the next call of `rpc` fails (queued, one-shot) |
+//! | [`inject_cri_error`](FakeRuntime::inject_cri_error)`(rpc, e)` | the same with a chosen [`CriError`] |
+//! | [`set_exec_result`](FakeRuntime::set_exec_result)`(name, r)` | what ExecSync answers in containers of that name |
+//! | [`set_exec_hangs`](FakeRuntime::set_exec_hangs)`(name)` | ExecSync there times out after its timeout |
+//! | [`set_runtime_condition`](FakeRuntime::set_runtime_condition)`(..)` | a condition `Status` reports |
+//! | [`enable_events`](FakeRuntime::enable_events)`()` | `container_events` streams events |
+//! | [`calls`](FakeRuntime::calls), [`actions`](FakeRuntime::actions), [`clear_calls`](FakeRuntime::clear_calls) | the call log |
+//! | [`container_id`](FakeRuntime::container_id)`(name)`, [`sandbox_id`](FakeRuntime::sandbox_id)`(pod)` | newest id by name, without logging a call |
+//!
 //! ```
 //! use kubelet_cri::fake::{Behavior, FakeRuntime};
 //! use std::time::Duration;
@@ -83,10 +102,11 @@ mod tests;
 pub use behavior::Behavior;
 
 use crate::CriError;
-use crate::api::ExecSyncResponse;
+use crate::api::{ExecSyncResponse, RuntimeCondition};
 use images::normalize;
-use state::{State, failed};
+use state::{ExecScript, State, failed};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 /// An in-memory CRI runtime; see the [module docs](self) for its rules and scripting API.
 #[derive(Clone)]
@@ -204,8 +224,39 @@ impl FakeRuntime {
     /// 0 and no output).
     pub fn set_exec_result(&self, container_name: &str, response: ExecSyncResponse) {
         self.lock()
-            .exec_results
-            .insert(container_name.to_string(), response);
+            .exec_scripts
+            .insert(container_name.to_string(), ExecScript::Reply(response));
+    }
+
+    /// Makes ExecSync in containers named `container_name` hang: each call waits out its timeout
+    /// (on tokio time) and fails with [`CriError::Timeout`], as an exec probe that times out.
+    pub fn set_exec_hangs(&self, container_name: &str) {
+        self.lock()
+            .exec_scripts
+            .insert(container_name.to_string(), ExecScript::Hang);
+    }
+
+    /// Makes every later PullImage of `reference` take `delay` (on tokio time) before it
+    /// succeeds or fails, so tests can watch a pull in progress.
+    pub fn set_pull_delay(&self, reference: &str, delay: Duration) {
+        self.lock().pull_delays.insert(normalize(reference), delay);
+    }
+
+    /// Sets a runtime condition reported by `Status`, e.g.
+    /// `set_runtime_condition("NetworkReady", false, "NetworkPluginNotReady", "cni config
+    /// uninitialized")`. Both RuntimeReady and NetworkReady start true.
+    pub fn set_runtime_condition(&self, kind: &str, status: bool, reason: &str, message: &str) {
+        let condition = RuntimeCondition {
+            r#type: kind.to_string(),
+            status,
+            reason: reason.to_string(),
+            message: message.to_string(),
+        };
+        let mut state = self.lock();
+        match state.conditions.iter_mut().find(|c| c.r#type == kind) {
+            Some(existing) => *existing = condition,
+            None => state.conditions.push(condition),
+        }
     }
 
     /// Turns on the container event stream (containerd 1.7 behaviour). Only transitions after

@@ -1,15 +1,14 @@
 //! The CRI traits over the fake's state.
 
 use super::images::normalize;
-use super::state::{StopOutcome, failed, not_found};
+use super::state::{ExecScript, StopOutcome, failed, not_found};
 use super::views::SNAPSHOTS_MOUNTPOINT;
 use super::{FakeRuntime, events, filters, rpc};
 use crate::api::{
     AuthConfig, Container, ContainerConfig, ContainerEventResponse, ContainerFilter,
     ContainerStats, ContainerStatsFilter, ContainerStatus, ExecSyncResponse, FilesystemIdentifier,
     FilesystemUsage, Image, ImageSpec, PodSandbox, PodSandboxConfig, PodSandboxFilter,
-    PodSandboxStatus, RuntimeCondition, RuntimeStatus, StatusResponse, UInt64Value,
-    VersionResponse,
+    PodSandboxStatus, RuntimeStatus, StatusResponse, UInt64Value, VersionResponse,
 };
 use crate::{CriError, ImageService, Result, RuntimeService};
 use futures::stream::BoxStream;
@@ -26,15 +25,6 @@ fn container_not_found(rpc: &'static str, id: &str) -> CriError {
     )
 }
 
-fn condition(kind: &str) -> RuntimeCondition {
-    RuntimeCondition {
-        r#type: kind.to_string(),
-        status: true,
-        reason: String::new(),
-        message: String::new(),
-    }
-}
-
 #[async_trait::async_trait]
 impl RuntimeService for FakeRuntime {
     async fn version(&self) -> Result<VersionResponse> {
@@ -48,10 +38,11 @@ impl RuntimeService for FakeRuntime {
     }
 
     async fn status(&self) -> Result<StatusResponse> {
-        self.lock().begin(rpc::STATUS, None)?;
+        let mut state = self.lock();
+        state.begin(rpc::STATUS, None)?;
         Ok(StatusResponse {
             status: Some(RuntimeStatus {
-                conditions: vec![condition("RuntimeReady"), condition("NetworkReady")],
+                conditions: state.conditions.clone(),
             }),
             ..Default::default()
         })
@@ -214,30 +205,42 @@ impl RuntimeService for FakeRuntime {
         &self,
         container_id: &str,
         cmd: Vec<String>,
-        _timeout: Duration,
+        timeout: Duration,
     ) -> Result<ExecSyncResponse> {
-        let mut state = self.lock();
-        let name = state.container_subject(container_id);
-        let subject = std::iter::once(name.as_str())
-            .chain(cmd.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ");
-        state.begin(rpc::EXEC_SYNC, Some(&subject))?;
-        let id = state
-            .container_id(container_id)
-            .ok_or_else(|| container_not_found(rpc::EXEC_SYNC, container_id))?;
-        let container = &state.containers[&id];
-        if !state.is_running(&id) {
-            return Err(failed(
-                rpc::EXEC_SYNC,
-                format!("container is in {} state", container.state.as_str_name()),
-            ));
+        let script = {
+            let mut state = self.lock();
+            let name = state.container_subject(container_id);
+            let subject = std::iter::once(name.as_str())
+                .chain(cmd.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" ");
+            state.begin(rpc::EXEC_SYNC, Some(&subject))?;
+            let id = state
+                .container_id(container_id)
+                .ok_or_else(|| container_not_found(rpc::EXEC_SYNC, container_id))?;
+            let container = &state.containers[&id];
+            if !state.is_running(&id) {
+                return Err(failed(
+                    rpc::EXEC_SYNC,
+                    format!("container is in {} state", container.state.as_str_name()),
+                ));
+            }
+            state
+                .exec_scripts
+                .get(container.container_name())
+                .cloned()
+                .unwrap_or(ExecScript::Reply(ExecSyncResponse::default()))
+        };
+        match script {
+            ExecScript::Reply(response) => Ok(response),
+            ExecScript::Hang => {
+                tokio::time::sleep(timeout).await;
+                Err(CriError::Timeout {
+                    rpc: rpc::EXEC_SYNC,
+                    timeout,
+                })
+            }
         }
-        Ok(state
-            .exec_results
-            .get(container.container_name())
-            .cloned()
-            .unwrap_or_default())
     }
 
     async fn list_container_stats(
@@ -291,9 +294,16 @@ impl ImageService for FakeRuntime {
         _auth: Option<AuthConfig>,
         _sandbox_config: Option<PodSandboxConfig>,
     ) -> Result<String> {
-        let mut state = self.lock();
-        state.begin(rpc::PULL_IMAGE, Some(&image.image))?;
         let reference = normalize(&image.image);
+        let delay = {
+            let mut state = self.lock();
+            state.begin(rpc::PULL_IMAGE, Some(&image.image))?;
+            state.pull_delays.get(&reference).copied()
+        };
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        let mut state = self.lock();
         match state.pull_results.get(&reference).cloned() {
             Some(Err(message)) => Err(failed(rpc::PULL_IMAGE, message)),
             Some(Ok(())) => Ok(state.images.add(&image.image)),

@@ -9,7 +9,7 @@ use super::rpc;
 use crate::CriError;
 use crate::api::{
     ContainerConfig, ContainerEventResponse, ContainerEventType, ContainerState, ExecSyncResponse,
-    NamespaceMode, PodSandboxConfig, PodSandboxState,
+    NamespaceMode, PodSandboxConfig, PodSandboxState, RuntimeCondition,
 };
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -96,6 +96,24 @@ impl ContainerRecord {
     }
 }
 
+/// What ExecSync answers in containers of one name.
+#[derive(Debug, Clone)]
+pub(super) enum ExecScript {
+    Reply(ExecSyncResponse),
+    /// The command never finishes: the call fails once its timeout has passed.
+    Hang,
+}
+
+/// A runtime condition that holds, as a healthy containerd reports it.
+fn ready_condition(kind: &str) -> RuntimeCondition {
+    RuntimeCondition {
+        r#type: kind.to_string(),
+        status: true,
+        reason: String::new(),
+        message: String::new(),
+    }
+}
+
 /// What StopContainer must do after the state lock is released.
 pub(super) enum StopOutcome {
     Done,
@@ -115,7 +133,9 @@ pub(super) struct State {
     pub behaviors: HashMap<String, Behavior>,
     pub pull_results: HashMap<String, Result<(), String>>,
     pub injected: HashMap<&'static str, VecDeque<CriError>>,
-    pub exec_results: HashMap<String, ExecSyncResponse>,
+    pub exec_scripts: HashMap<String, ExecScript>,
+    pub pull_delays: HashMap<String, Duration>,
+    pub conditions: Vec<RuntimeCondition>,
     pub calls: Vec<String>,
     /// `None` until events are enabled; then one sender per open stream.
     pub event_subscribers: Option<Vec<UnboundedSender<ContainerEventResponse>>>,
@@ -134,7 +154,12 @@ impl State {
             behaviors: HashMap::new(),
             pull_results: HashMap::new(),
             injected: HashMap::new(),
-            exec_results: HashMap::new(),
+            exec_scripts: HashMap::new(),
+            pull_delays: HashMap::new(),
+            conditions: vec![
+                ready_condition("RuntimeReady"),
+                ready_condition("NetworkReady"),
+            ],
             calls: Vec::new(),
             event_subscribers: None,
         }

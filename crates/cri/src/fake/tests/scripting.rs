@@ -150,3 +150,74 @@ async fn it_serves_as_a_shared_runtime_object() {
         "clones share one state"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn runtime_conditions_can_be_scripted() {
+    let fake = FakeRuntime::new();
+    fake.set_runtime_condition(
+        "NetworkReady",
+        false,
+        "NetworkPluginNotReady",
+        "cni config uninitialized",
+    );
+    let conditions = fake
+        .status()
+        .await
+        .expect("status")
+        .status
+        .expect("runtime status")
+        .conditions;
+    assert_eq!(conditions.len(), 2);
+    let network = conditions
+        .iter()
+        .find(|c| c.r#type == "NetworkReady")
+        .expect("network condition");
+    assert!(!network.status);
+    assert_eq!(network.reason, "NetworkPluginNotReady");
+    assert_eq!(network.message, "cni config uninitialized");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_exec_times_out_on_tokio_time() {
+    let (fake, sandbox) = fake_with_pod("web").await;
+    let app = start(&fake, &sandbox, "web", "app").await;
+    fake.set_exec_hangs("app");
+    let began = tokio::time::Instant::now();
+    let error = fake
+        .exec_sync(&app, vec!["true".into()], Duration::from_secs(3))
+        .await
+        .expect_err("times out");
+    assert!(
+        matches!(error, CriError::Timeout { rpc: "ExecSync", timeout } if timeout == Duration::from_secs(3)),
+        "{error:?}"
+    );
+    assert_eq!(began.elapsed(), Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delayed_pull_completes_after_its_delay() {
+    let fake = FakeRuntime::new();
+    fake.set_pull_result("nginx", Ok(()));
+    fake.set_pull_delay("nginx", Duration::from_secs(20));
+    let spec = crate::api::ImageSpec {
+        image: "nginx".to_string(),
+        ..Default::default()
+    };
+    let pulling = tokio::spawn({
+        let fake = fake.clone();
+        let spec = spec.clone();
+        async move { fake.pull_image(&spec, None, None).await }
+    });
+    tokio::time::sleep(Duration::from_secs(19)).await;
+    assert!(
+        fake.image_status(&spec).await.expect("status").is_none(),
+        "still pulling"
+    );
+    let id = pulling.await.expect("pull task").expect("pull");
+    let present = fake
+        .image_status(&spec)
+        .await
+        .expect("status")
+        .expect("pulled");
+    assert_eq!(present.id, id);
+}
