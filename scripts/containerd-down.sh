@@ -1,0 +1,118 @@
+#!/bin/bash
+# Stop the private containerd that scripts/containerd-up.sh started in RT_DIR, and undo
+# everything the test run left on the host: pods, the daemon, stray shims and containers, the
+# CNI bridge, mounts under RT_DIR, the test cgroups, and RT_DIR itself.
+# Exits non-zero when something could not be cleaned up; it still does all the steps it can.
+set -euo pipefail
+
+if (($# != 1)); then
+  echo "usage: $0 RT_DIR" >&2
+  exit 2
+fi
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
+# The cgroup root every test pod lives under (kubelet_testkit::TestRuntime::cgroup_root).
+cgroup_root=kubelet-rs-test
+
+log() { echo "containerd-down: $*" >&2; }
+mounts_under() { findmnt -rn -o TARGET | awk -v dir="$1/" 'index($0, dir) == 1'; }
+# Mount points of the v1 hierarchies and of cgroup2; optional fields shift the columns of
+# mountinfo, so the filesystem type is found after the "-" separator.
+cgroup_mounts() {
+  awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) ~ /^cgroup2?$/) print $5; break } }' \
+    /proc/self/mountinfo
+}
+failed=0
+problem() { log "$*"; failed=1; }
+
+if [[ ! -d $1 ]]; then
+  log "$1 does not exist: nothing to do"
+  exit 0
+fi
+rt=$(cd "$1" && pwd -P)
+[[ -f $rt/.kubelet-rs-test-runtime ]] || { log "$rt was not made by containerd-up.sh: refusing to touch it"; exit 1; }
+cd_dir=$rt/containerd
+sock=$cd_dir/containerd.sock
+pid_file=$cd_dir/containerd.pid
+
+# The pid is ours only while its command line still names our config (pids get reused).
+daemon_pid=
+if [[ -f $pid_file ]]; then
+  pid=$(cat "$pid_file")
+  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$cd_dir/config.toml"; then
+    daemon_pid=$pid
+  fi
+fi
+
+# 1. Pods first: shims and containers outlive the daemon otherwise.
+if [[ -n $daemon_pid ]]; then
+  (cd "$here/.." && cargo run --quiet -p kubelet-testkit --bin cri-cleanup -- "unix://$sock") \
+    || problem "removing the remaining CRI pods failed"
+fi
+
+# 2. The daemon, by its pid.
+if [[ -n $daemon_pid ]]; then
+  kill -TERM "$daemon_pid" 2>/dev/null || true
+  for _ in $(seq 100); do
+    kill -0 "$daemon_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$daemon_pid" 2>/dev/null; then
+    log "containerd (pid $daemon_pid) ignored SIGTERM for 10 s: killing it"
+    kill -KILL "$daemon_pid" 2>/dev/null || true
+    while kill -0 "$daemon_pid" 2>/dev/null; do sleep 0.1; done
+  fi
+fi
+rm -f "$pid_file"
+
+# 3. Containers the pod cleanup missed, through runc's state under our root (one dir per
+#    containerd namespace), then the shims that served this daemon's address.
+if [[ -d $cd_dir/runc-root ]]; then
+  for state in "$cd_dir"/runc-root/*/; do
+    [[ -d $state ]] || continue
+    for id in $(runc --root "$state" list -q 2>/dev/null); do
+      log "removing leftover container $id"
+      runc --root "$state" delete --force "$id" || problem "runc delete $id failed"
+    done
+  done
+fi
+for cmdline in /proc/[0-9]*/cmdline; do
+  pid=${cmdline#/proc/}
+  pid=${pid%/cmdline}
+  args=$(tr '\0' ' ' <"$cmdline" 2>/dev/null) || continue
+  if [[ $args == *containerd-shim* && $args == *"-address $sock "* ]]; then
+    log "killing leftover shim pid $pid"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+done
+
+# 4. The CNI bridge: containerd does not remove it.
+bridge=kubeletrs0
+if [[ -f $rt/network.env ]]; then
+  bridge=$(sed -n 's/^bridge=//p' "$rt/network.env")
+fi
+if ip link show "$bridge" >/dev/null 2>&1; then
+  ip link del "$bridge" || problem "cannot delete the bridge $bridge"
+fi
+
+# 5. Mounts under RT_DIR (overlay rootfs, netns, shm), deepest first.
+while read -r target; do
+  umount "$target" || problem "cannot unmount $target"
+done < <(mounts_under "$rt" | sort -r)
+
+# 6. Test cgroups in every hierarchy, deepest first; rmdir only removes empty cgroups.
+while read -r mount_point; do
+  dir=$mount_point/$cgroup_root
+  [[ -d $dir ]] || continue
+  find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null \
+    || problem "cgroups are still in use under $dir"
+done < <(cgroup_mounts)
+
+# 7. RT_DIR, never across a mount.
+if [[ -n $(mounts_under "$rt") ]]; then
+  problem "mounts remain under $rt: leaving it in place"
+else
+  rm -rf "$rt"
+fi
+
+exit "$failed"
