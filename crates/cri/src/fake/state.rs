@@ -45,7 +45,8 @@ fn exit_reason(code: i32) -> &'static str {
 pub(super) struct SandboxRecord {
     pub id: String,
     pub seq: u64,
-    pub name: String,
+    /// containerd's unique name, `k8s_POD_<pod>_<ns>_<uid>_<attempt>`.
+    pub reserved_name: String,
     pub config: PodSandboxConfig,
     pub runtime_handler: String,
     pub state: PodSandboxState,
@@ -70,7 +71,8 @@ pub(super) struct ContainerRecord {
     pub id: String,
     pub seq: u64,
     pub sandbox_id: String,
-    pub name: String,
+    /// containerd's unique name, `k8s_<container>_<pod>_<ns>_<uid>_<attempt>`.
+    pub reserved_name: String,
     pub config: ContainerConfig,
     pub image: StoredImage,
     pub log_path: String,
@@ -327,7 +329,7 @@ impl State {
             SandboxRecord {
                 id: id.clone(),
                 seq,
-                name,
+                reserved_name: name,
                 config,
                 runtime_handler: runtime_handler.to_string(),
                 state: PodSandboxState::SandboxReady,
@@ -389,7 +391,7 @@ impl State {
         }
         self.emit(&id, &id, ContainerEventType::ContainerDeletedEvent);
         if let Some(sandbox) = self.sandboxes.remove(&id) {
-            self.names.remove(&sandbox.name);
+            self.names.remove(&sandbox.reserved_name);
         }
         Ok(())
     }
@@ -479,7 +481,7 @@ impl State {
                 id: id.clone(),
                 seq,
                 sandbox_id: sandbox_id.clone(),
-                name,
+                reserved_name: name,
                 config,
                 image,
                 log_path,
@@ -530,8 +532,6 @@ impl State {
         let now_nanos = self.clock.nanos_at(now);
         if let Behavior::FailStart(cause) = &behavior {
             let message = format!("failed to create containerd task: {cause}");
-            let container = self.containers.get_mut(&id).expect("resolved above");
-            container.behavior = behavior.clone();
             self.finish(
                 &id,
                 now_nanos,
@@ -585,7 +585,7 @@ impl State {
         };
         self.kill(&id);
         if let Some(container) = self.containers.remove(&id) {
-            self.names.remove(&container.name);
+            self.names.remove(&container.reserved_name);
             self.emit(
                 &id,
                 &container.sandbox_id,
