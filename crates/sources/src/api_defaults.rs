@@ -106,6 +106,9 @@ fn default_probe(probe: &mut Probe) {
     if let Some(action) = probe.http_get.as_mut() {
         default_http_get(action);
     }
+    if let Some(grpc) = probe.grpc.as_mut() {
+        grpc.service.get_or_insert_with(String::new);
+    }
 }
 
 fn default_http_get(action: &mut HTTPGetAction) {
@@ -137,6 +140,36 @@ fn default_volume(volume: &mut Volume) {
                 default_field_selector(selector);
             }
         }
+    }
+    if let Some(iscsi) = volume.iscsi.as_mut() {
+        default_str(&mut iscsi.iscsi_interface, "default");
+    }
+    if let Some(rbd) = volume.rbd.as_mut() {
+        default_str(&mut rbd.pool, "rbd");
+        default_str(&mut rbd.user, "admin");
+        default_str(&mut rbd.keyring, "/etc/ceph/keyring");
+    }
+    if let Some(azure) = volume.azure_disk.as_mut() {
+        azure
+            .caching_mode
+            .get_or_insert_with(|| "ReadWrite".to_owned());
+        azure.kind.get_or_insert_with(|| "Shared".to_owned());
+        azure.fs_type.get_or_insert_with(|| "ext4".to_owned());
+        azure.read_only.get_or_insert(false);
+    }
+    if let Some(scale_io) = volume.scale_io.as_mut() {
+        default_str(&mut scale_io.storage_mode, "ThinProvisioned");
+        default_str(&mut scale_io.fs_type, "xfs");
+    }
+    let claim = volume
+        .ephemeral
+        .as_mut()
+        .and_then(|e| e.volume_claim_template.as_mut());
+    if let Some(claim) = claim {
+        claim
+            .spec
+            .volume_mode
+            .get_or_insert_with(|| "Filesystem".to_owned());
     }
     if let Some(projected) = volume.projected.as_mut() {
         projected.default_mode.get_or_insert(DEFAULT_VOLUME_MODE);
@@ -356,7 +389,9 @@ mod tests {
                 {"name": "host", "hostPath": {"path": "/data"}},
                 {"name": "sec", "secret": {"secretName": "s"}},
                 {"name": "cm", "configMap": {"name": "c", "defaultMode": 256}},
-                {"name": "proj", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}
+                {"name": "proj", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}},
+                {"name": "rbd", "rbd": {"monitors": ["m"], "image": "i"}},
+                {"name": "eph", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}}
             ]}}),
         )
         .spec
@@ -383,5 +418,33 @@ mod tests {
             .as_ref()
             .unwrap();
         assert_eq!(token.expiration_seconds, Some(3600));
+        let rbd = volumes[5].rbd.as_ref().unwrap();
+        assert_eq!(
+            (
+                rbd.pool.as_deref(),
+                rbd.user.as_deref(),
+                rbd.keyring.as_deref()
+            ),
+            (Some("rbd"), Some("admin"), Some("/etc/ceph/keyring"))
+        );
+        let claim = volumes[6]
+            .ephemeral
+            .as_ref()
+            .unwrap()
+            .volume_claim_template
+            .as_ref()
+            .unwrap();
+        assert_eq!(claim.spec.volume_mode.as_deref(), Some("Filesystem"));
+    }
+
+    #[test]
+    fn grpc_probe_service_defaults_to_empty() {
+        let spec = defaulted(json!({"spec": {"containers": [{"name": "a", "image": "x:1",
+            "startupProbe": {"grpc": {"port": 9000}}}]}}))
+        .spec
+        .unwrap();
+        let probe = spec.containers[0].startup_probe.as_ref().unwrap();
+        assert_eq!(probe.grpc.as_ref().unwrap().service.as_deref(), Some(""));
+        assert_eq!(probe.failure_threshold, Some(3));
     }
 }
