@@ -104,13 +104,15 @@ fn walk(
 ) -> Result<(), ConfigError> {
     for (name, json) in object {
         let qualified = format!("{prefix}{name}");
-        let field = table
-            .iter()
-            .find(|field| field.name == name)
-            .ok_or_else(|| ConfigError::UnknownField {
-                path: path.to_path_buf(),
-                field: qualified.clone(),
-            })?;
+        // Upstream decodes v1beta1 leniently after a strict pass fails: an unknown field (a typo,
+        // or a field of a newer release) is reported and ignored, never fatal.
+        let Some(field) = table.iter().find(|field| field.name == name) else {
+            settings.warnings.push(format!(
+                "config file {}: unknown field {qualified:?}, ignoring it",
+                path.display()
+            ));
+            continue;
+        };
         if json.is_null() {
             continue;
         }

@@ -34,8 +34,6 @@ pub enum ConfigError {
     WrongApiVersion { path: PathBuf, found: String },
     #[error("config file {path}: kind must be \"KubeletConfiguration\", got {found}")]
     WrongKind { path: PathBuf, found: String },
-    #[error("config file {path}: unknown field {field:?}")]
-    UnknownField { path: PathBuf, field: String },
     #[error("config file {path}: field {field}: {reason}")]
     BadField {
         path: PathBuf,
