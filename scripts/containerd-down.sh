@@ -83,6 +83,12 @@ for cmdline in /proc/[0-9]*/cmdline; do
   if [[ $args == *containerd-shim* && $args == *"-address $sock "* ]]; then
     log "killing leftover shim pid $pid"
     kill -KILL "$pid" 2>/dev/null || true
+    # A killed shim leaves its socket behind, named (containerd 1.6) by the hash of
+    # "<daemon address>/<namespace>/<id>".
+    namespace=$(sed -n 's/.* -namespace \([^ ]*\) .*/\1/p' <<<"$args")
+    id=$(sed -n 's/.* -id \([^ ]*\) .*/\1/p' <<<"$args")
+    hash=$(printf '%s' "$sock/$namespace/$id" | sha256sum | cut -d' ' -f1)
+    rm -f "/run/containerd/s/$hash"
   fi
 done
 
