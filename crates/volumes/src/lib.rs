@@ -1,7 +1,23 @@
 //! Pod volumes: set up on the host before a pod's containers start, torn down after they stop.
-//! Supported now: emptyDir (disk, and medium Memory as tmpfs) and hostPath (with its type checks).
+//! Supported now: emptyDir (disk, and medium Memory as tmpfs) and hostPath (with its type checks);
+//! subPath and subPathExpr are resolved beneath the volume and pinned with a bind mount.
+
+mod cleanup;
+mod empty_dir;
+mod error;
+mod host_path;
+mod layout;
+mod manager;
+mod mountinfo;
+mod quantity;
+mod source;
+mod subpath;
 
 use std::path::PathBuf;
+
+pub use error::{MountError, PathIo, SetupError, VolumeError};
+pub use manager::{MountedVolume, PodVolumes, VolumeManager};
+pub use subpath::ExpandError;
 
 /// One mount of a container, resolved to a host path (subPath already applied safely).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,112 @@
+//! Typed errors: each names the volume (or mount) and the cause, so they read well in a
+//! FailedMount event.
+
+use std::io;
+use std::path::PathBuf;
+use thiserror::Error;
+
+use crate::subpath::ExpandError;
+
+/// An I/O failure on one path, with what was being done to it.
+#[derive(Debug, Error)]
+#[error("cannot {action} {}: {source}", path.display())]
+pub struct PathIo {
+    pub action: &'static str,
+    pub path: PathBuf,
+    pub source: io::Error,
+}
+
+impl PathIo {
+    pub(crate) fn new(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: impl Into<io::Error>,
+    ) -> Self {
+        Self {
+            action,
+            path: path.into(),
+            source: source.into(),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum VolumeError {
+    #[error("invalid pod UID {0:?}")]
+    InvalidPodUid(String),
+    #[error("volume {volume:?}: {cause}")]
+    Volume { volume: String, cause: SetupError },
+    #[error("volumeMount {mount:?} of container {container:?}: {cause}")]
+    Mount {
+        container: String,
+        mount: String,
+        cause: MountError,
+    },
+    #[error("cannot clean up pod {uid}: {cause}")]
+    Cleanup { uid: String, cause: PathIo },
+    #[error("cannot clean up pod {uid}: {} is still mounted", path.display())]
+    StillMounted { uid: String, path: PathBuf },
+    #[error(transparent)]
+    Io(#[from] PathIo),
+}
+
+/// Why one volume could not be set up.
+#[derive(Debug, Error)]
+pub enum SetupError {
+    #[error("volume type {0} is not supported yet")]
+    Unsupported(String),
+    #[error("invalid volume name: it must be a single path component")]
+    InvalidName,
+    #[error("emptyDir medium {0:?} is not supported yet")]
+    UnsupportedMedium(String),
+    #[error("invalid emptyDir sizeLimit {0:?}")]
+    InvalidSizeLimit(String),
+    #[error("{} exists and is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("invalid HostPath `{0}`: must not contain '..'")]
+    HostPathBacksteps(String),
+    #[error("hostPath {0} doesn't exist")]
+    HostPathMissing(String),
+    #[error("hostPath type check failed: {path} is not a {expected}, it's a {actual}")]
+    HostPathType {
+        path: String,
+        expected: &'static str,
+        actual: &'static str,
+    },
+    #[error(
+        "hostPath type check failed, {path} is not a {expected}, unable to determine its type: only recognise file, directory, socket, block device and character device"
+    )]
+    HostPathUnknownType {
+        path: String,
+        expected: &'static str,
+    },
+    #[error("{0} is an invalid volume type")]
+    InvalidHostPathType(String),
+    #[error(transparent)]
+    Io(#[from] PathIo),
+}
+
+/// Why one volumeMount of a container could not be resolved.
+#[derive(Debug, Error)]
+pub enum MountError {
+    #[error("cannot find volume {0:?} to mount into the container")]
+    MissingVolume(String),
+    #[error("invalid container name {0:?}: it must be a single path component")]
+    InvalidContainerName(String),
+    #[error("invalid MountPropagation mode: {0:?}")]
+    InvalidPropagation(String),
+    #[error("subPath `{0}` must not be an absolute path")]
+    AbsoluteSubPath(String),
+    #[error("subPath `{0}` must not contain '..'")]
+    SubPathBacksteps(String),
+    #[error("subPath `{sub_path}`: the symlink at `{at}` points outside of the volume")]
+    SymlinkEscapes { sub_path: String, at: String },
+    #[error("subPath `{0}`: too many levels of symbolic links")]
+    TooManySymlinks(String),
+    #[error("subPath `{sub_path}`: `{at}` is not a directory")]
+    NotADirectory { sub_path: String, at: String },
+    #[error("subPathExpr: {0}")]
+    Expand(#[from] ExpandError),
+    #[error(transparent)]
+    Io(#[from] PathIo),
+}
