@@ -1,1 +1,15 @@
-//! The kubelet: sync loop, pod workers, PLEG, status.
+//! The kubelet: pod updates from the sources flow through the sync loop to one worker per pod,
+//! which converges the runtime through the runtime manager; PLEG wakes workers on runtime changes,
+//! and the status manager keeps what they observe.
+
+pub mod admission;
+pub mod app;
+pub mod cm;
+pub mod healthz;
+pub mod housekeeping;
+pub mod pleg;
+pub mod pod_sync;
+pub mod pod_workers;
+pub mod runonce;
+pub mod status;
+pub mod sync_loop;

@@ -2,9 +2,17 @@
 //! observed state into CRI calls. Pure builders (labels, hash, sandbox and container configs)
 //! live beside the stateful pieces (actions, images, the manager itself).
 
+pub mod actions;
+pub mod backoff;
 pub mod container_config;
 pub mod dns;
+pub mod events;
 pub mod hash;
+pub mod images;
+pub mod kill;
 pub mod labels;
+pub mod manager;
 pub mod qos;
+pub mod runtime_status;
 pub mod sandbox_config;
+pub mod sync;

@@ -1,0 +1,206 @@
+//! Wires the kubelet together from its resolved configuration and runs it.
+
+use crate::cm::cgroups::PodCgroups;
+use crate::cm::machine::MachineInfo;
+use crate::healthz::{self, Health};
+use crate::pleg::Pleg;
+use crate::pod_sync::PodSyncer;
+use crate::pod_workers::PodWorkers;
+use crate::runonce;
+use crate::status::StatusManager;
+use crate::sync_loop::SyncLoop;
+use kubelet_config::KubeletConfig;
+use kubelet_cri::Runtime;
+use kubelet_cri::remote::RemoteRuntime;
+use kubelet_kuberuntime::dns::DnsOptions;
+use kubelet_kuberuntime::events::{EventRecorder, LogRecorder};
+use kubelet_kuberuntime::manager::{ManagerConfig, RuntimeManager};
+use kubelet_kuberuntime::sandbox_config::SandboxOptions;
+use kubelet_sources::SourcesConfig;
+use kubelet_volumes::VolumeManager;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Runtime(#[from] kubelet_cri::CriError),
+    #[error("{0}")]
+    Setup(String),
+    #[error("--runonce: not every pod ran")]
+    RunOnceFailed,
+}
+
+/// The node's primary IP: the first --node-ip, else the first global address of an up interface.
+fn host_ip(cfg: &KubeletConfig) -> Option<String> {
+    if let Some(ip) = cfg.node_ips.first() {
+        return Some(ip.to_string());
+    }
+    let addrs = nix::ifaddrs::getifaddrs().ok()?;
+    addrs
+        .filter(|a| a.flags.contains(nix::net::if_::InterfaceFlags::IFF_UP))
+        .filter(|a| {
+            !a.flags
+                .contains(nix::net::if_::InterfaceFlags::IFF_LOOPBACK)
+        })
+        .filter_map(|a| {
+            a.address
+                .and_then(|s| s.as_sockaddr_in().map(|v4| v4.ip().to_string()))
+        })
+        .next()
+}
+
+pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime: Arc<dyn Runtime> = Arc::new(
+        RemoteRuntime::connect(
+            &cfg.container_runtime_endpoint,
+            &cfg.image_service_endpoint,
+            cfg.runtime_request_timeout,
+        )
+        .await?,
+    );
+    let version = runtime.version().await?;
+    tracing::info!(runtime = %version.runtime_name, version = %version.runtime_version, api = %version.runtime_api_version, "connected to the container runtime");
+
+    let machine = MachineInfo::read()
+        .map_err(|e| AppError::Setup(format!("cannot read the machine's resources: {e}")))?;
+    let host_ip = host_ip(&cfg);
+    let events: Arc<dyn EventRecorder> = Arc::new(LogRecorder);
+    let volumes = Arc::new(VolumeManager::new(cfg.root_dir.clone()));
+    let pods_dir = cfg.root_dir.join("pods");
+    for dir in [
+        &pods_dir,
+        &cfg.pod_logs_dir,
+        &cfg.container_logs_symlink_dir,
+    ] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| AppError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let manager_cfg = ManagerConfig {
+        sandbox: SandboxOptions {
+            pod_logs_dir: cfg.pod_logs_dir.clone(),
+            dns: DnsOptions {
+                cluster_dns: cfg.cluster_dns.clone(),
+                cluster_domain: cfg.cluster_domain.clone(),
+                resolv_conf: cfg.resolv_conf.clone(),
+                node_ips: cfg.node_ips.clone(),
+            },
+            cgroup_root: cfg.cgroup_root.clone(),
+            cgroups_per_qos: cfg.cgroups_per_qos,
+        },
+        pods_dir: pods_dir.clone(),
+        container_logs_symlink_dir: cfg.container_logs_symlink_dir.clone(),
+        host_ip: host_ip.clone(),
+        node_memory_capacity: machine.memory_bytes,
+        node_allocatable_cpu_milli: Some(machine.cpu_milli),
+        serialize_image_pulls: cfg.serialize_image_pulls,
+    };
+    let manager = Arc::new(
+        RuntimeManager::new(
+            runtime.clone(),
+            volumes.clone(),
+            events.clone(),
+            manager_cfg,
+        )
+        .await?,
+    );
+    let cgroups = PodCgroups::new(&cfg.cgroup_root, cfg.cgroups_per_qos)
+        .map_err(|e| AppError::Setup(format!("cannot read the cgroup mounts: {e}")))?;
+    cgroups.ensure_qos_tree().map_err(|e| {
+        AppError::Setup(format!(
+            "cannot create the QoS cgroups under {}: {e}",
+            cfg.cgroup_root
+        ))
+    })?;
+
+    let status = Arc::new(StatusManager::default());
+    let syncer = Arc::new(PodSyncer {
+        runtime: manager,
+        volumes,
+        cgroups,
+        status: status.clone(),
+        events: events.clone(),
+        pods_dir,
+        pod_logs_dir: cfg.pod_logs_dir.clone(),
+        host_ip,
+        sync_frequency: cfg.sync_frequency,
+    });
+    let workers = PodWorkers::new(syncer);
+
+    let health = Health::default();
+    let healthz_addr = SocketAddr::new(cfg.healthz_bind_address, cfg.healthz_port);
+    let _healthz = if cfg.healthz_port > 0 {
+        Some(
+            healthz::serve(healthz_addr, health.clone())
+                .await
+                .map_err(AppError::Setup)?,
+        )
+    } else {
+        None
+    };
+
+    let logs = kubelet_logs::ContainerLogManager::new(
+        runtime.clone(),
+        cfg.container_log_max_size,
+        cfg.container_log_max_files,
+    )
+    .map_err(|e| AppError::Setup(format!("container log rotation: {e}")))?;
+    tokio::spawn(async move { logs.run(std::future::pending()).await });
+
+    let (pleg, pleg_events) = Pleg::new(runtime.clone());
+    tokio::spawn(pleg.run());
+
+    let mut sources = kubelet_sources::start(SourcesConfig {
+        node_name: cfg.node_name.clone(),
+        manifest_path: cfg.static_pod_path.clone(),
+        file_check_frequency: cfg.file_check_frequency,
+        manifest_url: cfg.static_pod_url.clone(),
+        manifest_url_headers: cfg.static_pod_url_headers.clone(),
+        http_check_frequency: cfg.http_check_frequency,
+    });
+    let sync_loop = SyncLoop::new(
+        workers,
+        sources.ready.clone(),
+        machine,
+        cfg.max_pods,
+        events,
+        health,
+    );
+    tracing::info!(node = %cfg.node_name, "kubelet started");
+
+    if cfg.run_once {
+        let (forward, loop_updates) = tokio::sync::mpsc::unbounded_channel();
+        let pods = runonce::collect_pods(&mut sources.updates, &forward, &sources.ready).await;
+        tokio::spawn(async move {
+            // Later changes still reach the loop, so pods keep converging while we wait.
+            while let Some(u) = sources.updates.recv().await {
+                let _ = forward.send(u);
+            }
+        });
+        tokio::spawn(sync_loop.run(loop_updates, pleg_events));
+        return if runonce::wait(&pods, &status, runonce::TIMEOUT).await {
+            Ok(())
+        } else {
+            Err(AppError::RunOnceFailed)
+        };
+    }
+
+    let main_loop = tokio::spawn(sync_loop.run(sources.updates, pleg_events));
+    shutdown_signal().await;
+    tracing::info!("shutting down; pods keep running");
+    main_loop.abort();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,360 @@
+//! Computes a pod's API status from its spec, the runtime's view and the last sync's waiting
+//! reasons (upstream generateAPIPodStatus, getPhase, and the status/ condition generators).
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kubelet_kuberuntime::actions::should_restart;
+use kubelet_kuberuntime::qos::qos_class;
+use kubelet_kuberuntime::runtime_status::{self, ContainerState as RtState, PodRuntimeStatus};
+use kubelet_kuberuntime::sync::SyncResult;
+
+/// Pod phases as the API spells them.
+pub const PENDING: &str = "Pending";
+pub const RUNNING: &str = "Running";
+pub const SUCCEEDED: &str = "Succeeded";
+pub const FAILED: &str = "Failed";
+
+/// What the status is computed from.
+pub struct StatusInput<'a> {
+    pub pod: &'a Pod,
+    pub runtime: &'a PodRuntimeStatus,
+    pub sync: &'a SyncResult,
+    pub runtime_name: &'a str,
+    pub host_ip: Option<&'a str>,
+    /// The previous status, for startTime and transition times.
+    pub previous: Option<&'a PodStatus>,
+    pub now: Time,
+}
+
+fn ts(ns: i64) -> Option<Time> {
+    if ns <= 0 {
+        return None;
+    }
+    let secs = ns / 1_000_000_000;
+    let nanos = (ns % 1_000_000_000) as u32;
+    k8s_openapi::jiff::Timestamp::new(secs, nanos as i32)
+        .ok()
+        .map(Time)
+}
+
+fn terminated(c: &runtime_status::ContainerStatus, runtime_name: &str) -> ContainerStateTerminated {
+    let reason = if !c.reason.is_empty() {
+        c.reason.clone()
+    } else if c.exit_code == 0 {
+        "Completed".into()
+    } else {
+        "Error".into()
+    };
+    ContainerStateTerminated {
+        exit_code: c.exit_code,
+        reason: Some(reason),
+        message: (!c.message.is_empty()).then(|| c.message.clone()),
+        started_at: ts(c.started_at),
+        finished_at: ts(c.finished_at),
+        container_id: Some(format!("{runtime_name}://{}", c.id)),
+        signal: None,
+    }
+}
+
+fn waiting(reason: &str, message: Option<String>) -> ContainerState {
+    ContainerState {
+        waiting: Some(ContainerStateWaiting {
+            reason: Some(reason.into()),
+            message,
+        }),
+        ..Default::default()
+    }
+}
+
+/// Whether the container's current instance, no longer running, will run again. An init container
+/// runs again only after a failure.
+fn runs_again(pod: &Pod, cur: &runtime_status::ContainerStatus, init: bool) -> bool {
+    if init {
+        let policy = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref())
+            .unwrap_or("Always");
+        return policy != "Never" && (cur.exit_code != 0 || cur.state == RtState::Unknown);
+    }
+    should_restart(pod, Some(cur))
+}
+
+/// One container's status. `default_reason` is the waiting reason before it ever ran.
+fn container_status(
+    input: &StatusInput,
+    c: &Container,
+    default_reason: &str,
+    init: bool,
+) -> ContainerStatus {
+    let mut instances = input.runtime.instances(&c.name);
+    let current = instances.next();
+    let previous = instances.next();
+    let sync_wait = input.sync.waiting.get(&c.name);
+    let image = c.image.clone().unwrap_or_default();
+
+    let mut status = ContainerStatus {
+        name: c.name.clone(),
+        image: image.clone(),
+        ..Default::default()
+    };
+    let Some(cur) = current else {
+        let (reason, message) = match (sync_wait, &input.sync.pod_error) {
+            (Some(w), _) => (w.reason.as_str(), Some(w.message.clone())),
+            _ => (default_reason, None),
+        };
+        status.state = Some(waiting(reason, message));
+        return status;
+    };
+    status.container_id = Some(format!("{}://{}", input.runtime_name, cur.id));
+    status.image_id = cur.image_ref.clone();
+    status.restart_count = cur.restart_count() as i32;
+    match cur.state {
+        RtState::Running => {
+            status.state = Some(ContainerState {
+                running: Some(ContainerStateRunning {
+                    started_at: ts(cur.started_at),
+                }),
+                ..Default::default()
+            });
+            status.started = Some(true);
+            status.ready = true;
+            status.last_state = previous.map(|p| ContainerState {
+                terminated: Some(terminated(p, input.runtime_name)),
+                ..Default::default()
+            });
+        }
+        RtState::Exited | RtState::Unknown if runs_again(input.pod, cur, init) => {
+            // It will run again: waiting, with this run as the last state.
+            let (reason, message) = match sync_wait {
+                Some(w) => (w.reason.as_str(), Some(w.message.clone())),
+                None => ("ContainerCreating", None),
+            };
+            status.state = Some(waiting(reason, message));
+            status.last_state = Some(ContainerState {
+                terminated: Some(terminated(cur, input.runtime_name)),
+                ..Default::default()
+            });
+            status.started = Some(false);
+        }
+        RtState::Exited | RtState::Unknown => {
+            status.state = Some(ContainerState {
+                terminated: Some(terminated(cur, input.runtime_name)),
+                ..Default::default()
+            });
+            status.last_state = previous.map(|p| ContainerState {
+                terminated: Some(terminated(p, input.runtime_name)),
+                ..Default::default()
+            });
+            status.started = Some(false);
+        }
+        RtState::Created => {
+            let (reason, message) = match sync_wait {
+                Some(w) => (w.reason.as_str(), Some(w.message.clone())),
+                None => ("ContainerCreating", None),
+            };
+            status.state = Some(waiting(reason, message));
+            status.started = Some(false);
+        }
+    }
+    status
+}
+
+fn is_terminated(s: &ContainerStatus) -> Option<&ContainerStateTerminated> {
+    s.state.as_ref().and_then(|st| st.terminated.as_ref())
+}
+
+/// The pod phase (upstream getPhase, without sidecars).
+pub fn phase(pod: &Pod, init: &[ContainerStatus], app: &[ContainerStatus]) -> &'static str {
+    let policy = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always");
+    let mut pending_init = false;
+    for s in init {
+        match is_terminated(s) {
+            Some(t) if t.exit_code == 0 => {}
+            Some(_) if policy == "Never" => return FAILED,
+            _ => pending_init = true,
+        }
+    }
+    if pending_init {
+        return PENDING;
+    }
+    let (mut running, mut waiting_n, mut stopped, mut succeeded) = (0, 0, 0, 0);
+    for s in app {
+        let st = s.state.as_ref();
+        if st.is_some_and(|st| st.running.is_some()) {
+            running += 1;
+        } else if let Some(t) = st.and_then(|st| st.terminated.as_ref()) {
+            stopped += 1;
+            if t.exit_code == 0 {
+                succeeded += 1;
+            }
+        } else if s
+            .last_state
+            .as_ref()
+            .and_then(|l| l.terminated.as_ref())
+            .is_some()
+        {
+            stopped += 1;
+        } else {
+            waiting_n += 1;
+        }
+    }
+    if waiting_n > 0 {
+        return PENDING;
+    }
+    if running > 0 {
+        return RUNNING;
+    }
+    if stopped > 0 {
+        if policy == "Always" {
+            return RUNNING;
+        }
+        if stopped == succeeded {
+            return SUCCEEDED;
+        }
+        if policy == "Never" {
+            return FAILED;
+        }
+        return RUNNING;
+    }
+    PENDING
+}
+
+fn condition(
+    kind: &str,
+    ok: bool,
+    reason: Option<&str>,
+    previous: Option<&PodStatus>,
+    now: &Time,
+) -> PodCondition {
+    let status = if ok { "True" } else { "False" };
+    // The transition time moves only when the condition's status does.
+    let last = previous
+        .and_then(|p| p.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == kind))
+        .filter(|c| c.status == status)
+        .and_then(|c| c.last_transition_time.clone());
+    PodCondition {
+        type_: kind.into(),
+        status: status.into(),
+        reason: reason.map(Into::into),
+        last_transition_time: Some(last.unwrap_or_else(|| now.clone())),
+        ..Default::default()
+    }
+}
+
+/// Computes the pod's status.
+pub fn generate(input: &StatusInput) -> PodStatus {
+    let spec = input.pod.spec.as_ref();
+    let inits: Vec<ContainerStatus> = spec
+        .and_then(|s| s.init_containers.as_ref())
+        .map(|cs| {
+            cs.iter()
+                .map(|c| container_status(input, c, "PodInitializing", true))
+                .collect()
+        })
+        .unwrap_or_default();
+    let has_inits = !inits.is_empty();
+    let init_done = inits
+        .iter()
+        .all(|s| is_terminated(s).is_some_and(|t| t.exit_code == 0));
+    let default_reason = if init_done {
+        "ContainerCreating"
+    } else {
+        "PodInitializing"
+    };
+    let apps: Vec<ContainerStatus> = spec
+        .map(|s| {
+            s.containers
+                .iter()
+                .map(|c| container_status(input, c, default_reason, false))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut phase = phase(input.pod, &inits, &apps);
+    // A pod never leaves Succeeded or Failed.
+    if let Some(prev) = input.previous.and_then(|p| p.phase.as_deref())
+        && (prev == SUCCEEDED || prev == FAILED)
+    {
+        phase = if prev == SUCCEEDED { SUCCEEDED } else { FAILED };
+    }
+
+    let sandbox_ready = input.runtime.sandbox().is_some_and(|s| s.ready);
+    let all_ready = !apps.is_empty() && apps.iter().all(|s| s.ready);
+    let terminal = phase == SUCCEEDED || phase == FAILED;
+    let now = &input.now;
+    let prev = input.previous;
+    let not_ready_reason = |done: bool| {
+        if done {
+            "PodCompleted"
+        } else {
+            "ContainersNotReady"
+        }
+    };
+    let mut conditions = vec![
+        condition("PodReadyToStartContainers", sandbox_ready, None, prev, now),
+        condition(
+            "Initialized",
+            init_done,
+            (!init_done)
+                .then_some("ContainersNotInitialized")
+                .or((terminal && has_inits).then_some("PodCompleted")),
+            prev,
+            now,
+        ),
+        condition(
+            "Ready",
+            all_ready,
+            (!all_ready).then(|| not_ready_reason(terminal)),
+            prev,
+            now,
+        ),
+        condition(
+            "ContainersReady",
+            all_ready,
+            (!all_ready).then(|| not_ready_reason(terminal)),
+            prev,
+            now,
+        ),
+        condition("PodScheduled", true, None, prev, now),
+    ];
+    if let Some(e) = &input.sync.pod_error {
+        conditions[0].message = Some(e.message.clone());
+    }
+
+    let ips: Vec<String> = match input.runtime.sandbox() {
+        Some(sb) if sb.host_network => input
+            .host_ip
+            .map(|ip| vec![ip.to_string()])
+            .unwrap_or_default(),
+        Some(sb) => sb.ips.clone(),
+        None => prev
+            .and_then(|p| p.pod_ips.as_ref())
+            .map(|ips| ips.iter().map(|i| i.ip.clone()).collect())
+            .unwrap_or_default(),
+    };
+    let start_time = prev
+        .and_then(|p| p.start_time.clone())
+        .or_else(|| Some(now.clone()));
+
+    PodStatus {
+        phase: Some(phase.into()),
+        conditions: Some(conditions),
+        host_ip: input.host_ip.map(Into::into),
+        host_ips: input.host_ip.map(|ip| vec![HostIP { ip: ip.into() }]),
+        pod_ip: ips.first().cloned(),
+        pod_ips: (!ips.is_empty()).then(|| ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
+        start_time,
+        qos_class: Some(qos_class(input.pod).as_str().into()),
+        init_container_statuses: has_inits.then_some(inits),
+        container_statuses: Some(apps),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,160 @@
+//! The sync loop (upstream syncLoop / syncLoopIteration): pod updates from the config mux, PLEG
+//! events and the housekeeping tick, dispatched to the pod workers. The per-pod resync timers
+//! live in the workers themselves.
+
+use crate::admission::{self, Rejection};
+use crate::cm::machine::MachineInfo;
+use crate::healthz::Health;
+use crate::housekeeping::Housekeeping;
+use crate::pod_workers::PodWorkers;
+use crate::status::generate::{FAILED, SUCCEEDED};
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use kubelet_kuberuntime::events::{EventRecorder, EventType};
+use kubelet_sources::{PodOperation, PodUpdate, SourcesReady};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+pub const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(2);
+
+pub struct SyncLoop {
+    /// The pods the sources want, by UID (upstream pod manager).
+    pods: HashMap<String, Pod>,
+    /// Pods admission refused: known, reported Failed, never started.
+    rejected: HashSet<String>,
+    workers: PodWorkers,
+    ready: SourcesReady,
+    machine: MachineInfo,
+    max_pods: u32,
+    events: Arc<dyn EventRecorder>,
+    housekeeping: Housekeeping,
+    health: Health,
+}
+
+fn uid(pod: &Pod) -> String {
+    pod.metadata.uid.clone().unwrap_or_default()
+}
+
+impl SyncLoop {
+    pub fn new(
+        workers: PodWorkers,
+        ready: SourcesReady,
+        machine: MachineInfo,
+        max_pods: u32,
+        events: Arc<dyn EventRecorder>,
+        health: Health,
+    ) -> Self {
+        let housekeeping = Housekeeping::new(workers.clone());
+        Self {
+            pods: HashMap::new(),
+            rejected: HashSet::new(),
+            workers,
+            ready,
+            machine,
+            max_pods,
+            events,
+            housekeeping,
+            health,
+        }
+    }
+
+    pub fn workers(&self) -> &PodWorkers {
+        &self.workers
+    }
+
+    /// Runs until the update channel closes.
+    pub async fn run(
+        mut self,
+        mut updates: UnboundedReceiver<PodUpdate>,
+        mut pleg: UnboundedReceiver<String>,
+    ) {
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING_PERIOD);
+        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                u = updates.recv() => match u {
+                    Some(u) => self.handle(u),
+                    None => return,
+                },
+                Some(uid) = pleg.recv() => {
+                    if self.pods.contains_key(&uid) {
+                        self.workers.wake(&uid);
+                    }
+                }
+                _ = housekeeping.tick() => {
+                    if self.ready.all_ready() {
+                        self.housekeeping.run(&self.pods.keys().cloned().collect()).await;
+                    }
+                }
+            }
+            self.health.beat();
+        }
+    }
+
+    fn handle(&mut self, update: PodUpdate) {
+        tracing::debug!(op = ?update.op, source = update.source, pods = update.pods.len(), "pod update");
+        for pod in update.pods {
+            let id = uid(&pod);
+            match update.op {
+                PodOperation::Add | PodOperation::Update | PodOperation::Reconcile => {
+                    if self.rejected.contains(&id) {
+                        continue;
+                    }
+                    if !self.pods.contains_key(&id)
+                        && let Err(r) = self.admit(&pod)
+                    {
+                        self.reject(&pod, r);
+                        self.pods.insert(id.clone(), pod);
+                        self.rejected.insert(id);
+                        continue;
+                    }
+                    self.pods.insert(id, pod.clone());
+                    self.workers.update(pod);
+                }
+                PodOperation::Remove => {
+                    self.pods.remove(&id);
+                    if self.rejected.remove(&id) {
+                        self.workers.syncer().status.remove(&id);
+                    }
+                    self.workers.terminate(&id, None, true);
+                }
+                PodOperation::Delete => {
+                    let grace = pod
+                        .metadata
+                        .deletion_grace_period_seconds
+                        .map(|s| Duration::from_secs(s.max(0) as u64));
+                    self.pods.insert(id.clone(), pod);
+                    self.workers.terminate(&id, grace, false);
+                }
+            }
+        }
+    }
+
+    fn admit(&self, pod: &Pod) -> Result<(), Rejection> {
+        let status = &self.workers.syncer().status;
+        let active: Vec<&Pod> = self
+            .pods
+            .iter()
+            .filter(|(id, _)| !self.rejected.contains(*id))
+            .filter(|(id, _)| {
+                let phase = status.get(id).and_then(|s| s.phase);
+                !matches!(phase.as_deref(), Some(SUCCEEDED) | Some(FAILED))
+            })
+            .map(|(_, p)| p)
+            .collect();
+        admission::admit(pod, &active, &self.machine, self.max_pods)
+    }
+
+    fn reject(&self, pod: &Pod, r: Rejection) {
+        self.events
+            .event(pod, EventType::Warning, &r.reason, &r.message);
+        let status = PodStatus {
+            phase: Some(FAILED.into()),
+            reason: Some(r.reason),
+            message: Some(r.message),
+            ..Default::default()
+        };
+        self.workers.syncer().status.set(pod, status);
+    }
+}

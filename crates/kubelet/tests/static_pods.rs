@@ -1,0 +1,408 @@
+//! End to end: the kubelet binary runs static pods on the private containerd.
+
+mod support;
+
+use std::time::Duration;
+use support::{BUSYBOX, Kubelet, busybox_pod, exists, wait_for};
+
+const START: Duration = Duration::from_secs(30);
+
+fn shared_volume_pod() -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: shared
+spec:
+  terminationGracePeriodSeconds: 2
+  volumes:
+  - name: data
+    emptyDir: {{}}
+  containers:
+  - name: one
+    image: {BUSYBOX}
+    imagePullPolicy: IfNotPresent
+    command: ["/bin/sh", "-c", "echo from-one >> /data/out; echo one-says-hello; trap 'exit 0' TERM; sleep 3600 & wait"]
+    volumeMounts:
+    - {{name: data, mountPath: /data}}
+  - name: two
+    image: {BUSYBOX}
+    imagePullPolicy: IfNotPresent
+    command: ["/bin/sh", "-c", "echo from-two >> /shared/out; echo two-says-hello >&2; trap 'exit 0' TERM; sleep 3600 & wait"]
+    volumeMounts:
+    - {{name: data, mountPath: /shared}}
+"#
+    )
+}
+
+#[tokio::test]
+async fn two_containers_share_an_empty_dir_and_log_to_the_pod_log_dir() {
+    let mut k = Kubelet::new("e2e-share");
+    k.write_manifest("shared.yaml", &shared_volume_pod());
+    k.start();
+    let name = k.pod_name("shared");
+    k.wait_running(&name, &["one", "two"], START).await;
+    let uid = k.pod_uid(&name).await.unwrap();
+
+    let volume = k.dir.join(format!(
+        "root/pods/{uid}/volumes/kubernetes.io~empty-dir/data/out"
+    ));
+    let content = wait_for("both writes in the emptyDir", START, &k, || async {
+        let c = std::fs::read_to_string(&volume).unwrap_or_default();
+        (c.contains("from-one") && c.contains("from-two")).then_some(c)
+    })
+    .await;
+    assert_eq!(content.lines().count(), 2, "{content}");
+
+    let pod_logs = k.dir.join(format!("pod-logs/default_{name}_{uid}"));
+    let one = wait_for("one's log line", START, &k, || async {
+        std::fs::read_to_string(pod_logs.join("one/0.log"))
+            .ok()
+            .filter(|l| l.contains("one-says-hello"))
+    })
+    .await;
+    assert!(
+        one.contains(" stdout F one-says-hello"),
+        "CRI log format: {one}"
+    );
+    let two = wait_for("two's log line", START, &k, || async {
+        std::fs::read_to_string(pod_logs.join("two/0.log"))
+            .ok()
+            .filter(|l| l.contains("two-says-hello"))
+    })
+    .await;
+    assert!(two.contains(" stderr F two-says-hello"), "{two}");
+
+    // The /var/log/containers style links point at the pod's log files.
+    let links: Vec<_> = std::fs::read_dir(k.dir.join("containers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        links
+            .iter()
+            .any(|l| l.starts_with(&format!("{name}_default_one-")) && l.ends_with(".log")),
+        "{links:?}"
+    );
+    k.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_failing_container_is_restarted_with_back_off() {
+    let mut k = Kubelet::new("e2e-crash");
+    k.write_manifest(
+        "crash.yaml",
+        &busybox_pod("crash", "Always", &[("fail", "echo failing; exit 1")], ""),
+    );
+    k.start();
+    let name = k.pod_name("crash");
+    let started = tokio::time::Instant::now();
+    // Restart 1 comes at once, restart 2 after the 10 s back-off.
+    let count = wait_for("restart count 2", Duration::from_secs(45), &k, || async {
+        let max = k
+            .containers(&name)
+            .await
+            .iter()
+            .filter_map(|c| {
+                c.annotations
+                    .get("io.kubernetes.container.restartCount")
+                    .and_then(|v| v.parse::<u32>().ok())
+            })
+            .max();
+        max.filter(|&m| m >= 2)
+    })
+    .await;
+    assert!(count >= 2);
+    assert!(
+        started.elapsed() >= Duration::from_secs(9),
+        "the second restart waited for the back-off: {:?}",
+        started.elapsed()
+    );
+    let log = k.log();
+    assert!(log.contains("CrashLoopBackOff"), "the back-off is reported");
+    // Dead instances are garbage collected: at most the current and one previous remain.
+    assert!(k.containers(&name).await.len() <= 2);
+    k.cleanup().await;
+}
+
+#[tokio::test]
+async fn removing_the_manifest_leaves_nothing_behind() {
+    let mut k = Kubelet::new("e2e-remove");
+    k.write_manifest("gone.yaml", &shared_volume_pod());
+    k.start();
+    let name = k.pod_name("shared");
+    k.wait_running(&name, &["one", "two"], START).await;
+    let uid = k.pod_uid(&name).await.unwrap();
+    let pod_dir = k.dir.join(format!("root/pods/{uid}"));
+    assert!(exists(&pod_dir));
+
+    k.remove_manifest("gone.yaml");
+    wait_for("the pod gone from containerd", START, &k, || async {
+        (k.sandboxes(&name).await.is_empty() && k.containers(&name).await.is_empty()).then_some(())
+    })
+    .await;
+    wait_for("the pod dir and cgroup gone", START, &k, || async {
+        let cgroup_left = std::fs::read_dir("/sys/fs/cgroup/memory/kubelet-rs-test/kubepods")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|e| {
+                std::fs::read_dir(e.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .chain(std::iter::once(e))
+            })
+            .any(|e| e.file_name().to_string_lossy() == format!("pod{uid}"));
+        (!exists(&pod_dir) && !cgroup_left).then_some(())
+    })
+    .await;
+    assert!(
+        !exists(&k.dir.join(format!("pod-logs/default_{name}_{uid}"))),
+        "the pod log dir is removed"
+    );
+    let links = std::fs::read_dir(k.dir.join("containers")).unwrap().count();
+    assert_eq!(links, 0, "no log symlink is left");
+    k.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_restarted_kubelet_restarts_nothing() {
+    let mut k = Kubelet::new("e2e-restart");
+    k.write_manifest("shared.yaml", &shared_volume_pod());
+    k.start();
+    let name = k.pod_name("shared");
+    let before = k.wait_running(&name, &["one", "two"], START).await;
+    let sandboxes_before: Vec<String> =
+        k.sandboxes(&name).await.into_iter().map(|s| s.id).collect();
+    k.stop();
+
+    k.start();
+    // Give the new kubelet time to read its sources and sync the pod a few times.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let after = k.running(&name).await;
+    for c in ["one", "two"] {
+        assert_eq!(before[c].id, after[c].id, "container {c} was restarted");
+    }
+    let sandboxes_after: Vec<String> = k.sandboxes(&name).await.into_iter().map(|s| s.id).collect();
+    assert_eq!(sandboxes_before, sandboxes_after);
+    assert_eq!(
+        k.containers(&name).await.len(),
+        2,
+        "no container was created"
+    );
+    k.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_broken_manifest_does_not_stop_a_good_one() {
+    let mut k = Kubelet::new("e2e-broken");
+    k.write_manifest("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: broken\nspec:\n  containers:\n  - name: nope\n");
+    k.write_manifest(
+        "good.yaml",
+        &busybox_pod(
+            "good",
+            "Always",
+            &[("main", "trap 'exit 0' TERM; sleep 3600 & wait")],
+            "",
+        ),
+    );
+    k.start();
+    k.wait_running(&k.pod_name("good"), &["main"], START).await;
+    let log = k.log();
+    assert!(
+        log.contains("broken.yaml"),
+        "the bad file is named in the log"
+    );
+    assert!(
+        log.contains("image"),
+        "the field at fault is named in the log"
+    );
+    assert!(k.sandboxes(&k.pod_name("broken")).await.is_empty());
+    k.cleanup().await;
+}
+
+#[tokio::test]
+async fn thirty_pods_written_at_once_all_run() {
+    let mut k = Kubelet::new("e2e-thirty");
+    k.start();
+    for i in 0..30 {
+        k.write_manifest(
+            &format!("p{i}.yaml"),
+            &busybox_pod(
+                &format!("p{i}"),
+                "Always",
+                &[("main", "trap 'exit 0' TERM; sleep 3600 & wait")],
+                "",
+            ),
+        );
+    }
+    wait_for("30 running pods", Duration::from_secs(120), &k, || async {
+        let mut running = 0;
+        for i in 0..30 {
+            if k.running(&k.pod_name(&format!("p{i}")))
+                .await
+                .contains_key("main")
+            {
+                running += 1;
+            }
+        }
+        (running == 30).then_some(())
+    })
+    .await;
+    for i in 0..30 {
+        k.remove_manifest(&format!("p{i}.yaml"));
+    }
+    wait_for(
+        "all 30 pods removed",
+        Duration::from_secs(120),
+        &k,
+        || async { k.node_pod_uids().await.is_empty().then_some(()) },
+    )
+    .await;
+    k.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_sub_path_symlink_out_of_its_volume_is_refused() {
+    let mut k = Kubelet::new("e2e-subpath");
+    let escape = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: escape
+spec:
+  terminationGracePeriodSeconds: 2
+  volumes:
+  - name: data
+    emptyDir: {{}}
+  initContainers:
+  - name: plant
+    image: {BUSYBOX}
+    imagePullPolicy: IfNotPresent
+    command: ["/bin/sh", "-c", "ln -s /etc /data/evil"]
+    volumeMounts:
+    - {{name: data, mountPath: /data}}
+  containers:
+  - name: victim
+    image: {BUSYBOX}
+    imagePullPolicy: IfNotPresent
+    command: ["/bin/sh", "-c", "ls /mnt; sleep 3600"]
+    volumeMounts:
+    - {{name: data, mountPath: /mnt, subPath: evil}}
+"#
+    );
+    k.write_manifest("escape.yaml", &escape);
+    k.start();
+    let name = k.pod_name("escape");
+    wait_for("the subPath refusal", START, &k, || async {
+        let log = k.log();
+        log.lines()
+            .any(|l| l.contains("CreateContainerConfigError") && l.contains("victim"))
+            .then_some(())
+    })
+    .await;
+    assert!(
+        !k.running(&name).await.contains_key("victim"),
+        "the container must not start"
+    );
+    k.cleanup().await;
+}
+
+#[tokio::test]
+async fn runonce_reports_success_and_failure() {
+    let good = Kubelet::new("e2e-once-ok").with_args(&["--runonce"]);
+    good.write_manifest(
+        "a.yaml",
+        &busybox_pod(
+            "a",
+            "Always",
+            &[("main", "trap 'exit 0' TERM; sleep 3600 & wait")],
+            "",
+        ),
+    );
+    good.write_manifest(
+        "b.yaml",
+        &busybox_pod("b", "Never", &[("main", "echo done")], ""),
+    );
+    let (status, out) = good.run_to_end(Duration::from_secs(60));
+    assert!(
+        status.success(),
+        "exit {status:?}, stdout: {out}\nlog: {}",
+        good.log()
+    );
+    assert!(
+        out.contains(&format!("pod default/{}: Running", good.pod_name("a"))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("pod default/{}: Succeeded", good.pod_name("b"))),
+        "{out}"
+    );
+
+    let bad = Kubelet::new("e2e-once-bad").with_args(&["--runonce"]);
+    bad.write_manifest(
+        "c.yaml",
+        &busybox_pod("c", "Never", &[("main", "exit 3")], ""),
+    );
+    let (status, out) = bad.run_to_end(Duration::from_secs(60));
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("exited with code 3"), "{out}");
+
+    for mut k in [good, bad] {
+        k.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_pod_from_the_manifest_url_runs_and_goes_away() {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let body = Arc::new(Mutex::new(String::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = body.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = vec![0u8; 8192];
+            let _ = sock.read(&mut buf).await;
+            let b = served.lock().unwrap().clone();
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/yaml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+                b.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        }
+    });
+
+    let mut k = Kubelet::new("e2e-url").with_args(&[
+        &format!("--manifest-url=http://{addr}/pods"),
+        "--http-check-frequency=1s",
+    ]);
+    *body.lock().unwrap() = format!(
+        "apiVersion: v1\nkind: PodList\nitems:\n- {}",
+        busybox_pod(
+            "fromurl",
+            "Always",
+            &[("main", "trap 'exit 0' TERM; sleep 3600 & wait")],
+            ""
+        )
+        .replace('\n', "\n  ")
+    );
+    k.start();
+    let name = k.pod_name("fromurl");
+    k.wait_running(&name, &["main"], START).await;
+
+    *body.lock().unwrap() = "apiVersion: v1\nkind: PodList\nitems: []\n".into();
+    wait_for("the URL pod removed", START, &k, || async {
+        (k.sandboxes(&name).await.is_empty() && k.containers(&name).await.is_empty()).then_some(())
+    })
+    .await;
+    server.abort();
+    k.cleanup().await;
+}

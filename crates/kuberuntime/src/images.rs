@@ -1,0 +1,341 @@
+//! Ensures a container's image is present per its pull policy, with pull back-off
+//! (upstream pkg/kubelet/images).
+
+use crate::backoff::Backoff;
+use crate::events::{EventRecorder, EventType, reason};
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kubelet_cri::Runtime;
+use kubelet_cri::api::{AuthConfig, ImageSpec, PodSandboxConfig};
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+use tokio::time::Instant;
+
+/// Waiting reasons for a container whose image is not there (upstream images/types.go).
+pub const ERR_IMAGE_PULL: &str = "ErrImagePull";
+pub const IMAGE_PULL_BACK_OFF: &str = "ImagePullBackOff";
+pub const ERR_IMAGE_NEVER_PULL: &str = "ErrImageNeverPull";
+pub const ERR_IMAGE_INSPECT: &str = "ImageInspectError";
+pub const INVALID_IMAGE_NAME: &str = "InvalidImageName";
+
+/// Why an image is not ready, with the upstream waiting reason.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("{message}")]
+pub struct ImageError {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+pub struct ImageManager {
+    runtime: Arc<dyn Runtime>,
+    backoff: Mutex<Backoff>,
+    /// Held during a pull when pulls are serialized (serializeImagePulls).
+    serial: Option<tokio::sync::Mutex<()>>,
+    events: Arc<dyn EventRecorder>,
+}
+
+/// The image name with ":latest" added when it has neither tag nor digest, as upstream does.
+/// Names the reference grammar refuses (empty, blanks, upper case in the repository path) are
+/// InvalidImageName.
+pub fn with_default_tag(image: &str) -> Result<String, ImageError> {
+    let invalid = || ImageError {
+        reason: INVALID_IMAGE_NAME,
+        message: format!(
+            "Failed to apply default image tag \"{image}\": couldn't parse image name"
+        ),
+    };
+    let name = image.split('@').next().unwrap_or_default();
+    let (domain, path) = match name.split_once('/') {
+        Some((d, p)) if d.contains(['.', ':']) || d == "localhost" => (d, p),
+        _ => ("", name),
+    };
+    let repo = path.rsplit_once(':').map_or(path, |(r, _)| r);
+    if image.is_empty()
+        || image.chars().any(char::is_whitespace)
+        || repo.is_empty()
+        || repo.chars().any(|c| c.is_ascii_uppercase())
+        || domain.ends_with('/')
+    {
+        return Err(invalid());
+    }
+    if image.contains('@') || path.contains(':') {
+        Ok(image.to_string())
+    } else {
+        Ok(format!("{image}:latest"))
+    }
+}
+
+impl ImageManager {
+    pub fn new(
+        runtime: Arc<dyn Runtime>,
+        serialize_pulls: bool,
+        events: Arc<dyn EventRecorder>,
+    ) -> Self {
+        Self {
+            runtime,
+            backoff: Mutex::new(Backoff::container()),
+            serial: serialize_pulls.then(|| tokio::sync::Mutex::new(())),
+            events,
+        }
+    }
+
+    /// Returns the image reference to create the container from.
+    pub async fn ensure_image(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        sandbox_config: &PodSandboxConfig,
+        auth: Option<AuthConfig>,
+    ) -> Result<String, ImageError> {
+        let image = with_default_tag(container.image.as_deref().unwrap_or_default())?;
+        let spec = ImageSpec {
+            image: image.clone(),
+            ..Default::default()
+        };
+        let present = self
+            .runtime
+            .image_status(&spec)
+            .await
+            .map_err(|e| ImageError {
+                reason: ERR_IMAGE_INSPECT,
+                message: format!("Failed to inspect image \"{image}\": {e}"),
+            })?;
+        let policy = container
+            .image_pull_policy
+            .as_deref()
+            .unwrap_or("IfNotPresent");
+        let pull = match (policy, &present) {
+            ("Always", _) => true,
+            ("Never", None) => {
+                let message =
+                    format!("Container image \"{image}\" is not present with pull policy of Never");
+                self.events.event(
+                    pod,
+                    EventType::Warning,
+                    reason::ERR_IMAGE_NEVER_PULL,
+                    &message,
+                );
+                return Err(ImageError {
+                    reason: ERR_IMAGE_NEVER_PULL,
+                    message,
+                });
+            }
+            (_, None) => true,
+            (_, Some(_)) => false,
+        };
+        if !pull {
+            let id = present.map(|i| i.id).unwrap_or_default();
+            self.events.event(
+                pod,
+                EventType::Normal,
+                reason::PULLED,
+                &format!("Container image \"{image}\" already present on machine"),
+            );
+            return Ok(id);
+        }
+
+        let key = format!(
+            "{}_{image}",
+            pod.metadata.uid.as_deref().unwrap_or_default()
+        );
+        let waiting = self
+            .backoff
+            .lock()
+            .unwrap()
+            .remaining_since_update(&key, Instant::now());
+        if waiting.is_some() {
+            let message = format!("Back-off pulling image \"{image}\"");
+            self.events
+                .event(pod, EventType::Normal, reason::BACK_OFF, &message);
+            return Err(ImageError {
+                reason: IMAGE_PULL_BACK_OFF,
+                message,
+            });
+        }
+
+        self.events.event(
+            pod,
+            EventType::Normal,
+            reason::PULLING,
+            &format!("Pulling image \"{image}\""),
+        );
+        let started = Instant::now();
+        let result = {
+            let _turn = match &self.serial {
+                Some(m) => Some(m.lock().await),
+                None => None,
+            };
+            self.runtime
+                .pull_image(&spec, auth, Some(sandbox_config.clone()))
+                .await
+        };
+        match result {
+            Ok(image_ref) => {
+                self.backoff.lock().unwrap().forget(&key);
+                self.events.event(
+                    pod,
+                    EventType::Normal,
+                    reason::PULLED,
+                    &format!(
+                        "Successfully pulled image \"{image}\" in {:?}",
+                        started.elapsed()
+                    ),
+                );
+                Ok(image_ref)
+            }
+            Err(e) => {
+                self.backoff.lock().unwrap().next(&key, Instant::now());
+                let message = format!("Failed to pull image \"{image}\": {e}");
+                self.events
+                    .event(pod, EventType::Warning, reason::FAILED, &message);
+                Err(ImageError {
+                    reason: ERR_IMAGE_PULL,
+                    message,
+                })
+            }
+        }
+    }
+
+    /// Forgets the back-off entries of a pod that is gone.
+    pub fn gc(&self) {
+        self.backoff.lock().unwrap().gc(Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::LogRecorder;
+    use kubelet_cri::fake::FakeRuntime;
+    use std::time::Duration;
+
+    fn pod_with(image: &str, policy: &str) -> (Pod, Container) {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "u1"},
+            "spec": {"containers": [{"name": "c", "image": image, "imagePullPolicy": policy}]}
+        }))
+        .unwrap();
+        let c = pod.spec.as_ref().unwrap().containers[0].clone();
+        (pod, c)
+    }
+
+    fn manager(fake: &FakeRuntime) -> ImageManager {
+        ImageManager::new(Arc::new(fake.clone()), true, Arc::new(LogRecorder))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pull_policies() {
+        let fake = FakeRuntime::new();
+        fake.add_image("localhost/busybox:1.35");
+        let images = manager(&fake);
+        let sb = PodSandboxConfig::default();
+
+        let (pod, c) = pod_with("localhost/busybox:1.35", "IfNotPresent");
+        assert!(images.ensure_image(&pod, &c, &sb, None).await.is_ok());
+        let (pod, c) = pod_with("localhost/busybox:1.35", "Never");
+        assert!(images.ensure_image(&pod, &c, &sb, None).await.is_ok());
+        assert!(
+            !fake.calls().iter().any(|c| c.starts_with("PullImage")),
+            "present images are not pulled"
+        );
+
+        let (pod, c) = pod_with("localhost/missing:1", "Never");
+        let e = images.ensure_image(&pod, &c, &sb, None).await.unwrap_err();
+        assert_eq!(e.reason, ERR_IMAGE_NEVER_PULL);
+        assert!(e.message.contains("localhost/missing:1"), "{}", e.message);
+
+        fake.set_pull_result("localhost/busybox:1.35", Ok(()));
+        let (pod, c) = pod_with("localhost/busybox:1.35", "Always");
+        images.ensure_image(&pod, &c, &sb, None).await.unwrap();
+        assert!(
+            fake.calls()
+                .iter()
+                .any(|c| c == "PullImage localhost/busybox:1.35"),
+            "{:?}",
+            fake.calls()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pull_failures_back_off() {
+        let fake = FakeRuntime::new();
+        fake.set_pull_result("registry.test/app:1", Err("connection refused".into()));
+        let images = manager(&fake);
+        let sb = PodSandboxConfig::default();
+        let (pod, c) = pod_with("registry.test/app:1", "IfNotPresent");
+        let pulls = || {
+            fake.calls()
+                .iter()
+                .filter(|c| c.starts_with("PullImage"))
+                .count()
+        };
+
+        let e = images.ensure_image(&pod, &c, &sb, None).await.unwrap_err();
+        assert_eq!(e.reason, ERR_IMAGE_PULL);
+        assert!(
+            e.message.contains("registry.test/app:1") && e.message.contains("connection refused"),
+            "{}",
+            e.message
+        );
+        assert_eq!(pulls(), 1);
+
+        // Within the 10 s back-off: no pull, ImagePullBackOff.
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(
+            images
+                .ensure_image(&pod, &c, &sb, None)
+                .await
+                .unwrap_err()
+                .reason,
+            IMAGE_PULL_BACK_OFF
+        );
+        assert_eq!(pulls(), 1);
+
+        // After it: pulls again, fails again, and now waits 20 s.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(
+            images
+                .ensure_image(&pod, &c, &sb, None)
+                .await
+                .unwrap_err()
+                .reason,
+            ERR_IMAGE_PULL
+        );
+        assert_eq!(pulls(), 2);
+        tokio::time::advance(Duration::from_secs(15)).await;
+        assert_eq!(
+            images
+                .ensure_image(&pod, &c, &sb, None)
+                .await
+                .unwrap_err()
+                .reason,
+            IMAGE_PULL_BACK_OFF
+        );
+        tokio::time::advance(Duration::from_secs(6)).await;
+        fake.set_pull_result("registry.test/app:1", Ok(()));
+        assert!(images.ensure_image(&pod, &c, &sb, None).await.is_ok());
+        assert_eq!(pulls(), 3);
+    }
+
+    #[test]
+    fn default_tag() {
+        let ok = |i: &str| with_default_tag(i).unwrap();
+        assert_eq!(ok("busybox"), "busybox:latest");
+        assert_eq!(ok("localhost/busybox:1.35"), "localhost/busybox:1.35");
+        assert_eq!(
+            ok("127.0.0.1:5000/busybox"),
+            "127.0.0.1:5000/busybox:latest"
+        );
+        assert_eq!(
+            ok("127.0.0.1:5000/busybox:1.35"),
+            "127.0.0.1:5000/busybox:1.35"
+        );
+        assert_eq!(ok("busybox@sha256:abc"), "busybox@sha256:abc");
+        for bad in ["", "Busybox", "a b", "docker.io/Library/x"] {
+            assert_eq!(
+                with_default_tag(bad).unwrap_err().reason,
+                INVALID_IMAGE_NAME,
+                "{bad}"
+            );
+        }
+    }
+}

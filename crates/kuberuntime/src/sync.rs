@@ -1,0 +1,383 @@
+//! One sync of a pod (upstream SyncPod): compute the actions, then kill, create the sandbox, start
+//! the next init container or the app containers. Every failure is a waiting reason for that
+//! container alone.
+
+use crate::actions::{PodActions, compute_pod_actions};
+use crate::container_config::{ContainerInput, container_config};
+use crate::events::{EventType, reason};
+use crate::hash::container_hash;
+use crate::manager::RuntimeManager;
+use crate::runtime_status::{ContainerState, PodRuntimeStatus};
+use crate::sandbox_config::pod_sandbox_config;
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kubelet_cri::CriError;
+use kubelet_cri::api::PodSandboxConfig;
+use kubelet_volumes::PodVolumes;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Waiting reasons of containers that could not be started (upstream kubecontainer errors).
+pub const CRASH_LOOP_BACK_OFF: &str = "CrashLoopBackOff";
+pub const CREATE_CONTAINER_CONFIG_ERROR: &str = "CreateContainerConfigError";
+pub const CREATE_CONTAINER_ERROR: &str = "CreateContainerError";
+pub const RUN_CONTAINER_ERROR: &str = "RunContainerError";
+pub const CREATE_POD_SANDBOX_ERROR: &str = "CreatePodSandboxError";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub reason: String,
+    pub message: String,
+}
+
+/// What a sync did not manage, per container name, and when it is worth trying again.
+#[derive(Debug, Clone, Default)]
+pub struct SyncResult {
+    pub waiting: BTreeMap<String, Waiting>,
+    /// A pod-level failure (the sandbox could not be made).
+    pub pod_error: Option<Waiting>,
+    /// The earliest moment a back-off ends, if a container waits for one.
+    pub retry_after: Option<Duration>,
+}
+
+impl SyncResult {
+    fn wait(&mut self, container: &str, reason: &str, message: String) {
+        self.waiting.insert(
+            container.to_string(),
+            Waiting {
+                reason: reason.to_string(),
+                message,
+            },
+        );
+    }
+
+    fn retry_in(&mut self, d: Duration) {
+        self.retry_after = Some(self.retry_after.map_or(d, |r| r.min(d)));
+    }
+
+    pub fn is_ok(&self) -> bool {
+        self.waiting.is_empty() && self.pod_error.is_none()
+    }
+}
+
+fn pod_key(pod: &Pod) -> (String, String, String) {
+    (
+        pod.metadata.name.clone().unwrap_or_default(),
+        pod.metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        pod.metadata.uid.clone().unwrap_or_default(),
+    )
+}
+
+impl RuntimeManager {
+    /// Brings the pod's sandbox and containers in line with its spec.
+    pub async fn sync_pod(&self, pod: &Pod, volumes: &PodVolumes) -> Result<SyncResult, CriError> {
+        let (name, ns, uid) = pod_key(pod);
+        let status = self.pod_status(&uid, &name, &ns).await?;
+        let actions = compute_pod_actions(pod, &status);
+        tracing::debug!(pod_uid = %uid, ?actions, "computed pod actions");
+        let mut result = SyncResult::default();
+
+        if actions.kill_pod {
+            if status.sandbox().is_some() && actions.create_sandbox {
+                self.events.event(
+                    pod,
+                    EventType::Normal,
+                    reason::SANDBOX_CHANGED,
+                    "Pod sandbox changed, it will be killed and re-created.",
+                );
+            }
+            self.kill_pod_containers(Some(pod), &status, None).await?;
+            if !actions.create_sandbox {
+                return Ok(result);
+            }
+        } else {
+            for (id, kill) in &actions.containers_to_kill {
+                self.events
+                    .event(pod, EventType::Normal, reason::KILLING, &kill.message);
+                self.stop_container(id, &kill.name, self.grace_period(Some(pod), None))
+                    .await?;
+            }
+        }
+
+        let Some((sandbox_id, sandbox_config, pod_ips)) = self
+            .ensure_sandbox(pod, &status, &actions, &mut result)
+            .await
+        else {
+            return Ok(result);
+        };
+        let spec = pod.spec.as_ref();
+        if let Some(i) = actions.next_init_container {
+            let c = &spec
+                .and_then(|s| s.init_containers.as_ref())
+                .expect("init container index")[i];
+            self.start_container(
+                pod,
+                c,
+                &sandbox_id,
+                &sandbox_config,
+                &status,
+                &pod_ips,
+                volumes,
+                &mut result,
+            )
+            .await;
+        }
+        for &i in &actions.containers_to_start {
+            let c = &spec.expect("containers").containers[i];
+            self.start_container(
+                pod,
+                c,
+                &sandbox_id,
+                &sandbox_config,
+                &status,
+                &pod_ips,
+                volumes,
+                &mut result,
+            )
+            .await;
+        }
+        Ok(result)
+    }
+
+    /// Returns the sandbox to start containers in, creating it when the actions say so.
+    async fn ensure_sandbox(
+        &self,
+        pod: &Pod,
+        status: &PodRuntimeStatus,
+        actions: &PodActions,
+        result: &mut SyncResult,
+    ) -> Option<(String, PodSandboxConfig, Vec<String>)> {
+        let config = match pod_sandbox_config(pod, actions.attempt, &self.cfg.sandbox) {
+            Ok(c) => c,
+            Err(e) => {
+                let message = format!("Failed to generate sandbox config for pod: {e}");
+                self.events.event(
+                    pod,
+                    EventType::Warning,
+                    reason::FAILED_CREATE_POD_SANDBOX,
+                    &message,
+                );
+                result.pod_error = Some(Waiting {
+                    reason: CREATE_POD_SANDBOX_ERROR.into(),
+                    message,
+                });
+                return None;
+            }
+        };
+        if !actions.create_sandbox {
+            let sandbox = status.sandbox()?;
+            return Some((sandbox.id.clone(), config, sandbox.ips.clone()));
+        }
+        if let Err(e) = std::fs::create_dir_all(&config.log_directory) {
+            let message = format!(
+                "Failed to create the pod log directory {}: {e}",
+                config.log_directory
+            );
+            result.pod_error = Some(Waiting {
+                reason: CREATE_POD_SANDBOX_ERROR.into(),
+                message,
+            });
+            return None;
+        }
+        let id = match self.runtime.run_pod_sandbox(config.clone(), "").await {
+            Ok(id) => id,
+            Err(e) => {
+                let message = format!("Failed to create pod sandbox: {e}");
+                self.events.event(
+                    pod,
+                    EventType::Warning,
+                    reason::FAILED_CREATE_POD_SANDBOX,
+                    &message,
+                );
+                result.pod_error = Some(Waiting {
+                    reason: CREATE_POD_SANDBOX_ERROR.into(),
+                    message,
+                });
+                return None;
+            }
+        };
+        let ips = match self.runtime.pod_sandbox_status(&id).await {
+            Ok(s) => s
+                .network
+                .map(|n| {
+                    std::iter::once(n.ip)
+                        .chain(n.additional_ips.into_iter().map(|i| i.ip))
+                        .filter(|ip| !ip.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Err(e) => {
+                let message = format!("Failed to get the status of new pod sandbox {id}: {e}");
+                result.pod_error = Some(Waiting {
+                    reason: CREATE_POD_SANDBOX_ERROR.into(),
+                    message,
+                });
+                return None;
+            }
+        };
+        Some((id, config, ips))
+    }
+
+    /// Starts one container: back-off, image, config, create, start. A failure is recorded as the
+    /// container's waiting reason.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_container(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        sandbox_id: &str,
+        sandbox_config: &PodSandboxConfig,
+        status: &PodRuntimeStatus,
+        pod_ips: &[String],
+        volumes: &PodVolumes,
+        result: &mut SyncResult,
+    ) {
+        let name = container.name.as_str();
+        let (pod_name, ns, uid) = pod_key(pod);
+        let previous = status.container(name);
+
+        if let Some(prev) = previous.filter(|p| p.state == ContainerState::Exited) {
+            let key = format!("{pod_name}_{ns}_{uid}_{name}_{}", container_hash(container));
+            let finished = self.clock.instant_of(prev.finished_at);
+            let mut backoff = self.backoff.lock().unwrap();
+            if let Some(left) = backoff.remaining(&key, finished, Instant::now()) {
+                let period = backoff.current(&key).unwrap_or_default();
+                drop(backoff);
+                let message = format!(
+                    "back-off {} restarting failed container={name} pod={pod_name}_{ns}({uid})",
+                    go_duration(period)
+                );
+                self.events.event(
+                    pod,
+                    EventType::Warning,
+                    reason::BACK_OFF,
+                    &format!(
+                        "Back-off restarting failed container {name} in pod {pod_name}_{ns}({uid})"
+                    ),
+                );
+                result.wait(name, CRASH_LOOP_BACK_OFF, message);
+                result.retry_in(left);
+                return;
+            }
+            backoff.next(&key, finished);
+        }
+
+        let image_ref = match self
+            .images
+            .ensure_image(pod, container, sandbox_config, None)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                result.wait(name, e.reason, e.message);
+                return;
+            }
+        };
+        let restart_count = previous.map_or(0, |p| p.restart_count() + 1);
+
+        let mounts = match self.volumes.container_mounts(pod, volumes, container) {
+            Ok(m) => m,
+            Err(e) => {
+                let message = format!("Error: {e}");
+                self.events
+                    .event(pod, EventType::Warning, reason::FAILED, &message);
+                result.wait(name, CREATE_CONTAINER_CONFIG_ERROR, message);
+                return;
+            }
+        };
+        let input = ContainerInput {
+            pod,
+            container,
+            restart_count,
+            image_ref,
+            mounts,
+            pod_ip: pod_ips.first().cloned(),
+            pod_ips: pod_ips.to_vec(),
+            host_ip: self.cfg.host_ip.clone(),
+            pod_dir: self.cfg.pods_dir.join(&uid),
+            cluster_domain: self.cfg.sandbox.dns.cluster_domain.clone(),
+            node_memory_capacity: self.cfg.node_memory_capacity,
+            node_allocatable_cpu_milli: self.cfg.node_allocatable_cpu_milli,
+        };
+        let config = match container_config(&input) {
+            Ok(c) => c,
+            Err(e) => {
+                let message = format!("Error: {e}");
+                self.events
+                    .event(pod, EventType::Warning, reason::FAILED, &message);
+                result.wait(name, CREATE_CONTAINER_CONFIG_ERROR, message);
+                return;
+            }
+        };
+        let log_path = Path::new(&sandbox_config.log_directory).join(&config.log_path);
+        if let Some(dir) = log_path.parent()
+            && let Err(e) = std::fs::create_dir_all(dir)
+        {
+            let message = format!(
+                "Error: cannot create the container log directory {}: {e}",
+                dir.display()
+            );
+            result.wait(name, CREATE_CONTAINER_CONFIG_ERROR, message);
+            return;
+        }
+
+        let id = match self
+            .runtime
+            .create_container(sandbox_id, config, sandbox_config.clone())
+            .await
+        {
+            Ok(id) => id,
+            Err(e) => {
+                let message = format!("Error: {e}");
+                self.events
+                    .event(pod, EventType::Warning, reason::FAILED, &message);
+                result.wait(name, CREATE_CONTAINER_ERROR, message);
+                return;
+            }
+        };
+        self.events.event(
+            pod,
+            EventType::Normal,
+            reason::CREATED,
+            &format!("Created container {name}"),
+        );
+        if let Err(e) = self.runtime.start_container(&id).await {
+            let message = format!("Error: {e}");
+            self.events
+                .event(pod, EventType::Warning, reason::FAILED, &message);
+            result.wait(name, RUN_CONTAINER_ERROR, message);
+            return;
+        }
+        self.events.event(
+            pod,
+            EventType::Normal,
+            reason::STARTED,
+            &format!("Started container {name}"),
+        );
+        // Log shippers read /var/log/containers; a missing link must not fail the pod.
+        if let Err(e) = kubelet_logs::create_symlink(
+            &self.cfg.container_logs_symlink_dir,
+            &pod_name,
+            &ns,
+            name,
+            &id,
+            &log_path,
+        ) {
+            tracing::warn!(pod_uid = %uid, container = name, "cannot create the container log symlink: {e}");
+        }
+    }
+}
+
+/// Formats a duration the way Go prints time.Duration for whole seconds and minutes ("10s", "5m0s").
+fn go_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 {
+        format!("{}m{}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
