@@ -142,7 +142,23 @@ pub(crate) fn build(
                 ));
             }
         },
-        read_only_port: if with_config_file { 0 } else { 10255 },
+        address: s.address.parse().map_err(|_| {
+            invalid(
+                "address (--address)",
+                format!("{:?} is not a valid IP address", s.address),
+            )
+        })?,
+        read_only_port: u16::try_from(s.read_only_port.unwrap_or(if with_config_file {
+            0
+        } else {
+            10255
+        }))
+        .map_err(|_| {
+            invalid(
+                "readOnlyPort (--read-only-port)",
+                "must be between 0 and 65535, inclusive (0 disables it)",
+            )
+        })?,
         anonymous_auth: !with_config_file,
         authentication_webhook: with_config_file,
         authorization_mode: if with_config_file {

@@ -119,7 +119,7 @@ const USE_EVICTION: Deprecation =
 /// The flags, sorted by name as the help text lists them.
 #[rustfmt::skip]
 pub(crate) static FLAGS: &[FlagSpec] = &[
-    later("address", Kind::Str, "0.0.0.0", Cfg, "IP address to serve the kubelet API on"),
+    done("address", Setting::Address, "0.0.0.0", Cfg, "IP address to serve the kubelet API and the read-only port on"),
     later("allowed-unsafe-sysctls", Kind::List, "", Cfg, "Unsafe sysctls or patterns (ending in *) pods may set"),
     legacy("anonymous-auth", Kind::Bool, "true", "false", "Allow anonymous requests to the kubelet server"),
     legacy("authentication-token-webhook", Kind::Bool, "false", "true", "Authenticate bearer tokens with the TokenReview API"),
@@ -218,7 +218,7 @@ pub(crate) static FLAGS: &[FlagSpec] = &[
     later("protect-kernel-defaults", Kind::Bool, "false", Cfg, "Fail instead of tuning kernel settings"),
     later("provider-id", Kind::Str, "", No, "Unique identifier of the node for the cloud provider"),
     later("qos-reserved", Kind::Map, "", Cfg, "Percentages of resources reserved per QoS level"),
-    legacy("read-only-port", Kind::Int, "10255", "0", "Unauthenticated read-only port (0 disables it)"),
+    FlagSpec { config_default: Some("0"), ..done("read-only-port", Setting::ReadOnlyPort, "10255", Cfg, "Unauthenticated read-only port (0 disables it)") },
     later("register-node", Kind::Bool, "true", Cfg, "Register the node with the API server"),
     later("register-with-taints", Kind::List, "", Cfg, "Taints key=value:effect added when registering"),
     later("registry-burst", Kind::Int, "10", Cfg, "Burst of image pulls"),

@@ -74,6 +74,8 @@ pub struct KubeletConfig {
     /// other value is refused (flag) or ignored with a warning (file).
     /// readOnlyPort: 10255 flags-only, 0 (disabled) with a config file.
     pub read_only_port: u16,
+    /// The address the kubelet API and the read-only port listen on.
+    pub address: IpAddr,
     /// authentication.anonymous.enabled: true flags-only, false with a config file.
     pub anonymous_auth: bool,
     /// authentication.webhook.enabled: false flags-only, true with a config file.

@@ -86,7 +86,8 @@ fn defaults() -> Result<Settings, ConfigError> {
     let mut pending: Vec<(Setting, Kind, &str)> = Vec::new();
     collect_field_defaults(FIELDS, &mut pending);
     for flag in FLAGS {
-        if let Role::Implemented(setting) = flag.role {
+        // A default that depends on the config file is applied when the result is built.
+        if let (Role::Implemented(setting), None) = (flag.role, flag.config_default) {
             pending.push((setting, flag.kind, flag.default));
         }
     }

@@ -35,6 +35,8 @@ pub(crate) enum Setting {
     CgroupsPerQos,
     HealthzPort,
     HealthzBindAddress,
+    Address,
+    ReadOnlyPort,
     RunOnce,
     Verbosity,
     LoggingFormat,
@@ -59,6 +61,7 @@ impl Setting {
             | Setting::CgroupDriver
             | Setting::CgroupRoot
             | Setting::HealthzBindAddress
+            | Setting::Address
             | Setting::LoggingFormat => Kind::Str,
             Setting::StaticPodUrlHeader => Kind::Headers,
             Setting::FileCheckFrequency
@@ -70,6 +73,7 @@ impl Setting {
             Setting::ContainerLogMaxFiles
             | Setting::MaxPods
             | Setting::HealthzPort
+            | Setting::ReadOnlyPort
             | Setting::Verbosity => Kind::Int,
             Setting::ClusterDns => Kind::List,
         }
@@ -107,6 +111,9 @@ pub(crate) struct Settings {
     pub cgroups_per_qos: bool,
     pub healthz_port: i64,
     pub healthz_bind_address: String,
+    pub address: String,
+    /// None until set: its default depends on whether a config file is used.
+    pub read_only_port: Option<i64>,
     pub run_once: bool,
     pub verbosity: i64,
     pub logging_format: String,
@@ -150,6 +157,8 @@ impl Settings {
             (Setting::CgroupsPerQos, Value::Bool(v)) => self.cgroups_per_qos = v,
             (Setting::HealthzPort, Value::Int(v)) => self.healthz_port = v,
             (Setting::HealthzBindAddress, Value::Str(v)) => self.healthz_bind_address = v,
+            (Setting::Address, Value::Str(v)) => self.address = v,
+            (Setting::ReadOnlyPort, Value::Int(v)) => self.read_only_port = Some(v),
             (Setting::RunOnce, Value::Bool(v)) => self.run_once = v,
             (Setting::Verbosity, Value::Int(v)) => self.verbosity = v,
             (Setting::LoggingFormat, Value::Str(v)) => self.logging_format = v,

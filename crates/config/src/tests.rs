@@ -402,29 +402,31 @@ fn unsupported_flags_are_refused_unless_default() {
 
 #[test]
 fn legacy_defaults_depend_on_the_config_file() {
-    assert_eq!(
-        config(&["--read-only-port=10255", "--anonymous-auth=true"]).read_only_port,
-        10255
-    );
-    assert_eq!(
-        error(&["--read-only-port=0"]),
-        "flag --read-only-port is not supported yet"
-    );
+    assert_eq!(config(&[]).read_only_port, 10255);
+    assert_eq!(config(&["--read-only-port=0"]).read_only_port, 0);
+    assert_eq!(config(&["--read-only-port=10300"]).read_only_port, 10300);
     assert_eq!(
         error(&["--authorization-mode=Webhook"]),
         "flag --authorization-mode is not supported yet"
     );
     let file = ConfigFile::yaml("");
     let c = file.config(&[
-        "--read-only-port=0",
         "--authorization-mode=Webhook",
         "--authentication-token-webhook",
     ]);
     assert_eq!(c.read_only_port, 0);
     assert_eq!(
-        file.error(&["--read-only-port=10255"]),
-        "flag --read-only-port is not supported yet"
+        file.config(&["--read-only-port=10255"]).read_only_port,
+        10255
     );
+    assert_eq!(
+        ConfigFile::yaml("readOnlyPort: 10266\n")
+            .config(&[])
+            .read_only_port,
+        10266
+    );
+    assert!(error(&["--read-only-port=70000"]).contains("readOnlyPort"));
+    assert!(error(&["--address=nowhere"]).contains("address"));
     assert_eq!(
         file.error(&["--anonymous-auth"]),
         "flag --anonymous-auth is not supported yet"

@@ -2,11 +2,12 @@
 
 use crate::cm::cgroups::PodCgroups;
 use crate::cm::machine::MachineInfo;
-use crate::healthz::{self, Health};
 use crate::pleg::Pleg;
+use crate::pod_manager::PodManager;
 use crate::pod_sync::PodSyncer;
 use crate::pod_workers::PodWorkers;
 use crate::runonce;
+use crate::server::{self, healthz, read_only};
 use crate::status::StatusManager;
 use crate::sync_loop::SyncLoop;
 use kubelet_config::KubeletConfig;
@@ -131,17 +132,21 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
     });
     let workers = PodWorkers::new(syncer);
 
-    let health = Health::default();
-    let healthz_addr = SocketAddr::new(cfg.healthz_bind_address, cfg.healthz_port);
-    let _healthz = if cfg.healthz_port > 0 {
-        Some(
-            healthz::serve(healthz_addr, health.clone())
-                .await
-                .map_err(AppError::Setup)?,
-        )
-    } else {
-        None
-    };
+    let health = healthz::Health::default();
+    let pods = PodManager::default();
+    if cfg.healthz_port > 0 {
+        let addr = SocketAddr::new(cfg.healthz_bind_address, cfg.healthz_port);
+        server::serve("healthz", addr, healthz::router(health.clone()))
+            .await
+            .map_err(AppError::Setup)?;
+    }
+    if cfg.read_only_port > 0 {
+        let addr = SocketAddr::new(cfg.address, cfg.read_only_port);
+        let router = read_only::router(health.clone(), pods.clone(), status.clone());
+        server::serve("read-only", addr, router)
+            .await
+            .map_err(AppError::Setup)?;
+    }
 
     let logs = kubelet_logs::ContainerLogManager::new(
         runtime.clone(),
@@ -163,6 +168,7 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
         http_check_frequency: cfg.http_check_frequency,
     });
     let sync_loop = SyncLoop::new(
+        pods,
         workers,
         sources.ready.clone(),
         machine,

@@ -5,11 +5,12 @@
 pub mod admission;
 pub mod app;
 pub mod cm;
-pub mod healthz;
 pub mod housekeeping;
 pub mod pleg;
+pub mod pod_manager;
 pub mod pod_sync;
 pub mod pod_workers;
 pub mod runonce;
+pub mod server;
 pub mod status;
 pub mod sync_loop;

@@ -1,7 +1,8 @@
 //! --runonce: run the static pods once and report. Deprecated upstream; kept here with our own
-//! semantics: wait until every pod is Running or Succeeded (success), or until any pod failed,
-//! cannot get its image, or has a container that exited non-zero (failure), within a timeout.
-//! The pods are left as they are when the kubelet exits.
+//! semantics. Success: every pod with restartPolicy Always is Running with all its containers
+//! running, and every other pod (a run-to-completion pod) has Succeeded. Failure: any pod Failed,
+//! cannot get its image, or has a container that exited non-zero. Either must happen within the
+//! timeout. The pods are left as they are when the kubelet exits.
 
 use crate::status::StatusManager;
 use crate::status::generate::{FAILED, RUNNING, SUCCEEDED};
@@ -27,19 +28,12 @@ pub enum Verdict {
     Failed(String),
 }
 
-/// Judges one pod's status for --runonce.
-pub fn verdict(status: Option<&PodStatus>) -> Verdict {
+/// Judges one pod's status for --runonce; `run_to_completion` is restartPolicy Never or OnFailure.
+pub fn verdict(status: Option<&PodStatus>, run_to_completion: bool) -> Verdict {
     let Some(s) = status else {
         return Verdict::Pending;
     };
     let phase = s.phase.as_deref().unwrap_or("Pending");
-    if phase == FAILED {
-        let why = s
-            .reason
-            .clone()
-            .unwrap_or_else(|| "a container failed".into());
-        return Verdict::Failed(format!("Failed ({why})"));
-    }
     let containers = s
         .init_container_statuses
         .iter()
@@ -63,8 +57,21 @@ pub fn verdict(status: Option<&PodStatus>) -> Verdict {
             ));
         }
     }
+    if phase == FAILED {
+        let why = s
+            .reason
+            .clone()
+            .unwrap_or_else(|| "a container failed".into());
+        return Verdict::Failed(format!("Failed ({why})"));
+    }
+    let all_running = s
+        .container_statuses
+        .iter()
+        .flatten()
+        .all(|c| c.state.as_ref().is_some_and(|st| st.running.is_some()));
     match phase {
-        RUNNING | SUCCEEDED => Verdict::Ok(phase.to_string()),
+        SUCCEEDED => Verdict::Ok(phase.to_string()),
+        RUNNING if !run_to_completion && all_running => Verdict::Ok(phase.to_string()),
         _ => Verdict::Pending,
     }
 }
@@ -100,8 +107,13 @@ pub async fn wait(pods: &BTreeMap<String, Pod>, status: &StatusManager, timeout:
     let deadline = tokio::time::Instant::now() + timeout;
     let mut verdicts: BTreeMap<&str, Verdict> = BTreeMap::new();
     loop {
-        for (uid, _) in pods.iter() {
-            verdicts.insert(uid, verdict(status.get(uid).as_ref()));
+        for (uid, pod) in pods.iter() {
+            let policy = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.restart_policy.as_deref())
+                .unwrap_or("Always");
+            verdicts.insert(uid, verdict(status.get(uid).as_ref(), policy != "Always"));
         }
         let pending = verdicts.values().any(|v| *v == Verdict::Pending);
         let failed = verdicts.values().any(|v| matches!(v, Verdict::Failed(_)));
@@ -144,29 +156,33 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        assert_eq!(verdict(None), Verdict::Pending);
+        assert_eq!(verdict(None, false), Verdict::Pending);
+        let running = status(json!({"phase": "Running", "containerStatuses": [
+            {"name": "c", "image": "i", "imageID": "", "ready": true, "restartCount": 0, "state": {"running": {}}}]}));
         assert_eq!(
-            verdict(Some(&status(json!({"phase": "Running"})))),
+            verdict(Some(&running), false),
             Verdict::Ok("Running".into())
         );
-        assert_eq!(
-            verdict(Some(&status(json!({"phase": "Succeeded"})))),
-            Verdict::Ok("Succeeded".into())
-        );
+        // A run-to-completion pod must finish.
+        assert_eq!(verdict(Some(&running), true), Verdict::Pending);
+        let done = status(json!({"phase": "Succeeded"}));
+        assert_eq!(verdict(Some(&done), true), Verdict::Ok("Succeeded".into()));
         assert!(
-            matches!(verdict(Some(&status(json!({"phase": "Failed", "reason": "OutOfcpu"})))), Verdict::Failed(m) if m.contains("OutOfcpu"))
+            matches!(verdict(Some(&status(json!({"phase": "Failed", "reason": "OutOfcpu"}))), false), Verdict::Failed(m) if m.contains("OutOfcpu"))
         );
         let pulling = status(json!({"phase": "Pending", "containerStatuses": [
             {"name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ErrImageNeverPull"}}}]}));
         assert!(
-            matches!(verdict(Some(&pulling)), Verdict::Failed(m) if m.contains("ErrImageNeverPull"))
+            matches!(verdict(Some(&pulling), false), Verdict::Failed(m) if m.contains("ErrImageNeverPull"))
         );
         let crashed = status(json!({"phase": "Running", "containerStatuses": [
             {"name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 1,
              "state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": {"terminated": {"exitCode": 1}}}]}));
-        assert!(matches!(verdict(Some(&crashed)), Verdict::Failed(m) if m.contains("code 1")));
+        assert!(
+            matches!(verdict(Some(&crashed), false), Verdict::Failed(m) if m.contains("code 1"))
+        );
         assert_eq!(
-            verdict(Some(&status(json!({"phase": "Pending"})))),
+            verdict(Some(&status(json!({"phase": "Pending"}))), false),
             Verdict::Pending
         );
     }

@@ -4,14 +4,15 @@
 
 use crate::admission::{self, Rejection};
 use crate::cm::machine::MachineInfo;
-use crate::healthz::Health;
 use crate::housekeeping::Housekeeping;
+use crate::pod_manager::PodManager;
 use crate::pod_workers::PodWorkers;
+use crate::server::healthz::Health;
 use crate::status::generate::{FAILED, SUCCEEDED};
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kubelet_kuberuntime::events::{EventRecorder, EventType};
 use kubelet_sources::{PodOperation, PodUpdate, SourcesReady};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -19,8 +20,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 pub const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(2);
 
 pub struct SyncLoop {
-    /// The pods the sources want, by UID (upstream pod manager).
-    pods: HashMap<String, Pod>,
+    pods: PodManager,
     /// Pods admission refused: known, reported Failed, never started.
     rejected: HashSet<String>,
     workers: PodWorkers,
@@ -38,6 +38,7 @@ fn uid(pod: &Pod) -> String {
 
 impl SyncLoop {
     pub fn new(
+        pods: PodManager,
         workers: PodWorkers,
         ready: SourcesReady,
         machine: MachineInfo,
@@ -47,7 +48,7 @@ impl SyncLoop {
     ) -> Self {
         let housekeeping = Housekeeping::new(workers.clone());
         Self {
-            pods: HashMap::new(),
+            pods,
             rejected: HashSet::new(),
             workers,
             ready,
@@ -78,13 +79,13 @@ impl SyncLoop {
                     None => return,
                 },
                 Some(uid) = pleg.recv() => {
-                    if self.pods.contains_key(&uid) {
+                    if self.pods.contains(&uid) {
                         self.workers.wake(&uid);
                     }
                 }
                 _ = housekeeping.tick() => {
                     if self.ready.all_ready() {
-                        self.housekeeping.run(&self.pods.keys().cloned().collect()).await;
+                        self.housekeeping.run(&self.pods.uids().into_iter().collect()).await;
                     }
                 }
             }
@@ -101,7 +102,7 @@ impl SyncLoop {
                     if self.rejected.contains(&id) {
                         continue;
                     }
-                    if !self.pods.contains_key(&id)
+                    if !self.pods.contains(&id)
                         && let Err(r) = self.admit(&pod)
                     {
                         self.reject(&pod, r);
@@ -133,17 +134,23 @@ impl SyncLoop {
 
     fn admit(&self, pod: &Pod) -> Result<(), Rejection> {
         let status = &self.workers.syncer().status;
-        let active: Vec<&Pod> = self
+        let active: Vec<Pod> = self
             .pods
-            .iter()
-            .filter(|(id, _)| !self.rejected.contains(*id))
-            .filter(|(id, _)| {
-                let phase = status.get(id).and_then(|s| s.phase);
-                !matches!(phase.as_deref(), Some(SUCCEEDED) | Some(FAILED))
+            .pods()
+            .into_iter()
+            .filter(|p| {
+                let id = uid(p);
+                let phase = status.get(&id).and_then(|s| s.phase);
+                !self.rejected.contains(&id)
+                    && !matches!(phase.as_deref(), Some(SUCCEEDED) | Some(FAILED))
             })
-            .map(|(_, p)| p)
             .collect();
-        admission::admit(pod, &active, &self.machine, self.max_pods)
+        admission::admit(
+            pod,
+            &active.iter().collect::<Vec<_>>(),
+            &self.machine,
+            self.max_pods,
+        )
     }
 
     fn reject(&self, pod: &Pod, r: Rejection) {

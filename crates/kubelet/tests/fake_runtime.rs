@@ -4,10 +4,10 @@
 use k8s_openapi::api::core::v1::Pod;
 use kubelet::cm::cgroups::PodCgroups;
 use kubelet::cm::machine::MachineInfo;
-use kubelet::healthz::Health;
 use kubelet::pleg::Pleg;
 use kubelet::pod_sync::PodSyncer;
 use kubelet::pod_workers::PodWorkers;
+use kubelet::server::healthz::Health;
 use kubelet::status::StatusManager;
 use kubelet::sync_loop::SyncLoop;
 use kubelet_cri::api::{PodSandboxConfig, PodSandboxMetadata};
@@ -87,6 +87,7 @@ async fn node(sources: &[&'static str]) -> Node {
         memory_bytes: 8 << 30,
     };
     let sync_loop = SyncLoop::new(
+        kubelet::pod_manager::PodManager::default(),
         PodWorkers::new(syncer),
         mux.ready(),
         machine,

@@ -3,7 +3,7 @@
 mod support;
 
 use std::time::Duration;
-use support::{BUSYBOX, Kubelet, busybox_pod, exists, wait_for};
+use support::{BUSYBOX, Kubelet, busybox_pod, exists, free_port, http_get, wait_for};
 
 const START: Duration = Duration::from_secs(30);
 
@@ -37,6 +37,7 @@ spec:
 
 #[tokio::test]
 async fn two_containers_share_an_empty_dir_and_log_to_the_pod_log_dir() {
+    let _serial = support::serial().await;
     let mut k = Kubelet::new("e2e-share");
     k.write_manifest("shared.yaml", &shared_volume_pod());
     k.start();
@@ -90,6 +91,7 @@ async fn two_containers_share_an_empty_dir_and_log_to_the_pod_log_dir() {
 
 #[tokio::test]
 async fn a_failing_container_is_restarted_with_back_off() {
+    let _serial = support::serial().await;
     let mut k = Kubelet::new("e2e-crash");
     k.write_manifest(
         "crash.yaml",
@@ -128,6 +130,7 @@ async fn a_failing_container_is_restarted_with_back_off() {
 
 #[tokio::test]
 async fn removing_the_manifest_leaves_nothing_behind() {
+    let _serial = support::serial().await;
     let mut k = Kubelet::new("e2e-remove");
     k.write_manifest("gone.yaml", &shared_volume_pod());
     k.start();
@@ -169,6 +172,7 @@ async fn removing_the_manifest_leaves_nothing_behind() {
 
 #[tokio::test]
 async fn a_restarted_kubelet_restarts_nothing() {
+    let _serial = support::serial().await;
     let mut k = Kubelet::new("e2e-restart");
     k.write_manifest("shared.yaml", &shared_volume_pod());
     k.start();
@@ -197,6 +201,7 @@ async fn a_restarted_kubelet_restarts_nothing() {
 
 #[tokio::test]
 async fn a_broken_manifest_does_not_stop_a_good_one() {
+    let _serial = support::serial().await;
     let mut k = Kubelet::new("e2e-broken");
     k.write_manifest("broken.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: broken\nspec:\n  containers:\n  - name: nope\n");
     k.write_manifest(
@@ -225,6 +230,7 @@ async fn a_broken_manifest_does_not_stop_a_good_one() {
 
 #[tokio::test]
 async fn thirty_pods_written_at_once_all_run() {
+    let _serial = support::serial().await;
     let mut k = Kubelet::new("e2e-thirty");
     k.start();
     for i in 0..30 {
@@ -266,6 +272,7 @@ async fn thirty_pods_written_at_once_all_run() {
 
 #[tokio::test]
 async fn a_sub_path_symlink_out_of_its_volume_is_refused() {
+    let _serial = support::serial().await;
     let mut k = Kubelet::new("e2e-subpath");
     let escape = format!(
         r#"apiVersion: v1
@@ -312,6 +319,7 @@ spec:
 
 #[tokio::test]
 async fn runonce_reports_success_and_failure() {
+    let _serial = support::serial().await;
     let good = Kubelet::new("e2e-once-ok").with_args(&["--runonce"]);
     good.write_manifest(
         "a.yaml",
@@ -357,6 +365,7 @@ async fn runonce_reports_success_and_failure() {
 
 #[tokio::test]
 async fn a_pod_from_the_manifest_url_runs_and_goes_away() {
+    let _serial = support::serial().await;
     use std::sync::{Arc, Mutex};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -404,5 +413,75 @@ async fn a_pod_from_the_manifest_url_runs_and_goes_away() {
     })
     .await;
     server.abort();
+    k.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_read_only_port_serves_the_pods_with_their_status() {
+    let _serial = support::serial().await;
+    let (port, healthz) = (free_port(), free_port());
+    let mut k = Kubelet::new("e2e-readonly").with_args(&[
+        "--address=127.0.0.1",
+        &format!("--read-only-port={port}"),
+        &format!("--healthz-port={healthz}"),
+    ]);
+    k.write_manifest("shared.yaml", &shared_volume_pod());
+    k.start();
+    let name = k.pod_name("shared");
+    k.wait_running(&name, &["one", "two"], START).await;
+
+    let pod = wait_for("the pod Running and ready in /pods", START, &k, || async {
+        let (code, body) = http_get(port, "/pods").await?;
+        assert_eq!(code, 200, "{body}");
+        let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(list["kind"], "PodList");
+        let pod = list["items"]
+            .as_array()?
+            .iter()
+            .find(|p| p["metadata"]["name"] == name.as_str())?
+            .clone();
+        let ready = pod["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        (pod["status"]["phase"] == "Running" && ready).then_some(pod)
+    })
+    .await;
+    let status = &pod["status"];
+    assert!(
+        status["podIP"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("10.")),
+        "{status}"
+    );
+    assert_eq!(status["qosClass"], "BestEffort");
+    let containers = status["containerStatuses"].as_array().unwrap();
+    assert_eq!(containers.len(), 2);
+    for c in containers {
+        assert!(
+            c["containerID"]
+                .as_str()
+                .unwrap()
+                .starts_with("containerd://"),
+            "{c}"
+        );
+        assert!(c["imageID"].as_str().unwrap().starts_with("sha256:"), "{c}");
+        assert_eq!(c["ready"], true);
+        assert_eq!(c["restartCount"], 0);
+    }
+    assert_eq!(
+        pod["metadata"]["annotations"]["kubernetes.io/config.source"],
+        "file"
+    );
+
+    assert_eq!(
+        http_get(healthz, "/healthz").await,
+        Some((200, "ok".into()))
+    );
+    assert_eq!(
+        http_get(healthz, "/pods").await.map(|r| r.0),
+        Some(404),
+        "the healthz port serves /healthz only"
+    );
     k.cleanup().await;
 }

@@ -4,7 +4,6 @@
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -54,19 +53,4 @@ pub fn router(health: Health) -> Router {
             }
         }),
     )
-}
-
-/// Binds the healthz port; the error names the address.
-pub async fn serve(
-    addr: SocketAddr,
-    health: Health,
-) -> Result<tokio::task::JoinHandle<()>, String> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on healthz address {addr}: {e}"))?;
-    Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(health)).await {
-            tracing::error!("healthz server stopped: {e}");
-        }
-    }))
 }
