@@ -1,0 +1,171 @@
+//! The SVG plot: start-latency distributions (one curve per subject and kind) and the kubelets'
+//! CPU and memory against pod count.
+
+use crate::error::{BenchError, Result};
+use crate::report::SubjectSummary;
+use crate::results::SessionResult;
+use plotters::prelude::*;
+use std::path::Path;
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(0x33, 0x33, 0x33),
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0xff, 0x7f, 0x0e),
+];
+
+/// One curve of the latency panel: sorted samples of one subject.
+struct Distribution {
+    name: String,
+    color: RGBColor,
+    /// Few samples (one pod, K repeats) read better as points than as a line.
+    points_only: bool,
+    sorted_ms: Vec<f64>,
+}
+
+fn distributions(subjects: &[String], sessions: &[SessionResult]) -> Vec<Distribution> {
+    let mut out = Vec::new();
+    for (i, subject) in subjects.iter().enumerate() {
+        let mine = || sessions.iter().filter(move |s| &s.subject == subject);
+        let single: Vec<f64> = mine().flat_map(|s| s.single_ms.iter().copied()).collect();
+        let burst: Vec<f64> = mine()
+            .flat_map(|s| s.burst.iter().flat_map(|b| b.latencies_ms.iter().copied()))
+            .collect();
+        for (kind, mut samples, points_only) in [("one pod", single, true), ("burst", burst, false)]
+        {
+            if samples.is_empty() {
+                continue;
+            }
+            samples.sort_by(f64::total_cmp);
+            out.push(Distribution {
+                name: format!("{subject}: {kind}"),
+                color: PALETTE[i % PALETTE.len()],
+                points_only,
+                sorted_ms: samples,
+            });
+        }
+    }
+    out
+}
+
+/// Draws the plot to `path`.
+pub fn draw(path: &Path, summaries: &[SubjectSummary], sessions: &[SessionResult]) -> Result<()> {
+    let failed = |err: &dyn std::fmt::Display| BenchError::Output {
+        path: path.to_path_buf(),
+        reason: err.to_string(),
+    };
+    let root = SVGBackend::new(path, (1500, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| failed(&e))?;
+    let panels = root.split_evenly((1, 3));
+    let subjects: Vec<String> = summaries.iter().map(|s| s.subject.clone()).collect();
+
+    latency_panel(&panels[0], &distributions(&subjects, sessions)).map_err(|e| failed(&e))?;
+    let cpu = |s: &SubjectSummary| -> Vec<(f64, f64)> {
+        s.steady
+            .iter()
+            .map(|p| (p.pods as f64, p.cpu_cores * 1000.0))
+            .collect()
+    };
+    let rss = |s: &SubjectSummary| -> Vec<(f64, f64)> {
+        s.steady
+            .iter()
+            .map(|p| (p.pods as f64, p.rss_mib_mean))
+            .collect()
+    };
+    cost_panel(&panels[1], summaries, "kubelet CPU", "millicores", &cpu).map_err(|e| failed(&e))?;
+    cost_panel(&panels[2], summaries, "kubelet RSS", "MiB", &rss).map_err(|e| failed(&e))?;
+    root.present().map_err(|e| failed(&e))
+}
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+type DrawResult = std::result::Result<(), DrawingAreaErrorKind<std::io::Error>>;
+
+/// Cumulative distributions: the share of pods running by each latency.
+fn latency_panel(area: &Area<'_>, curves: &[Distribution]) -> DrawResult {
+    let max = curves
+        .iter()
+        .filter_map(|c| c.sorted_ms.last().copied())
+        .fold(1.0, f64::max);
+    let mut chart = ChartBuilder::on(area)
+        .caption("pod start latency (CDF)", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(44)
+        .build_cartesian_2d(0.0..max * 1.05, 0.0..1.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("ms from manifest written to running")
+        .y_desc("share of pods")
+        .draw()?;
+    for curve in curves {
+        let n = curve.sorted_ms.len() as f64;
+        let points: Vec<(f64, f64)> = curve
+            .sorted_ms
+            .iter()
+            .enumerate()
+            .map(|(i, ms)| (*ms, (i + 1) as f64 / n))
+            .collect();
+        let style = curve.color.stroke_width(2);
+        let color = curve.color;
+        if curve.points_only {
+            chart
+                .draw_series(points.iter().map(|p| Circle::new(*p, 3, style)))?
+                .label(&curve.name)
+                .legend(move |(x, y)| Circle::new((x + 10, y), 3, color.stroke_width(2)));
+        } else {
+            chart
+                .draw_series(LineSeries::new(points, style))?
+                .label(&curve.name)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+}
+
+fn cost_panel(
+    area: &Area<'_>,
+    summaries: &[SubjectSummary],
+    title: &str,
+    unit: &str,
+    series: &dyn Fn(&SubjectSummary) -> Vec<(f64, f64)>,
+) -> DrawResult {
+    let all: Vec<(f64, f64)> = summaries.iter().flat_map(series).collect();
+    let max_x = all.iter().map(|p| p.0).fold(1.0, f64::max);
+    let max_y = all.iter().map(|p| p.1).fold(1.0, f64::max);
+    let mut chart = ChartBuilder::on(area)
+        .caption(format!("{title} against pods running"), ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..max_x * 1.05, 0.0..max_y * 1.15)?;
+    chart.configure_mesh().x_desc("pods").y_desc(unit).draw()?;
+    for (i, summary) in summaries.iter().enumerate() {
+        let points = series(summary);
+        if points.is_empty() {
+            continue;
+        }
+        let color = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+            .label(&summary.subject)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
+        chart.draw_series(
+            points
+                .into_iter()
+                .map(|p| Circle::new(p, 4, color.filled())),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+}

@@ -1,0 +1,159 @@
+//! The container runtime the bench measures against: a private containerd started with the
+//! repository's scripts (its own root, socket, CNI bridge and subnet, and the offline images), or
+//! any CRI endpoint the user names.
+
+use crate::error::{BenchError, Result};
+use kubelet_cri::ImageService;
+use kubelet_cri::api::ImageSpec;
+use kubelet_cri::remote::RemoteRuntime;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// The images every bench pod uses; the private containerd imports both at startup.
+pub const BUSYBOX: &str = "localhost/busybox:1.35";
+pub const PAUSE: &str = "localhost/pause:3.10";
+
+/// A bridge and subnet of the bench's own, so it never collides with a concurrent test run's
+/// containerd (kubeletrs0, 10.88.0.0/16).
+const BRIDGE: &str = "kbench0";
+const SUBNET: &str = "10.77.0.0/16";
+const ENDPOINT_VAR: &str = "KUBELET_TEST_CRI_ENDPOINT";
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The repository's scripts, found from this crate's source path: the bench is a tool of this
+/// workspace and runs from a checkout.
+fn scripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
+}
+
+/// A runtime in use: its endpoint, and the private daemon to stop when the bench started one.
+pub struct RuntimeEnv {
+    endpoint: String,
+    private: Option<PrivateContainerd>,
+}
+
+struct PrivateContainerd {
+    rt_dir: tempfile::TempDir,
+}
+
+impl RuntimeEnv {
+    /// Uses `endpoint`, or starts a private containerd when there is none.
+    pub fn new(endpoint: Option<String>) -> Result<Self> {
+        match endpoint {
+            Some(endpoint) => Ok(RuntimeEnv {
+                endpoint,
+                private: None,
+            }),
+            None => {
+                // Short: the socket path must fit in 108 bytes.
+                let rt_dir = tempfile::Builder::new()
+                    .prefix("kb.")
+                    .tempdir_in("/tmp")
+                    .map_err(|err| BenchError::io("create the containerd dir in /tmp", err))?;
+                let up = scripts_dir().join("containerd-up.sh");
+                info!(dir = %rt_dir.path().display(), "starting a private containerd");
+                let output = Command::new("bash")
+                    .arg(&up)
+                    .arg(rt_dir.path())
+                    .env("KUBELET_TEST_BRIDGE", BRIDGE)
+                    .env("KUBELET_TEST_SUBNET", SUBNET)
+                    .stdin(Stdio::null())
+                    .output()
+                    .map_err(|err| BenchError::io(format!("run {}", up.display()), err))?;
+                let private = PrivateContainerd { rt_dir };
+                if !output.status.success() {
+                    private.stop();
+                    return Err(BenchError::Script {
+                        script: up,
+                        status: output.status,
+                        output: String::from_utf8_lossy(&output.stderr).into_owned(),
+                    });
+                }
+                let stdout = String::from_utf8_lossy(&output.stdout);
+                let endpoint = stdout
+                    .lines()
+                    .find_map(|line| {
+                        line.strip_prefix(&format!("export {ENDPOINT_VAR}="))
+                            .map(str::to_string)
+                    })
+                    .ok_or_else(|| BenchError::ScriptOutput {
+                        script: up.clone(),
+                        variable: ENDPOINT_VAR.into(),
+                    });
+                match endpoint {
+                    Ok(endpoint) => Ok(RuntimeEnv {
+                        endpoint,
+                        private: Some(private),
+                    }),
+                    Err(err) => {
+                        private.stop();
+                        Err(err)
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// A CRI client, after making sure both images are present.
+    pub async fn connect(&self) -> Result<RemoteRuntime> {
+        let cri = RemoteRuntime::connect(&self.endpoint, &self.endpoint, REQUEST_TIMEOUT)
+            .await
+            .map_err(BenchError::cri("Version"))?;
+        for image in [BUSYBOX, PAUSE] {
+            ensure_image(&cri, image).await?;
+        }
+        Ok(cri)
+    }
+
+    /// Stops the private containerd, if the bench started one.
+    pub fn stop(self) {
+        if let Some(private) = self.private {
+            private.stop();
+        }
+    }
+}
+
+impl PrivateContainerd {
+    fn stop(self) {
+        let down = scripts_dir().join("containerd-down.sh");
+        let status = Command::new("bash")
+            .arg(&down)
+            .arg(self.rt_dir.path())
+            .stdin(Stdio::null())
+            .status();
+        match status {
+            Ok(status) if status.success() => {}
+            Ok(status) => warn!(script = %down.display(), %status, "stopping containerd failed"),
+            Err(err) => warn!(script = %down.display(), %err, "cannot run"),
+        }
+        // containerd-down.sh removes the dir itself; the TempDir must not race it.
+        let _ = self.rt_dir.keep();
+    }
+}
+
+/// An image the pods use with IfNotPresent: present, or pulled now so no figure includes a pull.
+async fn ensure_image(cri: &RemoteRuntime, image: &str) -> Result<()> {
+    let spec = ImageSpec {
+        image: image.into(),
+        ..Default::default()
+    };
+    let present = cri
+        .image_status(&spec)
+        .await
+        .map_err(BenchError::cri("ImageStatus"))?;
+    if present.is_none() {
+        cri.pull_image(&spec, None, None)
+            .await
+            .map_err(|source| BenchError::Image {
+                image: image.into(),
+                source,
+            })?;
+    }
+    Ok(())
+}
