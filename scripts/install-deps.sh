@@ -11,6 +11,7 @@ packages=(
   protobuf-compiler                             # the k8s-cri crate's build runs protoc
   docker-registry skopeo                        # a loopback registry for real pulls
   iproute2 kmod ca-certificates
+  dbus                                          # dbus-daemon: the private bus of the fake logind
 )
 
 missing=()
