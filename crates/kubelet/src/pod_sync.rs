@@ -70,9 +70,44 @@ impl PodSyncer {
         }
     }
 
+    /// How long the pod may still be active (activeDeadlineSeconds, counted from its start time).
+    fn deadline_left(&self, pod: &Pod) -> Option<Duration> {
+        let deadline = pod.spec.as_ref()?.active_deadline_seconds?;
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        let started = self
+            .status
+            .get(uid)
+            .and_then(|s| s.start_time)
+            .map(|t| t.0)?;
+        let active = k8s_openapi::jiff::Timestamp::now().duration_since(started);
+        let left = deadline.max(0) as f64 - active.as_secs_f64();
+        Some(Duration::from_secs_f64(left.max(0.0)))
+    }
+
+    /// Fails a pod past its activeDeadlineSeconds, as upstream: phase Failed, reason
+    /// DeadlineExceeded; the worker then stops it.
+    fn fail_past_deadline(&self, pod: &Pod) {
+        let message = "Pod was active on the node longer than the specified deadline";
+        self.events
+            .event(pod, EventType::Normal, "DeadlineExceeded", message);
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        let mut status = self.status.get(uid).unwrap_or_default();
+        status.phase = Some(generate::FAILED.into());
+        status.reason = Some("DeadlineExceeded".into());
+        status.message = Some(message.into());
+        self.status.set(pod, status);
+    }
+
     /// One sync of a pod that should run.
     pub async fn sync(&self, pod: &Pod) -> SyncOutcome {
         let p = PodRef::of(pod);
+        if self.deadline_left(pod).is_some_and(|left| left.is_zero()) {
+            self.fail_past_deadline(pod);
+            return SyncOutcome {
+                next_sync: self.sync_frequency,
+                terminal: true,
+            };
+        }
         let pod_dir = self.pods_dir.join(p.uid);
         let prepared = std::fs::create_dir_all(pod_dir.join("containers"))
             .and_then(|_| std::fs::create_dir_all(pod_dir.join("volumes")))
@@ -129,6 +164,11 @@ impl PodSyncer {
         } else {
             ERROR_RETRY
         });
+        // Come back when the deadline passes; the first sync sets the start time it counts from.
+        let next_sync = match self.deadline_left(pod) {
+            Some(left) => next_sync.min(left),
+            None => next_sync,
+        };
         SyncOutcome {
             next_sync,
             terminal,

@@ -314,3 +314,45 @@ async fn pleg_follows_container_events_when_the_runtime_has_them() {
         Some("uid-p".to_string())
     );
 }
+
+// Real time: the deadline counts from the pod's start time, a wall-clock timestamp.
+#[tokio::test]
+async fn a_pod_past_its_active_deadline_fails_and_stops() {
+    let n = node(&["file"]).await;
+    let mut p = pod("deadline", "Always", &[], &["app"]);
+    p.spec.as_mut().unwrap().active_deadline_seconds = Some(1);
+    n.mux.source("file").send_snapshot(vec![p]);
+    let t0 = Instant::now();
+    let status = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let s = n.status.get("uid-deadline");
+        if s.as_ref()
+            .is_some_and(|s| s.phase.as_deref() == Some("Failed"))
+            || t0.elapsed() > Duration::from_secs(10)
+        {
+            break s.unwrap();
+        }
+    };
+    assert_eq!(status.phase.as_deref(), Some("Failed"));
+    assert_eq!(status.reason.as_deref(), Some("DeadlineExceeded"));
+    assert!(t0.elapsed() >= Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        n.fake.calls().iter().any(|c| c == "StopContainer app"),
+        "{:?}",
+        n.fake.calls()
+    );
+    assert!(
+        n.fake
+            .calls()
+            .iter()
+            .any(|c| c == "StopPodSandbox deadline"),
+        "{:?}",
+        n.fake.calls()
+    );
+    assert_eq!(
+        n.status.get("uid-deadline").unwrap().reason.as_deref(),
+        Some("DeadlineExceeded"),
+        "the reason stays"
+    );
+}

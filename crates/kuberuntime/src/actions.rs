@@ -295,6 +295,7 @@ mod tests {
             message: String::new(),
             image: String::new(),
             image_ref: String::new(),
+            termination_message: None,
             info: ContainerInfo {
                 container_name: name.into(),
                 hash: container_hash(c),

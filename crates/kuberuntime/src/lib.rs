@@ -16,3 +16,4 @@ pub mod qos;
 pub mod runtime_status;
 pub mod sandbox_config;
 pub mod sync;
+pub mod termination_message;

@@ -2,6 +2,7 @@
 //! from the upstream labels and annotations (upstream kubecontainer.PodStatus).
 
 use crate::labels::{self, ContainerInfo};
+use crate::termination_message;
 use kubelet_cri::api::{self, ContainerState as CriContainerState, PodSandboxState};
 use kubelet_cri::{Result, Runtime};
 use std::collections::HashMap;
@@ -51,6 +52,8 @@ pub struct ContainerStatus {
     pub message: String,
     pub image: String,
     pub image_ref: String,
+    /// For exited containers: the termination message (file, or log tail per policy).
+    pub termination_message: Option<String>,
     pub info: ContainerInfo,
 }
 
@@ -180,7 +183,17 @@ fn sandbox_status(s: api::PodSandboxStatus) -> SandboxStatus {
 
 fn container_status(s: api::ContainerStatus, sandbox_id: String) -> ContainerStatus {
     let info = ContainerInfo::from_labels(&s.labels, &s.annotations);
+    let termination_message = (ContainerState::from(s.state) == ContainerState::Exited)
+        .then(|| {
+            termination_message::read(
+                &s,
+                &info.termination_message_path,
+                &info.termination_message_policy,
+            )
+        })
+        .flatten();
     ContainerStatus {
+        termination_message,
         name: s
             .metadata
             .map(|m| m.name)

@@ -51,7 +51,10 @@ fn terminated(c: &runtime_status::ContainerStatus, runtime_name: &str) -> Contai
     ContainerStateTerminated {
         exit_code: c.exit_code,
         reason: Some(reason),
-        message: (!c.message.is_empty()).then(|| c.message.clone()),
+        message: c
+            .termination_message
+            .clone()
+            .or_else(|| (!c.message.is_empty()).then(|| c.message.clone())),
         started_at: ts(c.started_at),
         finished_at: ts(c.finished_at),
         container_id: Some(format!("{runtime_name}://{}", c.id)),
@@ -344,8 +347,16 @@ pub fn generate(input: &StatusInput) -> PodStatus {
         .and_then(|p| p.start_time.clone())
         .or_else(|| Some(now.clone()));
 
+    // A terminal pod keeps the reason it ended with (DeadlineExceeded, an admission failure, ...).
+    let (reason, message) =
+        match prev.filter(|p| matches!(p.phase.as_deref(), Some(SUCCEEDED) | Some(FAILED))) {
+            Some(p) => (p.reason.clone(), p.message.clone()),
+            None => (None, None),
+        };
     PodStatus {
         phase: Some(phase.into()),
+        reason,
+        message,
         conditions: Some(conditions),
         host_ip: input.host_ip.map(Into::into),
         host_ips: input.host_ip.map(|ip| vec![HostIP { ip: ip.into() }]),
