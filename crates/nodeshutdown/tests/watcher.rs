@@ -231,3 +231,22 @@ async fn wait_for(mut condition: impl FnMut() -> bool) {
     .await
     .expect("condition met within 10 s");
 }
+
+#[tokio::test]
+async fn a_lost_bus_ends_the_wait_with_an_error_naming_it() {
+    let mut bus = BusDaemon::start();
+    let conf = tempfile::tempdir().unwrap();
+    let _host = FakeHost::serve(&bus.address, Duration::from_secs(60), conf.path(), true).await;
+    let mut watcher = start(config(&bus, conf.path(), 30, 10)).await;
+
+    bus.kill();
+    let err = tokio::time::timeout(Duration::from_secs(10), watcher.next_shutdown())
+        .await
+        .expect("a lost bus ends the wait")
+        .unwrap_err();
+    assert!(
+        matches!(err, ShutdownError::SignalStreamEnded { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&bus.address), "{err}");
+}

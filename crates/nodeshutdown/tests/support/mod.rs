@@ -48,10 +48,17 @@ impl BusDaemon {
     }
 }
 
-impl Drop for BusDaemon {
-    fn drop(&mut self) {
+impl BusDaemon {
+    /// Kills the daemon now, as a bus restart would, dropping every connection.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for BusDaemon {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
