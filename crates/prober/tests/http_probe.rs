@@ -10,7 +10,8 @@ use kubelet_prober::handlers::http::{HttpProber, build_request};
 use kubelet_prober::handlers::{Handlers, MAX_OUTPUT_BYTES, Outcome, Target};
 use std::sync::Arc;
 use std::time::Duration;
-use support::http_server;
+use support::{answer, http_server};
+use tokio::net::TcpListener;
 
 const TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -208,5 +209,54 @@ async fn a_named_port_and_the_pod_ip_address_the_container() {
     assert_eq!(
         err.to_string(),
         "port grpc not found and it is not a number"
+    );
+}
+
+/// An HTTPS server whose self-signed certificate names another host ("example.invalid").
+async fn https_server() -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert = CertificateDer::from_pem_slice(include_bytes!("support/selfsigned.crt")).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(include_bytes!("support/selfsigned.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    answer(tls, port).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn https_probes_do_not_check_the_certificate() {
+    let port = https_server().await;
+    let mut https = action(port, "/status/200");
+    https.scheme = Some("HTTPS".into());
+    let request = build_request(&https, &Container::default(), Some("127.0.0.1")).unwrap();
+    assert_eq!(
+        request.url.as_str(),
+        format!("https://127.0.0.1:{port}/status/200")
+    );
+    let outcome = HttpProber::default().probe(&request, TIMEOUT).await;
+    assert_eq!(
+        outcome,
+        Outcome {
+            result: ProbeResult::Success,
+            output: "status 200".into()
+        }
     );
 }

@@ -1,8 +1,8 @@
 //! A tiny HTTP/1.1 server on 127.0.0.1 whose paths script the answers probes get.
 
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 /// Serves until the test ends. Paths:
 /// - `/status/N`: status N, body "status N"
@@ -22,7 +22,8 @@ pub async fn http_server() -> u16 {
     port
 }
 
-async fn answer(mut stream: TcpStream, port: u16) {
+/// Answers one request on `stream`; `port` is the server's, for redirects to it.
+pub async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, port: u16) {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
