@@ -58,6 +58,8 @@ pub(crate) fn build(
         container_runtime_endpoint: s.container_runtime_endpoint,
         image_service_endpoint,
         runtime_request_timeout: s.runtime_request_timeout,
+        shutdown_grace_period: s.shutdown_grace_period,
+        shutdown_grace_period_critical_pods: s.shutdown_grace_period_critical_pods,
         serialize_image_pulls: s.serialize_image_pulls,
         root_dir: PathBuf::from(s.root_dir),
         pod_logs_dir: pod_logs_dir(s.pod_logs_dir)?,

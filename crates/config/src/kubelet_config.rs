@@ -41,6 +41,9 @@ pub struct KubeletConfig {
     pub container_runtime_endpoint: String,
     pub image_service_endpoint: String,
     pub runtime_request_timeout: Duration,
+    /// Graceful node shutdown (shutdownGracePeriod, shutdownGracePeriodCriticalPods); 0 is off.
+    pub shutdown_grace_period: Duration,
+    pub shutdown_grace_period_critical_pods: Duration,
     pub serialize_image_pulls: bool,
 
     pub root_dir: PathBuf,

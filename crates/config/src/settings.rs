@@ -18,6 +18,8 @@ pub(crate) enum Setting {
     ContainerRuntimeEndpoint,
     ImageServiceEndpoint,
     RuntimeRequestTimeout,
+    ShutdownGracePeriod,
+    ShutdownGracePeriodCriticalPods,
     SerializeImagePulls,
     RootDir,
     PodLogsDir,
@@ -67,7 +69,9 @@ impl Setting {
             Setting::FileCheckFrequency
             | Setting::HttpCheckFrequency
             | Setting::SyncFrequency
-            | Setting::RuntimeRequestTimeout => Kind::Duration,
+            | Setting::RuntimeRequestTimeout
+            | Setting::ShutdownGracePeriod
+            | Setting::ShutdownGracePeriodCriticalPods => Kind::Duration,
             Setting::SerializeImagePulls | Setting::CgroupsPerQos | Setting::RunOnce => Kind::Bool,
             Setting::ContainerLogMaxSize => Kind::Quantity,
             Setting::ContainerLogMaxFiles
@@ -94,6 +98,8 @@ pub(crate) struct Settings {
     pub container_runtime_endpoint: String,
     pub image_service_endpoint: String,
     pub runtime_request_timeout: Duration,
+    pub shutdown_grace_period: Duration,
+    pub shutdown_grace_period_critical_pods: Duration,
     pub serialize_image_pulls: bool,
     pub root_dir: String,
     pub pod_logs_dir: String,
@@ -135,6 +141,10 @@ impl Settings {
                 self.container_runtime_endpoint = v
             }
             (Setting::ImageServiceEndpoint, Value::Str(v)) => self.image_service_endpoint = v,
+            (Setting::ShutdownGracePeriod, Value::Duration(v)) => self.shutdown_grace_period = v,
+            (Setting::ShutdownGracePeriodCriticalPods, Value::Duration(v)) => {
+                self.shutdown_grace_period_critical_pods = v
+            }
             (Setting::RuntimeRequestTimeout, Value::Duration(v)) => {
                 self.runtime_request_timeout = v
             }

@@ -401,6 +401,23 @@ fn unsupported_flags_are_refused_unless_default() {
 }
 
 #[test]
+fn graceful_shutdown_fields_are_read_from_the_file() {
+    assert_eq!(config(&[]).shutdown_grace_period, Duration::ZERO);
+    let c = ConfigFile::yaml("shutdownGracePeriod: 30s\nshutdownGracePeriodCriticalPods: 10s\n")
+        .config(&[]);
+    assert_eq!(c.shutdown_grace_period, Duration::from_secs(30));
+    assert_eq!(
+        c.shutdown_grace_period_critical_pods,
+        Duration::from_secs(10)
+    );
+    assert!(
+        !c.warnings.iter().any(|w| w.contains("shutdownGracePeriod")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
 fn legacy_defaults_depend_on_the_config_file() {
     assert_eq!(config(&[]).read_only_port, 10255);
     assert_eq!(config(&["--read-only-port=0"]).read_only_port, 0);

@@ -2,10 +2,12 @@
 
 use crate::cm::cgroups::PodCgroups;
 use crate::cm::machine::MachineInfo;
+use crate::nodeshutdown;
 use crate::pleg::Pleg;
 use crate::pod_manager::PodManager;
 use crate::pod_sync::PodSyncer;
 use crate::pod_workers::PodWorkers;
+use crate::probes::Probes;
 use crate::runonce;
 use crate::server::{self, healthz, read_only};
 use crate::status::StatusManager;
@@ -17,6 +19,9 @@ use kubelet_kuberuntime::dns::DnsOptions;
 use kubelet_kuberuntime::events::{EventRecorder, LogRecorder};
 use kubelet_kuberuntime::manager::{ManagerConfig, RuntimeManager};
 use kubelet_kuberuntime::sandbox_config::SandboxOptions;
+use kubelet_nodeshutdown::{ShutdownConfig, ShutdownWatcher};
+use kubelet_prober::handlers::Handlers;
+use kubelet_prober::{LifecycleHandlers, ProbeManager};
 use kubelet_sources::SourcesConfig;
 use kubelet_volumes::VolumeManager;
 use std::net::SocketAddr;
@@ -100,11 +105,14 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
         node_allocatable_cpu_milli: Some(machine.cpu_milli),
         serialize_image_pulls: cfg.serialize_image_pulls,
     };
+    let hooks = Arc::new(LifecycleHandlers::new(Handlers::new(runtime.clone())));
+    let (prober, probe_updates) = ProbeManager::new(runtime.clone(), events.clone());
     let manager = Arc::new(
         RuntimeManager::new(
             runtime.clone(),
             volumes.clone(),
             events.clone(),
+            hooks,
             manager_cfg,
         )
         .await?,
@@ -129,6 +137,7 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
         pod_logs_dir: cfg.pod_logs_dir.clone(),
         host_ip,
         sync_frequency: cfg.sync_frequency,
+        probes: Probes::new(prober),
     });
     let workers = PodWorkers::new(syncer);
 
@@ -167,15 +176,28 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
         manifest_url_headers: cfg.static_pod_url_headers.clone(),
         http_check_frequency: cfg.http_check_frequency,
     });
-    let sync_loop = SyncLoop::new(
-        pods,
-        workers,
+    let mut sync_loop = SyncLoop::new(
+        pods.clone(),
+        workers.clone(),
         sources.ready.clone(),
         machine,
         cfg.max_pods,
         events,
         health,
     );
+    let shutdown = ShutdownConfig::new(
+        cfg.shutdown_grace_period,
+        cfg.shutdown_grace_period_critical_pods,
+    );
+    match ShutdownWatcher::start(shutdown).await {
+        Ok(Some(watcher)) => {
+            sync_loop = sync_loop.with_node_shutdown(watcher.shutting_down());
+            tokio::spawn(nodeshutdown::run(watcher, pods, workers, status.clone()));
+        }
+        Ok(None) => {}
+        // As upstream: the kubelet runs on without graceful shutdown.
+        Err(e) => tracing::error!("cannot watch for node shutdown: {e}"),
+    }
     tracing::info!(node = %cfg.node_name, "kubelet started");
 
     if cfg.run_once {
@@ -187,7 +209,7 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
                 let _ = forward.send(u);
             }
         });
-        tokio::spawn(sync_loop.run(loop_updates, pleg_events));
+        tokio::spawn(sync_loop.run(loop_updates, pleg_events, probe_updates));
         return if runonce::wait(&pods, &status, runonce::TIMEOUT).await {
             Ok(())
         } else {
@@ -195,7 +217,7 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
         };
     }
 
-    let main_loop = tokio::spawn(sync_loop.run(sources.updates, pleg_events));
+    let main_loop = tokio::spawn(sync_loop.run(sources.updates, pleg_events, probe_updates));
     shutdown_signal().await;
     tracing::info!("shutting down; pods keep running");
     main_loop.abort();

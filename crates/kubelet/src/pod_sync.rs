@@ -3,6 +3,7 @@
 //! and the final cleanup that leaves nothing of the pod behind.
 
 use crate::cm::cgroups::PodCgroups;
+use crate::probes::Probes;
 use crate::status::StatusManager;
 use crate::status::generate::{self, StatusInput};
 use k8s_openapi::api::core::v1::Pod;
@@ -29,6 +30,7 @@ pub struct PodSyncer {
     pub pod_logs_dir: PathBuf,
     pub host_ip: Option<String>,
     pub sync_frequency: Duration,
+    pub probes: Probes,
 }
 
 /// What a sync tells the pod's worker.
@@ -130,7 +132,7 @@ impl PodSyncer {
                         .event(pod, EventType::Warning, reason::FAILED_MOUNT, &message);
                     Self::pod_error(message)
                 }
-                Ok(volumes) => match self.runtime.sync_pod(pod, &volumes).await {
+                Ok(volumes) => match self.runtime.sync_pod(pod, &volumes, &self.probes).await {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::error!(pod_uid = p.uid, "pod sync failed: {e}");
@@ -150,6 +152,7 @@ impl PodSyncer {
                 };
             }
         };
+        self.probes.sync_pod(pod, &self.runtime, &runtime_status);
         let status = self.update_status(pod, &runtime_status, &result);
         if let Err(e) = self.runtime.gc_pod(&runtime_status).await {
             tracing::warn!(
@@ -191,6 +194,7 @@ impl PodSyncer {
             host_ip: self.host_ip.as_deref(),
             previous: previous.as_ref(),
             now: now(),
+            probes: &self.probes,
         });
         self.status.set(pod, status.clone());
         status
@@ -245,6 +249,7 @@ impl PodSyncer {
             .map_err(|e| format!("cannot remove the pod cgroup: {e}"))?;
         remove_pod_log_dirs(&self.pod_logs_dir, p.uid)
             .map_err(|e| format!("cannot remove the pod log directory: {e}"))?;
+        self.probes.remove_pod(p.uid);
         self.status.remove(p.uid);
         tracing::info!(pod_uid = p.uid, pod = %format!("{}/{}", p.namespace, p.name), "pod cleaned up");
         Ok(())

@@ -11,6 +11,7 @@ use crate::server::healthz::Health;
 use crate::status::generate::{FAILED, SUCCEEDED};
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kubelet_kuberuntime::events::{EventRecorder, EventType};
+use kubelet_prober::ProbeUpdate;
 use kubelet_sources::{PodOperation, PodUpdate, SourcesReady};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub struct SyncLoop {
     events: Arc<dyn EventRecorder>,
     housekeeping: Housekeeping,
     health: Health,
+    /// True while the node shuts down: new pods are refused.
+    shutting_down: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 fn uid(pod: &Pod) -> String {
@@ -57,7 +60,14 @@ impl SyncLoop {
             events,
             housekeeping,
             health,
+            shutting_down: None,
         }
+    }
+
+    /// Refuses new pods while `shutting_down` says the node is going down.
+    pub fn with_node_shutdown(mut self, shutting_down: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.shutting_down = Some(shutting_down);
+        self
     }
 
     pub fn workers(&self) -> &PodWorkers {
@@ -69,6 +79,7 @@ impl SyncLoop {
         mut self,
         mut updates: UnboundedReceiver<PodUpdate>,
         mut pleg: UnboundedReceiver<String>,
+        mut probes: UnboundedReceiver<ProbeUpdate>,
     ) {
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_PERIOD);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -81,6 +92,12 @@ impl SyncLoop {
                 Some(uid) = pleg.recv() => {
                     if self.pods.contains(&uid) {
                         self.workers.wake(&uid);
+                    }
+                }
+                // A probe result changed: the pod's ready flags, or a container to restart.
+                Some(update) = probes.recv() => {
+                    if self.pods.contains(&update.pod_uid) {
+                        self.workers.wake(&update.pod_uid);
                     }
                 }
                 _ = housekeeping.tick() => {
@@ -133,6 +150,12 @@ impl SyncLoop {
     }
 
     fn admit(&self, pod: &Pod) -> Result<(), Rejection> {
+        if self.shutting_down.as_ref().is_some_and(|rx| *rx.borrow()) {
+            return Err(Rejection {
+                reason: kubelet_nodeshutdown::NODE_SHUTDOWN_NOT_ADMITTED_REASON.into(),
+                message: kubelet_nodeshutdown::NODE_SHUTDOWN_NOT_ADMITTED_MESSAGE.into(),
+            });
+        }
         let status = &self.workers.syncer().status;
         let active: Vec<Pod> = self
             .pods

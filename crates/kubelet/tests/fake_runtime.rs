@@ -7,6 +7,7 @@ use kubelet::cm::machine::MachineInfo;
 use kubelet::pleg::Pleg;
 use kubelet::pod_sync::PodSyncer;
 use kubelet::pod_workers::PodWorkers;
+use kubelet::probes::Probes;
 use kubelet::server::healthz::Health;
 use kubelet::status::StatusManager;
 use kubelet::sync_loop::SyncLoop;
@@ -17,6 +18,8 @@ use kubelet_kuberuntime::dns::DnsOptions;
 use kubelet_kuberuntime::events::LogRecorder;
 use kubelet_kuberuntime::manager::{ManagerConfig, RuntimeManager};
 use kubelet_kuberuntime::sandbox_config::SandboxOptions;
+use kubelet_prober::handlers::Handlers;
+use kubelet_prober::{LifecycleHandlers, ProbeManager};
 use kubelet_sources::Mux;
 use kubelet_volumes::VolumeManager;
 use std::collections::HashMap;
@@ -61,10 +64,18 @@ async fn node(sources: &[&'static str]) -> Node {
         serialize_image_pulls: true,
     };
     std::fs::write(dir.path().join("resolv.conf"), "nameserver 192.0.2.53\n").unwrap();
+    let hooks = Arc::new(LifecycleHandlers::new(Handlers::new(runtime.clone())));
+    let (prober, probe_updates) = ProbeManager::new(runtime.clone(), Arc::new(LogRecorder));
     let manager = Arc::new(
-        RuntimeManager::new(runtime.clone(), volumes.clone(), Arc::new(LogRecorder), cfg)
-            .await
-            .unwrap(),
+        RuntimeManager::new(
+            runtime.clone(),
+            volumes.clone(),
+            Arc::new(LogRecorder),
+            hooks,
+            cfg,
+        )
+        .await
+        .unwrap(),
     );
     let status = Arc::new(StatusManager::default());
     let syncer = Arc::new(PodSyncer {
@@ -77,6 +88,7 @@ async fn node(sources: &[&'static str]) -> Node {
         pod_logs_dir: dir.path().join("logs"),
         host_ip: Some("192.0.2.10".into()),
         sync_frequency: Duration::from_secs(60),
+        probes: Probes::new(prober),
     });
     let (mux, updates) = Mux::new();
     for s in sources {
@@ -97,7 +109,7 @@ async fn node(sources: &[&'static str]) -> Node {
     );
     let (pleg, pleg_events) = Pleg::new(runtime);
     tokio::spawn(pleg.run());
-    tokio::spawn(sync_loop.run(updates, pleg_events));
+    tokio::spawn(sync_loop.run(updates, pleg_events, probe_updates));
     Node {
         fake,
         status,

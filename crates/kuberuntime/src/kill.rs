@@ -2,13 +2,15 @@
 //! per-pod part of container GC).
 
 use crate::events::{EventType, reason};
+use crate::hooks::FAILED_PRE_STOP_HOOK;
 use crate::manager::RuntimeManager;
-use crate::runtime_status::{ContainerState, PodRuntimeStatus};
+use crate::runtime_status::{ContainerState, ContainerStatus, PodRuntimeStatus};
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
 use kubelet_cri::CriError;
 use std::collections::HashSet;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// The runtime always gets at least this long to stop a container (upstream minimumGracePeriodInSeconds).
 pub const MIN_GRACE_PERIOD: Duration = Duration::from_secs(2);
@@ -52,38 +54,107 @@ impl RuntimeManager {
         }
     }
 
-    /// Stops every running container of the pod in parallel, then its ready sandboxes.
+    /// Stops one container: its preStop hook first, inside the grace period, then the runtime
+    /// stop with what is left of it (upstream killContainer).
+    pub(crate) async fn kill_container(
+        &self,
+        pod: Option<&Pod>,
+        c: &ContainerStatus,
+        pod_ip: Option<&str>,
+        grace: Duration,
+        message: &str,
+    ) -> Result<(), CriError> {
+        if let Some(p) = pod {
+            self.events
+                .event(p, EventType::Normal, reason::KILLING, message);
+        }
+        let spec_hook = pod.and_then(|p| {
+            let spec = p.spec.as_ref()?;
+            let all = spec
+                .containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten());
+            all.filter(|s| s.name == c.name)
+                .find_map(|s| s.lifecycle.as_ref()?.pre_stop.clone())
+        });
+        let mut grace = grace;
+        if let (Some(p), Some(hook)) = (pod, spec_hook.or_else(|| c.info.pre_stop_handler.clone()))
+        {
+            let started = Instant::now();
+            match tokio::time::timeout(grace, self.hooks.run(p, &c.name, &c.id, pod_ip, &hook))
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    let msg = format!("PreStopHook failed: {e}");
+                    self.events
+                        .event(p, EventType::Warning, FAILED_PRE_STOP_HOOK, &msg);
+                }
+                Err(_) => {
+                    tracing::warn!(container = %c.name, "preStop hook did not complete within the grace period {grace:?}")
+                }
+            }
+            grace = grace.saturating_sub(started.elapsed());
+        }
+        self.stop_container(&c.id, &c.name, grace.max(MIN_GRACE_PERIOD))
+            .await
+    }
+
+    /// Stops every running container of the pod, then its ready sandboxes. App containers stop in
+    /// parallel; sidecars (restartable init containers) after them, one by one in reverse order.
     pub async fn kill_pod_containers(
         &self,
         pod: Option<&Pod>,
         status: &PodRuntimeStatus,
         grace_override: Option<Duration>,
     ) -> Result<(), CriError> {
-        let running: Vec<_> = status.running_containers().collect();
-        let stops = running.iter().map(|c| async {
+        let deadline = Instant::now();
+        let pod_ip = status
+            .sandbox()
+            .and_then(|s| s.ips.first())
+            .map(String::as_str);
+        let grace_of = |c: &ContainerStatus| match pod {
+            Some(_) => self.grace_period(pod, grace_override),
             // Without the spec (an orphan), the grace period comes from the container's annotation.
-            let grace = match pod {
-                Some(_) => self.grace_period(pod, grace_override),
-                None => grace_override
-                    .or(c
-                        .info
-                        .termination_grace_period
-                        .map(|s| Duration::from_secs(s.max(0) as u64)))
-                    .unwrap_or(DEFAULT_GRACE_PERIOD)
-                    .max(MIN_GRACE_PERIOD),
-            };
-            if let Some(p) = pod {
-                self.events.event(
-                    p,
-                    EventType::Normal,
-                    reason::KILLING,
-                    &format!("Stopping container {}", c.name),
-                );
-            }
-            self.stop_container(&c.id, &c.name, grace).await
+            None => grace_override
+                .or(c
+                    .info
+                    .termination_grace_period
+                    .map(|s| Duration::from_secs(s.max(0) as u64)))
+                .unwrap_or(DEFAULT_GRACE_PERIOD)
+                .max(MIN_GRACE_PERIOD),
+        };
+        let sidecars: Vec<&str> = pod
+            .and_then(|p| p.spec.as_ref()?.init_containers.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|c| c.restart_policy.as_deref() == Some("Always"))
+            .map(|c| c.name.as_str())
+            .collect();
+        let (side, main): (Vec<_>, Vec<_>) = status
+            .running_containers()
+            .partition(|c| sidecars.contains(&c.name.as_str()));
+        let stops = main.iter().map(|c| async move {
+            let message = format!("Stopping container {}", c.name);
+            self.kill_container(pod, c, pod_ip, grace_of(c), &message)
+                .await
         });
         for r in join_all(stops).await {
             r?;
+        }
+        for name in sidecars.iter().rev() {
+            for c in side.iter().filter(|c| c.name == *name) {
+                // Sidecars share what is left of the pod's grace period.
+                let left = grace_of(c).saturating_sub(deadline.elapsed());
+                self.kill_container(
+                    pod,
+                    c,
+                    pod_ip,
+                    left,
+                    &format!("Stopping container {}", c.name),
+                )
+                .await?;
+            }
         }
         for sb in status.sandboxes.iter().filter(|s| s.ready) {
             match self.runtime.stop_pod_sandbox(&sb.id).await {

@@ -8,6 +8,7 @@ pub mod container_config;
 pub mod dns;
 pub mod events;
 pub mod hash;
+pub mod hooks;
 pub mod images;
 pub mod kill;
 pub mod labels;

@@ -3,6 +3,7 @@
 
 use crate::backoff::Backoff;
 use crate::events::EventRecorder;
+use crate::hooks::HookRunner;
 use crate::images::ImageManager;
 use crate::runtime_status::{self, PodRuntimeStatus};
 use crate::sandbox_config::SandboxOptions;
@@ -34,6 +35,7 @@ pub struct RuntimeManager {
     pub(crate) backoff: Mutex<Backoff>,
     pub(crate) volumes: Arc<VolumeManager>,
     pub(crate) events: Arc<dyn EventRecorder>,
+    pub(crate) hooks: Arc<dyn HookRunner>,
     pub(crate) cfg: ManagerConfig,
     /// The runtime's name, the scheme of container IDs in pod status ("containerd://...").
     runtime_name: String,
@@ -85,6 +87,7 @@ impl RuntimeManager {
         runtime: Arc<dyn Runtime>,
         volumes: Arc<VolumeManager>,
         events: Arc<dyn EventRecorder>,
+        hooks: Arc<dyn HookRunner>,
         cfg: ManagerConfig,
     ) -> Result<Self, CriError> {
         let runtime_name = runtime.version().await?.runtime_name;
@@ -94,6 +97,7 @@ impl RuntimeManager {
             backoff: Mutex::new(Backoff::container()),
             volumes,
             events,
+            hooks,
             cfg,
             runtime_name,
             clock: WallClock::new(),
@@ -135,6 +139,11 @@ impl RuntimeManager {
             }
         }
         Ok(pods.into_values().collect())
+    }
+
+    /// The instant of a CRI timestamp (nanoseconds since the epoch) on tokio's clock.
+    pub fn instant_of(&self, wall_ns: i64) -> Instant {
+        self.clock.instant_of(wall_ns)
     }
 
     /// Drops back-off entries that have expired.

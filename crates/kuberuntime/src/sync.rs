@@ -2,10 +2,11 @@
 //! the next init container or the app containers. Every failure is a waiting reason for that
 //! container alone.
 
-use crate::actions::{PodActions, compute_pod_actions};
+use crate::actions::{PodActions, ProbeResults, compute_pod_actions, is_sidecar};
 use crate::container_config::{ContainerInput, container_config};
 use crate::events::{EventType, reason};
 use crate::hash::container_hash;
+use crate::hooks::{FAILED_POST_START_HOOK, POST_START_HOOK_ERROR};
 use crate::manager::RuntimeManager;
 use crate::runtime_status::{ContainerState, PodRuntimeStatus};
 use crate::sandbox_config::pod_sandbox_config;
@@ -29,6 +30,13 @@ pub const CREATE_POD_SANDBOX_ERROR: &str = "CreatePodSandboxError";
 pub struct Waiting {
     pub reason: String,
     pub message: String,
+}
+
+/// The sandbox containers start in.
+struct Sandbox {
+    id: String,
+    config: PodSandboxConfig,
+    ips: Vec<String>,
 }
 
 /// What a sync did not manage, per container name, and when it is worth trying again.
@@ -74,10 +82,15 @@ fn pod_key(pod: &Pod) -> (String, String, String) {
 
 impl RuntimeManager {
     /// Brings the pod's sandbox and containers in line with its spec.
-    pub async fn sync_pod(&self, pod: &Pod, volumes: &PodVolumes) -> Result<SyncResult, CriError> {
+    pub async fn sync_pod(
+        &self,
+        pod: &Pod,
+        volumes: &PodVolumes,
+        probes: &dyn ProbeResults,
+    ) -> Result<SyncResult, CriError> {
         let (name, ns, uid) = pod_key(pod);
         let status = self.pod_status(&uid, &name, &ns).await?;
-        let actions = compute_pod_actions(pod, &status);
+        let actions = compute_pod_actions(pod, &status, probes);
         tracing::debug!(pod_uid = %uid, ?actions, "computed pod actions");
         let mut result = SyncResult::default();
 
@@ -96,45 +109,44 @@ impl RuntimeManager {
             }
         } else {
             for (id, kill) in &actions.containers_to_kill {
-                self.events
-                    .event(pod, EventType::Normal, reason::KILLING, &kill.message);
-                self.stop_container(id, &kill.name, self.grace_period(Some(pod), None))
-                    .await?;
+                if let Some(c) = status.containers.iter().find(|c| &c.id == id) {
+                    let grace = kill
+                        .grace
+                        .unwrap_or_else(|| self.grace_period(Some(pod), None));
+                    let ip = status
+                        .sandbox()
+                        .and_then(|s| s.ips.first())
+                        .map(String::as_str);
+                    self.kill_container(Some(pod), c, ip, grace, &kill.message)
+                        .await?;
+                }
             }
         }
 
-        let Some((sandbox_id, sandbox_config, pod_ips)) = self
+        let Some(sandbox) = self
             .ensure_sandbox(pod, &status, &actions, &mut result)
             .await
         else {
             return Ok(result);
         };
-        let spec = pod.spec.as_ref();
-        if let Some(i) = actions.next_init_container {
-            let c = &spec
-                .and_then(|s| s.init_containers.as_ref())
-                .expect("init container index")[i];
-            self.start_container(
-                pod,
-                c,
-                &sandbox_id,
-                &sandbox_config,
-                &status,
-                &pod_ips,
-                volumes,
-                &mut result,
-            )
-            .await;
+        let spec = pod.spec.as_ref().expect("a pod that syncs has a spec");
+        let inits = spec.init_containers.as_deref().unwrap_or_default();
+        for &i in &actions.init_containers_to_start {
+            let c = &inits[i];
+            self.start_container(pod, c, &sandbox, &status, volumes, &mut result)
+                .await;
+            // An ordinary init container must run before anything after it; a sidecar that
+            // failed to start does not hold the others back.
+            if result.waiting.contains_key(&c.name) && !is_sidecar(c) {
+                return Ok(result);
+            }
         }
         for &i in &actions.containers_to_start {
-            let c = &spec.expect("containers").containers[i];
             self.start_container(
                 pod,
-                c,
-                &sandbox_id,
-                &sandbox_config,
+                &spec.containers[i],
+                &sandbox,
                 &status,
-                &pod_ips,
                 volumes,
                 &mut result,
             )
@@ -150,7 +162,7 @@ impl RuntimeManager {
         status: &PodRuntimeStatus,
         actions: &PodActions,
         result: &mut SyncResult,
-    ) -> Option<(String, PodSandboxConfig, Vec<String>)> {
+    ) -> Option<Sandbox> {
         let config = match pod_sandbox_config(pod, actions.attempt, &self.cfg.sandbox) {
             Ok(c) => c,
             Err(e) => {
@@ -170,7 +182,11 @@ impl RuntimeManager {
         };
         if !actions.create_sandbox {
             let sandbox = status.sandbox()?;
-            return Some((sandbox.id.clone(), config, sandbox.ips.clone()));
+            return Some(Sandbox {
+                id: sandbox.id.clone(),
+                config,
+                ips: sandbox.ips.clone(),
+            });
         }
         if let Err(e) = std::fs::create_dir_all(&config.log_directory) {
             let message = format!(
@@ -219,23 +235,21 @@ impl RuntimeManager {
                 return None;
             }
         };
-        Some((id, config, ips))
+        Some(Sandbox { id, config, ips })
     }
 
     /// Starts one container: back-off, image, config, create, start. A failure is recorded as the
     /// container's waiting reason.
-    #[allow(clippy::too_many_arguments)]
     async fn start_container(
         &self,
         pod: &Pod,
         container: &Container,
-        sandbox_id: &str,
-        sandbox_config: &PodSandboxConfig,
+        sandbox: &Sandbox,
         status: &PodRuntimeStatus,
-        pod_ips: &[String],
         volumes: &PodVolumes,
         result: &mut SyncResult,
     ) {
+        let (sandbox_id, sandbox_config, pod_ips) = (&sandbox.id, &sandbox.config, &sandbox.ips);
         let name = container.name.as_str();
         let (pod_name, ns, uid) = pod_key(pod);
         let previous = status.container(name);
@@ -368,6 +382,31 @@ impl RuntimeManager {
             &log_path,
         ) {
             tracing::warn!(pod_uid = %uid, container = name, "cannot create the container log symlink: {e}");
+        }
+        if let Some(hook) = container
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.post_start.as_ref())
+            && let Err(e) = self
+                .hooks
+                .run(pod, name, &id, pod_ips.first().map(String::as_str), hook)
+                .await
+        {
+            // A failed postStart hook kills the container; the restart policy decides the rest.
+            let message = format!("PostStartHook failed: {e}");
+            self.events
+                .event(pod, EventType::Warning, FAILED_POST_START_HOOK, &message);
+            if let Err(e) = self
+                .stop_container(&id, name, self.grace_period(Some(pod), None))
+                .await
+            {
+                tracing::warn!(pod_uid = %uid, container = name, "cannot stop the container after its failed postStart hook: {e}");
+            }
+            result.wait(
+                name,
+                POST_START_HOOK_ERROR,
+                format!("{POST_START_HOOK_ERROR}: {e}"),
+            );
         }
     }
 }

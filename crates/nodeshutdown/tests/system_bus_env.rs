@@ -1,14 +1,10 @@
 //! Without an explicit address the watcher uses DBUS_SYSTEM_BUS_ADDRESS. The variable is set
 //! for this whole test process, so this binary holds this one test alone.
 
-// This binary uses only part of the shared support.
-#[allow(dead_code)]
-mod support;
-
 use std::time::Duration;
 
 use kubelet_nodeshutdown::{ShutdownConfig, ShutdownWatcher};
-use support::{BusDaemon, FakeHost};
+use kubelet_testkit::logind::{BusDaemon, FakeHost};
 
 #[tokio::test]
 async fn the_system_bus_address_comes_from_the_environment() {

@@ -1,12 +1,10 @@
 //! The shutdown watcher against a fake logind on a private dbus-daemon.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
 use kubelet_nodeshutdown::{ShutdownBudget, ShutdownConfig, ShutdownError, ShutdownWatcher};
-use support::{BusDaemon, FakeHost, InhibitCall};
+use kubelet_testkit::logind::{BusDaemon, FakeHost, InhibitCall};
 
 fn config(bus: &BusDaemon, conf_dir: &Path, grace: u64, critical: u64) -> ShutdownConfig {
     ShutdownConfig {

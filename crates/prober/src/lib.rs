@@ -11,6 +11,7 @@
 
 pub mod events;
 pub mod handlers;
+pub mod lifecycle;
 mod manager;
 mod metrics;
 mod prober;
@@ -22,6 +23,7 @@ mod worker;
 #[cfg(test)]
 mod tests;
 
+pub use lifecycle::LifecycleHandlers;
 pub use manager::ProbeManager;
 pub use spec::kill_grace_period;
 pub use types::{ContainerRun, ProbeResult, ProbeType, ProbeUpdate};

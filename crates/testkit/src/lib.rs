@@ -29,6 +29,7 @@
 
 mod cgroups;
 mod guard;
+pub mod logind;
 mod pods;
 mod preflight;
 

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{
     ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kubelet_kuberuntime::actions::should_restart;
+use kubelet_kuberuntime::actions::{is_sidecar, should_restart};
 use kubelet_kuberuntime::qos::qos_class;
 use kubelet_kuberuntime::runtime_status::{self, ContainerState as RtState, PodRuntimeStatus};
 use kubelet_kuberuntime::sync::SyncResult;
@@ -27,6 +27,27 @@ pub struct StatusInput<'a> {
     /// The previous status, for startTime and transition times.
     pub previous: Option<&'a PodStatus>,
     pub now: Time,
+    pub probes: &'a dyn ProbeView,
+}
+
+/// What the prober says of running containers, by container id.
+pub trait ProbeView: Send + Sync {
+    /// Readiness: true without a readiness probe; with one, once it succeeds.
+    fn ready(&self, pod_uid: &str, container_id: &str) -> bool;
+    /// Started: true without a startup probe; with one, once it succeeds.
+    fn started(&self, pod_uid: &str, container_id: &str) -> bool;
+}
+
+/// No prober: every running container counts as started and ready.
+pub struct NoProbes;
+
+impl ProbeView for NoProbes {
+    fn ready(&self, _: &str, _: &str) -> bool {
+        true
+    }
+    fn started(&self, _: &str, _: &str) -> bool {
+        true
+    }
 }
 
 fn ts(ns: i64) -> Option<Time> {
@@ -74,7 +95,10 @@ fn waiting(reason: &str, message: Option<String>) -> ContainerState {
 
 /// Whether the container's current instance, no longer running, will run again. An init container
 /// runs again only after a failure.
-fn runs_again(pod: &Pod, cur: &runtime_status::ContainerStatus, init: bool) -> bool {
+fn runs_again(pod: &Pod, c: &Container, cur: &runtime_status::ContainerStatus, init: bool) -> bool {
+    if init && is_sidecar(c) {
+        return true;
+    }
     if init {
         let policy = pod
             .spec
@@ -123,14 +147,17 @@ fn container_status(
                 }),
                 ..Default::default()
             });
-            status.started = Some(true);
-            status.ready = true;
+            let uid = input.pod.metadata.uid.as_deref().unwrap_or_default();
+            // An ordinary init container is never ready while it runs.
+            let started = input.probes.started(uid, &cur.id);
+            status.started = Some(started);
+            status.ready = (!init || is_sidecar(c)) && started && input.probes.ready(uid, &cur.id);
             status.last_state = previous.map(|p| ContainerState {
                 terminated: Some(terminated(p, input.runtime_name)),
                 ..Default::default()
             });
         }
-        RtState::Exited | RtState::Unknown if runs_again(input.pod, cur, init) => {
+        RtState::Exited | RtState::Unknown if runs_again(input.pod, c, cur, init) => {
             // It will run again: waiting, with this run as the last state.
             let (reason, message) = match sync_wait {
                 Some(w) => (w.reason.as_str(), Some(w.message.clone())),
@@ -148,6 +175,8 @@ fn container_status(
                 terminated: Some(terminated(cur, input.runtime_name)),
                 ..Default::default()
             });
+            // A finished init container counts as ready once it succeeded.
+            status.ready = init && cur.state == RtState::Exited && cur.exit_code == 0;
             status.last_state = previous.map(|p| ContainerState {
                 terminated: Some(terminated(p, input.runtime_name)),
                 ..Default::default()
@@ -170,52 +199,81 @@ fn is_terminated(s: &ContainerStatus) -> Option<&ContainerStateTerminated> {
     s.state.as_ref().and_then(|st| st.terminated.as_ref())
 }
 
-/// The pod phase (upstream getPhase, without sidecars).
+fn last_terminated(s: &ContainerStatus) -> Option<&ContainerStateTerminated> {
+    s.last_state.as_ref().and_then(|l| l.terminated.as_ref())
+}
+
+/// The pod phase (upstream getPhase, with sidecars): ordinary init containers gate the pod;
+/// sidecars count as running but never make a pod Succeeded or Failed.
 pub fn phase(pod: &Pod, init: &[ContainerStatus], app: &[ContainerStatus]) -> &'static str {
-    let policy = pod
-        .spec
-        .as_ref()
+    let spec = pod.spec.as_ref();
+    let policy = spec
         .and_then(|s| s.restart_policy.as_deref())
         .unwrap_or("Always");
-    let mut pending_init = false;
-    for s in init {
-        match is_terminated(s) {
-            Some(t) if t.exit_code == 0 => {}
-            Some(_) if policy == "Never" => return FAILED,
-            _ => pending_init = true,
+    let init_specs = spec
+        .and_then(|s| s.init_containers.as_deref())
+        .unwrap_or_default();
+    let (mut pending_init, mut failed_init, mut pending_sidecars) = (0, 0, 0);
+    let (mut running, mut waiting_n, mut stopped, mut succeeded, mut unknown) = (0, 0, 0, 0, 0);
+    for (c, s) in init_specs.iter().zip(init) {
+        let st = s.state.as_ref();
+        if is_sidecar(c) {
+            if st.is_some_and(|st| st.running.is_some()) {
+                running += 1;
+                if s.started != Some(true) {
+                    pending_sidecars += 1;
+                }
+            } else if st.is_some_and(|st| st.waiting.is_some()) && last_terminated(s).is_none() {
+                pending_sidecars += 1;
+            } else if st.is_none() {
+                pending_sidecars += 1;
+                unknown += 1;
+            }
+            continue;
+        }
+        if st.is_some_and(|st| st.running.is_some()) {
+            pending_init += 1;
+        } else if let Some(t) = is_terminated(s) {
+            if t.exit_code != 0 {
+                failed_init += 1;
+            }
+        } else if let Some(t) = last_terminated(s) {
+            if t.exit_code != 0 {
+                failed_init += 1;
+            }
+        } else {
+            pending_init += 1;
         }
     }
-    if pending_init {
-        return PENDING;
-    }
-    let (mut running, mut waiting_n, mut stopped, mut succeeded) = (0, 0, 0, 0);
+    let mut app_started = false;
     for s in app {
         let st = s.state.as_ref();
         if st.is_some_and(|st| st.running.is_some()) {
             running += 1;
-        } else if let Some(t) = st.and_then(|st| st.terminated.as_ref()) {
+            app_started = true;
+        } else if let Some(t) = is_terminated(s) {
             stopped += 1;
+            app_started = true;
             if t.exit_code == 0 {
                 succeeded += 1;
             }
-        } else if s
-            .last_state
-            .as_ref()
-            .and_then(|l| l.terminated.as_ref())
-            .is_some()
-        {
+        } else if last_terminated(s).is_some() {
             stopped += 1;
+            app_started = true;
         } else {
             waiting_n += 1;
         }
     }
-    if waiting_n > 0 {
+    if failed_init > 0 && policy == "Never" {
+        return FAILED;
+    }
+    if pending_init > 0 || (pending_sidecars > 0 && !app_started) || waiting_n > 0 {
         return PENDING;
     }
-    if running > 0 {
+    if running > 0 && unknown == 0 {
         return RUNNING;
     }
-    if stopped > 0 {
+    if running == 0 && stopped > 0 && unknown == 0 {
         if policy == "Always" {
             return RUNNING;
         }
@@ -265,9 +323,17 @@ pub fn generate(input: &StatusInput) -> PodStatus {
         })
         .unwrap_or_default();
     let has_inits = !inits.is_empty();
-    let init_done = inits
-        .iter()
-        .all(|s| is_terminated(s).is_some_and(|t| t.exit_code == 0));
+    let init_specs = spec
+        .and_then(|s| s.init_containers.as_deref())
+        .unwrap_or_default();
+    // Initialized: every ordinary init container succeeded and every sidecar has started.
+    let init_done = init_specs.iter().zip(&inits).all(|(c, s)| {
+        if is_sidecar(c) {
+            s.started == Some(true)
+        } else {
+            is_terminated(s).is_some_and(|t| t.exit_code == 0)
+        }
+    });
     let default_reason = if init_done {
         "ContainerCreating"
     } else {
@@ -290,7 +356,13 @@ pub fn generate(input: &StatusInput) -> PodStatus {
     }
 
     let sandbox_ready = input.runtime.sandbox().is_some_and(|s| s.ready);
-    let all_ready = !apps.is_empty() && apps.iter().all(|s| s.ready);
+    // Sidecars count for readiness like app containers.
+    let sidecars_ready = init_specs
+        .iter()
+        .zip(&inits)
+        .filter(|(c, _)| is_sidecar(c))
+        .all(|(_, s)| s.ready);
+    let all_ready = !apps.is_empty() && apps.iter().all(|s| s.ready) && sidecars_ready;
     let terminal = phase == SUCCEEDED || phase == FAILED;
     let now = &input.now;
     let prev = input.previous;
@@ -346,6 +418,20 @@ pub fn generate(input: &StatusInput) -> PodStatus {
     let start_time = prev
         .and_then(|p| p.start_time.clone())
         .or_else(|| Some(now.clone()));
+
+    // Conditions the kubelet does not compute (DisruptionTarget, readiness gates) are kept.
+    let owned = [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
+    ];
+    let kept = prev
+        .and_then(|p| p.conditions.as_ref())
+        .into_iter()
+        .flatten();
+    conditions.extend(kept.filter(|c| !owned.contains(&c.type_.as_str())).cloned());
 
     // A terminal pod keeps the reason it ended with (DeadlineExceeded, an admission failure, ...).
     let (reason, message) =

@@ -107,6 +107,19 @@ struct Response {
 }
 
 impl HttpProber {
+    /// One GET with its redirects, as a lifecycle hook sends it: only a transport failure or the
+    /// timeout is an error, whatever the status code (upstream runHTTPHandler).
+    pub async fn get(&self, request: &ProbeRequest, timeout: Duration) -> Result<(), String> {
+        match tokio::time::timeout(timeout, self.follow(request)).await {
+            Err(_) => Err(format!(
+                "Get {:?}: context deadline exceeded",
+                request.url.as_str()
+            )),
+            Ok(Err((url, err))) => Err(format!("Get {:?}: {err}", url.as_str())),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+
     /// Probes `request` with `timeout` covering every request, redirect and the body read.
     /// Transport errors and timeouts are failures, as upstream's `DoHTTPProbe`.
     pub async fn probe(&self, request: &ProbeRequest, timeout: Duration) -> Outcome {

@@ -74,6 +74,14 @@ impl Handlers {
         }
     }
 
+    pub fn runtime(&self) -> &Arc<dyn RuntimeService> {
+        &self.runtime
+    }
+
+    pub fn http(&self) -> &http::HttpProber {
+        &self.http
+    }
+
     /// Runs `probe` once against `target` (upstream `runProbe`).
     pub async fn run(
         &self,

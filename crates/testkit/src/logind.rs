@@ -1,4 +1,4 @@
-//! A private system-bus-like dbus-daemon and a fake systemd-logind (plus the bit of systemd that
+//! For tests of node shutdown: a private system-bus-like dbus-daemon and a fake systemd-logind (plus the bit of systemd that
 //! reloads it) served in-process with zbus: these machines run neither systemd nor a system bus.
 
 use std::io::{BufRead, BufReader, Read};
