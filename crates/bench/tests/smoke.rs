@@ -1,0 +1,124 @@
+//! The bench command end to end with tiny sizes, so it cannot rot: every scenario against the
+//! test run's private containerd and the debug kubelet. No timing is asserted: this checks that
+//! the figures exist, are positive, and that nothing is left behind.
+
+use kubelet_cri::RuntimeService;
+use kubelet_cri::api::PodSandboxFilter;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const NODE: &str = "bench-smoke";
+/// Under the test cgroup root, which containerd-down.sh removes even after a crash.
+const CGROUP_ROOT: &str = "/kubelet-rs-test/bench";
+
+/// The kubelet cargo built beside the bench (target/debug/kubelet).
+fn debug_kubelet() -> PathBuf {
+    let kubelet = Path::new(env!("CARGO_BIN_EXE_kubelet-bench")).with_file_name("kubelet");
+    assert!(
+        kubelet.is_file(),
+        "{} is missing: build it with `cargo build --workspace --all-targets`",
+        kubelet.display()
+    );
+    kubelet
+}
+
+fn number(value: &Value, path: &str) -> f64 {
+    value
+        .pointer(path)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("{path} is not a number in {value:#}"))
+}
+
+#[tokio::test]
+async fn every_scenario_reports_figures_and_leaves_nothing_behind() {
+    let runtime = kubelet_testkit::containerd();
+    let dir = runtime.temp_dir("bench-smoke");
+    let json = dir.path().join("bench.json");
+    let plot = dir.path().join("bench.svg");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_kubelet-bench"))
+        .arg("all")
+        .args(["--pods", "2", "--repeat", "1", "--window", "1"])
+        .arg(format!("--runtime-endpoint={}", runtime.endpoint()))
+        .arg(format!("--kubelet-binary={}", debug_kubelet().display()))
+        .arg(format!("--cgroup-root={CGROUP_ROOT}"))
+        .arg(format!("--node-name={NODE}"))
+        .arg(format!("--json={}", json.display()))
+        .arg(format!("--plot={}", plot.display()))
+        .output()
+        .expect("run kubelet-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "kubelet-bench failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("A/floor"), "no ratio column in:\n{stdout}");
+
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let summary = report["summary"].as_array().unwrap();
+    let subjects: Vec<&str> = summary
+        .iter()
+        .map(|s| s["subject"].as_str().unwrap())
+        .collect();
+    assert_eq!(subjects, ["floor", "A"]);
+    let (floor, kubelet) = (&summary[0], &summary[1]);
+
+    for subject in [floor, kubelet] {
+        assert_eq!(number(subject, "/start_single/n"), 1.0);
+        assert_eq!(number(subject, "/start_burst/n"), 2.0);
+        for path in [
+            "/start_single/p50_ms",
+            "/start_burst/p99_ms",
+            "/burst_last_pod_ms",
+        ] {
+            assert!(number(subject, path) > 0.0, "{path}");
+        }
+        assert!(number(subject, "/churn_ms") > 0.0);
+    }
+    assert!(number(kubelet, "/reaction_restart/max_ms") > 0.0);
+    assert!(number(kubelet, "/reaction_reported/max_ms") > 0.0);
+    let pod_counts: Vec<f64> = kubelet["steady"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| number(p, "/pods"))
+        .collect();
+    assert_eq!(pod_counts, [0.0, 1.0, 2.0]);
+    for point in kubelet["steady"].as_array().unwrap() {
+        assert!(number(point, "/rss_mib_mean") > 0.0);
+        assert!(number(point, "/cpu_cores") >= 0.0);
+    }
+    assert!(number(&report, "/machine/cpus") > 0.0);
+    assert!(
+        report["machine"]["runtime"]
+            .as_str()
+            .unwrap()
+            .contains("containerd")
+    );
+
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("pod start latency"));
+
+    let cri = runtime.connect().await;
+    let left: Vec<_> = cri
+        .list_pod_sandbox(Some(PodSandboxFilter::default()))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| {
+            s.labels
+                .get("io.kubernetes.pod.name")
+                .is_some_and(|n| n.ends_with(NODE))
+        })
+        .collect();
+    assert!(left.is_empty(), "sandboxes left behind: {left:?}");
+    for hierarchy in ["pids", "memory", "cpu"] {
+        let cgroup = Path::new("/sys/fs/cgroup")
+            .join(hierarchy)
+            .join(&CGROUP_ROOT[1..]);
+        assert!(!cgroup.exists(), "{} was left behind", cgroup.display());
+    }
+}
