@@ -71,21 +71,6 @@ pub fn admit(
     machine: &MachineInfo,
     max_pods: u32,
 ) -> Result<(), Rejection> {
-    let spec = pod.spec.as_ref();
-    if let Some(c) = spec
-        .and_then(|s| s.init_containers.as_ref())
-        .into_iter()
-        .flatten()
-        .find(|c| c.restart_policy.as_deref() == Some("Always"))
-    {
-        return Err(reject(
-            "SidecarContainersNotSupported",
-            format!(
-                "init container {:?} has restartPolicy Always: sidecar containers are not supported yet",
-                c.name
-            ),
-        ));
-    }
     if admitted.len() as u64 + 1 > u64::from(max_pods) {
         return Err(reject(
             "OutOfpods",
@@ -191,16 +176,5 @@ mod tests {
         );
         assert_eq!(admit(&b, &[&a], &M, 110).unwrap_err().reason, "NodePorts");
         assert!(admit(&udp, &[&a], &M, 110).is_ok());
-    }
-
-    #[test]
-    fn sidecars_rejected_with_reason() {
-        let p: Pod = serde_json::from_value(json!({"metadata": {"name": "s"}, "spec": {
-            "initContainers": [{"name": "side", "image": "i", "restartPolicy": "Always"}],
-            "containers": [{"name": "c", "image": "i"}]}}))
-        .unwrap();
-        let r = admit(&p, &[], &M, 110).unwrap_err();
-        assert_eq!(r.reason, "SidecarContainersNotSupported");
-        assert!(r.message.contains("side"));
     }
 }

@@ -30,6 +30,7 @@ pub struct Kubelet {
     pub runtime: TestRuntime,
     child: Option<Child>,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
     _tmp: tempfile::TempDir,
 }
 
@@ -56,6 +57,7 @@ impl Kubelet {
             runtime,
             child: None,
             extra: Vec::new(),
+            env: Vec::new(),
             _tmp: tmp,
         }
     }
@@ -75,6 +77,20 @@ impl Kubelet {
         ];
         args.extend(self.extra.iter().cloned());
         args
+    }
+
+    /// Adds lines to the KubeletConfiguration file.
+    pub fn with_config(self, yaml: &str) -> Self {
+        let file = self.dir.join("config.yaml");
+        let mut config = std::fs::read_to_string(&file).unwrap();
+        config.push_str(yaml);
+        std::fs::write(file, config).unwrap();
+        self
+    }
+
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
     }
 
     pub fn with_args(mut self, extra: &[&str]) -> Self {
@@ -99,6 +115,7 @@ impl Kubelet {
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_kubelet"))
             .args(self.args())
+            .envs(self.env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -372,4 +389,33 @@ pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let (head, body) = raw.split_once("\r\n\r\n")?;
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
     Some((code, body.to_string()))
+}
+
+/// The status of the pod with this full name, as the kubelet's read-only port serves it.
+pub async fn served_status(port: u16, full_name: &str) -> Option<serde_json::Value> {
+    let (code, body) = http_get(port, "/pods").await?;
+    if code != 200 {
+        return None;
+    }
+    let list: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let pod = list["items"]
+        .as_array()?
+        .iter()
+        .find(|p| p["metadata"]["name"] == full_name)?;
+    Some(pod["status"].clone())
+}
+
+/// The served status of one container (app or init) of the pod.
+pub async fn served_container(
+    port: u16,
+    full_name: &str,
+    container: &str,
+) -> Option<serde_json::Value> {
+    let status = served_status(port, full_name).await?;
+    let all = status["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .chain(status["initContainerStatuses"].as_array())
+        .flatten();
+    all.into_iter().find(|c| c["name"] == container).cloned()
 }
