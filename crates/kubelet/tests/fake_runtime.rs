@@ -368,3 +368,78 @@ async fn a_pod_past_its_active_deadline_fails_and_stops() {
         "the reason stays"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_pre_stop_hook_runs_inside_the_grace_period_before_the_stop() {
+    let n = node(&["file"]).await;
+    let mut p = pod("prestop", "Always", &[], &["app"]);
+    let spec = p.spec.as_mut().unwrap();
+    spec.termination_grace_period_seconds = Some(10);
+    spec.containers[0].lifecycle = Some(
+        serde_json::from_value(serde_json::json!({"preStop": {"sleep": {"seconds": 4}}})).unwrap(),
+    );
+    let source = n.mux.source("file");
+    source.send_snapshot(vec![p]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(count(&n.fake, "StartContainer app"), 1);
+
+    source.send_snapshot(vec![]);
+    let t0 = Instant::now();
+    while count(&n.fake, "StopContainer app") == 0 && t0.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(5),
+        "StopContainer after the 4 s hook: {waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_post_start_hook_kills_the_container() {
+    let n = node(&["file"]).await;
+    n.fake.set_exec_result(
+        "app",
+        kubelet_cri::api::ExecSyncResponse {
+            exit_code: 1,
+            stderr: b"no".to_vec(),
+            ..Default::default()
+        },
+    );
+    let mut p = pod("poststart", "Never", &[], &["app"]);
+    p.spec.as_mut().unwrap().containers[0].lifecycle = Some(
+        serde_json::from_value(serde_json::json!({"postStart": {"exec": {"command": ["false"]}}}))
+            .unwrap(),
+    );
+    n.mux.source("file").send_snapshot(vec![p]);
+    let t0 = Instant::now();
+    while count(&n.fake, "StopContainer app") == 0 && t0.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        n.fake.calls().iter().any(|c| c.starts_with("ExecSync app")),
+        "{:?}",
+        n.fake.calls()
+    );
+    assert_eq!(
+        count(&n.fake, "StopContainer app"),
+        1,
+        "{:?}",
+        n.fake.calls()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = n.status.get("uid-poststart").unwrap();
+    let c = &status.container_statuses.unwrap()[0];
+    let t = c
+        .state
+        .as_ref()
+        .unwrap()
+        .terminated
+        .as_ref()
+        .expect("terminated under restartPolicy Never");
+    assert_eq!(
+        status.phase.as_deref(),
+        Some("Succeeded"),
+        "the fake exits 0 on SIGTERM: {t:?}"
+    );
+}
