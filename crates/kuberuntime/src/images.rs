@@ -262,6 +262,13 @@ mod tests {
         let images = manager(&fake);
         let sb = PodSandboxConfig::default();
         let (pod, c) = pod_with("registry.test/app:1", "IfNotPresent");
+        let failure = async || {
+            images
+                .ensure_image(&pod, &c, &sb, None)
+                .await
+                .unwrap_err()
+                .reason
+        };
         let pulls = || {
             fake.calls()
                 .iter()
@@ -280,36 +287,15 @@ mod tests {
 
         // Within the 10 s back-off: no pull, ImagePullBackOff.
         tokio::time::advance(Duration::from_secs(9)).await;
-        assert_eq!(
-            images
-                .ensure_image(&pod, &c, &sb, None)
-                .await
-                .unwrap_err()
-                .reason,
-            IMAGE_PULL_BACK_OFF
-        );
+        assert_eq!(failure().await, IMAGE_PULL_BACK_OFF);
         assert_eq!(pulls(), 1);
 
         // After it: pulls again, fails again, and now waits 20 s.
         tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(
-            images
-                .ensure_image(&pod, &c, &sb, None)
-                .await
-                .unwrap_err()
-                .reason,
-            ERR_IMAGE_PULL
-        );
+        assert_eq!(failure().await, ERR_IMAGE_PULL);
         assert_eq!(pulls(), 2);
         tokio::time::advance(Duration::from_secs(15)).await;
-        assert_eq!(
-            images
-                .ensure_image(&pod, &c, &sb, None)
-                .await
-                .unwrap_err()
-                .reason,
-            IMAGE_PULL_BACK_OFF
-        );
+        assert_eq!(failure().await, IMAGE_PULL_BACK_OFF);
         tokio::time::advance(Duration::from_secs(6)).await;
         fake.set_pull_result("registry.test/app:1", Ok(()));
         assert!(images.ensure_image(&pod, &c, &sb, None).await.is_ok());

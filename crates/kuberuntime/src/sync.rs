@@ -123,11 +123,22 @@ impl RuntimeManager {
             }
         }
 
-        let Some(sandbox) = self
-            .ensure_sandbox(pod, &status, &actions, &mut result)
-            .await
-        else {
-            return Ok(result);
+        let sandbox = match self.ensure_sandbox(pod, &status, &actions).await {
+            Ok(Some(sandbox)) => sandbox,
+            Ok(None) => return Ok(result),
+            Err(message) => {
+                self.events.event(
+                    pod,
+                    EventType::Warning,
+                    reason::FAILED_CREATE_POD_SANDBOX,
+                    &message,
+                );
+                result.pod_error = Some(Waiting {
+                    reason: CREATE_POD_SANDBOX_ERROR.into(),
+                    message,
+                });
+                return Ok(result);
+            }
         };
         let spec = pod.spec.as_ref().expect("a pod that syncs has a spec");
         let inits = spec.init_containers.as_deref().unwrap_or_default();
@@ -155,87 +166,49 @@ impl RuntimeManager {
         Ok(result)
     }
 
-    /// Returns the sandbox to start containers in, creating it when the actions say so.
+    /// The sandbox to start containers in, created when the actions say so. The error is the
+    /// message of the FailedCreatePodSandBox event.
     async fn ensure_sandbox(
         &self,
         pod: &Pod,
         status: &PodRuntimeStatus,
         actions: &PodActions,
-        result: &mut SyncResult,
-    ) -> Option<Sandbox> {
-        let config = match pod_sandbox_config(pod, actions.attempt, &self.cfg.sandbox) {
-            Ok(c) => c,
-            Err(e) => {
-                let message = format!("Failed to generate sandbox config for pod: {e}");
-                self.events.event(
-                    pod,
-                    EventType::Warning,
-                    reason::FAILED_CREATE_POD_SANDBOX,
-                    &message,
-                );
-                result.pod_error = Some(Waiting {
-                    reason: CREATE_POD_SANDBOX_ERROR.into(),
-                    message,
-                });
-                return None;
-            }
-        };
+    ) -> Result<Option<Sandbox>, String> {
+        let config = pod_sandbox_config(pod, actions.attempt, &self.cfg.sandbox)
+            .map_err(|e| format!("Failed to generate sandbox config for pod: {e}"))?;
         if !actions.create_sandbox {
-            let sandbox = status.sandbox()?;
-            return Some(Sandbox {
-                id: sandbox.id.clone(),
+            return Ok(status.sandbox().map(|sb| Sandbox {
+                id: sb.id.clone(),
                 config,
-                ips: sandbox.ips.clone(),
-            });
+                ips: sb.ips.clone(),
+            }));
         }
-        if let Err(e) = std::fs::create_dir_all(&config.log_directory) {
-            let message = format!(
+        std::fs::create_dir_all(&config.log_directory).map_err(|e| {
+            format!(
                 "Failed to create the pod log directory {}: {e}",
                 config.log_directory
-            );
-            result.pod_error = Some(Waiting {
-                reason: CREATE_POD_SANDBOX_ERROR.into(),
-                message,
-            });
-            return None;
-        }
-        let id = match self.runtime.run_pod_sandbox(config.clone(), "").await {
-            Ok(id) => id,
-            Err(e) => {
-                let message = format!("Failed to create pod sandbox: {e}");
-                self.events.event(
-                    pod,
-                    EventType::Warning,
-                    reason::FAILED_CREATE_POD_SANDBOX,
-                    &message,
-                );
-                result.pod_error = Some(Waiting {
-                    reason: CREATE_POD_SANDBOX_ERROR.into(),
-                    message,
-                });
-                return None;
-            }
-        };
-        let ips = match self.runtime.pod_sandbox_status(&id).await {
-            Ok(s) => s
-                .network
-                .map(|n| {
-                    std::iter::once(n.ip)
-                        .chain(n.additional_ips.into_iter().map(|i| i.ip))
-                        .filter(|ip| !ip.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            Err(e) => {
-                let message = format!("Failed to get the status of new pod sandbox {id}: {e}");
-                result.pod_error = Some(Waiting {
-                    reason: CREATE_POD_SANDBOX_ERROR.into(),
-                    message,
-                });
-                return None;
-            }
-        };
-        Some(Sandbox { id, config, ips })
+            )
+        })?;
+        let id = self
+            .runtime
+            .run_pod_sandbox(config.clone(), "")
+            .await
+            .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
+        let network = self
+            .runtime
+            .pod_sandbox_status(&id)
+            .await
+            .map_err(|e| format!("Failed to get the status of new pod sandbox {id}: {e}"))?
+            .network;
+        let ips = network
+            .map(|n| {
+                std::iter::once(n.ip)
+                    .chain(n.additional_ips.into_iter().map(|i| i.ip))
+                    .filter(|ip| !ip.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(Sandbox { id, config, ips }))
     }
 
     /// Starts one container: back-off, image, config, create, start. A failure is recorded as the
