@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod fake;
+pub mod instrumented;
 pub mod remote;
 
 pub use error::CriError;
