@@ -41,6 +41,12 @@ pub(crate) fn build(
             "must not be empty",
         ));
     }
+    if s.tls_cert_file.is_empty() != s.tls_private_key_file.is_empty() {
+        return Err(invalid(
+            "tlsCertFile (--tls-cert-file), tlsPrivateKeyFile (--tls-private-key-file)",
+            "must be set together",
+        ));
+    }
     let image_service_endpoint = if s.image_service_endpoint.is_empty() {
         s.container_runtime_endpoint.clone()
     } else {
@@ -161,13 +167,24 @@ pub(crate) fn build(
                 "must be between 0 and 65535, inclusive (0 disables it)",
             )
         })?,
-        anonymous_auth: !with_config_file,
+        port: u16::try_from(s.port)
+            .ok()
+            .filter(|port| *port > 0)
+            .ok_or_else(|| {
+                invalid(
+                    "port (--port)",
+                    format!("{} must be between 1 and 65535, inclusive", s.port),
+                )
+            })?,
+        tls_cert_file: non_empty(s.tls_cert_file).map(PathBuf::from),
+        tls_private_key_file: non_empty(s.tls_private_key_file).map(PathBuf::from),
+        tls_min_version: tls_min_version(s.tls_min_version, &s.tls_cipher_suites)?,
+        tls_cipher_suites: s.tls_cipher_suites,
+        cert_dir: PathBuf::from(s.cert_dir),
+        client_ca_file: non_empty(s.client_ca_file).map(PathBuf::from),
+        anonymous_auth: s.anonymous_auth.unwrap_or(!with_config_file),
         authentication_webhook: with_config_file,
-        authorization_mode: if with_config_file {
-            AuthorizationMode::Webhook
-        } else {
-            AuthorizationMode::AlwaysAllow
-        },
+        authorization_mode: authorization_mode(s.authorization_mode, with_config_file)?,
         config_file: non_empty(s.config).map(PathBuf::from),
         warnings,
     })
@@ -268,6 +285,52 @@ fn cgroup_driver(driver: &str, host: &dyn Host) -> Result<CgroupDriver, ConfigEr
         other => Err(invalid(
             "cgroupDriver (--cgroup-driver)",
             format!("{other:?} is not a valid cgroup driver, use \"cgroupfs\" or \"systemd\""),
+        )),
+    }
+}
+
+/// Upstream's names of TLS versions; an empty value keeps the TLS library's minimum.
+fn tls_min_version(
+    version: String,
+    cipher_suites: &[String],
+) -> Result<Option<String>, ConfigError> {
+    const VERSIONS: [&str; 4] = [
+        "VersionTLS10",
+        "VersionTLS11",
+        "VersionTLS12",
+        "VersionTLS13",
+    ];
+    if version.is_empty() {
+        return Ok(None);
+    }
+    if !VERSIONS.contains(&version.as_str()) {
+        return Err(invalid(
+            "tlsMinVersion (--tls-min-version)",
+            format!("{version:?} is not one of {}", VERSIONS.join(", ")),
+        ));
+    }
+    // TLS 1.3 suites are not configurable, so upstream refuses a list that would be ignored.
+    if version == "VersionTLS13" && !cipher_suites.is_empty() {
+        return Err(invalid(
+            "tlsCipherSuites (--tls-cipher-suites)",
+            format!("{cipher_suites:?} is not valid when tlsMinVersion is VersionTLS13"),
+        ));
+    }
+    Ok(Some(version))
+}
+
+fn authorization_mode(
+    mode: Option<String>,
+    with_config_file: bool,
+) -> Result<AuthorizationMode, ConfigError> {
+    match mode.as_deref() {
+        None if with_config_file => Ok(AuthorizationMode::Webhook),
+        None => Ok(AuthorizationMode::AlwaysAllow),
+        Some("AlwaysAllow") => Ok(AuthorizationMode::AlwaysAllow),
+        Some("Webhook") => Ok(AuthorizationMode::Webhook),
+        Some(other) => Err(invalid(
+            "authorization.mode (--authorization-mode)",
+            format!("{other:?} is not a valid mode, use \"AlwaysAllow\" or \"Webhook\""),
         )),
     }
 }

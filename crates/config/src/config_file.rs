@@ -52,8 +52,15 @@ pub(crate) fn load(path: &Path) -> Result<FileSettings, ConfigError> {
     // Upstream resolves relative paths in the file against the file's directory.
     let base = path.parent().unwrap_or(Path::new("."));
     for (setting, value) in &mut settings.values {
-        if let (Setting::StaticPodPath | Setting::ResolvConf | Setting::PodLogsDir, Value::Str(p)) =
-            (*setting, &mut *value)
+        if let (
+            Setting::StaticPodPath
+            | Setting::ResolvConf
+            | Setting::PodLogsDir
+            | Setting::TlsCertFile
+            | Setting::TlsPrivateKeyFile
+            | Setting::ClientCaFile,
+            Value::Str(p),
+        ) = (*setting, &mut *value)
             && !p.is_empty()
             && Path::new(p.as_str()).is_relative()
         {

@@ -71,12 +71,12 @@ pub(crate) static FIELDS: &[FileField] = &[
     done("staticPodURL", Setting::StaticPodUrl, ""),
     done("staticPodURLHeader", Setting::StaticPodUrlHeader, ""),
     done("address", Setting::Address, "0.0.0.0"),
-    field("port", Kind::Int, "10250"),
+    done("port", Setting::Port, "10250"),
     done("readOnlyPort", Setting::ReadOnlyPort, ""),
-    field("tlsCertFile", Kind::Str, ""),
-    field("tlsPrivateKeyFile", Kind::Str, ""),
-    field("tlsCipherSuites", Kind::List, ""),
-    field("tlsMinVersion", Kind::Str, ""),
+    done("tlsCertFile", Setting::TlsCertFile, ""),
+    done("tlsPrivateKeyFile", Setting::TlsPrivateKeyFile, ""),
+    done("tlsCipherSuites", Setting::TlsCipherSuites, ""),
+    done("tlsMinVersion", Setting::TlsMinVersion, ""),
     field("rotateCertificates", Kind::Bool, ""),
     field("serverTLSBootstrap", Kind::Bool, ""),
     field("authentication", Kind::Object(AUTHENTICATION), ""),
@@ -190,17 +190,20 @@ static AUTHENTICATION: &[FileField] = &[
     field("anonymous", Kind::Object(ANONYMOUS_AUTHENTICATION), ""),
 ];
 
-static X509_AUTHENTICATION: &[FileField] = &[field("clientCAFile", Kind::Str, "")];
+static X509_AUTHENTICATION: &[FileField] = &[done("clientCAFile", Setting::ClientCaFile, "")];
 
 static WEBHOOK_AUTHENTICATION: &[FileField] = &[
     pointer("enabled", Kind::Bool, "true"),
     field("cacheTTL", Kind::Duration, "2m"),
 ];
 
-static ANONYMOUS_AUTHENTICATION: &[FileField] = &[pointer("enabled", Kind::Bool, "false")];
+// No default here: it depends on whether a config file is used, and build() applies it.
+static ANONYMOUS_AUTHENTICATION: &[FileField] =
+    &[done_pointer("enabled", Setting::AnonymousAuth, "")];
 
 static AUTHORIZATION: &[FileField] = &[
-    field("mode", Kind::Str, "Webhook"),
+    // No default here: it depends on whether a config file is used, and build() applies it.
+    done("mode", Setting::AuthorizationMode, ""),
     field("webhook", Kind::Object(WEBHOOK_AUTHORIZATION), ""),
 ];
 

@@ -72,16 +72,30 @@ pub struct KubeletConfig {
 
     /// The --config file, when one was given.
     pub config_file: Option<PathBuf>,
-    /// The settings below are not implemented yet; their defaults differ between a
-    /// flags-only start (upstream's legacy defaults) and a start with a config file, and any
-    /// other value is refused (flag) or ignored with a warning (file).
+    /// Some defaults below differ between a flags-only start (upstream's legacy defaults)
+    /// and a start with a config file.
     /// readOnlyPort: 10255 flags-only, 0 (disabled) with a config file.
     pub read_only_port: u16,
     /// The address the kubelet API and the read-only port listen on.
     pub address: IpAddr,
+    /// The HTTPS port of the kubelet API (port / --port).
+    pub port: u16,
+    /// The serving certificate and key; both set or both unset. Unset: a self-signed pair is
+    /// generated under `cert_dir`.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_private_key_file: Option<PathBuf>,
+    /// Upstream's version name (VersionTLS12, ...); None keeps the TLS library's minimum.
+    pub tls_min_version: Option<String>,
+    /// Upstream's (Go) cipher suite names; empty keeps the TLS library's defaults.
+    pub tls_cipher_suites: Vec<String>,
+    /// --cert-dir: where the self-signed serving certificate goes.
+    pub cert_dir: PathBuf,
+    /// authentication.x509.clientCAFile: client certificates signed by it authenticate.
+    pub client_ca_file: Option<PathBuf>,
     /// authentication.anonymous.enabled: true flags-only, false with a config file.
     pub anonymous_auth: bool,
-    /// authentication.webhook.enabled: false flags-only, true with a config file.
+    /// authentication.webhook.enabled: false flags-only, true with a config file. Not
+    /// implemented yet: any other value is refused (flag) or ignored with a warning (file).
     pub authentication_webhook: bool,
     /// authorization.mode: AlwaysAllow flags-only, Webhook with a config file.
     pub authorization_mode: AuthorizationMode,

@@ -39,6 +39,15 @@ pub(crate) enum Setting {
     HealthzBindAddress,
     Address,
     ReadOnlyPort,
+    Port,
+    TlsCertFile,
+    TlsPrivateKeyFile,
+    TlsMinVersion,
+    TlsCipherSuites,
+    CertDir,
+    ClientCaFile,
+    AnonymousAuth,
+    AuthorizationMode,
     RunOnce,
     Verbosity,
     LoggingFormat,
@@ -64,6 +73,12 @@ impl Setting {
             | Setting::CgroupRoot
             | Setting::HealthzBindAddress
             | Setting::Address
+            | Setting::TlsCertFile
+            | Setting::TlsPrivateKeyFile
+            | Setting::TlsMinVersion
+            | Setting::CertDir
+            | Setting::ClientCaFile
+            | Setting::AuthorizationMode
             | Setting::LoggingFormat => Kind::Str,
             Setting::StaticPodUrlHeader => Kind::Headers,
             Setting::FileCheckFrequency
@@ -72,14 +87,18 @@ impl Setting {
             | Setting::RuntimeRequestTimeout
             | Setting::ShutdownGracePeriod
             | Setting::ShutdownGracePeriodCriticalPods => Kind::Duration,
-            Setting::SerializeImagePulls | Setting::CgroupsPerQos | Setting::RunOnce => Kind::Bool,
+            Setting::SerializeImagePulls
+            | Setting::CgroupsPerQos
+            | Setting::RunOnce
+            | Setting::AnonymousAuth => Kind::Bool,
             Setting::ContainerLogMaxSize => Kind::Quantity,
             Setting::ContainerLogMaxFiles
             | Setting::MaxPods
             | Setting::HealthzPort
             | Setting::ReadOnlyPort
+            | Setting::Port
             | Setting::Verbosity => Kind::Int,
-            Setting::ClusterDns => Kind::List,
+            Setting::ClusterDns | Setting::TlsCipherSuites => Kind::List,
         }
     }
 }
@@ -120,6 +139,17 @@ pub(crate) struct Settings {
     pub address: String,
     /// None until set: its default depends on whether a config file is used.
     pub read_only_port: Option<i64>,
+    pub port: i64,
+    pub tls_cert_file: String,
+    pub tls_private_key_file: String,
+    pub tls_min_version: String,
+    pub tls_cipher_suites: Vec<String>,
+    pub cert_dir: String,
+    pub client_ca_file: String,
+    /// None until set: its default depends on whether a config file is used.
+    pub anonymous_auth: Option<bool>,
+    /// None until set: its default depends on whether a config file is used.
+    pub authorization_mode: Option<String>,
     pub run_once: bool,
     pub verbosity: i64,
     pub logging_format: String,
@@ -169,6 +199,15 @@ impl Settings {
             (Setting::HealthzBindAddress, Value::Str(v)) => self.healthz_bind_address = v,
             (Setting::Address, Value::Str(v)) => self.address = v,
             (Setting::ReadOnlyPort, Value::Int(v)) => self.read_only_port = Some(v),
+            (Setting::Port, Value::Int(v)) => self.port = v,
+            (Setting::TlsCertFile, Value::Str(v)) => self.tls_cert_file = v,
+            (Setting::TlsPrivateKeyFile, Value::Str(v)) => self.tls_private_key_file = v,
+            (Setting::TlsMinVersion, Value::Str(v)) => self.tls_min_version = v,
+            (Setting::TlsCipherSuites, Value::List(v)) => self.tls_cipher_suites = v,
+            (Setting::CertDir, Value::Str(v)) => self.cert_dir = v,
+            (Setting::ClientCaFile, Value::Str(v)) => self.client_ca_file = v,
+            (Setting::AnonymousAuth, Value::Bool(v)) => self.anonymous_auth = Some(v),
+            (Setting::AuthorizationMode, Value::Str(v)) => self.authorization_mode = Some(v),
             (Setting::RunOnce, Value::Bool(v)) => self.run_once = v,
             (Setting::Verbosity, Value::Int(v)) => self.verbosity = v,
             (Setting::LoggingFormat, Value::Str(v)) => self.logging_format = v,

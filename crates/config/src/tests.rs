@@ -423,9 +423,10 @@ fn legacy_defaults_depend_on_the_config_file() {
     assert_eq!(config(&["--read-only-port=0"]).read_only_port, 0);
     assert_eq!(config(&["--read-only-port=10300"]).read_only_port, 10300);
     assert_eq!(
-        error(&["--authorization-mode=Webhook"]),
-        "flag --authorization-mode is not supported yet"
+        config(&["--authorization-mode=Webhook"]).authorization_mode,
+        AuthorizationMode::Webhook
     );
+    assert!(error(&["--authorization-mode=RBAC"]).contains("authorization.mode"));
     let file = ConfigFile::yaml("");
     let c = file.config(&[
         "--authorization-mode=Webhook",
@@ -444,9 +445,68 @@ fn legacy_defaults_depend_on_the_config_file() {
     );
     assert!(error(&["--read-only-port=70000"]).contains("readOnlyPort"));
     assert!(error(&["--address=nowhere"]).contains("address"));
-    assert_eq!(
-        file.error(&["--anonymous-auth"]),
-        "flag --anonymous-auth is not supported yet"
+    assert!(file.config(&["--anonymous-auth"]).anonymous_auth);
+    assert!(!config(&["--anonymous-auth=false"]).anonymous_auth);
+    let c = ConfigFile::yaml(
+        "authentication:\n  anonymous:\n    enabled: true\nauthorization:\n  mode: AlwaysAllow\n",
+    )
+    .config(&[]);
+    assert!(c.anonymous_auth);
+    assert_eq!(c.authorization_mode, AuthorizationMode::AlwaysAllow);
+    assert!(
+        !ConfigFile::yaml("authentication:\n  anonymous:\n    enabled: true\n")
+            .config(&["--anonymous-auth=false"])
+            .anonymous_auth
+    );
+}
+
+#[test]
+fn serving_settings_come_from_flags_and_file() {
+    let c = config(&[]);
+    assert_eq!(c.port, 10250);
+    assert_eq!(c.cert_dir, PathBuf::from("/var/lib/kubelet/pki"));
+    assert_eq!(c.tls_cert_file, None);
+    assert_eq!(c.client_ca_file, None);
+    assert_eq!(c.tls_min_version, None);
+    assert!(c.tls_cipher_suites.is_empty());
+    let c = config(&[
+        "--port=10300",
+        "--tls-cert-file=/pki/k.crt",
+        "--tls-private-key-file=/pki/k.key",
+        "--client-ca-file=/pki/ca.crt",
+        "--cert-dir=/tmp/pki",
+        "--tls-min-version=VersionTLS12",
+        "--tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    ]);
+    assert_eq!(c.port, 10300);
+    assert_eq!(c.tls_cert_file, Some(PathBuf::from("/pki/k.crt")));
+    assert_eq!(c.tls_private_key_file, Some(PathBuf::from("/pki/k.key")));
+    assert_eq!(c.client_ca_file, Some(PathBuf::from("/pki/ca.crt")));
+    assert_eq!(c.cert_dir, PathBuf::from("/tmp/pki"));
+    assert_eq!(c.tls_min_version.as_deref(), Some("VersionTLS12"));
+    assert_eq!(c.tls_cipher_suites.len(), 2);
+
+    let file = ConfigFile::yaml(
+        "port: 10301\ntlsCertFile: pki/k.crt\ntlsPrivateKeyFile: pki/k.key\ntlsMinVersion: VersionTLS13\nauthentication:\n  x509:\n    clientCAFile: ca.crt\n",
+    );
+    let c = file.config(&[]);
+    let dir = file.path.parent().unwrap();
+    assert_eq!(c.port, 10301);
+    assert_eq!(c.tls_cert_file, Some(dir.join("pki/k.crt")));
+    assert_eq!(c.tls_private_key_file, Some(dir.join("pki/k.key")));
+    assert_eq!(c.client_ca_file, Some(dir.join("ca.crt")));
+    assert_eq!(c.tls_min_version.as_deref(), Some("VersionTLS13"));
+
+    assert!(error(&["--port=0"]).contains("port (--port)"));
+    assert!(error(&["--port=70000"]).contains("port (--port)"));
+    assert!(error(&["--tls-cert-file=/pki/k.crt"]).contains("must be set together"));
+    assert!(error(&["--tls-min-version=TLS1.2"]).contains("tlsMinVersion"));
+    assert!(
+        error(&[
+            "--tls-min-version=VersionTLS13",
+            "--tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+        ])
+        .contains("is not valid when tlsMinVersion is VersionTLS13")
     );
 }
 
@@ -542,15 +602,16 @@ fn unsupported_fields_warn_only_when_not_default() {
     let c = file.config(&[]);
     assert_eq!(
         c.warnings,
-        vec![
-            "config field authentication.anonymous.enabled is not supported yet, ignoring it",
-            "config field authentication.x509.clientCAFile is not supported yet, ignoring it",
-            "config field enableServer is not supported yet, ignoring it",
-            "config field port is not supported yet, ignoring it",
-        ]
+        vec!["config field enableServer is not supported yet, ignoring it",]
     );
-    // Ignored: the resolved values keep their defaults.
-    assert!(!c.anonymous_auth);
+    // The implemented ones among them are applied.
+    assert_eq!(c.port, 10251);
+    assert!(c.anonymous_auth);
+    assert_eq!(c.authorization_mode, AuthorizationMode::Webhook);
+    assert_eq!(
+        c.client_ca_file,
+        Some(PathBuf::from("/etc/kubernetes/pki/ca.crt"))
+    );
 }
 
 #[test]
