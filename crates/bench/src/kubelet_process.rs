@@ -65,7 +65,13 @@ impl KubeletProcess {
         )
         .map_err(|err| BenchError::io(format!("write {}", config.display()), err))?;
         let read_only_port = free_port()?;
-        let args = kubelet_args(dir.path(), placement, read_only_port, &spec.extra_args);
+        let args = kubelet_args(
+            dir.path(),
+            placement,
+            read_only_port,
+            &spec.extra_args,
+            takes_symlink_dir(&spec.binary),
+        );
         let log_path = dir.path().join("kubelet.log");
         let log = std::fs::File::create(&log_path)
             .map_err(|err| BenchError::io(format!("create {}", log_path.display()), err))?;
@@ -209,20 +215,41 @@ impl Drop for KubeletProcess {
     }
 }
 
-fn kubelet_args(dir: &Path, at: &Placement, read_only_port: u16, extra: &[String]) -> Vec<String> {
+/// Whether the kubelet has our --container-log-symlink-dir extension; any other kubelet (the
+/// upstream one) refuses unknown flags and keeps its links in /var/log/containers.
+fn takes_symlink_dir(binary: &Path) -> bool {
+    std::process::Command::new(binary)
+        .arg("--help")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).contains("--container-log-symlink-dir"))
+        .unwrap_or(false)
+}
+
+fn kubelet_args(
+    dir: &Path,
+    at: &Placement,
+    read_only_port: u16,
+    extra: &[String],
+    symlink_dir: bool,
+) -> Vec<String> {
     let path = |sub: &str| dir.join(sub).display().to_string();
     let mut args = vec![
         format!("--config={}", path("config.yaml")),
         format!("--container-runtime-endpoint={}", at.endpoint),
         format!("--pod-manifest-path={}", path("manifests")),
         format!("--root-dir={}", path("root")),
-        format!("--container-log-symlink-dir={}", path("containers")),
         format!("--cgroup-root={}", at.cgroup_root),
         format!("--hostname-override={}", at.node),
         "--healthz-port=0".into(),
         "--address=127.0.0.1".into(),
         format!("--read-only-port={read_only_port}"),
     ];
+    if symlink_dir {
+        args.push(format!(
+            "--container-log-symlink-dir={}",
+            path("containers")
+        ));
+    }
     args.extend(extra.iter().cloned());
     args
 }
