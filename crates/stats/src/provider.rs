@@ -1,0 +1,404 @@
+//! Builds the Summary from the runtime's container stats and the node's own figures, and keeps
+//! the previous cumulative CPU of each node, pod and container to turn it into a rate.
+
+use crate::error::StatsError;
+use crate::host;
+use crate::types::{
+    ContainerStats, CpuStats, FsStats, MemoryStats, NetworkStats, NodeStats, PodReference,
+    PodStats, RlimitStats, RuntimeStats, Summary, Timestamp, VolumeStats,
+};
+use k8s_openapi::api::core::v1::Pod;
+use kubelet_cri::Runtime;
+use kubelet_cri::api::{self, ContainerState, PodSandboxState};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+/// Where the node's figures come from. Every path is a setting so tests can point elsewhere.
+#[derive(Debug, Clone)]
+pub struct StatsConfig {
+    /// The cgroup v1 mount root holding the `cpuacct` and `memory` hierarchies.
+    pub cgroup_root: PathBuf,
+    pub proc_root: PathBuf,
+    /// The kubelet's root dir: its filesystem is the node's `fs`, and pods' volumes live under
+    /// `pods/<uid>/volumes`.
+    pub root_dir: PathBuf,
+    /// Pod logs live in `<pod_logs_dir>/<namespace>_<name>_<uid>/<container>/`.
+    pub pod_logs_dir: PathBuf,
+    /// Take the image filesystem from CRI ImageFsInfo rather than the root filesystem.
+    pub image_fs_from_cri: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CpuSample {
+    time: Timestamp,
+    usage_nanos: u64,
+}
+
+#[derive(Debug)]
+pub struct StatsProvider {
+    config: StatsConfig,
+    previous: Mutex<HashMap<String, CpuSample>>,
+}
+
+/// Nanocores between two `(time ns, cumulative cpu ns)` samples; `None` when no time passed
+/// or the counter went back (the container was replaced).
+pub(crate) fn nano_cores_between(earlier: (i64, u64), later: (i64, u64)) -> Option<u64> {
+    let elapsed = later.0.checked_sub(earlier.0).filter(|e| *e > 0)?;
+    let used = later.1.checked_sub(earlier.1)?;
+    Some((u128::from(used) * 1_000_000_000 / elapsed as u128) as u64)
+}
+
+fn nano_cores(earlier: Option<&CpuSample>, now: CpuSample) -> Option<u64> {
+    let earlier = earlier?;
+    nano_cores_between(
+        (earlier.time.0, earlier.usage_nanos),
+        (now.time.0, now.usage_nanos),
+    )
+}
+
+fn value(v: &Option<api::UInt64Value>) -> Option<u64> {
+    v.as_ref().map(|v| v.value)
+}
+
+fn sum(values: impl Iterator<Item = Option<u64>>) -> Option<u64> {
+    values.fold(None, |total, v| match (total, v) {
+        (None, v) => v,
+        (Some(t), v) => Some(t + v.unwrap_or(0)),
+    })
+}
+
+const POD_UID_LABEL: &str = "io.kubernetes.pod.uid";
+
+/// One round of rates: the new samples replace the old ones at the end, so series of
+/// containers that went away are forgotten.
+struct Rates<'a> {
+    previous: &'a HashMap<String, CpuSample>,
+    current: HashMap<String, CpuSample>,
+}
+
+impl Rates<'_> {
+    fn cpu(&mut self, key: String, time: Timestamp, usage_nanos: Option<u64>) -> CpuStats {
+        let usage_nano_cores = usage_nanos.and_then(|usage_nanos| {
+            let sample = CpuSample { time, usage_nanos };
+            let rate = nano_cores(self.previous.get(&key), sample);
+            self.current.insert(key, sample);
+            rate
+        });
+        CpuStats {
+            time,
+            usage_nano_cores,
+            usage_core_nano_seconds: usage_nanos,
+        }
+    }
+}
+
+impl StatsProvider {
+    pub fn new(config: StatsConfig) -> Self {
+        StatsProvider {
+            config,
+            previous: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The /stats/summary answer. The first call has no `usageNanoCores` (there is nothing to
+    /// compare with yet) unless the runtime reports it itself.
+    pub async fn summary(
+        &self,
+        runtime: &dyn Runtime,
+        node_name: &str,
+        pods: &[Pod],
+    ) -> Result<Summary, StatsError> {
+        let now = Timestamp::now();
+        let sandboxes = runtime.list_pod_sandbox(None).await?;
+        let containers = runtime.list_containers(None).await?;
+        let container_stats = runtime.list_container_stats(None).await?;
+        let root_fs = host::filesystem(&self.config.root_dir, now)?;
+        let image_fs = self.image_fs(runtime, &root_fs, now).await?;
+
+        let previous = self
+            .previous
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let mut rates = Rates {
+            previous: &previous,
+            current: HashMap::new(),
+        };
+        let node = self.node_stats(
+            &mut rates,
+            node_name,
+            now,
+            root_fs.clone(),
+            image_fs.clone(),
+        )?;
+
+        let running: HashMap<&str, &api::Container> = containers
+            .iter()
+            .filter(|c| c.state == ContainerState::ContainerRunning as i32)
+            .map(|c| (c.id.as_str(), c))
+            .collect();
+        let mut pod_stats = Vec::new();
+        for sandbox in sandboxes
+            .iter()
+            .filter(|s| s.state == PodSandboxState::SandboxReady as i32)
+        {
+            let Some(meta) = &sandbox.metadata else {
+                continue;
+            };
+            let pod_ref = PodReference {
+                name: meta.name.clone(),
+                namespace: meta.namespace.clone(),
+                uid: meta.uid.clone(),
+            };
+            let stats: Vec<(&api::Container, &api::ContainerStats)> = container_stats
+                .iter()
+                .filter_map(|s| {
+                    let id = s.attributes.as_ref()?.id.as_str();
+                    let container = running.get(id)?;
+                    (container.pod_sandbox_id == sandbox.id).then_some((*container, s))
+                })
+                .collect();
+            let spec = pods.iter().find(|p| {
+                p.metadata.uid.as_deref() == Some(pod_ref.uid.as_str())
+                    || sandbox.labels.get(POD_UID_LABEL) == p.metadata.uid.as_ref()
+            });
+            pod_stats.push(self.pod_stats(
+                &mut rates,
+                pod_ref,
+                Timestamp(sandbox.created_at),
+                &stats,
+                spec,
+                now,
+                &root_fs,
+                &image_fs,
+            ));
+        }
+        let current = rates.current;
+        *self
+            .previous
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = current;
+        Ok(Summary {
+            node,
+            pods: pod_stats,
+        })
+    }
+
+    async fn image_fs(
+        &self,
+        runtime: &dyn Runtime,
+        root_fs: &FsStats,
+        now: Timestamp,
+    ) -> Result<FsStats, StatsError> {
+        if !self.config.image_fs_from_cri {
+            return Ok(root_fs.clone());
+        }
+        let usage = runtime.image_fs_info().await?;
+        let Some(first) = usage.first() else {
+            return Ok(root_fs.clone());
+        };
+        // The runtime knows what its images use; the filesystem under them gives the rest.
+        let mountpoint = first.fs_id.as_ref().map(|id| id.mountpoint.as_str());
+        let mut fs = match mountpoint.map(|m| host::filesystem(std::path::Path::new(m), now)) {
+            Some(Ok(fs)) => fs,
+            _ => root_fs.clone(),
+        };
+        fs.used_bytes = value(&first.used_bytes).or(fs.used_bytes);
+        fs.inodes_used = value(&first.inodes_used).or(fs.inodes_used);
+        Ok(fs)
+    }
+
+    fn node_stats(
+        &self,
+        rates: &mut Rates<'_>,
+        node_name: &str,
+        now: Timestamp,
+        root_fs: FsStats,
+        image_fs: FsStats,
+    ) -> Result<NodeStats, StatsError> {
+        let config = &self.config;
+        let cpu_nanos = host::cpu_usage_nanos(&config.cgroup_root)?;
+        let memory = host::memory(&config.cgroup_root, &config.proc_root)?;
+        let (maxpid, curproc) = host::process_counts(&config.proc_root)?;
+        let interfaces = host::interfaces(&config.proc_root.join("net/dev"))?;
+        // Upstream reports eth0 as the node's interface when there is one.
+        let default_interface = interfaces
+            .iter()
+            .find(|i| i.name == "eth0")
+            .or(interfaces.first())
+            .cloned();
+        Ok(NodeStats {
+            node_name: node_name.to_string(),
+            start_time: host::boot_time(&config.proc_root)?,
+            cpu: Some(rates.cpu("node".to_string(), now, Some(cpu_nanos))),
+            memory: Some(MemoryStats {
+                time: now,
+                available_bytes: Some(memory.total_bytes.saturating_sub(memory.working_set_bytes)),
+                usage_bytes: Some(memory.usage_bytes),
+                working_set_bytes: Some(memory.working_set_bytes),
+                rss_bytes: Some(memory.rss_bytes),
+                page_faults: Some(memory.page_faults),
+                major_page_faults: Some(memory.major_page_faults),
+            }),
+            network: default_interface.map(|default_interface| NetworkStats {
+                time: now,
+                default_interface,
+                interfaces,
+            }),
+            fs: Some(root_fs),
+            runtime: Some(RuntimeStats {
+                image_fs: Some(image_fs.clone()),
+                container_fs: Some(image_fs),
+            }),
+            rlimit: Some(RlimitStats {
+                time: now,
+                maxpid: Some(maxpid),
+                curproc: Some(curproc),
+            }),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn pod_stats(
+        &self,
+        rates: &mut Rates<'_>,
+        pod_ref: PodReference,
+        start_time: Timestamp,
+        stats: &[(&api::Container, &api::ContainerStats)],
+        spec: Option<&Pod>,
+        now: Timestamp,
+        root_fs: &FsStats,
+        image_fs: &FsStats,
+    ) -> PodStats {
+        let log_dir = self.config.pod_logs_dir.join(format!(
+            "{}_{}_{}",
+            pod_ref.namespace, pod_ref.name, pod_ref.uid
+        ));
+        let containers: Vec<ContainerStats> = stats
+            .iter()
+            .map(|(container, s)| {
+                let name = container
+                    .metadata
+                    .as_ref()
+                    .map(|m| m.name.clone())
+                    .unwrap_or_default();
+                let logs = host::disk_usage(&log_dir.join(&name)).map(|(bytes, inodes)| FsStats {
+                    used_bytes: Some(bytes),
+                    inodes_used: Some(inodes),
+                    ..root_fs.clone()
+                });
+                ContainerStats {
+                    start_time: Timestamp(container.created_at),
+                    cpu: s.cpu.as_ref().map(|cpu| {
+                        let mut stats = rates.cpu(
+                            format!("container/{}", container.id),
+                            Timestamp(cpu.timestamp),
+                            value(&cpu.usage_core_nano_seconds),
+                        );
+                        // The runtime's own rate wins: it sampled more closely than we do.
+                        stats.usage_nano_cores =
+                            value(&cpu.usage_nano_cores).or(stats.usage_nano_cores);
+                        stats
+                    }),
+                    memory: s.memory.as_ref().map(|m| MemoryStats {
+                        time: Timestamp(m.timestamp),
+                        available_bytes: value(&m.available_bytes),
+                        usage_bytes: value(&m.usage_bytes),
+                        working_set_bytes: value(&m.working_set_bytes),
+                        rss_bytes: value(&m.rss_bytes),
+                        page_faults: value(&m.page_faults),
+                        major_page_faults: value(&m.major_page_faults),
+                    }),
+                    rootfs: s.writable_layer.as_ref().map(|layer| FsStats {
+                        time: Timestamp(layer.timestamp),
+                        used_bytes: value(&layer.used_bytes),
+                        inodes_used: value(&layer.inodes_used),
+                        ..image_fs.clone()
+                    }),
+                    logs,
+                    name,
+                }
+            })
+            .collect();
+
+        let pod_cpu = sum(containers
+            .iter()
+            .map(|c| c.cpu.as_ref()?.usage_core_nano_seconds));
+        // The pod's sample is as recent as its containers' latest, so its rate compares like
+        // with like across scrapes.
+        let pod_cpu_time = containers
+            .iter()
+            .filter_map(|c| Some(c.cpu.as_ref()?.time))
+            .max();
+        let cpu = pod_cpu_time.map(|time| rates.cpu(format!("pod/{}", pod_ref.uid), time, pod_cpu));
+        let memory_of = |field: fn(&MemoryStats) -> Option<u64>| {
+            sum(containers.iter().map(|c| c.memory.as_ref().and_then(field)))
+        };
+        let memory = (!containers.is_empty()).then(|| MemoryStats {
+            time: now,
+            available_bytes: None,
+            usage_bytes: memory_of(|m| m.usage_bytes),
+            working_set_bytes: memory_of(|m| m.working_set_bytes),
+            rss_bytes: memory_of(|m| m.rss_bytes),
+            page_faults: memory_of(|m| m.page_faults),
+            major_page_faults: memory_of(|m| m.major_page_faults),
+        });
+        let volume = spec
+            .map(|pod| self.volume_stats(pod, &pod_ref.uid, now))
+            .unwrap_or_default();
+        let ephemeral_used = sum(containers
+            .iter()
+            .flat_map(|c| [c.rootfs.as_ref(), c.logs.as_ref()])
+            .map(|fs| fs.and_then(|fs| fs.used_bytes)));
+        let ephemeral_inodes = sum(containers
+            .iter()
+            .flat_map(|c| [c.rootfs.as_ref(), c.logs.as_ref()])
+            .map(|fs| fs.and_then(|fs| fs.inodes_used)));
+        PodStats {
+            pod_ref,
+            start_time,
+            containers,
+            cpu,
+            memory,
+            network: None,
+            volume,
+            ephemeral_storage: Some(FsStats {
+                used_bytes: ephemeral_used.or(Some(0)),
+                inodes_used: ephemeral_inodes.or(Some(0)),
+                ..root_fs.clone()
+            }),
+        }
+    }
+
+    /// Each of the pod's volumes that has a directory under the kubelet's pod dir
+    /// (`pods/<uid>/volumes/<plugin>/<name>`): its filesystem's figures and what it uses.
+    fn volume_stats(&self, pod: &Pod, uid: &str, now: Timestamp) -> Vec<VolumeStats> {
+        let volumes_dir = self.config.root_dir.join("pods").join(uid).join("volumes");
+        let Ok(plugins) = std::fs::read_dir(&volumes_dir) else {
+            return Vec::new();
+        };
+        let plugin_dirs: Vec<PathBuf> = plugins.flatten().map(|e| e.path()).collect();
+        let names = pod
+            .spec
+            .iter()
+            .flat_map(|spec| spec.volumes.iter().flatten())
+            .map(|v| v.name.as_str());
+        names
+            .filter_map(|name| {
+                let dir = plugin_dirs
+                    .iter()
+                    .map(|p| p.join(name))
+                    .find(|d| d.is_dir())?;
+                let mut fs = host::filesystem(&dir, now).ok()?;
+                let (used, inodes) = host::disk_usage(&dir)?;
+                fs.used_bytes = Some(used);
+                fs.inodes_used = Some(inodes);
+                Some(VolumeStats {
+                    fs,
+                    name: name.to_string(),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,79 @@
+//! A fake runtime with one running pod, and a provider reading this machine's /proc and cgroups.
+
+use crate::{StatsConfig, StatsProvider};
+use kubelet_cri::RuntimeService;
+use kubelet_cri::api::{
+    ContainerConfig, ContainerMetadata, ImageSpec, PodSandboxConfig, PodSandboxMetadata,
+};
+use kubelet_cri::fake::FakeRuntime;
+use std::collections::HashMap;
+use tempfile::TempDir;
+
+pub const POD: &str = "web";
+pub const NAMESPACE: &str = "default";
+pub const UID: &str = "uid-web";
+pub const CONTAINER: &str = "app";
+
+pub struct Fixture {
+    pub fake: FakeRuntime,
+    pub provider: StatsProvider,
+    pub container_id: String,
+    /// Holds the temporary root dir until the test ends.
+    pub _root: TempDir,
+}
+
+fn sandbox_config() -> PodSandboxConfig {
+    PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: POD.to_string(),
+            uid: UID.to_string(),
+            namespace: NAMESPACE.to_string(),
+            attempt: 0,
+        }),
+        labels: HashMap::from([("io.kubernetes.pod.uid".to_string(), UID.to_string())]),
+        ..Default::default()
+    }
+}
+
+pub async fn fixture() -> Fixture {
+    let fake = FakeRuntime::new();
+    fake.add_image("busybox");
+    let sandbox = fake
+        .run_pod_sandbox(sandbox_config(), "")
+        .await
+        .expect("sandbox");
+    let config = ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: CONTAINER.to_string(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: "busybox".to_string(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let container_id = fake
+        .create_container(&sandbox, config, sandbox_config())
+        .await
+        .expect("create");
+    fake.start_container(&container_id).await.expect("start");
+    let root = TempDir::new().expect("temp dir");
+    let logs = root.path().join("logs");
+    let log_dir = logs.join(format!("{NAMESPACE}_{POD}_{UID}/{CONTAINER}"));
+    std::fs::create_dir_all(&log_dir).expect("log dir");
+    std::fs::write(log_dir.join("0.log"), vec![b'x'; 8192]).expect("log file");
+    let provider = StatsProvider::new(StatsConfig {
+        cgroup_root: "/sys/fs/cgroup".into(),
+        proc_root: "/proc".into(),
+        root_dir: root.path().to_path_buf(),
+        pod_logs_dir: logs,
+        image_fs_from_cri: false,
+    });
+    Fixture {
+        fake,
+        provider,
+        container_id,
+        _root: root,
+    }
+}

@@ -1,0 +1,140 @@
+use super::fixture::{CONTAINER, NAMESPACE, POD, UID, fixture};
+use crate::provider::nano_cores_between;
+use serde_json::Value;
+use std::time::Duration;
+
+fn number(value: &Value, pointer: &str) -> u64 {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("no number at {pointer} in {value:#}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn json_uses_upstream_field_names() {
+    let f = fixture().await;
+    tokio::time::advance(Duration::from_secs(5)).await;
+    let summary = f
+        .provider
+        .summary(&f.fake, "node-a", &[])
+        .await
+        .expect("summary");
+    let json = serde_json::to_value(&summary).expect("json");
+
+    assert_eq!(json["node"]["nodeName"], "node-a");
+    for key in ["startTime", "cpu", "memory", "fs", "runtime", "rlimit"] {
+        assert!(json["node"].get(key).is_some(), "node.{key} in {json:#}");
+    }
+    assert!(json["node"]["runtime"].get("imageFs").is_some());
+    let pod = &json["pods"][0];
+    assert_eq!(pod["podRef"]["name"], POD);
+    assert_eq!(pod["podRef"]["namespace"], NAMESPACE);
+    assert_eq!(pod["podRef"]["uid"], UID);
+    assert!(pod.get("ephemeral-storage").is_some(), "{pod:#}");
+    let container = &pod["containers"][0];
+    assert_eq!(container["name"], CONTAINER);
+    for key in ["startTime", "cpu", "memory", "rootfs", "logs"] {
+        assert!(
+            container.get(key).is_some(),
+            "container.{key} in {container:#}"
+        );
+    }
+    for key in [
+        "workingSetBytes",
+        "usageBytes",
+        "rssBytes",
+        "pageFaults",
+        "majorPageFaults",
+    ] {
+        number(container, &format!("/memory/{key}"));
+    }
+    // metav1.Time: RFC 3339 in UTC, whole seconds.
+    let time = container["cpu"]["time"].as_str().expect("time string");
+    assert!(time.ends_with('Z') && !time.contains('.'), "{time}");
+    assert!(number(container, "/logs/usedBytes") >= 8192);
+    assert_eq!(
+        number(pod, "/memory/workingSetBytes"),
+        number(container, "/memory/workingSetBytes"),
+        "one container: the pod's memory is the container's"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn pod_cpu_rate_comes_from_two_samples() {
+    let f = fixture().await;
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let first = f
+        .provider
+        .summary(&f.fake, "node-a", &[])
+        .await
+        .expect("first");
+    let pod_cpu = first.pods[0].cpu.as_ref().expect("pod cpu");
+    assert_eq!(pod_cpu.usage_nano_cores, None, "no earlier sample yet");
+    let used_before = pod_cpu.usage_core_nano_seconds.expect("cumulative");
+
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let second = f
+        .provider
+        .summary(&f.fake, "node-a", &[])
+        .await
+        .expect("second");
+    let pod_cpu = second.pods[0].cpu.as_ref().expect("pod cpu");
+    let used_after = pod_cpu.usage_core_nano_seconds.expect("cumulative");
+    assert!(used_after > used_before);
+    let expected = (used_after - used_before) / 10;
+    assert_eq!(pod_cpu.usage_nano_cores, Some(expected));
+    assert!(
+        second
+            .node
+            .cpu
+            .as_ref()
+            .and_then(|c| c.usage_nano_cores)
+            .is_some(),
+        "the node has a rate from its second sample on"
+    );
+}
+
+#[test]
+fn rate_needs_time_to_pass_and_usage_not_to_go_back() {
+    assert_eq!(
+        nano_cores_between((0, 0), (1_000_000_000, 500_000_000)),
+        Some(500_000_000)
+    );
+    assert_eq!(nano_cores_between((5, 10), (5, 20)), None, "no time passed");
+    assert_eq!(nano_cores_between((0, 10), (10, 5)), None, "counter reset");
+}
+
+#[tokio::test(start_paused = true)]
+async fn node_figures_from_this_machine_are_positive() {
+    let f = fixture().await;
+    let summary = f
+        .provider
+        .summary(&f.fake, "node-a", &[])
+        .await
+        .expect("summary");
+    let node = &summary.node;
+    assert!(node.cpu.as_ref().and_then(|c| c.usage_core_nano_seconds) > Some(0));
+    let memory = node.memory.as_ref().expect("memory");
+    assert!(memory.usage_bytes > Some(0));
+    assert!(memory.working_set_bytes > Some(0));
+    assert!(memory.available_bytes > Some(0));
+    assert!(memory.working_set_bytes <= memory.usage_bytes);
+    let fs = node.fs.as_ref().expect("fs");
+    assert!(fs.capacity_bytes > Some(0) && fs.available_bytes <= fs.capacity_bytes);
+    let rlimit = node.rlimit.as_ref().expect("rlimit");
+    assert!(rlimit.maxpid > Some(0) && rlimit.curproc > Some(0));
+    assert!(node.start_time.0 > 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopped_containers_have_no_stats() {
+    let f = fixture().await;
+    f.fake.exit_container(&f.container_id, 0);
+    let summary = f
+        .provider
+        .summary(&f.fake, "node-a", &[])
+        .await
+        .expect("summary");
+    assert!(summary.pods[0].containers.is_empty());
+    assert!(summary.pods[0].cpu.is_none());
+}
