@@ -1,0 +1,106 @@
+//! The defaults the real API server fills in on create, for the fields a kubelet reads.
+
+use serde_json::{Map, Value, json};
+
+use crate::resources::Resource;
+
+fn default_field(obj: &mut Map<String, Value>, field: &str, value: Value) {
+    obj.entry(field.to_string()).or_insert(value);
+}
+
+fn object_at<'a>(obj: &'a mut Value, field: &str) -> &'a mut Map<String, Value> {
+    if !obj.get(field).is_some_and(Value::is_object) {
+        obj[field] = json!({});
+    }
+    obj[field].as_object_mut().expect("was just made an object")
+}
+
+pub fn apply(resource: &Resource, obj: &mut Value) {
+    match resource.kind {
+        "Pod" => pod(obj),
+        "Namespace" => default_field(object_at(obj, "status"), "phase", "Active".into()),
+        "Secret" => default_field(
+            obj.as_object_mut().expect("objects are maps"),
+            "type",
+            "Opaque".into(),
+        ),
+        "Service" => {
+            let spec = object_at(obj, "spec");
+            default_field(spec, "type", "ClusterIP".into());
+            default_field(spec, "sessionAffinity", "None".into());
+        }
+        _ => {}
+    }
+}
+
+fn pod(obj: &mut Value) {
+    let spec = object_at(obj, "spec");
+    default_field(spec, "restartPolicy", "Always".into());
+    default_field(spec, "dnsPolicy", "ClusterFirst".into());
+    default_field(spec, "terminationGracePeriodSeconds", 30.into());
+    default_field(spec, "schedulerName", "default-scheduler".into());
+    default_field(spec, "securityContext", json!({}));
+    default_field(spec, "enableServiceLinks", true.into());
+    default_field(spec, "priority", 0.into());
+    default_field(spec, "serviceAccountName", "default".into());
+    for list in ["initContainers", "containers"] {
+        if let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) {
+            containers
+                .iter_mut()
+                .filter_map(Value::as_object_mut)
+                .for_each(container);
+        }
+    }
+    let qos = qos_class(spec);
+    let status = object_at(obj, "status");
+    default_field(status, "phase", "Pending".into());
+    default_field(status, "qosClass", qos.into());
+}
+
+fn container(c: &mut Map<String, Value>) {
+    let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+    // The tag is what follows the last ':' after the last '/', so a registry port is no tag.
+    let tag = image
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .split_once(':')
+        .map(|(_, t)| t);
+    let pull = if image.contains('@') || tag.is_some_and(|t| t != "latest") {
+        "IfNotPresent"
+    } else {
+        "Always"
+    };
+    default_field(c, "imagePullPolicy", pull.into());
+    default_field(c, "terminationMessagePath", "/dev/termination-log".into());
+    default_field(c, "terminationMessagePolicy", "File".into());
+    default_field(c, "resources", json!({}));
+}
+
+/// The pod's QoS class from its containers' requests and limits (v1 qos.GetPodQOS, for cpu
+/// and memory).
+fn qos_class(spec: &Map<String, Value>) -> &'static str {
+    let containers: Vec<&Value> = ["initContainers", "containers"]
+        .iter()
+        .filter_map(|l| spec.get(*l).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in &containers {
+        let requests = c.pointer("/resources/requests");
+        let limits = c.pointer("/resources/limits");
+        for res in ["cpu", "memory"] {
+            let request = requests.and_then(|r| r.get(res));
+            let limit = limits.and_then(|l| l.get(res));
+            any |= request.is_some() || limit.is_some();
+            // A missing request defaults to the limit, so only a differing request breaks it.
+            guaranteed &= limit.is_some() && request.is_none_or(|r| Some(r) == limit);
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
