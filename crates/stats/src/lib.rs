@@ -3,10 +3,13 @@
 
 pub mod error;
 pub mod host;
+pub mod kubelet_metrics;
+mod process;
 pub mod provider;
 pub mod types;
 
 pub use error::StatsError;
+pub use kubelet_metrics::{BuildInfo, KubeletMetrics};
 pub use provider::{StatsConfig, StatsProvider};
 pub use types::Summary;
 

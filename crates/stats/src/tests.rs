@@ -1,2 +1,4 @@
 mod fixture;
+mod kubelet_metrics;
+mod promtext;
 mod summary;
