@@ -65,12 +65,14 @@ fn dispatch(
         (&Method::GET, Some(name)) => ok(store.get(target.resource, &ns, name)?),
         (&Method::GET, None) => list(state, &target, params),
         (&Method::POST, None) if scope == UpdateScope::Main => {
+            require_json(headers)?;
             let mut obj = parse_body(body)?;
             check_namespace(&target, &mut obj)?;
             let created = store.create(target.resource, &ns, obj)?;
             Ok((StatusCode::CREATED, Json(created)).into_response())
         }
         (&Method::PUT, Some(name)) => {
+            require_json(headers)?;
             let mut obj = parse_body(body)?;
             check_namespace(&target, &mut obj)?;
             ok(store.update(target.resource, &ns, name, obj, scope)?)
@@ -98,6 +100,20 @@ fn dispatch(
             ok(success_status(target.resource, &deleted))
         }
         _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+/// Bodies must be JSON. Protobuf is refused with 415, on which client-go retries in JSON.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    match content_type.split(';').next().unwrap_or_default().trim() {
+        "application/json" | "" => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType {
+            accepted: "application/json".into(),
+        }),
     }
 }
 
