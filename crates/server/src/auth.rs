@@ -62,3 +62,28 @@ pub(crate) async fn require_user(
     request.extensions_mut().insert(user);
     next.run(request).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{CertificateParams, DnType, KeyPair};
+
+    #[test]
+    fn common_name_is_the_user_and_organizations_the_groups() {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "alice");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "system:masters");
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(
+            user_of_certificate(cert.der()),
+            Some(User {
+                name: "alice".into(),
+                groups: vec!["system:masters".into(), "system:authenticated".into()],
+            })
+        );
+        assert_eq!(user_of_certificate(b"not a certificate"), None);
+    }
+}
