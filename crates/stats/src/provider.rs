@@ -101,6 +101,10 @@ impl StatsProvider {
         }
     }
 
+    pub(crate) fn config(&self) -> &StatsConfig {
+        &self.config
+    }
+
     /// The /stats/summary answer. The first call has no `usageNanoCores` (there is nothing to
     /// compare with yet) unless the runtime reports it itself.
     pub async fn summary(

@@ -1,3 +1,4 @@
+mod endpoints;
 mod fixture;
 mod kubelet_metrics;
 mod promtext;

@@ -30,9 +30,21 @@ fn sandbox_config() -> PodSandboxConfig {
             namespace: NAMESPACE.to_string(),
             attempt: 0,
         }),
-        labels: HashMap::from([("io.kubernetes.pod.uid".to_string(), UID.to_string())]),
+        labels: pod_labels(),
         ..Default::default()
     }
+}
+
+/// The labels the kubelet puts on a pod's sandbox and containers.
+fn pod_labels() -> HashMap<String, String> {
+    HashMap::from([
+        ("io.kubernetes.pod.uid".to_string(), UID.to_string()),
+        ("io.kubernetes.pod.name".to_string(), POD.to_string()),
+        (
+            "io.kubernetes.pod.namespace".to_string(),
+            NAMESPACE.to_string(),
+        ),
+    ])
 }
 
 pub async fn fixture() -> Fixture {
@@ -51,6 +63,14 @@ pub async fn fixture() -> Fixture {
             image: "busybox".to_string(),
             ..Default::default()
         }),
+        labels: {
+            let mut labels = pod_labels();
+            labels.insert(
+                "io.kubernetes.container.name".to_string(),
+                CONTAINER.to_string(),
+            );
+            labels
+        },
         ..Default::default()
     };
     let container_id = fake
