@@ -377,3 +377,34 @@ async fn discovery_documents() {
     let (code, _) = c.get("/openapi/v2").await;
     assert_eq!(code, 404);
 }
+
+#[tokio::test]
+async fn binding_a_pod_is_an_addition_for_the_nodes_watch() {
+    let server = TestApiServer::start();
+    let c = Client::new(&server);
+    let (_, unbound) = c.post(PODS, &pod("a", "")).await;
+    let mut w = c
+        .watch(&format!(
+            "/api/v1/pods?watch=1&resourceVersion={}&fieldSelector=spec.nodeName%3Dn1",
+            rv(&unbound)
+        ))
+        .await;
+    let merge = "application/merge-patch+json";
+    c.patch(
+        &format!("{PODS}/a"),
+        merge,
+        &json!({"spec": {"nodeName": "n1"}}),
+    )
+    .await;
+    assert_eq!(w.next_of("ADDED").await["object"]["spec"]["nodeName"], "n1");
+    let (_, moved) = c
+        .patch(
+            &format!("{PODS}/a"),
+            merge,
+            &json!({"spec": {"nodeName": "n2"}}),
+        )
+        .await;
+    let left = w.next_of("DELETED").await;
+    assert_eq!(left["object"]["spec"]["nodeName"], "n1");
+    assert_eq!(rv(&left["object"]), rv(&moved));
+}
