@@ -21,7 +21,6 @@ pub struct Resource {
 const VERBS: &[&str] = &[
     "create",
     "delete",
-    "deletecollection",
     "get",
     "list",
     "patch",
