@@ -19,13 +19,7 @@ pub struct Resource {
 }
 
 const VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
+    "create", "delete", "get", "list", "patch", "update", "watch",
 ];
 
 impl Resource {
