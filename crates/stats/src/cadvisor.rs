@@ -15,18 +15,6 @@ const POD_NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";
 const POD_UID_LABEL: &str = "io.kubernetes.pod.uid";
 const CONTAINER_NAME_LABEL: &str = "io.kubernetes.container.name";
 
-/// The container's cgroup as the kubelet's cgroupfs driver lays it out with per-QoS cgroups:
-/// `/kubepods[/burstable|/besteffort]/pod<uid>/<container id>`. cAdvisor names containers by
-/// this path (its `id` label).
-fn cgroup_path(qos_class: Option<&str>, pod_uid: &str, container_id: &str) -> String {
-    let qos = match qos_class {
-        Some("Burstable") => "/burstable",
-        Some("BestEffort") => "/besteffort",
-        _ => "",
-    };
-    format!("/kubepods{qos}/pod{pod_uid}/{container_id}")
-}
-
 fn label(labels: &HashMap<String, String>, key: &str) -> String {
     labels.get(key).cloned().unwrap_or_default()
 }
@@ -45,11 +33,7 @@ impl StatsProvider {
             .filter(|c| c.state == ContainerState::ContainerRunning as i32)
             .map(|c| (c.id.as_str(), c))
             .collect();
-        let qos_of = |uid: &str| {
-            pods.iter()
-                .find(|p| p.metadata.uid.as_deref() == Some(uid))
-                .and_then(|p| p.status.as_ref()?.qos_class.as_deref())
-        };
+        let pod_of = |uid: &str| pods.iter().find(|p| p.metadata.uid.as_deref() == Some(uid));
 
         let mut cpu = FamilyText::new(
             "container_cpu_usage_seconds_total",
@@ -85,7 +69,11 @@ impl StatsProvider {
                 continue;
             };
             let uid = label(&container.labels, POD_UID_LABEL);
-            let id = cgroup_path(qos_of(&uid), &uid, &container.id);
+            // cAdvisor names a container by its cgroup; without the pod there is no telling
+            // where kuberuntime put it.
+            let id = pod_of(&uid)
+                .map(|pod| self.container_cgroup(pod, &container.id))
+                .unwrap_or_default();
             let labels = || {
                 vec![
                     ("container", label(&container.labels, CONTAINER_NAME_LABEL)),
@@ -126,12 +114,10 @@ impl StatsProvider {
                     }
                 }
             }
-            let limit_file = self
-                .config()
-                .cgroup_root
-                .join(format!("memory{id}/memory.limit_in_bytes"));
-            if let Some(bytes) = std::fs::read_to_string(&limit_file)
-                .ok()
+            let limit_file = self.cgroup_file("memory", &id, "memory.limit_in_bytes");
+            if let Some(bytes) = (!id.is_empty())
+                .then(|| std::fs::read_to_string(&limit_file).ok())
+                .flatten()
                 .and_then(|text| text.trim().parse::<u64>().ok())
             {
                 limit.push(labels(), bytes as f64, None);

@@ -33,8 +33,8 @@ fn key_values(text: &str) -> HashMap<&str, u64> {
 }
 
 /// Cumulative CPU time of everything on the node, from the root cpuacct cgroup.
-pub fn cpu_usage_nanos(cgroup_root: &Path) -> Result<u64, StatsError> {
-    let path = cgroup_root.join("cpuacct/cpuacct.usage");
+pub fn cpu_usage_nanos(cgroup_mount: &Path) -> Result<u64, StatsError> {
+    let path = cgroup_mount.join("cpuacct/cpuacct.usage");
     parse_u64(&path, &read(&path)?)
 }
 
@@ -50,10 +50,10 @@ pub struct NodeMemory {
     pub major_page_faults: u64,
 }
 
-pub fn memory(cgroup_root: &Path, proc_root: &Path) -> Result<NodeMemory, StatsError> {
-    let usage_path = cgroup_root.join("memory/memory.usage_in_bytes");
+pub fn memory(cgroup_mount: &Path, proc_root: &Path) -> Result<NodeMemory, StatsError> {
+    let usage_path = cgroup_mount.join("memory/memory.usage_in_bytes");
     let usage_bytes = parse_u64(&usage_path, &read(&usage_path)?)?;
-    let stat_text = read(&cgroup_root.join("memory/memory.stat"))?;
+    let stat_text = read(&cgroup_mount.join("memory/memory.stat"))?;
     let stat = key_values(&stat_text);
     let stat_of = |key: &str| stat.get(key).copied().unwrap_or(0);
     let meminfo_path = proc_root.join("meminfo");

@@ -4,8 +4,8 @@
 use crate::error::StatsError;
 use crate::host;
 use crate::types::{
-    ContainerStats, CpuStats, FsStats, MemoryStats, NetworkStats, NodeStats, PodReference,
-    PodStats, RlimitStats, RuntimeStats, Summary, Timestamp, VolumeStats,
+    ContainerStats, CpuStats, FsStats, InterfaceStats, MemoryStats, NetworkStats, NodeStats,
+    PodReference, PodStats, RlimitStats, RuntimeStats, Summary, Timestamp, VolumeStats,
 };
 use k8s_openapi::api::core::v1::Pod;
 use kubelet_cri::Runtime;
@@ -17,8 +17,11 @@ use std::sync::Mutex;
 /// Where the node's figures come from. Every path is a setting so tests can point elsewhere.
 #[derive(Debug, Clone)]
 pub struct StatsConfig {
-    /// The cgroup v1 mount root holding the `cpuacct` and `memory` hierarchies.
-    pub cgroup_root: PathBuf,
+    /// The cgroup v1 mount holding the `cpuacct` and `memory` hierarchies (/sys/fs/cgroup).
+    pub cgroup_mount: PathBuf,
+    /// The kubelet's --cgroup-root and --cgroups-per-qos, which place the pods' cgroups.
+    pub pod_cgroup_root: String,
+    pub cgroups_per_qos: bool,
     pub proc_root: PathBuf,
     /// The kubelet's root dir: its filesystem is the node's `fs`, and pods' volumes live under
     /// `pods/<uid>/volumes`.
@@ -68,6 +71,20 @@ fn sum(values: impl Iterator<Item = Option<u64>>) -> Option<u64> {
     })
 }
 
+/// Network stats with upstream's default interface, eth0, or else the first one.
+fn network(interfaces: Vec<InterfaceStats>, now: Timestamp) -> Option<NetworkStats> {
+    let default_interface = interfaces
+        .iter()
+        .find(|i| i.name == "eth0")
+        .or(interfaces.first())
+        .cloned()?;
+    Some(NetworkStats {
+        time: now,
+        default_interface,
+        interfaces,
+    })
+}
+
 const POD_UID_LABEL: &str = "io.kubernetes.pod.uid";
 
 /// One round of rates: the new samples replace the old ones at the end, so series of
@@ -101,8 +118,36 @@ impl StatsProvider {
         }
     }
 
-    pub(crate) fn config(&self) -> &StatsConfig {
-        &self.config
+    /// The cgroup (path inside a hierarchy) of one of the pod's containers or its sandbox,
+    /// as kuberuntime places them with the cgroupfs driver.
+    pub(crate) fn container_cgroup(&self, pod: &Pod, container_id: &str) -> String {
+        let parent = kubelet_kuberuntime::qos::pod_cgroup_parent(
+            pod,
+            &self.config.pod_cgroup_root,
+            self.config.cgroups_per_qos,
+        );
+        format!("{}/{container_id}", parent.trim_end_matches('/'))
+    }
+
+    /// A file of a container's cgroup in the `hierarchy` (memory, cpuacct, ...).
+    pub(crate) fn cgroup_file(&self, hierarchy: &str, cgroup: &str, file: &str) -> PathBuf {
+        self.config
+            .cgroup_mount
+            .join(hierarchy)
+            .join(cgroup.trim_start_matches('/'))
+            .join(file)
+    }
+
+    /// The pod's network figures, from /proc/<pid>/net/dev of its sandbox's first process,
+    /// which lives in the pod's network namespace.
+    fn pod_network(&self, pod: &Pod, sandbox_id: &str, now: Timestamp) -> Option<NetworkStats> {
+        let cgroup = self.container_cgroup(pod, sandbox_id);
+        let procs =
+            std::fs::read_to_string(self.cgroup_file("memory", &cgroup, "cgroup.procs")).ok()?;
+        let pid: u32 = procs.lines().next()?.trim().parse().ok()?;
+        let net_dev = self.config.proc_root.join(pid.to_string()).join("net/dev");
+        let interfaces = host::interfaces(&net_dev).ok()?;
+        network(interfaces, now)
     }
 
     /// The /stats/summary answer. The first call has no `usageNanoCores` (there is nothing to
@@ -167,9 +212,11 @@ impl StatsProvider {
                 p.metadata.uid.as_deref() == Some(pod_ref.uid.as_str())
                     || sandbox.labels.get(POD_UID_LABEL) == p.metadata.uid.as_ref()
             });
+            let network = spec.and_then(|pod| self.pod_network(pod, &sandbox.id, now));
             pod_stats.push(self.pod_stats(
                 &mut rates,
                 pod_ref,
+                network,
                 Timestamp(sandbox.created_at),
                 &stats,
                 spec,
@@ -222,16 +269,10 @@ impl StatsProvider {
         image_fs: FsStats,
     ) -> Result<NodeStats, StatsError> {
         let config = &self.config;
-        let cpu_nanos = host::cpu_usage_nanos(&config.cgroup_root)?;
-        let memory = host::memory(&config.cgroup_root, &config.proc_root)?;
+        let cpu_nanos = host::cpu_usage_nanos(&config.cgroup_mount)?;
+        let memory = host::memory(&config.cgroup_mount, &config.proc_root)?;
         let (maxpid, curproc) = host::process_counts(&config.proc_root)?;
         let interfaces = host::interfaces(&config.proc_root.join("net/dev"))?;
-        // Upstream reports eth0 as the node's interface when there is one.
-        let default_interface = interfaces
-            .iter()
-            .find(|i| i.name == "eth0")
-            .or(interfaces.first())
-            .cloned();
         Ok(NodeStats {
             node_name: node_name.to_string(),
             start_time: host::boot_time(&config.proc_root)?,
@@ -245,11 +286,7 @@ impl StatsProvider {
                 page_faults: Some(memory.page_faults),
                 major_page_faults: Some(memory.major_page_faults),
             }),
-            network: default_interface.map(|default_interface| NetworkStats {
-                time: now,
-                default_interface,
-                interfaces,
-            }),
+            network: network(interfaces, now),
             fs: Some(root_fs),
             runtime: Some(RuntimeStats {
                 image_fs: Some(image_fs.clone()),
@@ -268,6 +305,7 @@ impl StatsProvider {
         &self,
         rates: &mut Rates<'_>,
         pod_ref: PodReference,
+        network: Option<NetworkStats>,
         start_time: Timestamp,
         stats: &[(&api::Container, &api::ContainerStats)],
         spec: Option<&Pod>,
@@ -365,7 +403,7 @@ impl StatsProvider {
             containers,
             cpu,
             memory,
-            network: None,
+            network,
             volume,
             ephemeral_storage: Some(FsStats {
                 used_bytes: ephemeral_used.or(Some(0)),

@@ -1,11 +1,10 @@
 //! /metrics/resource and /metrics/cadvisor, read back with the text parser.
 
-use super::fixture::{CONTAINER, NAMESPACE, POD, UID, fixture};
+use super::fixture::{CONTAINER, NAMESPACE, POD, UID, fixture, fixture_with_cgroups, pod, write};
 use super::promtext::Exposition;
 use crate::resource_metrics;
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::time::Duration;
+use tempfile::TempDir;
 
 #[tokio::test(start_paused = true)]
 async fn resource_metrics_match_the_summary() {
@@ -82,24 +81,21 @@ fn a_failed_scrape_reports_only_the_error() {
 
 #[tokio::test(start_paused = true)]
 async fn cadvisor_metrics_carry_cadvisor_labels() {
-    let f = fixture().await;
+    let cgroups = TempDir::new().expect("temp dir");
+    let f = fixture_with_cgroups(cgroups.path().to_path_buf()).await;
+    let cgroup = format!("kubepods/besteffort/pod{UID}/{}", f.container_id);
+    write(
+        &cgroups
+            .path()
+            .join("memory")
+            .join(&cgroup)
+            .join("memory.limit_in_bytes"),
+        "67108864\n",
+    );
     tokio::time::advance(Duration::from_secs(3)).await;
-    let pod = Pod {
-        metadata: ObjectMeta {
-            name: Some(POD.to_string()),
-            namespace: Some(NAMESPACE.to_string()),
-            uid: Some(UID.to_string()),
-            ..Default::default()
-        },
-        status: Some(PodStatus {
-            qos_class: Some("Burstable".to_string()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
     let text = f
         .provider
-        .cadvisor_metrics(&f.fake, &[pod])
+        .cadvisor_metrics(&f.fake, &[pod()])
         .await
         .expect("cadvisor");
     let e = Exposition::parse(&text);
@@ -111,10 +107,7 @@ async fn cadvisor_metrics_carry_cadvisor_labels() {
     ];
     let cpu = e.one("container_cpu_usage_seconds_total", &labels);
     assert_eq!(cpu.labels["cpu"], "total");
-    assert_eq!(
-        cpu.labels["id"],
-        format!("/kubepods/burstable/pod{UID}/{}", f.container_id)
-    );
+    assert_eq!(cpu.labels["id"], format!("/{cgroup}"));
     assert!(cpu.labels["image"].contains("busybox"), "{:?}", cpu.labels);
     assert!(cpu.value > 0.0 && cpu.timestamp.is_some());
     for name in [
@@ -131,8 +124,24 @@ async fn cadvisor_metrics_carry_cadvisor_labels() {
             ["container", "id", "image", "name", "namespace", "pod"]
         );
     }
-    assert!(
-        e.find("container_spec_memory_limit_bytes", &[]).is_empty(),
-        "no cgroup for a fake container, so no limit"
+    let limit = e.one("container_spec_memory_limit_bytes", &labels);
+    assert_eq!(limit.value, 67108864.0);
+    assert_eq!(limit.timestamp, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cadvisor_metrics_without_the_pod_have_no_cgroup() {
+    let f = fixture().await;
+    let text = f
+        .provider
+        .cadvisor_metrics(&f.fake, &[])
+        .await
+        .expect("cadvisor");
+    let e = Exposition::parse(&text);
+    let cpu = e.one(
+        "container_cpu_usage_seconds_total",
+        &[("container", CONTAINER)],
     );
+    assert_eq!(cpu.labels["id"], "");
+    assert!(e.find("container_spec_memory_limit_bytes", &[]).is_empty());
 }

@@ -1,12 +1,15 @@
 //! A fake runtime with one running pod, and a provider reading this machine's /proc and cgroups.
 
 use crate::{StatsConfig, StatsProvider};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kubelet_cri::RuntimeService;
 use kubelet_cri::api::{
     ContainerConfig, ContainerMetadata, ImageSpec, PodSandboxConfig, PodSandboxMetadata,
 };
 use kubelet_cri::fake::FakeRuntime;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
 pub const POD: &str = "web";
@@ -17,6 +20,7 @@ pub const CONTAINER: &str = "app";
 pub struct Fixture {
     pub fake: FakeRuntime,
     pub provider: StatsProvider,
+    pub sandbox_id: String,
     pub container_id: String,
     /// Holds the temporary root dir until the test ends.
     pub _root: TempDir,
@@ -47,7 +51,12 @@ fn pod_labels() -> HashMap<String, String> {
     ])
 }
 
+/// The fixture reading this machine's cgroups.
 pub async fn fixture() -> Fixture {
+    fixture_with_cgroups("/sys/fs/cgroup".into()).await
+}
+
+pub async fn fixture_with_cgroups(cgroup_mount: PathBuf) -> Fixture {
     let fake = FakeRuntime::new();
     fake.add_image("busybox");
     let sandbox = fake
@@ -84,7 +93,9 @@ pub async fn fixture() -> Fixture {
     std::fs::create_dir_all(&log_dir).expect("log dir");
     std::fs::write(log_dir.join("0.log"), vec![b'x'; 8192]).expect("log file");
     let provider = StatsProvider::new(StatsConfig {
-        cgroup_root: "/sys/fs/cgroup".into(),
+        cgroup_mount,
+        pod_cgroup_root: "/".to_string(),
+        cgroups_per_qos: true,
         proc_root: "/proc".into(),
         root_dir: root.path().to_path_buf(),
         pod_logs_dir: logs,
@@ -93,7 +104,27 @@ pub async fn fixture() -> Fixture {
     Fixture {
         fake,
         provider,
+        sandbox_id: sandbox,
         container_id,
         _root: root,
     }
+}
+
+/// A pod object for the fixture's pod: no resources, so BestEffort.
+pub fn pod() -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(POD.to_string()),
+            namespace: Some(NAMESPACE.to_string()),
+            uid: Some(UID.to_string()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Writes `contents` to `path`, creating its directories.
+pub fn write(path: &Path, contents: &str) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+    std::fs::write(path, contents).expect("write");
 }

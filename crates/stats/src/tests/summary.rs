@@ -1,7 +1,8 @@
-use super::fixture::{CONTAINER, NAMESPACE, POD, UID, fixture};
+use super::fixture::{CONTAINER, NAMESPACE, POD, UID, fixture, fixture_with_cgroups, pod, write};
 use crate::provider::nano_cores_between;
 use serde_json::Value;
 use std::time::Duration;
+use tempfile::TempDir;
 
 fn number(value: &Value, pointer: &str) -> u64 {
     value
@@ -137,4 +138,71 @@ async fn stopped_containers_have_no_stats() {
         .expect("summary");
     assert!(summary.pods[0].containers.is_empty());
     assert!(summary.pods[0].cpu.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn node_memory_and_cpu_come_from_the_root_cgroups() {
+    let cgroups = TempDir::new().expect("temp dir");
+    let root = cgroups.path();
+    write(&root.join("cpuacct/cpuacct.usage"), "123456789\n");
+    write(&root.join("memory/memory.usage_in_bytes"), "1000000\n");
+    write(
+        &root.join("memory/memory.stat"),
+        "cache 5\nrss 6\ntotal_inactive_file 300000\ntotal_rss 200000\ntotal_pgfault 42\ntotal_pgmajfault 7\n",
+    );
+    let f = fixture_with_cgroups(root.to_path_buf()).await;
+    let summary = f
+        .provider
+        .summary(&f.fake, "node-a", &[])
+        .await
+        .expect("summary");
+    let cpu = summary.node.cpu.as_ref().expect("cpu");
+    assert_eq!(cpu.usage_core_nano_seconds, Some(123456789));
+    let memory = summary.node.memory.as_ref().expect("memory");
+    assert_eq!(memory.usage_bytes, Some(1000000));
+    assert_eq!(
+        memory.working_set_bytes,
+        Some(700000),
+        "usage minus inactive file"
+    );
+    assert_eq!(memory.rss_bytes, Some(200000));
+    assert_eq!(memory.page_faults, Some(42));
+    assert_eq!(memory.major_page_faults, Some(7));
+}
+
+#[tokio::test(start_paused = true)]
+async fn pod_network_comes_from_its_sandbox_process() {
+    let cgroups = TempDir::new().expect("temp dir");
+    let root = cgroups.path();
+    write(&root.join("cpuacct/cpuacct.usage"), "1\n");
+    write(&root.join("memory/memory.usage_in_bytes"), "1\n");
+    write(&root.join("memory/memory.stat"), "total_inactive_file 0\n");
+    let f = fixture_with_cgroups(root.to_path_buf()).await;
+    // This test process stands in for the pause process: its netns is the host's.
+    write(
+        &root
+            .join(format!("memory/kubepods/besteffort/pod{UID}"))
+            .join(&f.sandbox_id)
+            .join("cgroup.procs"),
+        &format!("{}\n", std::process::id()),
+    );
+    let summary = f
+        .provider
+        .summary(&f.fake, "node-a", &[pod()])
+        .await
+        .expect("summary");
+    let json = serde_json::to_value(&summary).expect("json");
+    let network = &json["pods"][0]["network"];
+    let interfaces = network["interfaces"].as_array().expect("interfaces");
+    let host = std::fs::read_to_string("/proc/net/dev").expect("net dev");
+    let host_has_interfaces = host
+        .lines()
+        .skip(2)
+        .any(|l| !l.trim_start().starts_with("lo:"));
+    assert_eq!(!interfaces.is_empty(), host_has_interfaces, "{json:#}");
+    if host_has_interfaces {
+        for key in ["name", "rxBytes", "txBytes", "rxErrors", "txErrors"] {
+            assert!(network.get(key).is_some(), "network.{key} in {network:#}");
+        }
+    }
 }
