@@ -9,9 +9,11 @@ use crate::pod_sync::PodSyncer;
 use crate::pod_workers::PodWorkers;
 use crate::probes::Probes;
 use crate::runonce;
+use crate::server::view::{self, View};
 use crate::server::{self, healthz, read_only};
 use crate::status::StatusManager;
 use crate::sync_loop::SyncLoop;
+use kubelet_config::AuthorizationMode;
 use kubelet_config::KubeletConfig;
 use kubelet_cri::Runtime;
 use kubelet_cri::remote::RemoteRuntime;
@@ -22,9 +24,11 @@ use kubelet_kuberuntime::sandbox_config::SandboxOptions;
 use kubelet_nodeshutdown::{ShutdownConfig, ShutdownWatcher};
 use kubelet_prober::handlers::Handlers;
 use kubelet_prober::{LifecycleHandlers, ProbeManager};
+use kubelet_server::ServerConfig;
 use kubelet_sources::SourcesConfig;
 use kubelet_volumes::VolumeManager;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -148,6 +152,42 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
         server::serve("healthz", addr, healthz::router(health.clone()))
             .await
             .map_err(AppError::Setup)?;
+    }
+    if cfg.authorization_mode == AuthorizationMode::Webhook {
+        // Webhook authorization asks the API server (cluster mode); standalone, the port stays
+        // closed rather than open to everyone.
+        tracing::error!(
+            port = cfg.port,
+            "the kubelet API port is not served: authorization mode Webhook needs the API server, not supported yet; set authorization.mode AlwaysAllow to serve it"
+        );
+    } else {
+        let view = View {
+            node_name: cfg.node_name.clone(),
+            pods: pods.clone(),
+            status: status.clone(),
+            runtime: runtime.clone(),
+            health: health.clone(),
+            configz: view::configz(&cfg),
+        };
+        let server = ServerConfig {
+            address: cfg.address,
+            port: cfg.port,
+            tls_cert_file: cfg.tls_cert_file.clone(),
+            tls_private_key_file: cfg.tls_private_key_file.clone(),
+            cert_dir: cfg.cert_dir.clone(),
+            node_ips: cfg.node_ips.clone(),
+            client_ca_file: cfg.client_ca_file.clone(),
+            anonymous_auth: cfg.anonymous_auth,
+            authorization_mode: cfg.authorization_mode,
+            tls_min_version: cfg.tls_min_version.clone(),
+            tls_cipher_suites: cfg.tls_cipher_suites.clone(),
+            log_dir: PathBuf::from("/var/log"),
+        };
+        kubelet_server::serve(server, Arc::new(view))
+            .await
+            .map_err(|e| {
+                AppError::Setup(format!("kubelet API on {}:{}: {e}", cfg.address, cfg.port))
+            })?;
     }
     if cfg.read_only_port > 0 {
         let addr = SocketAddr::new(cfg.address, cfg.read_only_port);

@@ -485,3 +485,53 @@ async fn the_read_only_port_serves_the_pods_with_their_status() {
     );
     k.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_kubelet_api_port_serves_pods_logs_and_configz_over_tls() {
+    let _serial = support::serial().await;
+    let port = free_port();
+    let k = Kubelet::new("e2e-api");
+    let pki = k.dir.join("pki");
+    let mut k = k
+        .with_config("authorization: {mode: AlwaysAllow}\nauthentication: {anonymous: {enabled: true}, webhook: {enabled: false}}\n")
+        .with_args(&["--address=127.0.0.1", &format!("--port={port}"), &format!("--cert-dir={}", pki.display())]);
+    k.write_manifest("shared.yaml", &shared_volume_pod());
+    k.start();
+    let name = k.pod_name("shared");
+    k.wait_running(&name, &["one", "two"], START).await;
+
+    // A self-signed serving certificate: what a kubelet without --tls-cert-file presents.
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let get = |path: String| {
+        let client = client.clone();
+        async move {
+            let resp = client
+                .get(format!("https://127.0.0.1:{port}{path}"))
+                .send()
+                .await
+                .ok()?;
+            Some((resp.status().as_u16(), resp.text().await.ok()?))
+        }
+    };
+    let (code, body) = wait_for("the API port", START, &k, || get("/pods".into())).await;
+    assert_eq!(code, 200);
+    assert!(body.contains(&name), "{body}");
+    let logs = wait_for("one's log through /containerLogs", START, &k, || async {
+        let (code, body) = get(format!("/containerLogs/default/{name}/one?tailLines=1")).await?;
+        (code == 200 && body.contains("one-says-hello")).then_some(body)
+    })
+    .await;
+    assert_eq!(logs, "one-says-hello\n");
+    let (code, body) = get("/configz".into()).await.unwrap();
+    assert_eq!(code, 200);
+    assert!(body.contains("\"kubeletconfig\""), "{body}");
+    assert_eq!(get("/healthz".into()).await.unwrap(), (200, "ok".into()));
+    let (code, _) = get(format!("/containerLogs/default/{name}/nope"))
+        .await
+        .unwrap();
+    assert_eq!(code, 404);
+    k.cleanup().await;
+}

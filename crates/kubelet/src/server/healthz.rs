@@ -29,7 +29,7 @@ impl Health {
         *self.last_beat.lock().unwrap() = Instant::now();
     }
 
-    fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), String> {
         let silent = self.last_beat.lock().unwrap().elapsed();
         if silent > MAX_SYNC_LOOP_SILENCE {
             return Err(format!(

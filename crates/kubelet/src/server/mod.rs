@@ -3,6 +3,7 @@
 
 pub mod healthz;
 pub mod read_only;
+pub mod view;
 
 use std::net::SocketAddr;
 
