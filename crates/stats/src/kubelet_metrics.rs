@@ -252,11 +252,17 @@ impl KubeletMetrics {
     }
 
     /// The /metrics body in the OpenMetrics text format (serve it as
-    /// `application/openmetrics-text; version=1.0.0; charset=utf-8`).
+    /// [`OPENMETRICS_CONTENT_TYPE`](crate::exposition::OPENMETRICS_CONTENT_TYPE)).
     pub fn encode(&self) -> String {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
         text
+    }
+
+    /// The /metrics body in the Prometheus text format 0.0.4 (serve it as
+    /// [`CONTENT_TYPE`](crate::exposition::CONTENT_TYPE)), what upstream answers by default.
+    pub fn encode_prometheus_text(&self) -> String {
+        crate::exposition::openmetrics_to_prometheus(&self.encode())
     }
 }

@@ -149,3 +149,54 @@ fn process_metrics_describe_this_process() {
         "{started} vs {now}"
     );
 }
+
+#[test]
+fn prometheus_text_names_counter_families_with_total() {
+    let metrics = KubeletMetrics::new("node-a", BuildInfo::default());
+    metrics.inc_started_pods();
+    let text = metrics.encode_prometheus_text();
+    assert!(
+        text.contains("# TYPE kubelet_started_pods_total counter\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# HELP kubelet_started_pods_total [ALPHA] "),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE process_cpu_seconds_total counter\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE kubelet_running_pods gauge\n"),
+        "{text}"
+    );
+    assert!(!text.contains("# EOF"), "{text}");
+    let e = Exposition::parse(&text);
+    assert_eq!(e.types["kubelet_started_pods_total"], "counter");
+    assert_eq!(e.one("kubelet_started_pods_total", &[]).value, 1.0);
+}
+
+#[tokio::test]
+async fn runtime_operations_join_the_kubelet_registry() {
+    use kubelet_cri::RuntimeService;
+    use kubelet_cri::fake::FakeRuntime;
+    use kubelet_cri::instrumented::InstrumentedRuntime;
+
+    let mut metrics = KubeletMetrics::new("node-a", BuildInfo::default());
+    let runtime = InstrumentedRuntime::new(FakeRuntime::new());
+    runtime.register(metrics.registry_mut());
+    runtime.version().await.expect("version");
+    let e = Exposition::parse(&metrics.encode_prometheus_text());
+    let labels = [("operation_type", "version")];
+    assert_eq!(
+        e.one("kubelet_runtime_operations_total", &labels).value,
+        1.0
+    );
+    assert_eq!(e.types["kubelet_runtime_operations_total"], "counter");
+    assert_eq!(
+        e.one("kubelet_runtime_operations_duration_seconds_count", &labels)
+            .value,
+        1.0
+    );
+}
