@@ -85,13 +85,19 @@ fn network(interfaces: Vec<InterfaceStats>, now: Timestamp) -> Option<NetworkSta
     })
 }
 
-const POD_UID_LABEL: &str = "io.kubernetes.pod.uid";
-
 /// One round of rates: the new samples replace the old ones at the end, so series of
 /// containers that went away are forgotten.
 struct Rates<'a> {
     previous: &'a HashMap<String, CpuSample>,
     current: HashMap<String, CpuSample>,
+}
+
+/// What every part of one summary shares.
+struct Round<'a> {
+    now: Timestamp,
+    root_fs: FsStats,
+    image_fs: FsStats,
+    rates: Rates<'a>,
 }
 
 impl Rates<'_> {
@@ -170,17 +176,16 @@ impl StatsProvider {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone();
-        let mut rates = Rates {
-            previous: &previous,
-            current: HashMap::new(),
-        };
-        let node = self.node_stats(
-            &mut rates,
-            node_name,
+        let mut round = Round {
             now,
-            root_fs.clone(),
-            image_fs.clone(),
-        )?;
+            root_fs,
+            image_fs,
+            rates: Rates {
+                previous: &previous,
+                current: HashMap::new(),
+            },
+        };
+        let node = self.node_stats(&mut round, node_name)?;
 
         let running: HashMap<&str, &api::Container> = containers
             .iter()
@@ -195,11 +200,6 @@ impl StatsProvider {
             let Some(meta) = &sandbox.metadata else {
                 continue;
             };
-            let pod_ref = PodReference {
-                name: meta.name.clone(),
-                namespace: meta.namespace.clone(),
-                uid: meta.uid.clone(),
-            };
             let stats: Vec<(&api::Container, &api::ContainerStats)> = container_stats
                 .iter()
                 .filter_map(|s| {
@@ -208,24 +208,12 @@ impl StatsProvider {
                     (container.pod_sandbox_id == sandbox.id).then_some((*container, s))
                 })
                 .collect();
-            let spec = pods.iter().find(|p| {
-                p.metadata.uid.as_deref() == Some(pod_ref.uid.as_str())
-                    || sandbox.labels.get(POD_UID_LABEL) == p.metadata.uid.as_ref()
-            });
-            let network = spec.and_then(|pod| self.pod_network(pod, &sandbox.id, now));
-            pod_stats.push(self.pod_stats(
-                &mut rates,
-                pod_ref,
-                network,
-                Timestamp(sandbox.created_at),
-                &stats,
-                spec,
-                now,
-                &root_fs,
-                &image_fs,
-            ));
+            let spec = pods
+                .iter()
+                .find(|p| p.metadata.uid.as_deref() == Some(meta.uid.as_str()));
+            pod_stats.push(self.pod_stats(&mut round, sandbox, meta, &stats, spec));
         }
-        let current = rates.current;
+        let current = round.rates.current;
         *self
             .previous
             .lock()
@@ -260,15 +248,9 @@ impl StatsProvider {
         Ok(fs)
     }
 
-    fn node_stats(
-        &self,
-        rates: &mut Rates<'_>,
-        node_name: &str,
-        now: Timestamp,
-        root_fs: FsStats,
-        image_fs: FsStats,
-    ) -> Result<NodeStats, StatsError> {
+    fn node_stats(&self, round: &mut Round<'_>, node_name: &str) -> Result<NodeStats, StatsError> {
         let config = &self.config;
+        let now = round.now;
         let cpu_nanos = host::cpu_usage_nanos(&config.cgroup_mount)?;
         let memory = host::memory(&config.cgroup_mount, &config.proc_root)?;
         let (maxpid, curproc) = host::process_counts(&config.proc_root)?;
@@ -276,7 +258,7 @@ impl StatsProvider {
         Ok(NodeStats {
             node_name: node_name.to_string(),
             start_time: host::boot_time(&config.proc_root)?,
-            cpu: Some(rates.cpu("node".to_string(), now, Some(cpu_nanos))),
+            cpu: Some(round.rates.cpu("node".to_string(), now, Some(cpu_nanos))),
             memory: Some(MemoryStats {
                 time: now,
                 available_bytes: Some(memory.total_bytes.saturating_sub(memory.working_set_bytes)),
@@ -287,10 +269,10 @@ impl StatsProvider {
                 major_page_faults: Some(memory.major_page_faults),
             }),
             network: network(interfaces, now),
-            fs: Some(root_fs),
+            fs: Some(round.root_fs.clone()),
             runtime: Some(RuntimeStats {
-                image_fs: Some(image_fs.clone()),
-                container_fs: Some(image_fs),
+                image_fs: Some(round.image_fs.clone()),
+                container_fs: Some(round.image_fs.clone()),
             }),
             rlimit: Some(RlimitStats {
                 time: now,
@@ -300,19 +282,21 @@ impl StatsProvider {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn pod_stats(
         &self,
-        rates: &mut Rates<'_>,
-        pod_ref: PodReference,
-        network: Option<NetworkStats>,
-        start_time: Timestamp,
+        round: &mut Round<'_>,
+        sandbox: &api::PodSandbox,
+        meta: &api::PodSandboxMetadata,
         stats: &[(&api::Container, &api::ContainerStats)],
         spec: Option<&Pod>,
-        now: Timestamp,
-        root_fs: &FsStats,
-        image_fs: &FsStats,
     ) -> PodStats {
+        let now = round.now;
+        let pod_ref = PodReference {
+            name: meta.name.clone(),
+            namespace: meta.namespace.clone(),
+            uid: meta.uid.clone(),
+        };
+        let network = spec.and_then(|pod| self.pod_network(pod, &sandbox.id, now));
         let log_dir = self.config.pod_logs_dir.join(format!(
             "{}_{}_{}",
             pod_ref.namespace, pod_ref.name, pod_ref.uid
@@ -328,12 +312,12 @@ impl StatsProvider {
                 let logs = host::disk_usage(&log_dir.join(&name)).map(|(bytes, inodes)| FsStats {
                     used_bytes: Some(bytes),
                     inodes_used: Some(inodes),
-                    ..root_fs.clone()
+                    ..round.root_fs.clone()
                 });
                 ContainerStats {
                     start_time: Timestamp(container.created_at),
                     cpu: s.cpu.as_ref().map(|cpu| {
-                        let mut stats = rates.cpu(
+                        let mut stats = round.rates.cpu(
                             format!("container/{}", container.id),
                             Timestamp(cpu.timestamp),
                             value(&cpu.usage_core_nano_seconds),
@@ -356,7 +340,7 @@ impl StatsProvider {
                         time: Timestamp(layer.timestamp),
                         used_bytes: value(&layer.used_bytes),
                         inodes_used: value(&layer.inodes_used),
-                        ..image_fs.clone()
+                        ..round.image_fs.clone()
                     }),
                     logs,
                     name,
@@ -373,7 +357,11 @@ impl StatsProvider {
             .iter()
             .filter_map(|c| Some(c.cpu.as_ref()?.time))
             .max();
-        let cpu = pod_cpu_time.map(|time| rates.cpu(format!("pod/{}", pod_ref.uid), time, pod_cpu));
+        let cpu = pod_cpu_time.map(|time| {
+            round
+                .rates
+                .cpu(format!("pod/{}", pod_ref.uid), time, pod_cpu)
+        });
         let memory_of = |field: fn(&MemoryStats) -> Option<u64>| {
             sum(containers.iter().map(|c| c.memory.as_ref().and_then(field)))
         };
@@ -399,7 +387,7 @@ impl StatsProvider {
             .map(|fs| fs.and_then(|fs| fs.inodes_used)));
         PodStats {
             pod_ref,
-            start_time,
+            start_time: Timestamp(sandbox.created_at),
             containers,
             cpu,
             memory,
@@ -408,7 +396,7 @@ impl StatsProvider {
             ephemeral_storage: Some(FsStats {
                 used_bytes: ephemeral_used.or(Some(0)),
                 inodes_used: ephemeral_inodes.or(Some(0)),
-                ..root_fs.clone()
+                ..round.root_fs.clone()
             }),
         }
     }
