@@ -23,7 +23,7 @@ pub struct Fixture {
     pub sandbox_id: String,
     pub container_id: String,
     /// Holds the temporary root dir until the test ends.
-    pub _root: TempDir,
+    root: TempDir,
 }
 
 fn sandbox_config() -> PodSandboxConfig {
@@ -106,7 +106,14 @@ pub async fn fixture_with_cgroups(cgroup_mount: PathBuf) -> Fixture {
         provider,
         sandbox_id: sandbox,
         container_id,
-        _root: root,
+        root,
+    }
+}
+
+impl Fixture {
+    /// The kubelet root dir the provider reads.
+    pub fn root_path(&self) -> &Path {
+        self.root.path()
     }
 }
 

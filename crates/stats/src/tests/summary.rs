@@ -206,3 +206,40 @@ async fn pod_network_comes_from_its_sandbox_process() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn volumes_are_measured_under_the_pod_dir() {
+    use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, PodSpec, Volume};
+
+    let f = fixture().await;
+    let cache = f
+        .root_path()
+        .join(format!("pods/{UID}/volumes/kubernetes.io~empty-dir/cache"));
+    write(&cache.join("data"), &"x".repeat(10_000));
+    let mut with_volumes = pod();
+    let volume = |name: &str| Volume {
+        name: name.to_string(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    };
+    with_volumes.spec = Some(PodSpec {
+        // "unmounted" has no directory yet, so no stats.
+        volumes: Some(vec![volume("cache"), volume("unmounted")]),
+        ..Default::default()
+    });
+    let summary = f
+        .provider
+        .summary(&f.fake, "node-a", &[with_volumes])
+        .await
+        .expect("summary");
+    let json = serde_json::to_value(&summary).expect("json");
+    let volumes = json["pods"][0]["volume"].as_array().expect("volume list");
+    assert_eq!(volumes.len(), 1, "{volumes:?}");
+    assert_eq!(volumes[0]["name"], "cache");
+    assert!(number(&volumes[0], "/usedBytes") >= 10_000);
+    assert!(number(&volumes[0], "/capacityBytes") > 0);
+    assert!(
+        number(&volumes[0], "/inodesUsed") >= 2,
+        "the dir and its file"
+    );
+}
