@@ -1,0 +1,27 @@
+//! The node's presence in the cluster: registration of the Node object, its status computed
+//! and posted as upstream's kubelet does, and the Lease heartbeat in kube-node-lease.
+//! Upstream: pkg/kubelet/nodestatus, pkg/kubelet/nodelease, kubelet_node_status.go.
+
+mod backoff;
+mod client;
+mod conditions;
+mod error;
+mod info;
+mod lease;
+mod machine;
+pub mod quantity;
+mod registration;
+mod resources;
+mod status;
+mod status_loop;
+
+pub use client::client_from_kubeconfig;
+pub use error::NodeStatusError;
+pub use info::{
+    HardEviction, KUBELET_VERSION, NodeInfoSource, PressureInputs, Reserved, Threshold,
+};
+pub use lease::{LeaseConfig, LeaseLoop};
+pub use machine::MachineFacts;
+pub use registration::{initial_node, register_node, register_node_until_success};
+pub use status::{go_arch, node_status, status_changed};
+pub use status_loop::{NodeStatusConfig, NodeStatusLoop};
