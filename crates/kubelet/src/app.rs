@@ -16,6 +16,7 @@ use crate::sync_loop::SyncLoop;
 use kubelet_config::AuthorizationMode;
 use kubelet_config::KubeletConfig;
 use kubelet_cri::Runtime;
+use kubelet_cri::instrumented::InstrumentedRuntime;
 use kubelet_cri::remote::RemoteRuntime;
 use kubelet_kuberuntime::dns::DnsOptions;
 use kubelet_kuberuntime::events::{EventRecorder, LogRecorder};
@@ -26,7 +27,9 @@ use kubelet_prober::handlers::Handlers;
 use kubelet_prober::{LifecycleHandlers, ProbeManager};
 use kubelet_server::ServerConfig;
 use kubelet_sources::SourcesConfig;
+use kubelet_stats::{BuildInfo, KubeletMetrics, StatsConfig, StatsProvider};
 use kubelet_volumes::VolumeManager;
+use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,14 +68,17 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
-    let runtime: Arc<dyn Runtime> = Arc::new(
-        RemoteRuntime::connect(
-            &cfg.container_runtime_endpoint,
-            &cfg.image_service_endpoint,
-            cfg.runtime_request_timeout,
-        )
-        .await?,
-    );
+    let remote = RemoteRuntime::connect(
+        &cfg.container_runtime_endpoint,
+        &cfg.image_service_endpoint,
+        cfg.runtime_request_timeout,
+    )
+    .await?;
+    let mut metrics = KubeletMetrics::new(&cfg.node_name, BuildInfo::default());
+    let instrumented = InstrumentedRuntime::new(remote);
+    instrumented.register(metrics.registry_mut());
+    let metrics = Arc::new(metrics);
+    let runtime: Arc<dyn Runtime> = Arc::new(instrumented);
     let version = runtime.version().await?;
     tracing::info!(runtime = %version.runtime_name, version = %version.runtime_version, api = %version.runtime_api_version, "connected to the container runtime");
 
@@ -111,6 +117,8 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
     };
     let hooks = Arc::new(LifecycleHandlers::new(Handlers::new(runtime.clone())));
     let (prober, probe_updates) = ProbeManager::new(runtime.clone(), events.clone());
+    let mut probe_metrics = Registry::default();
+    prober.register_metrics(&mut probe_metrics);
     let manager = Arc::new(
         RuntimeManager::new(
             runtime.clone(),
@@ -168,6 +176,17 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
             runtime: runtime.clone(),
             health: health.clone(),
             configz: view::configz(&cfg),
+            metrics: metrics.clone(),
+            probe_metrics: Arc::new(probe_metrics),
+            stats: Arc::new(StatsProvider::new(StatsConfig {
+                cgroup_mount: PathBuf::from("/sys/fs/cgroup"),
+                pod_cgroup_root: cfg.cgroup_root.clone(),
+                cgroups_per_qos: cfg.cgroups_per_qos,
+                proc_root: PathBuf::from("/proc"),
+                root_dir: cfg.root_dir.clone(),
+                pod_logs_dir: cfg.pod_logs_dir.clone(),
+                image_fs_from_cri: true,
+            })),
         };
         let server = ServerConfig {
             address: cfg.address,

@@ -487,7 +487,7 @@ async fn the_read_only_port_serves_the_pods_with_their_status() {
 }
 
 #[tokio::test]
-async fn the_kubelet_api_port_serves_pods_logs_and_configz_over_tls() {
+async fn the_kubelet_api_port_serves_pods_logs_configz_metrics_and_stats_over_tls() {
     let _serial = support::serial().await;
     let port = free_port();
     let k = Kubelet::new("e2e-api");
@@ -529,6 +529,31 @@ async fn the_kubelet_api_port_serves_pods_logs_and_configz_over_tls() {
     assert_eq!(code, 200);
     assert!(body.contains("\"kubeletconfig\""), "{body}");
     assert_eq!(get("/healthz".into()).await.unwrap(), (200, "ok".into()));
+    let (code, metrics) = get("/metrics".into()).await.unwrap();
+    assert_eq!(code, 200);
+    for series in [
+        "kubelet_runtime_operations_total{operation_type=\"run_podsandbox\"}",
+        "kubelet_running_pods 1",
+        "kubelet_node_name{node=\"e2e-api\"} 1",
+    ] {
+        assert!(metrics.contains(series), "{series} in:\n{metrics}");
+    }
+    assert_eq!(get("/metrics/probes".into()).await.unwrap().0, 200);
+    let summary = wait_for("/stats/summary with the pod", START, &k, || async {
+        let (code, body) = get("/stats/summary".into()).await?;
+        let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (code == 200
+            && json["pods"]
+                .as_array()?
+                .iter()
+                .any(|p| p["podRef"]["name"] == name.as_str()))
+        .then_some(json)
+    })
+    .await;
+    assert_eq!(summary["node"]["nodeName"], "e2e-api");
+    let (code, resource) = get("/metrics/resource".into()).await.unwrap();
+    assert_eq!(code, 200);
+    assert!(resource.contains(&format!("container_memory_working_set_bytes{{container=\"one\",namespace=\"default\",pod=\"{name}\"}}")), "{resource}");
     let (code, _) = get(format!("/containerLogs/default/{name}/nope"))
         .await
         .unwrap();

@@ -10,6 +10,7 @@ mod error;
 mod healthz;
 mod host_logs;
 mod listener;
+mod metrics;
 mod pods;
 mod tls;
 
@@ -23,7 +24,21 @@ use axum::routing::get;
 pub use error::ServerError;
 pub use kubelet_config::AuthorizationMode;
 
+/// The Prometheus endpoints the kubelet serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsPath {
+    /// /metrics: the kubelet's own metrics.
+    Kubelet,
+    /// /metrics/probes: prober_probe_total.
+    Probes,
+    /// /metrics/resource: what metrics-server scrapes.
+    Resource,
+    /// /metrics/cadvisor: the container_* series dashboards use.
+    Cadvisor,
+}
+
 /// What the server reads from the running kubelet.
+#[async_trait::async_trait]
 pub trait KubeletView: Send + Sync + 'static {
     fn node_name(&self) -> String;
     /// The pods this kubelet runs, with their current status (a v1 PodList's items).
@@ -33,6 +48,14 @@ pub trait KubeletView: Send + Sync + 'static {
     fn sync_loop_healthy(&self) -> Result<(), String>;
     /// The resolved configuration as upstream /configz shows it: {"kubeletconfig": {...}} .
     fn configz(&self) -> serde_json::Value;
+    /// The Prometheus text of a metrics endpoint; `None` when the kubelet does not serve it.
+    async fn metrics(&self, _path: MetricsPath) -> Option<String> {
+        None
+    }
+    /// The /stats/summary JSON; `None` when the kubelet does not serve it.
+    async fn stats_summary(&self) -> Option<Result<serde_json::Value, String>> {
+        None
+    }
 }
 
 /// How the authenticated kubelet port is served.
@@ -82,6 +105,11 @@ pub fn router(view: Arc<dyn KubeletView>, log_dir: PathBuf) -> Router {
         .route("/pods/", get(pods::pods))
         .route("/runningpods/", get(pods::running_pods))
         .route("/configz", get(pods::configz))
+        .route("/metrics", get(metrics::kubelet))
+        .route("/metrics/probes", get(metrics::probes))
+        .route("/metrics/resource", get(metrics::resource))
+        .route("/metrics/cadvisor", get(metrics::cadvisor))
+        .route("/stats/summary", get(metrics::summary))
         .route(
             "/containerLogs/{namespace}/{pod}/{container}",
             get(container_logs::handle),

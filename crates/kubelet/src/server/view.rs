@@ -7,6 +7,10 @@ use crate::status::StatusManager;
 use k8s_openapi::api::core::v1::Pod;
 use kubelet_config::KubeletConfig;
 use kubelet_cri::Runtime;
+use kubelet_cri::api::{ContainerState, PodSandboxState};
+use kubelet_server::{KubeletView, MetricsPath};
+use kubelet_stats::{KubeletMetrics, StatsProvider};
+use prometheus_client::registry::Registry;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -17,6 +21,37 @@ pub struct View {
     pub runtime: Arc<dyn Runtime>,
     pub health: Health,
     pub configz: serde_json::Value,
+    pub metrics: Arc<KubeletMetrics>,
+    /// prober_probe_total, served alone on /metrics/probes as upstream does.
+    pub probe_metrics: Arc<Registry>,
+    pub stats: Arc<StatsProvider>,
+}
+
+impl View {
+    /// Running pods and containers as the runtime has them, set just before a scrape.
+    async fn count_running(&self) {
+        if let Ok(sandboxes) = self.runtime.list_pod_sandbox(None).await {
+            let ready = sandboxes
+                .iter()
+                .filter(|s| s.state == PodSandboxState::SandboxReady as i32)
+                .count();
+            self.metrics.set_running_pods(ready as i64);
+        }
+        if let Ok(containers) = self.runtime.list_containers(None).await {
+            for state in [
+                ContainerState::ContainerCreated,
+                ContainerState::ContainerRunning,
+                ContainerState::ContainerExited,
+                ContainerState::ContainerUnknown,
+            ] {
+                let n = containers
+                    .iter()
+                    .filter(|c| c.state == state as i32)
+                    .count();
+                self.metrics.set_running_containers(state, n as i64);
+            }
+        }
+    }
 }
 
 /// The resolved configuration in KubeletConfiguration (v1beta1) field names, as /configz shows it.
@@ -51,7 +86,8 @@ pub fn configz(cfg: &KubeletConfig) -> serde_json::Value {
     }})
 }
 
-impl kubelet_server::KubeletView for View {
+#[async_trait::async_trait]
+impl KubeletView for View {
     fn node_name(&self) -> String {
         self.node_name.clone()
     }
@@ -70,5 +106,52 @@ impl kubelet_server::KubeletView for View {
 
     fn configz(&self) -> serde_json::Value {
         self.configz.clone()
+    }
+
+    async fn metrics(&self, path: MetricsPath) -> Option<String> {
+        Some(match path {
+            MetricsPath::Kubelet => {
+                self.count_running().await;
+                self.metrics.encode()
+            }
+            MetricsPath::Probes => {
+                let mut text = String::new();
+                prometheus_client::encoding::text::encode(&mut text, &self.probe_metrics).ok()?;
+                text
+            }
+            MetricsPath::Resource => {
+                let summary = self
+                    .stats
+                    .summary(self.runtime.as_ref(), &self.node_name, &self.pods())
+                    .await;
+                if let Err(e) = &summary {
+                    tracing::warn!("resource metrics: {e}");
+                }
+                kubelet_stats::resource_metrics(summary.as_ref().ok())
+            }
+            MetricsPath::Cadvisor => match self
+                .stats
+                .cadvisor_metrics(self.runtime.as_ref(), &self.pods())
+                .await
+            {
+                Ok(text) => text,
+                Err(e) => {
+                    tracing::warn!("cadvisor metrics: {e}");
+                    return None;
+                }
+            },
+        })
+    }
+
+    async fn stats_summary(&self) -> Option<Result<serde_json::Value, String>> {
+        let summary = self
+            .stats
+            .summary(self.runtime.as_ref(), &self.node_name, &self.pods())
+            .await;
+        Some(
+            summary
+                .map_err(|e| e.to_string())
+                .and_then(|s| serde_json::to_value(s).map_err(|e| e.to_string())),
+        )
     }
 }

@@ -22,6 +22,7 @@ pub struct FakeView {
     pub sync_loop: Mutex<Result<(), String>>,
 }
 
+#[async_trait::async_trait]
 impl KubeletView for FakeView {
     fn node_name(&self) -> String {
         "node-a".into()
