@@ -71,6 +71,15 @@ fn sum(values: impl Iterator<Item = Option<u64>>) -> Option<u64> {
     })
 }
 
+fn is_disk_empty_dir(pod: &Pod, volume: &str) -> bool {
+    pod.spec
+        .iter()
+        .flat_map(|spec| spec.volumes.iter().flatten())
+        .filter(|v| v.name == volume)
+        .filter_map(|v| v.empty_dir.as_ref())
+        .any(|empty_dir| empty_dir.medium.as_deref() != Some("Memory"))
+}
+
 /// Network stats with upstream's default interface, eth0, or else the first one.
 fn network(interfaces: Vec<InterfaceStats>, now: Timestamp) -> Option<NetworkStats> {
     let default_interface = interfaces
@@ -377,14 +386,20 @@ impl StatsProvider {
         let volume = spec
             .map(|pod| self.volume_stats(pod, &pod_ref.uid, now))
             .unwrap_or_default();
-        let ephemeral_used = sum(containers
+        // Ephemeral storage: the containers' writable layers and logs, and the emptyDir
+        // volumes on disk (a memory-backed one is RAM, not storage).
+        let on_disk_empty_dirs: Vec<&VolumeStats> = volume
             .iter()
-            .flat_map(|c| [c.rootfs.as_ref(), c.logs.as_ref()])
-            .map(|fs| fs.and_then(|fs| fs.used_bytes)));
-        let ephemeral_inodes = sum(containers
-            .iter()
-            .flat_map(|c| [c.rootfs.as_ref(), c.logs.as_ref()])
-            .map(|fs| fs.and_then(|fs| fs.inodes_used)));
+            .filter(|v| spec.is_some_and(|pod| is_disk_empty_dir(pod, &v.name)))
+            .collect();
+        let ephemeral = || {
+            containers
+                .iter()
+                .flat_map(|c| [c.rootfs.as_ref(), c.logs.as_ref()])
+                .chain(on_disk_empty_dirs.iter().map(|v| Some(&v.fs)))
+        };
+        let ephemeral_used = sum(ephemeral().map(|fs| fs.and_then(|fs| fs.used_bytes)));
+        let ephemeral_inodes = sum(ephemeral().map(|fs| fs.and_then(|fs| fs.inodes_used)));
         PodStats {
             pod_ref,
             start_time: Timestamp(sandbox.created_at),

@@ -242,4 +242,12 @@ async fn volumes_are_measured_under_the_pod_dir() {
         number(&volumes[0], "/inodesUsed") >= 2,
         "the dir and its file"
     );
+    let container = &json["pods"][0]["containers"][0];
+    assert_eq!(
+        number(&json["pods"][0], "/ephemeral-storage/usedBytes"),
+        number(container, "/rootfs/usedBytes")
+            + number(container, "/logs/usedBytes")
+            + number(&volumes[0], "/usedBytes"),
+        "writable layer, logs and the emptyDir"
+    );
 }
