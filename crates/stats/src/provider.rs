@@ -71,6 +71,12 @@ fn sum(values: impl Iterator<Item = Option<u64>>) -> Option<u64> {
     })
 }
 
+fn readable<T>(what: &str, result: Result<T, StatsError>) -> Option<T> {
+    result
+        .map_err(|error| tracing::warn!(%error, "summary without the {what}"))
+        .ok()
+}
+
 fn is_disk_empty_dir(pod: &Pod, volume: &str) -> bool {
     pod.spec
         .iter()
@@ -194,7 +200,7 @@ impl StatsProvider {
                 current: HashMap::new(),
             },
         };
-        let node = self.node_stats(&mut round, node_name)?;
+        let node = self.node_stats(&mut round, node_name);
 
         let running: HashMap<&str, &api::Container> = containers
             .iter()
@@ -257,18 +263,27 @@ impl StatsProvider {
         Ok(fs)
     }
 
-    fn node_stats(&self, round: &mut Round<'_>, node_name: &str) -> Result<NodeStats, StatsError> {
+    /// The node's figures; one that cannot be read is left out (and logged) rather than
+    /// failing the whole summary, so pods' stats still reach metrics-server.
+    fn node_stats(&self, round: &mut Round<'_>, node_name: &str) -> NodeStats {
         let config = &self.config;
         let now = round.now;
-        let cpu_nanos = host::cpu_usage_nanos(&config.cgroup_mount)?;
-        let memory = host::memory(&config.cgroup_mount, &config.proc_root)?;
-        let (maxpid, curproc) = host::process_counts(&config.proc_root)?;
-        let interfaces = host::interfaces(&config.proc_root.join("net/dev"))?;
-        Ok(NodeStats {
+        let cpu_nanos = readable("node cpu", host::cpu_usage_nanos(&config.cgroup_mount));
+        let memory = readable(
+            "node memory",
+            host::memory(&config.cgroup_mount, &config.proc_root),
+        );
+        let processes = readable("node processes", host::process_counts(&config.proc_root));
+        let interfaces = readable(
+            "node network",
+            host::interfaces(&config.proc_root.join("net/dev")),
+        );
+        NodeStats {
             node_name: node_name.to_string(),
-            start_time: host::boot_time(&config.proc_root)?,
-            cpu: Some(round.rates.cpu("node".to_string(), now, Some(cpu_nanos))),
-            memory: Some(MemoryStats {
+            start_time: readable("boot time", host::boot_time(&config.proc_root))
+                .unwrap_or_default(),
+            cpu: cpu_nanos.map(|nanos| round.rates.cpu("node".to_string(), now, Some(nanos))),
+            memory: memory.map(|memory| MemoryStats {
                 time: now,
                 available_bytes: Some(memory.total_bytes.saturating_sub(memory.working_set_bytes)),
                 usage_bytes: Some(memory.usage_bytes),
@@ -277,18 +292,18 @@ impl StatsProvider {
                 page_faults: Some(memory.page_faults),
                 major_page_faults: Some(memory.major_page_faults),
             }),
-            network: network(interfaces, now),
+            network: interfaces.and_then(|interfaces| network(interfaces, now)),
             fs: Some(round.root_fs.clone()),
             runtime: Some(RuntimeStats {
                 image_fs: Some(round.image_fs.clone()),
                 container_fs: Some(round.image_fs.clone()),
             }),
-            rlimit: Some(RlimitStats {
+            rlimit: processes.map(|(maxpid, curproc)| RlimitStats {
                 time: now,
                 maxpid: Some(maxpid),
                 curproc: Some(curproc),
             }),
-        })
+        }
     }
 
     fn pod_stats(

@@ -251,3 +251,22 @@ async fn volumes_are_measured_under_the_pod_dir() {
         "writable layer, logs and the emptyDir"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn missing_cgroup_files_leave_out_the_node_figures_not_the_pods() {
+    let empty = TempDir::new().expect("temp dir");
+    let f = fixture_with_cgroups(empty.path().to_path_buf()).await;
+    let summary = f
+        .provider
+        .summary(&f.fake, "node-a", &[])
+        .await
+        .expect("summary");
+    assert!(summary.node.cpu.is_none());
+    assert!(summary.node.memory.is_none());
+    assert!(
+        summary.node.rlimit.is_some(),
+        "read from /proc, not the cgroups"
+    );
+    assert_eq!(summary.pods.len(), 1);
+    assert!(summary.pods[0].containers[0].cpu.is_some());
+}
