@@ -122,8 +122,7 @@ fn set_ready(
             type_: "Ready".to_string(),
             status: FALSE.to_string(),
             reason: Some("KubeletNotReady".to_string()),
-            // errors.Join in upstream: one error per line.
-            message: Some(errors.join("\n")),
+            message: Some(aggregate_message(&errors)),
             ..NodeCondition::default()
         }
     };
@@ -141,6 +140,21 @@ fn set_ready(
             ready.last_transition_time = Some(now.clone());
             conditions.push(ready);
         }
+    }
+}
+
+/// An error list worded as upstream's utilerrors.NewAggregate: one message alone, several
+/// as "[a, b]", repeats dropped.
+fn aggregate_message(errors: &[String]) -> String {
+    let mut unique: Vec<&str> = Vec::new();
+    for error in errors {
+        if !unique.contains(&error.as_str()) {
+            unique.push(error);
+        }
+    }
+    match unique.as_slice() {
+        [one] => one.to_string(),
+        many => format!("[{}]", many.join(", ")),
     }
 }
 
@@ -217,9 +231,21 @@ mod tests {
         assert_eq!(ready.reason.as_deref(), Some("KubeletNotReady"));
         assert_eq!(
             ready.message.as_deref(),
-            Some("container runtime is down\nmissing node capacity for resources: pods")
+            Some("[container runtime is down, missing node capacity for resources: pods]")
         );
         assert_eq!(ready.last_transition_time, Some(at(120)));
+    }
+
+    #[test]
+    fn a_single_reason_is_the_whole_message() {
+        let mut conditions = Vec::new();
+        let inputs = PressureInputs {
+            not_ready_reasons: vec!["PLEG is not healthy".to_string(); 2],
+            ..PressureInputs::default()
+        };
+        update(&mut conditions, &inputs, &[], &at(100));
+        let ready = find(&conditions, "Ready");
+        assert_eq!(ready.message.as_deref(), Some("PLEG is not healthy"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod backoff;
 mod client;
 mod conditions;
 mod error;
+mod events;
 mod info;
 mod lease;
 mod machine;
@@ -17,6 +18,7 @@ mod status_loop;
 
 pub use client::client_from_kubeconfig;
 pub use error::NodeStatusError;
+pub use events::{record_node_event, record_starting_event, status_events};
 pub use info::{
     HardEviction, KUBELET_VERSION, NodeInfoSource, PressureInputs, Reserved, Threshold,
 };

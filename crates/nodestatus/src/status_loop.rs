@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::NodeStatusError;
 use crate::backoff::Backoff;
+use crate::events::{record_status_events, status_events};
 use crate::info::{NodeInfoSource, PressureInputs};
 use crate::machine::MachineFacts;
 use crate::status::{node_status, status_changed};
@@ -44,6 +45,7 @@ impl Default for NodeStatusConfig {
 /// Computes the node status every `update_frequency` and patches the Node's status
 /// subresource when it changed or when `report_frequency` has passed since the last post.
 pub struct NodeStatusLoop {
+    client: kube::Client,
     nodes: Api<Node>,
     info: NodeInfoSource,
     machine: MachineFacts,
@@ -63,7 +65,8 @@ impl NodeStatusLoop {
         config: NodeStatusConfig,
     ) -> Self {
         NodeStatusLoop {
-            nodes: Api::all(client),
+            nodes: Api::all(client.clone()),
+            client,
             info,
             machine,
             inputs,
@@ -114,6 +117,8 @@ impl NodeStatusLoop {
             .map_err(|e| node_error("patch the status of", e))?;
         self.last_report = Some(now);
         tracing::debug!(node = %name, "posted the node status");
+        let events = status_events(Some(&previous), &status);
+        record_status_events(&self.client, name, &events).await;
         Ok(true)
     }
 

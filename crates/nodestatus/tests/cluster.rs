@@ -6,12 +6,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, NodeCondition, Taint};
+use k8s_openapi::api::core::v1::{Event, Node, NodeCondition, Taint};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kubelet_nodestatus::{
     LeaseConfig, LeaseLoop, MachineFacts, NodeInfoSource, NodeStatusConfig, NodeStatusLoop,
-    PressureInputs, client_from_kubeconfig, register_node,
+    PressureInputs, client_from_kubeconfig, record_starting_event, register_node,
 };
 use kubelet_test_apiserver::TestApiServer;
 use kubelet_test_apiserver::resources;
@@ -245,6 +245,34 @@ async fn status_is_patched_on_change_and_when_the_report_is_due() {
         status_loop.sync().await.expect("fourth round"),
         "the report is due"
     );
+
+    record_starting_event(&cluster.client, NODE).await;
+    let reasons = event_reasons(&cluster.client).await;
+    for reason in [
+        "NodeHasSufficientMemory",
+        "NodeHasNoDiskPressure",
+        "NodeHasSufficientPID",
+        "NodeHasInsufficientMemory",
+        "Starting",
+    ] {
+        assert_eq!(
+            reasons.iter().filter(|r| *r == reason).count(),
+            1,
+            "{reason} once in {reasons:?}"
+        );
+    }
+}
+
+async fn event_reasons(client: &kube::Client) -> Vec<String> {
+    Api::<Event>::namespaced(client.clone(), "default")
+        .list(&ListParams::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(NODE))
+        .filter_map(|e| e.reason)
+        .collect()
 }
 
 #[tokio::test]
