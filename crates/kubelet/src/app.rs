@@ -138,7 +138,7 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
         ))
     })?;
 
-    let status = Arc::new(StatusManager::default());
+    let status = Arc::new(StatusManager::with_metrics(metrics.clone()));
     let syncer = Arc::new(PodSyncer {
         runtime: manager,
         volumes,
@@ -150,6 +150,7 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
         host_ip,
         sync_frequency: cfg.sync_frequency,
         probes: Probes::new(prober),
+        metrics: metrics.clone(),
     });
     let workers = PodWorkers::new(syncer);
 
@@ -225,6 +226,7 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
     tokio::spawn(async move { logs.run(std::future::pending()).await });
 
     let (pleg, pleg_events) = Pleg::new(runtime.clone());
+    let pleg = pleg.with_metrics(metrics.clone());
     tokio::spawn(pleg.run());
 
     let mut sources = kubelet_sources::start(SourcesConfig {

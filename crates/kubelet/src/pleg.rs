@@ -5,6 +5,7 @@
 use futures::StreamExt;
 use kubelet_cri::Runtime;
 use kubelet_kuberuntime::labels::POD_UID_LABEL;
+use kubelet_stats::KubeletMetrics;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +44,7 @@ pub struct Pleg {
     runtime: Arc<dyn Runtime>,
     tx: mpsc::UnboundedSender<String>,
     evented: Arc<AtomicBool>,
+    metrics: Option<Arc<KubeletMetrics>>,
 }
 
 impl Pleg {
@@ -54,9 +56,16 @@ impl Pleg {
                 runtime,
                 tx,
                 evented: Arc::default(),
+                metrics: None,
             },
             rx,
         )
+    }
+
+    /// Observes kubelet_pleg_relist_duration_seconds and kubelet_pleg_relist_interval_seconds.
+    pub fn with_metrics(mut self, metrics: Arc<KubeletMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     async fn relist(&self) -> Result<Snapshot, kubelet_cri::CriError> {
@@ -124,6 +133,7 @@ impl Pleg {
         ));
         let mut last = Snapshot::default();
         let mut since_relist = Duration::ZERO;
+        let mut last_relist: Option<tokio::time::Instant> = None;
         loop {
             tokio::time::sleep(RELIST_PERIOD).await;
             since_relist += RELIST_PERIOD;
@@ -136,7 +146,16 @@ impl Pleg {
                 continue;
             }
             since_relist = Duration::ZERO;
-            match self.relist().await {
+            let started = tokio::time::Instant::now();
+            if let (Some(m), Some(last)) = (&self.metrics, last_relist) {
+                m.observe_pleg_relist_interval(started - last);
+            }
+            last_relist = Some(started);
+            let relisted = self.relist().await;
+            if let Some(m) = &self.metrics {
+                m.observe_pleg_relist(started.elapsed());
+            }
+            match relisted {
                 Ok(snapshot) => {
                     for uid in snapshot.changed_pods(&last) {
                         if self.tx.send(uid).is_err() {

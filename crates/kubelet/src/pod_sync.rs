@@ -12,6 +12,7 @@ use kubelet_kuberuntime::events::{EventRecorder, EventType, reason};
 use kubelet_kuberuntime::manager::RuntimeManager;
 use kubelet_kuberuntime::runtime_status::PodRuntimeStatus;
 use kubelet_kuberuntime::sync::{SyncResult, Waiting};
+use kubelet_stats::KubeletMetrics;
 use kubelet_volumes::VolumeManager;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub struct PodSyncer {
     pub host_ip: Option<String>,
     pub sync_frequency: Duration,
     pub probes: Probes,
+    pub metrics: Arc<KubeletMetrics>,
 }
 
 /// What a sync tells the pod's worker.

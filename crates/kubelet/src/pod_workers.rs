@@ -126,11 +126,17 @@ async fn run_worker(
     // A pod re-added under the same UID while it was being removed starts again afterwards.
     let mut restart: Option<Pod> = None;
     let mut next = Instant::now();
+    // kubelet_pod_worker_duration_seconds' operation_type: create, update or sync.
+    let mut operation = "create";
     loop {
+        let mut updated = false;
         let mut apply =
             |m: Msg, terminate: &mut Option<(Option<Duration>, bool)>, pod: &mut Pod| match m {
                 Msg::Update(p) if terminate.is_some_and(|(_, remove)| remove) => restart = Some(*p),
-                Msg::Update(p) => *pod = *p,
+                Msg::Update(p) => {
+                    *pod = *p;
+                    updated = true;
+                }
                 Msg::Terminate { grace, remove } => {
                     let was_remove = terminate.is_some_and(|(_, r)| r);
                     *terminate = Some((grace, remove || was_remove));
@@ -146,6 +152,9 @@ async fn run_worker(
         }
         while let Ok(m) = rx.try_recv() {
             apply(m, &mut terminate, &mut pod);
+        }
+        if updated && operation != "create" {
+            operation = "update";
         }
 
         let current = *state.lock().unwrap();
@@ -192,7 +201,12 @@ async fn run_worker(
             next = Instant::now() + IDLE;
             continue;
         }
+        let started = Instant::now();
         let outcome = syncer.sync(&pod).await;
+        syncer
+            .metrics
+            .observe_pod_worker(operation, started.elapsed());
+        operation = "sync";
         if outcome.terminal {
             set(WorkerState::Terminating);
             syncer.terminate(&pod, None).await;

@@ -89,6 +89,10 @@ async fn node(sources: &[&'static str]) -> Node {
         host_ip: Some("192.0.2.10".into()),
         sync_frequency: Duration::from_secs(60),
         probes: Probes::new(prober),
+        metrics: Arc::new(kubelet_stats::KubeletMetrics::new(
+            "node",
+            kubelet_stats::BuildInfo::default(),
+        )),
     });
     let (mux, updates) = Mux::new();
     for s in sources {

@@ -535,6 +535,9 @@ async fn the_kubelet_api_port_serves_pods_logs_configz_metrics_and_stats_over_tl
         "kubelet_runtime_operations_total{operation_type=\"run_podsandbox\"}",
         "kubelet_running_pods 1",
         "kubelet_node_name{node=\"e2e-api\"} 1",
+        "kubelet_pod_start_duration_seconds_count 1",
+        "kubelet_pleg_relist_duration_seconds_count",
+        "kubelet_pod_worker_duration_seconds_count{operation_type=\"create\"} 1",
     ] {
         assert!(metrics.contains(series), "{series} in:\n{metrics}");
     }

@@ -112,7 +112,7 @@ impl KubeletView for View {
         Some(match path {
             MetricsPath::Kubelet => {
                 self.count_running().await;
-                self.metrics.encode()
+                self.metrics.encode_prometheus_text()
             }
             MetricsPath::Probes => {
                 let mut text = String::new();

@@ -1,12 +1,24 @@
 //! Holds the latest status of every pod and logs each change in one line.
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use kubelet_stats::KubeletMetrics;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
 pub struct StatusManager {
     statuses: Mutex<HashMap<String, PodStatus>>,
+    metrics: Option<Arc<KubeletMetrics>>,
+}
+
+/// When the kubelet first saw the pod (the config.seen annotation the sources set).
+fn first_seen(pod: &Pod) -> Option<k8s_openapi::jiff::Timestamp> {
+    pod.metadata
+        .annotations
+        .as_ref()?
+        .get("kubernetes.io/config.seen")?
+        .parse()
+        .ok()
 }
 
 /// A one-line summary of a status: phase, readiness, restarts and each waiting or terminated reason.
@@ -48,6 +60,14 @@ pub fn summary(status: &PodStatus) -> String {
 }
 
 impl StatusManager {
+    /// Observes kubelet_pod_start_duration_seconds as pods first reach Running.
+    pub fn with_metrics(metrics: Arc<KubeletMetrics>) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..Default::default()
+        }
+    }
+
     pub fn get(&self, uid: &str) -> Option<PodStatus> {
         self.statuses.lock().unwrap().get(uid).cloned()
     }
@@ -68,6 +88,16 @@ impl StatusManager {
             "pod status changed: {}",
             summary(&status)
         );
+        let was_running = map.get(&uid).and_then(|s| s.phase.as_deref()) == Some("Running");
+        if !was_running
+            && status.phase.as_deref() == Some("Running")
+            && let (Some(metrics), Some(seen)) = (&self.metrics, first_seen(pod))
+        {
+            let since = k8s_openapi::jiff::Timestamp::now().duration_since(seen);
+            metrics.observe_pod_start(std::time::Duration::from_secs_f64(
+                since.as_secs_f64().max(0.0),
+            ));
+        }
         map.insert(uid, status);
         true
     }
