@@ -10,6 +10,7 @@ mod events;
 mod info;
 mod lease;
 mod machine;
+mod node_address;
 pub mod quantity;
 mod registration;
 mod resources;
@@ -24,6 +25,7 @@ pub use info::{
 };
 pub use lease::{LeaseConfig, LeaseLoop};
 pub use machine::MachineFacts;
+pub use node_address::{default_hostname, detect_node_ip};
 pub use registration::{initial_node, register_node, register_node_until_success};
 pub use status::{go_arch, node_status, status_changed};
 pub use status_loop::{NodeStatusConfig, NodeStatusLoop};

@@ -399,3 +399,49 @@ async fn wait_for(mut done: impl FnMut() -> bool) {
     }
     panic!("timed out waiting");
 }
+
+/// A kubeconfig's bearer token goes out with the requests: a one-shot HTTP responder records
+/// the request the client sends.
+#[tokio::test]
+async fn the_kubeconfig_bearer_token_is_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a listener");
+    let addr = listener.local_addr().expect("an address");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://{addr}\n\
+             users:\n- name: u\n  user:\n    token: secret-token\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n\
+             current-context: x\n"
+        ),
+    )
+    .expect("kubeconfig written");
+    let responder = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("a connection");
+        let mut request = vec![0; 8192];
+        let n = stream.read(&mut request).await.expect("a request");
+        let body = r#"{"major":"1","minor":"32","gitVersion":"v1.32.0","gitCommit":"","gitTreeState":"","buildDate":"","goVersion":"","compiler":"","platform":"linux/amd64"}"#;
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream
+            .write_all(response.as_bytes())
+            .await
+            .expect("a response");
+        String::from_utf8_lossy(&request[..n]).to_lowercase()
+    });
+    let client = client_from_kubeconfig(&kubeconfig).await.expect("a client");
+    let version = client.apiserver_version().await.expect("the version");
+    assert_eq!(version.git_version, "v1.32.0");
+    let request = responder.await.expect("the responder");
+    assert!(
+        request.contains("authorization: bearer secret-token"),
+        "{request}"
+    );
+}
