@@ -17,10 +17,34 @@ const TRANSITIONS: [(&str, &str, &str); 7] = [
     ("Ready", "True", "NodeReady"),
 ];
 
-/// The event reasons for the condition transitions from `old` to `new`. As upstream, a
-/// pressure condition seen for the first time counts as a transition; Ready only counts once
-/// it had a status to move from.
-pub fn status_events(old: Option<&NodeStatus>, new: &NodeStatus) -> Vec<&'static str> {
+/// An event about the Node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEvent {
+    /// "Normal" or "Warning".
+    pub event_type: &'static str,
+    pub reason: String,
+    pub message: String,
+}
+
+impl NodeEvent {
+    fn normal(reason: &str, message: String) -> Self {
+        NodeEvent {
+            event_type: "Normal",
+            reason: reason.to_string(),
+            message,
+        }
+    }
+}
+
+/// The events the move from `old` to `new` calls for, as upstream's setters record them:
+/// condition transitions ("Node NAME status is now: REASON"; a pressure condition seen for
+/// the first time counts, Ready only once it had a status to move from) and a Warning
+/// "Rebooted" when the boot ID changed.
+pub fn status_events(
+    node_name: &str,
+    old: Option<&NodeStatus>,
+    new: &NodeStatus,
+) -> Vec<NodeEvent> {
     let status_of = |status: Option<&NodeStatus>, kind: &str| {
         status
             .and_then(|s| s.conditions.as_ref())
@@ -28,6 +52,20 @@ pub fn status_events(old: Option<&NodeStatus>, new: &NodeStatus) -> Vec<&'static
             .map(|c| c.status.clone())
     };
     let mut events = Vec::new();
+    let boot_id = |status: Option<&NodeStatus>| {
+        status
+            .and_then(|s| s.node_info.as_ref())
+            .map(|i| i.boot_id.clone())
+            .unwrap_or_default()
+    };
+    let (old_boot, new_boot) = (boot_id(old), boot_id(Some(new)));
+    if !old_boot.is_empty() && old_boot != new_boot {
+        events.push(NodeEvent {
+            event_type: "Warning",
+            reason: "Rebooted".to_string(),
+            message: format!("Node {node_name} has been rebooted, boot id: {new_boot}"),
+        });
+    }
     for kind in ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"] {
         let before = status_of(old, kind);
         let Some(after) = status_of(Some(new), kind) else {
@@ -42,40 +80,40 @@ pub fn status_events(old: Option<&NodeStatus>, new: &NodeStatus) -> Vec<&'static
             .map(|(_, _, reason)| *reason)
             .unwrap_or(if kind == "Ready" { "NodeNotReady" } else { "" });
         if !reason.is_empty() {
-            events.push(reason);
+            let message = format!("Node {node_name} status is now: {reason}");
+            events.push(NodeEvent::normal(reason, message));
         }
     }
     events
 }
 
-/// Posts a Normal event about the Node, in the default namespace, as the kubelet's recorder
-/// does for a cluster-scoped object. Events are best effort: a failure is logged, not returned.
-pub async fn record_node_event(
-    client: &kube::Client,
-    node_name: &str,
-    reason: &str,
-    message: &str,
-) {
+/// Posts an event about the Node, in the default namespace, as the kubelet's recorder does
+/// for a cluster-scoped object. Events are best effort: a failure is logged, not returned.
+pub async fn record_node_event(client: &kube::Client, node_name: &str, event: &NodeEvent) {
     let events: Api<Event> = Api::namespaced(client.clone(), "default");
-    let event = node_event(node_name, reason, message, Timestamp::now());
-    if let Err(e) = events.create(&PostParams::default(), &event).await {
-        tracing::warn!(node = %node_name, %reason, error = %e, "cannot record the node event");
+    let body = node_event(node_name, event, Timestamp::now());
+    if let Err(e) = events.create(&PostParams::default(), &body).await {
+        tracing::warn!(node = %node_name, reason = %event.reason, error = %e, "cannot record the node event");
     }
 }
 
 /// Records "Starting kubelet.", which the kubelet posts once on start.
 pub async fn record_starting_event(client: &kube::Client, node_name: &str) {
-    record_node_event(client, node_name, "Starting", "Starting kubelet.").await;
+    let event = NodeEvent::normal("Starting", "Starting kubelet.".to_string());
+    record_node_event(client, node_name, &event).await;
 }
 
-pub(crate) async fn record_status_events(client: &kube::Client, node_name: &str, reasons: &[&str]) {
-    for reason in reasons {
-        let message = format!("Node {node_name} status is now: {reason}");
-        record_node_event(client, node_name, reason, &message).await;
+pub(crate) async fn record_node_events(
+    client: &kube::Client,
+    node_name: &str,
+    events: &[NodeEvent],
+) {
+    for event in events {
+        record_node_event(client, node_name, event).await;
     }
 }
 
-fn node_event(node_name: &str, reason: &str, message: &str, now: Timestamp) -> Event {
+fn node_event(node_name: &str, event: &NodeEvent, now: Timestamp) -> Event {
     let time = Time(now.round(Unit::Second).unwrap_or(now));
     Event {
         metadata: ObjectMeta {
@@ -91,9 +129,9 @@ fn node_event(node_name: &str, reason: &str, message: &str, now: Timestamp) -> E
             uid: Some(node_name.to_string()),
             ..ObjectReference::default()
         },
-        reason: Some(reason.to_string()),
-        message: Some(message.to_string()),
-        type_: Some("Normal".to_string()),
+        reason: Some(event.reason.clone()),
+        message: Some(event.message.clone()),
+        type_: Some(event.event_type.to_string()),
         source: Some(EventSource {
             component: Some("kubelet".to_string()),
             host: Some(node_name.to_string()),
@@ -110,7 +148,11 @@ fn node_event(node_name: &str, reason: &str, message: &str, now: Timestamp) -> E
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::NodeCondition;
+    use k8s_openapi::api::core::v1::{NodeCondition, NodeSystemInfo};
+
+    fn reasons(events: &[NodeEvent]) -> Vec<&str> {
+        events.iter().map(|e| e.reason.as_str()).collect()
+    }
 
     fn status(conditions: &[(&str, &str)]) -> NodeStatus {
         NodeStatus {
@@ -137,7 +179,7 @@ mod tests {
             ("Ready", "True"),
         ]);
         assert_eq!(
-            status_events(None, &new),
+            reasons(&status_events("node-a", None, &new)),
             [
                 "NodeHasSufficientMemory",
                 "NodeHasNoDiskPressure",
@@ -150,25 +192,43 @@ mod tests {
     fn transitions_are_reported_once() {
         let old = status(&[("DiskPressure", "False"), ("Ready", "False")]);
         let new = status(&[("DiskPressure", "True"), ("Ready", "True")]);
-        assert_eq!(
-            status_events(Some(&old), &new),
-            ["NodeHasDiskPressure", "NodeReady"]
-        );
-        assert!(status_events(Some(&new), &new).is_empty());
+        let events = status_events("node-a", Some(&old), &new);
+        assert_eq!(reasons(&events), ["NodeHasDiskPressure", "NodeReady"]);
+        assert_eq!(events[1].message, "Node node-a status is now: NodeReady");
+        assert!(status_events("node-a", Some(&new), &new).is_empty());
         let not_ready = status(&[("DiskPressure", "True"), ("Ready", "False")]);
-        assert_eq!(status_events(Some(&new), &not_ready), ["NodeNotReady"]);
+        let events = status_events("node-a", Some(&new), &not_ready);
+        assert_eq!(reasons(&events), ["NodeNotReady"]);
+    }
+
+    #[test]
+    fn a_new_boot_id_is_a_reboot() {
+        let booted = |id: &str| NodeStatus {
+            node_info: Some(NodeSystemInfo {
+                boot_id: id.to_string(),
+                ..NodeSystemInfo::default()
+            }),
+            ..NodeStatus::default()
+        };
+        let events = status_events("node-a", Some(&booted("one")), &booted("two"));
+        assert_eq!(
+            events,
+            [NodeEvent {
+                event_type: "Warning",
+                reason: "Rebooted".to_string(),
+                message: "Node node-a has been rebooted, boot id: two".to_string(),
+            }]
+        );
+        assert!(status_events("node-a", Some(&booted("")), &booted("two")).is_empty());
     }
 
     #[test]
     fn the_event_names_the_node() {
-        let event = node_event(
-            "node-a",
-            "Starting",
-            "Starting kubelet.",
-            Timestamp::UNIX_EPOCH,
-        );
+        let starting = NodeEvent::normal("Starting", "Starting kubelet.".to_string());
+        let event = node_event("node-a", &starting, Timestamp::UNIX_EPOCH);
         assert_eq!(event.metadata.name.as_deref(), Some("node-a.0"));
         assert_eq!(event.involved_object.uid.as_deref(), Some("node-a"));
+        assert_eq!(event.type_.as_deref(), Some("Normal"));
         assert_eq!(
             event.source.and_then(|s| s.component).as_deref(),
             Some("kubelet")

@@ -19,7 +19,7 @@ mod status_loop;
 
 pub use client::client_from_kubeconfig;
 pub use error::NodeStatusError;
-pub use events::{record_node_event, record_starting_event, status_events};
+pub use events::{NodeEvent, record_node_event, record_starting_event, status_events};
 pub use info::{
     HardEviction, KUBELET_VERSION, NodeInfoSource, PressureInputs, Reserved, Threshold,
 };

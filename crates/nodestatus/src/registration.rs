@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::NodeStatusError;
 use crate::backoff::Backoff;
-use crate::events::{record_status_events, status_events};
+use crate::events::{record_node_events, status_events};
 use crate::info::{NodeInfoSource, PressureInputs};
 use crate::machine::MachineFacts;
 use crate::status::{go_arch, node_status};
@@ -102,8 +102,8 @@ pub async fn register_node(
         Ok(created) => {
             tracing::info!(node = %info.node_name, "registered the node");
             if let Some(status) = &node.status {
-                let events = status_events(None, status);
-                record_status_events(client, &info.node_name, &events).await;
+                let events = status_events(&info.node_name, None, status);
+                record_node_events(client, &info.node_name, &events).await;
             }
             return Ok(created);
         }

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::NodeStatusError;
 use crate::backoff::Backoff;
-use crate::events::{record_status_events, status_events};
+use crate::events::{record_node_events, status_events};
 use crate::info::{NodeInfoSource, PressureInputs};
 use crate::machine::MachineFacts;
 use crate::status::{node_status, status_changed};
@@ -117,8 +117,8 @@ impl NodeStatusLoop {
             .map_err(|e| node_error("patch the status of", e))?;
         self.last_report = Some(now);
         tracing::debug!(node = %name, "posted the node status");
-        let events = status_events(Some(&previous), &status);
-        record_status_events(&self.client, name, &events).await;
+        let events = status_events(name, Some(&previous), &status);
+        record_node_events(&self.client, name, &events).await;
         Ok(true)
     }
 
