@@ -12,6 +12,7 @@ mod lease;
 mod machine;
 mod node_address;
 pub mod quantity;
+mod rate_limit;
 mod registration;
 mod resources;
 mod status;
@@ -26,6 +27,7 @@ pub use info::{
 pub use lease::{LeaseConfig, LeaseLoop};
 pub use machine::MachineFacts;
 pub use node_address::{default_hostname, detect_node_ip};
+pub use rate_limit::{ApiRateLimit, RateLimit, RateLimitLayer};
 pub use registration::{initial_node, register_node, register_node_until_success};
 pub use status::{go_arch, node_status, status_changed};
 pub use status_loop::{NodeStatusConfig, NodeStatusLoop};

@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::{Event, Node, NodeCondition, Taint};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use kubelet_nodestatus::{
-    LeaseConfig, LeaseLoop, MachineFacts, NodeInfoSource, NodeStatusConfig, NodeStatusLoop,
-    PressureInputs, client_from_kubeconfig, record_starting_event, register_node,
+    ApiRateLimit, LeaseConfig, LeaseLoop, MachineFacts, NodeInfoSource, NodeStatusConfig,
+    NodeStatusLoop, PressureInputs, client_from_kubeconfig, record_starting_event, register_node,
 };
 use kubelet_test_apiserver::TestApiServer;
 use kubelet_test_apiserver::resources;
@@ -31,7 +31,7 @@ async fn cluster() -> Cluster {
     let dir = tempfile::tempdir().expect("a temp dir");
     let kubeconfig = dir.path().join("kubeconfig");
     server.kubeconfig(&kubeconfig).expect("kubeconfig written");
-    let client = client_from_kubeconfig(&kubeconfig)
+    let client = client_from_kubeconfig(&kubeconfig, ApiRateLimit::default())
         .await
         .expect("a client from the kubeconfig");
     Cluster {
@@ -436,7 +436,9 @@ async fn the_kubeconfig_bearer_token_is_sent() {
             .expect("a response");
         String::from_utf8_lossy(&request[..n]).to_lowercase()
     });
-    let client = client_from_kubeconfig(&kubeconfig).await.expect("a client");
+    let client = client_from_kubeconfig(&kubeconfig, ApiRateLimit::default())
+        .await
+        .expect("a client");
     let version = client.apiserver_version().await.expect("the version");
     assert_eq!(version.git_version, "v1.32.0");
     let request = responder.await.expect("the responder");
