@@ -29,3 +29,30 @@ pub async fn client_from_kubeconfig(
     })?;
     Ok(builder.with_layer(&RateLimitLayer::new(limit)).build())
 }
+
+/// The content type the client speaks for a --kube-api-content-type value: always JSON; any
+/// other request (upstream's default is protobuf) is answered with a warning.
+pub fn wire_content_type(requested: &str) -> &'static str {
+    const JSON: &str = "application/json";
+    if requested != JSON {
+        tracing::warn!(
+            requested,
+            "--kube-api-content-type {requested} is not supported, {JSON} is used"
+        );
+    }
+    JSON
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_always_spoken() {
+        assert_eq!(wire_content_type("application/json"), "application/json");
+        assert_eq!(
+            wire_content_type("application/vnd.kubernetes.protobuf"),
+            "application/json"
+        );
+    }
+}

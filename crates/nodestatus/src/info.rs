@@ -22,7 +22,7 @@ pub struct NodeInfoSource {
     /// --register-with-taints.
     pub taints: Vec<Taint>,
     pub kubelet_port: u16,
-    /// From CRI Version: "<runtime name>://<runtime version>", e.g. "containerd://1.6.20".
+    /// From CRI Version: `<runtime name>://<runtime version>`, e.g. "containerd://1.6.20".
     pub runtime_version: String,
     pub max_pods: u32,
     /// --kube-reserved plus --system-reserved.

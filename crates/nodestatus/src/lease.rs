@@ -35,7 +35,7 @@ impl Default for LeaseConfig {
     }
 }
 
-/// Keeps kube-node-lease/<node> renewed, held by the node and owned by its Node object so
+/// Keeps `kube-node-lease/<node>` renewed, held by the node and owned by its Node object so
 /// that the Lease goes when the Node is deleted.
 pub struct LeaseLoop {
     leases: Api<Lease>,
