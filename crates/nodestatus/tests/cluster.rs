@@ -23,7 +23,7 @@ const NODE: &str = "node-a";
 struct Cluster {
     server: TestApiServer,
     client: kube::Client,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn cluster() -> Cluster {
@@ -37,7 +37,7 @@ async fn cluster() -> Cluster {
     Cluster {
         server,
         client,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -446,4 +446,63 @@ async fn the_kubeconfig_bearer_token_is_sent() {
         request.contains("authorization: bearer secret-token"),
         "{request}"
     );
+}
+
+/// The real kubectl reads what the kubelet posted: the node is Ready with its version, and
+/// describe shows the conditions, the taint and the lease holder. (The test server's table
+/// for `get nodes` has no STATUS column, so the fields are read through jsonpath.)
+#[tokio::test]
+async fn kubectl_sees_a_ready_node() {
+    let cluster = cluster().await;
+    register_node(
+        &cluster.client,
+        &info(),
+        &machine(),
+        &PressureInputs::default(),
+    )
+    .await
+    .expect("registered");
+    LeaseLoop::new(
+        cluster.client.clone(),
+        NODE.to_string(),
+        LeaseConfig::default(),
+    )
+    .renew()
+    .await
+    .expect("the lease");
+    let kubeconfig = cluster.dir.path().join("kubeconfig");
+    let kubectl = move |args: &[&str]| {
+        let output = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(args)
+            .output()
+            .expect("kubectl runs");
+        assert!(output.status.success(), "kubectl {args:?}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let (get, describe) = tokio::task::spawn_blocking(move || {
+        (
+            kubectl(&[
+                "get",
+                "nodes",
+                "-o",
+                r#"jsonpath={.items[*].metadata.name} {.items[*].status.conditions[?(@.type=="Ready")].status} {.items[*].status.nodeInfo.kubeletVersion}"#,
+            ]),
+            kubectl(&["describe", "node", NODE]),
+        )
+    })
+    .await
+    .expect("kubectl finished");
+    assert_eq!(get.trim(), format!("{NODE} True v1.32.0"));
+    for expected in [
+        "KubeletReady",
+        "kubelet is posting ready status",
+        "KubeletHasNoDiskPressure",
+        "HolderIdentity:  node-a",
+        "containerd://1.6.20",
+        "dedicated=edge:NoSchedule",
+    ] {
+        assert!(describe.contains(expected), "{expected} in {describe}");
+    }
 }
