@@ -80,6 +80,11 @@ impl NodeStatusLoop {
         self.machine = machine;
     }
 
+    /// The runtime answered CRI Version differently (it was upgraded or replaced).
+    pub fn set_runtime_version(&mut self, version: String) {
+        self.info.runtime_version = version;
+    }
+
     /// One round: reads the Node, computes its status and posts it if needed.
     /// Answers whether it posted.
     pub async fn sync(&mut self) -> Result<bool, NodeStatusError> {
