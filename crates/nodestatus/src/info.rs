@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Taint;
 pub const KUBELET_VERSION: &str = "v1.32.0";
 
 /// The node as the kubelet is configured to present it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NodeInfoSource {
     pub node_name: String,
     /// The hostname (--hostname-override or the OS hostname, lowercased): the
@@ -31,6 +31,26 @@ pub struct NodeInfoSource {
     pub eviction_hard: HardEviction,
     /// enableControllerAttachDetach (default true): the attach/detach annotation.
     pub controller_attach_detach: bool,
+}
+
+impl Default for NodeInfoSource {
+    /// The kubelet's defaults for what flags set: port 10250, 110 pods, attach/detach by the
+    /// controller, the default hard eviction thresholds; names and addresses empty.
+    fn default() -> Self {
+        NodeInfoSource {
+            node_name: String::new(),
+            hostname: String::new(),
+            node_ips: Vec::new(),
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+            kubelet_port: 10250,
+            runtime_version: String::new(),
+            max_pods: 110,
+            reserved: Reserved::default(),
+            eviction_hard: HardEviction::default(),
+            controller_attach_detach: true,
+        }
+    }
 }
 
 /// Resources held back from pods (kube-reserved + system-reserved).
