@@ -157,6 +157,12 @@ pub(super) async fn stream(
             .await
             .is_ok_and(|metadata| metadata.ino() != inode);
         if rotated && let Ok(opened) = open(path.clone()).await {
+            // Writes that reached the old file after our last read, but before the new file
+            // appeared, come first.
+            if file.read_to_end(&mut buffer).await.is_ok() && !output.write_lines(&mut buffer).await
+            {
+                return;
+            }
             (file, inode) = opened;
             buffer.clear();
             continue;
