@@ -70,10 +70,6 @@ impl SyncLoop {
         self
     }
 
-    pub fn workers(&self) -> &PodWorkers {
-        &self.workers
-    }
-
     /// Runs until the update channel closes.
     pub async fn run(
         mut self,

@@ -269,10 +269,7 @@ impl RuntimeManager {
         let mounts = match self.volumes.container_mounts(pod, volumes, container) {
             Ok(m) => m,
             Err(e) => {
-                let message = format!("Error: {e}");
-                self.events
-                    .event(pod, EventType::Warning, reason::FAILED, &message);
-                result.wait(name, CREATE_CONTAINER_CONFIG_ERROR, message);
+                self.fail(pod, name, CREATE_CONTAINER_CONFIG_ERROR, e, result);
                 return;
             }
         };
@@ -293,10 +290,7 @@ impl RuntimeManager {
         let config = match container_config(&input) {
             Ok(c) => c,
             Err(e) => {
-                let message = format!("Error: {e}");
-                self.events
-                    .event(pod, EventType::Warning, reason::FAILED, &message);
-                result.wait(name, CREATE_CONTAINER_CONFIG_ERROR, message);
+                self.fail(pod, name, CREATE_CONTAINER_CONFIG_ERROR, e, result);
                 return;
             }
         };
@@ -319,10 +313,7 @@ impl RuntimeManager {
         {
             Ok(id) => id,
             Err(e) => {
-                let message = format!("Error: {e}");
-                self.events
-                    .event(pod, EventType::Warning, reason::FAILED, &message);
-                result.wait(name, CREATE_CONTAINER_ERROR, message);
+                self.fail(pod, name, CREATE_CONTAINER_ERROR, e, result);
                 return;
             }
         };
@@ -333,10 +324,7 @@ impl RuntimeManager {
             &format!("Created container {name}"),
         );
         if let Err(e) = self.runtime.start_container(&id).await {
-            let message = format!("Error: {e}");
-            self.events
-                .event(pod, EventType::Warning, reason::FAILED, &message);
-            result.wait(name, RUN_CONTAINER_ERROR, message);
+            self.fail(pod, name, RUN_CONTAINER_ERROR, e, result);
             return;
         }
         self.events.event(
@@ -381,6 +369,23 @@ impl RuntimeManager {
                 format!("{POST_START_HOOK_ERROR}: {e}"),
             );
         }
+    }
+}
+
+impl RuntimeManager {
+    /// A container that could not be started: a Failed event and its waiting reason.
+    fn fail(
+        &self,
+        pod: &Pod,
+        name: &str,
+        waiting_reason: &str,
+        error: impl std::fmt::Display,
+        result: &mut SyncResult,
+    ) {
+        let message = format!("Error: {error}");
+        self.events
+            .event(pod, EventType::Warning, reason::FAILED, &message);
+        result.wait(name, waiting_reason, message);
     }
 }
 
