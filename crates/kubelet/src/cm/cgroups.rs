@@ -127,7 +127,7 @@ impl PodCgroups {
         h.mount.join(path.trim_start_matches('/'))
     }
 
-    /// Creates the pod cgroup with its limits in the cpu, memory and pids hierarchies.
+    /// Creates the pod cgroup with its limits in the cpu, memory and pids hierarchies, once.
     pub fn ensure(&self, pod: &Pod) -> io::Result<()> {
         let path = self.pod_path(pod);
         let limits = pod_limits(pod);
@@ -135,6 +135,11 @@ impl PodCgroups {
         for h in &self.hierarchies {
             let has = |c: &str| h.controllers.iter().any(|x| x == c);
             let dir = Self::dir(h, &path);
+            // Every sync calls this; a pod's resources are fixed for its UID, so the limits
+            // written when the cgroup was made are still right.
+            if dir.is_dir() {
+                continue;
+            }
             if h.v2 && only_v2 {
                 std::fs::create_dir_all(&dir)?;
                 write_if_present(
