@@ -5,10 +5,10 @@
 //! `kubelet_runtime_operations_errors_total`, all labelled by upstream's `operation_type`.
 
 use crate::api::{
-    AuthConfig, Container, ContainerConfig, ContainerEventResponse, ContainerFilter,
-    ContainerStats, ContainerStatsFilter, ContainerStatus, ExecSyncResponse, FilesystemUsage,
-    Image, ImageSpec, PodSandbox, PodSandboxConfig, PodSandboxFilter, PodSandboxStatus,
-    StatusResponse, VersionResponse,
+    AttachRequest, AuthConfig, Container, ContainerConfig, ContainerEventResponse, ContainerFilter,
+    ContainerStats, ContainerStatsFilter, ContainerStatus, ExecRequest, ExecSyncResponse,
+    FilesystemUsage, Image, ImageSpec, PodSandbox, PodSandboxConfig, PodSandboxFilter,
+    PodSandboxStatus, PortForwardRequest, StatusResponse, VersionResponse,
 };
 use crate::{ImageService, Result, Runtime, RuntimeService};
 use futures::stream::BoxStream;
@@ -227,6 +227,19 @@ impl<R: Runtime> RuntimeService for InstrumentedRuntime<R> {
             self.inner.exec_sync(container_id, cmd, timeout),
         )
         .await
+    }
+
+    async fn exec(&self, request: ExecRequest) -> Result<String> {
+        self.record("exec", self.inner.exec(request)).await
+    }
+
+    async fn attach(&self, request: AttachRequest) -> Result<String> {
+        self.record("attach", self.inner.attach(request)).await
+    }
+
+    async fn port_forward(&self, request: PortForwardRequest) -> Result<String> {
+        self.record("port_forward", self.inner.port_forward(request))
+            .await
     }
 
     async fn list_container_stats(

@@ -13,10 +13,10 @@ pub use error::CriError;
 pub use k8s_cri::v1 as api;
 
 use api::{
-    AuthConfig, Container, ContainerConfig, ContainerEventResponse, ContainerFilter,
-    ContainerStats, ContainerStatsFilter, ContainerStatus, ExecSyncResponse, FilesystemUsage,
-    Image, ImageSpec, PodSandbox, PodSandboxConfig, PodSandboxFilter, PodSandboxStatus,
-    StatusResponse, VersionResponse,
+    AttachRequest, AuthConfig, Container, ContainerConfig, ContainerEventResponse, ContainerFilter,
+    ContainerStats, ContainerStatsFilter, ContainerStatus, ExecRequest, ExecSyncResponse,
+    FilesystemUsage, Image, ImageSpec, PodSandbox, PodSandboxConfig, PodSandboxFilter,
+    PodSandboxStatus, PortForwardRequest, StatusResponse, VersionResponse,
 };
 use futures::stream::BoxStream;
 use std::time::Duration;
@@ -64,6 +64,19 @@ pub trait RuntimeService: Send + Sync + 'static {
         &self,
         filter: Option<ContainerStatsFilter>,
     ) -> Result<Vec<ContainerStats>>;
+
+    /// Exec, Attach and PortForward answer the URL of the runtime's streaming server that serves
+    /// the session; the kubelet proxies the client's upgraded connection there. A runtime
+    /// without a streaming server answers [`CriError::Unimplemented`].
+    async fn exec(&self, _request: ExecRequest) -> Result<String> {
+        Err(CriError::Unimplemented { rpc: "Exec" })
+    }
+    async fn attach(&self, _request: AttachRequest) -> Result<String> {
+        Err(CriError::Unimplemented { rpc: "Attach" })
+    }
+    async fn port_forward(&self, _request: PortForwardRequest) -> Result<String> {
+        Err(CriError::Unimplemented { rpc: "PortForward" })
+    }
 
     /// The runtime's container event stream. Runtimes without it (containerd 1.6) answer
     /// [`CriError::Unimplemented`], and the caller falls back to relisting.

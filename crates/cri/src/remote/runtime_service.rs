@@ -3,13 +3,14 @@
 use super::RemoteRuntime;
 use super::call::{invalid_reply, status_error, with_deadline};
 use crate::api::{
-    Container, ContainerConfig, ContainerEventResponse, ContainerFilter, ContainerStats,
-    ContainerStatsFilter, ContainerStatus, ContainerStatusRequest, CreateContainerRequest,
-    ExecSyncRequest, ExecSyncResponse, GetEventsRequest, ListContainerStatsRequest,
-    ListContainersRequest, ListPodSandboxRequest, PodSandbox, PodSandboxConfig, PodSandboxFilter,
-    PodSandboxStatus, PodSandboxStatusRequest, RemoveContainerRequest, RemovePodSandboxRequest,
-    ReopenContainerLogRequest, RunPodSandboxRequest, StartContainerRequest, StatusRequest,
-    StatusResponse, StopContainerRequest, StopPodSandboxRequest, VersionRequest, VersionResponse,
+    AttachRequest, Container, ContainerConfig, ContainerEventResponse, ContainerFilter,
+    ContainerStats, ContainerStatsFilter, ContainerStatus, ContainerStatusRequest,
+    CreateContainerRequest, ExecRequest, ExecSyncRequest, ExecSyncResponse, GetEventsRequest,
+    ListContainerStatsRequest, ListContainersRequest, ListPodSandboxRequest, PodSandbox,
+    PodSandboxConfig, PodSandboxFilter, PodSandboxStatus, PodSandboxStatusRequest,
+    PortForwardRequest, RemoveContainerRequest, RemovePodSandboxRequest, ReopenContainerLogRequest,
+    RunPodSandboxRequest, StartContainerRequest, StatusRequest, StatusResponse,
+    StopContainerRequest, StopPodSandboxRequest, VersionRequest, VersionResponse,
 };
 use crate::{Result, RuntimeService};
 use futures::stream::{BoxStream, StreamExt};
@@ -256,6 +257,32 @@ impl RuntimeService for RemoteRuntime {
             crate::CriError::Timeout { rpc, .. } => crate::CriError::Timeout { rpc, timeout },
             other => other,
         })
+    }
+
+    async fn exec(&self, request: ExecRequest) -> Result<String> {
+        with_deadline("Exec", self.deadline(), self.runtime.clone().exec(request))
+            .await
+            .map(|reply| reply.url)
+    }
+
+    async fn attach(&self, request: AttachRequest) -> Result<String> {
+        with_deadline(
+            "Attach",
+            self.deadline(),
+            self.runtime.clone().attach(request),
+        )
+        .await
+        .map(|reply| reply.url)
+    }
+
+    async fn port_forward(&self, request: PortForwardRequest) -> Result<String> {
+        with_deadline(
+            "PortForward",
+            self.deadline(),
+            self.runtime.clone().port_forward(request),
+        )
+        .await
+        .map(|reply| reply.url)
     }
 
     async fn list_container_stats(
