@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::host::{Host, SYSTEMD_MARKER};
-use crate::kubelet_config::{AuthorizationMode, CgroupDriver, KubeletConfig, LogFormat};
+use crate::kubelet_config::{AuthorizationMode, CgroupDriver, KubeletConfig, LogFormat, TaintSpec};
 use crate::paths::clean;
 use crate::settings::Settings;
+use crate::value::parse_taint;
+use std::collections::BTreeMap;
 
 pub(crate) fn build(
     settings: Settings,
@@ -183,11 +185,129 @@ pub(crate) fn build(
         cert_dir: PathBuf::from(s.cert_dir),
         client_ca_file: non_empty(s.client_ca_file).map(PathBuf::from),
         anonymous_auth: s.anonymous_auth.unwrap_or(!with_config_file),
-        authentication_webhook: with_config_file,
+        authentication_webhook: s.authentication_webhook.unwrap_or(with_config_file),
+        authentication_webhook_cache_ttl: s.authentication_webhook_cache_ttl,
+        authorization_webhook_cache_authorized_ttl: s.authorization_webhook_cache_authorized_ttl,
+        authorization_webhook_cache_unauthorized_ttl: s
+            .authorization_webhook_cache_unauthorized_ttl,
+        local_pod_submission: s.local_pod_submission,
+        kubeconfig: non_empty(s.kubeconfig).map(PathBuf::from),
+        bootstrap_kubeconfig: non_empty(s.bootstrap_kubeconfig).map(PathBuf::from),
+        kube_api_qps: non_negative(s.kube_api_qps, "kubeAPIQPS (--kube-api-qps)")?,
+        kube_api_burst: non_negative(s.kube_api_burst, "kubeAPIBurst (--kube-api-burst)")?,
+        kube_api_content_type: s.kube_api_content_type,
+        event_qps: non_negative(s.event_qps, "eventRecordQPS (--event-qps)")?,
+        event_burst: non_negative(s.event_burst, "eventBurst (--event-burst)")?,
+        register_node: s.register_node,
+        register_with_taints: taints(&s.register_with_taints)?,
+        node_labels: node_labels(s.node_labels)?,
+        eviction_hard: eviction_hard(s.eviction_hard)?,
+        kube_reserved: s.kube_reserved.into_iter().collect(),
+        system_reserved: s.system_reserved.into_iter().collect(),
+        rotate_certificates: s.rotate_certificates,
+        server_tls_bootstrap: s.server_tls_bootstrap,
+        node_status_update_frequency: s.node_status_update_frequency,
+        node_status_report_frequency: s.node_status_report_frequency,
+        node_lease_duration_seconds: non_negative(
+            s.node_lease_duration_seconds,
+            "nodeLeaseDurationSeconds",
+        )?,
         authorization_mode: authorization_mode(s.authorization_mode, with_config_file)?,
         config_file: non_empty(s.config).map(PathBuf::from),
         warnings,
     })
+}
+
+fn non_negative(value: i64, setting: &str) -> Result<u32, ConfigError> {
+    u32::try_from(value).map_err(|_| invalid(setting, format!("{value} must be >= 0")))
+}
+
+fn taints(items: &[String]) -> Result<Vec<TaintSpec>, ConfigError> {
+    items
+        .iter()
+        .map(|item| {
+            let (key, value, effect) = parse_taint(item)
+                .map_err(|reason| invalid("registerWithTaints (--register-with-taints)", reason))?;
+            Ok(TaintSpec { key, value, effect })
+        })
+        .collect()
+}
+
+/// Labels in the kubernetes.io and k8s.io namespaces belong to the control plane, except the
+/// few a kubelet may set (upstream's node restriction list).
+fn node_labels(pairs: Vec<(String, String)>) -> Result<BTreeMap<String, String>, ConfigError> {
+    const ALLOWED_PREFIXES: &[&str] = &["kubelet.kubernetes.io/", "node.kubernetes.io/"];
+    const ALLOWED: &[&str] = &[
+        "kubernetes.io/hostname",
+        "kubernetes.io/instance-type",
+        "kubernetes.io/os",
+        "kubernetes.io/arch",
+        "beta.kubernetes.io/instance-type",
+        "beta.kubernetes.io/os",
+        "beta.kubernetes.io/arch",
+        "failure-domain.beta.kubernetes.io/zone",
+        "failure-domain.beta.kubernetes.io/region",
+        "topology.kubernetes.io/zone",
+        "topology.kubernetes.io/region",
+        "node.kubernetes.io/instance-type",
+    ];
+    let restricted = |key: &str| {
+        let namespace = key.split_once('/').map_or("", |(ns, _)| ns);
+        let kubernetes = ["kubernetes.io", "k8s.io"]
+            .iter()
+            .any(|d| namespace == *d || namespace.ends_with(&format!(".{d}")));
+        kubernetes
+            && !ALLOWED.contains(&key)
+            && !ALLOWED_PREFIXES.iter().any(|p| key.starts_with(p))
+    };
+    let bad: Vec<&str> = pairs
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| restricted(k))
+        .collect();
+    if !bad.is_empty() {
+        return Err(invalid(
+            "--node-labels",
+            format!(
+                "unknown 'kubernetes.io' or 'k8s.io' labels specified with --node-labels: {bad:?}"
+            ),
+        ));
+    }
+    Ok(pairs.into_iter().collect())
+}
+
+/// The hard eviction signals upstream knows; an amount is a quantity or a percentage.
+fn eviction_hard(pairs: Vec<(String, String)>) -> Result<BTreeMap<String, String>, ConfigError> {
+    const SIGNALS: &[&str] = &[
+        "memory.available",
+        "nodefs.available",
+        "nodefs.inodesFree",
+        "imagefs.available",
+        "imagefs.inodesFree",
+        "containerfs.available",
+        "containerfs.inodesFree",
+        "pid.available",
+        "allocatableMemory.available",
+    ];
+    let setting = "evictionHard (--eviction-hard)";
+    for (signal, amount) in &pairs {
+        if !SIGNALS.contains(&signal.as_str()) {
+            return Err(invalid(setting, format!("unknown signal {signal:?}")));
+        }
+        let ok = match amount.strip_suffix('%') {
+            Some(percent) => percent
+                .parse::<f64>()
+                .is_ok_and(|p| (0.0..=100.0).contains(&p)),
+            None => crate::units::parse_quantity(amount).is_ok_and(|q| q >= 0),
+        };
+        if !ok {
+            return Err(invalid(
+                setting,
+                format!("invalid amount {amount:?} for {signal}"),
+            ));
+        }
+    }
+    Ok(pairs.into_iter().collect())
 }
 
 fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {

@@ -77,14 +77,14 @@ pub(crate) static FIELDS: &[FileField] = &[
     done("tlsPrivateKeyFile", Setting::TlsPrivateKeyFile, ""),
     done("tlsCipherSuites", Setting::TlsCipherSuites, ""),
     done("tlsMinVersion", Setting::TlsMinVersion, ""),
-    field("rotateCertificates", Kind::Bool, ""),
-    field("serverTLSBootstrap", Kind::Bool, ""),
+    done("rotateCertificates", Setting::RotateCertificates, ""),
+    done("serverTLSBootstrap", Setting::ServerTlsBootstrap, ""),
     field("authentication", Kind::Object(AUTHENTICATION), ""),
     field("authorization", Kind::Object(AUTHORIZATION), ""),
     pointer("registryPullQPS", Kind::Int, "5"),
     field("registryBurst", Kind::Int, "10"),
-    pointer("eventRecordQPS", Kind::Int, "50"),
-    field("eventBurst", Kind::Int, "100"),
+    done_pointer("eventRecordQPS", Setting::EventQps, "50"),
+    done("eventBurst", Setting::EventBurst, "100"),
     pointer("enableDebuggingHandlers", Kind::Bool, "true"),
     field("enableContentionProfiling", Kind::Bool, ""),
     done_pointer("healthzPort", Setting::HealthzPort, "10248"),
@@ -93,9 +93,9 @@ pub(crate) static FIELDS: &[FileField] = &[
     done("clusterDomain", Setting::ClusterDomain, ""),
     done("clusterDNS", Setting::ClusterDns, ""),
     field("streamingConnectionIdleTimeout", Kind::Duration, "4h"),
-    field("nodeStatusUpdateFrequency", Kind::Duration, "10s"),
-    field("nodeStatusReportFrequency", Kind::Duration, "5m"),
-    field("nodeLeaseDurationSeconds", Kind::Int, "40"),
+    done("nodeStatusUpdateFrequency", Setting::NodeStatusUpdateFrequency, "10s"),
+    done("nodeStatusReportFrequency", Setting::NodeStatusReportFrequency, "5m"),
+    done("nodeLeaseDurationSeconds", Setting::NodeLeaseDurationSeconds, "40"),
     field("imageMinimumGCAge", Kind::Duration, "2m"),
     field("imageMaximumGCAge", Kind::Duration, ""),
     pointer("imageGCHighThresholdPercent", Kind::Int, "85"),
@@ -126,12 +126,12 @@ pub(crate) static FIELDS: &[FileField] = &[
     pointer("cpuCFSQuotaPeriod", Kind::Duration, "100ms"),
     pointer("nodeStatusMaxImages", Kind::Int, "50"),
     field("maxOpenFiles", Kind::Int, "1000000"),
-    field("contentType", Kind::Str, "application/vnd.kubernetes.protobuf"),
-    pointer("kubeAPIQPS", Kind::Int, "50"),
-    field("kubeAPIBurst", Kind::Int, "100"),
+    done("contentType", Setting::KubeApiContentType, "application/vnd.kubernetes.protobuf"),
+    done_pointer("kubeAPIQPS", Setting::KubeApiQps, "50"),
+    done("kubeAPIBurst", Setting::KubeApiBurst, "100"),
     done_pointer("serializeImagePulls", Setting::SerializeImagePulls, "true"),
     pointer("maxParallelImagePulls", Kind::Int, ""),
-    field("evictionHard", Kind::Map, "memory.available=100Mi,nodefs.available=10%,nodefs.inodesFree=5%,imagefs.available=15%,imagefs.inodesFree=5%"),
+    done("evictionHard", Setting::EvictionHard, "memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%,imagefs.available<15%,imagefs.inodesFree<5%"),
     field("evictionSoft", Kind::Map, ""),
     field("evictionSoftGracePeriod", Kind::Map, ""),
     field("evictionPressureTransitionPeriod", Kind::Duration, "5m"),
@@ -151,8 +151,8 @@ pub(crate) static FIELDS: &[FileField] = &[
     pointer("containerLogMaxWorkers", Kind::Int, "1"),
     pointer("containerLogMonitorInterval", Kind::Duration, "10s"),
     field("configMapAndSecretChangeDetectionStrategy", Kind::Str, "Watch"),
-    field("systemReserved", Kind::Map, ""),
-    field("kubeReserved", Kind::Map, ""),
+    done("systemReserved", Setting::SystemReserved, ""),
+    done("kubeReserved", Setting::KubeReserved, ""),
     field("reservedSystemCPUs", Kind::Str, ""),
     field("showHiddenMetricsForVersion", Kind::Str, ""),
     field("systemReservedCgroup", Kind::Str, ""),
@@ -174,14 +174,16 @@ pub(crate) static FIELDS: &[FileField] = &[
     pointer("enableDebugFlagsHandler", Kind::Bool, "true"),
     pointer("seccompDefault", Kind::Bool, "false"),
     pointer("memoryThrottlingFactor", Kind::Float, "0.9"),
-    field("registerWithTaints", Kind::Objects, ""),
-    pointer("registerNode", Kind::Bool, "true"),
+    done("registerWithTaints", Setting::RegisterWithTaints, ""),
+    done_pointer("registerNode", Setting::RegisterNode, "true"),
     pointer("tracing", Kind::Object(TRACING), ""),
     pointer("localStorageCapacityIsolation", Kind::Bool, "true"),
     done("containerRuntimeEndpoint", Setting::ContainerRuntimeEndpoint, "unix:///run/containerd/containerd.sock"),
     done("imageServiceEndpoint", Setting::ImageServiceEndpoint, ""),
     pointer("failCgroupV1", Kind::Bool, "false"),
     pointer("userNamespaces", Kind::Object(USER_NAMESPACES), ""),
+    // kubelet-rs: POST/DELETE of pods on the kubelet API (upstream has no such endpoint).
+    done("enableLocalPodSubmission", Setting::LocalPodSubmission, ""),
 ];
 
 static AUTHENTICATION: &[FileField] = &[
@@ -193,8 +195,9 @@ static AUTHENTICATION: &[FileField] = &[
 static X509_AUTHENTICATION: &[FileField] = &[done("clientCAFile", Setting::ClientCaFile, "")];
 
 static WEBHOOK_AUTHENTICATION: &[FileField] = &[
-    pointer("enabled", Kind::Bool, "true"),
-    field("cacheTTL", Kind::Duration, "2m"),
+    // No default here: it depends on whether a config file is used, and build() applies it.
+    done_pointer("enabled", Setting::AuthenticationWebhook, ""),
+    done("cacheTTL", Setting::AuthenticationWebhookCacheTtl, "2m"),
 ];
 
 // No default here: it depends on whether a config file is used, and build() applies it.
@@ -208,8 +211,16 @@ static AUTHORIZATION: &[FileField] = &[
 ];
 
 static WEBHOOK_AUTHORIZATION: &[FileField] = &[
-    field("cacheAuthorizedTTL", Kind::Duration, "5m"),
-    field("cacheUnauthorizedTTL", Kind::Duration, "30s"),
+    done(
+        "cacheAuthorizedTTL",
+        Setting::AuthorizationWebhookCacheAuthorizedTtl,
+        "5m",
+    ),
+    done(
+        "cacheUnauthorizedTTL",
+        Setting::AuthorizationWebhookCacheUnauthorizedTtl,
+        "30s",
+    ),
 ];
 
 static MEMORY_SWAP: &[FileField] = &[field("swapBehavior", Kind::Str, "")];

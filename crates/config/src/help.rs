@@ -118,7 +118,8 @@ mod tests {
                 .contains("(default \"AlwaysAllow\"; \"Webhook\" with --config)")
         );
         assert!(!line("version").contains("default"));
-        assert!(line("authentication-token-webhook").contains("[not supported yet]"));
+        assert!(line("cloud-provider").contains("[not supported yet]"));
+        assert!(!line("authentication-token-webhook").contains("[not supported yet]"));
         assert!(!line("anonymous-auth").contains("[not supported yet]"));
         assert!(!line("read-only-port").contains("[not supported yet]"));
         assert!(!line("max-pods").contains("[not supported yet]"));

@@ -1,5 +1,6 @@
 //! The resolved configuration other crates consume.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,8 +24,17 @@ pub enum AuthorizationMode {
     Webhook,
 }
 
+/// A taint given by --register-with-taints or registerWithTaints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaintSpec {
+    pub key: String,
+    pub value: String,
+    pub effect: String,
+}
+
 /// The resolved configuration the kubelet runs with. Every field is final: defaults applied,
 /// file and flags merged, values validated.
+
 #[derive(Debug, Clone)]
 pub struct KubeletConfig {
     /// The node name: --hostname-override, or the machine's hostname, lowercased.
@@ -94,11 +104,36 @@ pub struct KubeletConfig {
     pub client_ca_file: Option<PathBuf>,
     /// authentication.anonymous.enabled: true flags-only, false with a config file.
     pub anonymous_auth: bool,
-    /// authentication.webhook.enabled: false flags-only, true with a config file. Not
-    /// implemented yet: any other value is refused (flag) or ignored with a warning (file).
+    /// authentication.webhook.enabled: false flags-only, true with a config file.
     pub authentication_webhook: bool,
+    pub authentication_webhook_cache_ttl: Duration,
     /// authorization.mode: AlwaysAllow flags-only, Webhook with a config file.
     pub authorization_mode: AuthorizationMode,
+    pub authorization_webhook_cache_authorized_ttl: Duration,
+    pub authorization_webhook_cache_unauthorized_ttl: Duration,
+    /// enableLocalPodSubmission (ours): POST and DELETE of pods on the kubelet API.
+    pub local_pod_submission: bool,
+
+    /// --kubeconfig; None is standalone mode.
+    pub kubeconfig: Option<PathBuf>,
+    pub bootstrap_kubeconfig: Option<PathBuf>,
+    pub kube_api_qps: u32,
+    pub kube_api_burst: u32,
+    pub kube_api_content_type: String,
+    pub event_qps: u32,
+    pub event_burst: u32,
+    pub register_node: bool,
+    pub register_with_taints: Vec<TaintSpec>,
+    pub node_labels: BTreeMap<String, String>,
+    /// Hard eviction thresholds by signal: `memory.available` -> `100Mi` or `10%`.
+    pub eviction_hard: BTreeMap<String, String>,
+    pub kube_reserved: BTreeMap<String, String>,
+    pub system_reserved: BTreeMap<String, String>,
+    pub rotate_certificates: bool,
+    pub server_tls_bootstrap: bool,
+    pub node_status_update_frequency: Duration,
+    pub node_status_report_frequency: Duration,
+    pub node_lease_duration_seconds: u32,
 
     /// Warnings to log once logging is up (config fields parsed but not supported yet, ...).
     pub warnings: Vec<String>,

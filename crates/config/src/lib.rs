@@ -26,7 +26,7 @@ mod version;
 mod tests;
 
 pub use error::ConfigError;
-pub use kubelet_config::{AuthorizationMode, CgroupDriver, KubeletConfig, LogFormat};
+pub use kubelet_config::{AuthorizationMode, CgroupDriver, KubeletConfig, LogFormat, TaintSpec};
 pub use version::KUBERNETES_VERSION;
 
 /// What the command line asks for.

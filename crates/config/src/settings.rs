@@ -51,6 +51,29 @@ pub(crate) enum Setting {
     RunOnce,
     Verbosity,
     LoggingFormat,
+    Kubeconfig,
+    BootstrapKubeconfig,
+    KubeApiQps,
+    KubeApiBurst,
+    KubeApiContentType,
+    RegisterNode,
+    RegisterWithTaints,
+    NodeLabels,
+    EvictionHard,
+    KubeReserved,
+    SystemReserved,
+    RotateCertificates,
+    ServerTlsBootstrap,
+    EventQps,
+    EventBurst,
+    AuthenticationWebhook,
+    AuthenticationWebhookCacheTtl,
+    AuthorizationWebhookCacheAuthorizedTtl,
+    AuthorizationWebhookCacheUnauthorizedTtl,
+    NodeStatusUpdateFrequency,
+    NodeStatusReportFrequency,
+    NodeLeaseDurationSeconds,
+    LocalPodSubmission,
 }
 
 impl Setting {
@@ -99,6 +122,27 @@ impl Setting {
             | Setting::Port
             | Setting::Verbosity => Kind::Int,
             Setting::ClusterDns | Setting::TlsCipherSuites => Kind::List,
+            Setting::Kubeconfig | Setting::BootstrapKubeconfig | Setting::KubeApiContentType => {
+                Kind::Str
+            }
+            Setting::KubeApiQps
+            | Setting::KubeApiBurst
+            | Setting::EventQps
+            | Setting::EventBurst
+            | Setting::NodeLeaseDurationSeconds => Kind::Int,
+            Setting::RegisterNode
+            | Setting::RotateCertificates
+            | Setting::ServerTlsBootstrap
+            | Setting::AuthenticationWebhook
+            | Setting::LocalPodSubmission => Kind::Bool,
+            Setting::RegisterWithTaints => Kind::Taints,
+            Setting::NodeLabels | Setting::KubeReserved | Setting::SystemReserved => Kind::Map,
+            Setting::EvictionHard => Kind::Thresholds,
+            Setting::AuthenticationWebhookCacheTtl
+            | Setting::AuthorizationWebhookCacheAuthorizedTtl
+            | Setting::AuthorizationWebhookCacheUnauthorizedTtl
+            | Setting::NodeStatusUpdateFrequency
+            | Setting::NodeStatusReportFrequency => Kind::Duration,
         }
     }
 }
@@ -153,6 +197,29 @@ pub(crate) struct Settings {
     pub run_once: bool,
     pub verbosity: i64,
     pub logging_format: String,
+    pub kubeconfig: String,
+    pub bootstrap_kubeconfig: String,
+    pub kube_api_qps: i64,
+    pub kube_api_burst: i64,
+    pub kube_api_content_type: String,
+    pub register_node: bool,
+    pub register_with_taints: Vec<String>,
+    pub node_labels: Vec<(String, String)>,
+    pub eviction_hard: Vec<(String, String)>,
+    pub kube_reserved: Vec<(String, String)>,
+    pub system_reserved: Vec<(String, String)>,
+    pub rotate_certificates: bool,
+    pub server_tls_bootstrap: bool,
+    pub event_qps: i64,
+    pub event_burst: i64,
+    pub authentication_webhook: Option<bool>,
+    pub authentication_webhook_cache_ttl: Duration,
+    pub authorization_webhook_cache_authorized_ttl: Duration,
+    pub authorization_webhook_cache_unauthorized_ttl: Duration,
+    pub node_status_update_frequency: Duration,
+    pub node_status_report_frequency: Duration,
+    pub node_lease_duration_seconds: i64,
+    pub local_pod_submission: bool,
 }
 
 impl Settings {
@@ -211,6 +278,43 @@ impl Settings {
             (Setting::RunOnce, Value::Bool(v)) => self.run_once = v,
             (Setting::Verbosity, Value::Int(v)) => self.verbosity = v,
             (Setting::LoggingFormat, Value::Str(v)) => self.logging_format = v,
+            (Setting::Kubeconfig, Value::Str(v)) => self.kubeconfig = v,
+            (Setting::BootstrapKubeconfig, Value::Str(v)) => self.bootstrap_kubeconfig = v,
+            (Setting::KubeApiQps, Value::Int(v)) => self.kube_api_qps = v,
+            (Setting::KubeApiBurst, Value::Int(v)) => self.kube_api_burst = v,
+            (Setting::KubeApiContentType, Value::Str(v)) => self.kube_api_content_type = v,
+            (Setting::RegisterNode, Value::Bool(v)) => self.register_node = v,
+            (Setting::RegisterWithTaints, Value::List(v)) => self.register_with_taints = v,
+            (Setting::NodeLabels, Value::Map(v)) => self.node_labels = v,
+            (Setting::EvictionHard, Value::Map(v)) => self.eviction_hard = v,
+            (Setting::KubeReserved, Value::Map(v)) => self.kube_reserved = v,
+            (Setting::SystemReserved, Value::Map(v)) => self.system_reserved = v,
+            (Setting::RotateCertificates, Value::Bool(v)) => self.rotate_certificates = v,
+            (Setting::ServerTlsBootstrap, Value::Bool(v)) => self.server_tls_bootstrap = v,
+            (Setting::EventQps, Value::Int(v)) => self.event_qps = v,
+            (Setting::EventBurst, Value::Int(v)) => self.event_burst = v,
+            (Setting::AuthenticationWebhook, Value::Bool(v)) => {
+                self.authentication_webhook = Some(v)
+            }
+            (Setting::AuthenticationWebhookCacheTtl, Value::Duration(v)) => {
+                self.authentication_webhook_cache_ttl = v
+            }
+            (Setting::AuthorizationWebhookCacheAuthorizedTtl, Value::Duration(v)) => {
+                self.authorization_webhook_cache_authorized_ttl = v
+            }
+            (Setting::AuthorizationWebhookCacheUnauthorizedTtl, Value::Duration(v)) => {
+                self.authorization_webhook_cache_unauthorized_ttl = v
+            }
+            (Setting::NodeStatusUpdateFrequency, Value::Duration(v)) => {
+                self.node_status_update_frequency = v
+            }
+            (Setting::NodeStatusReportFrequency, Value::Duration(v)) => {
+                self.node_status_report_frequency = v
+            }
+            (Setting::NodeLeaseDurationSeconds, Value::Int(v)) => {
+                self.node_lease_duration_seconds = v
+            }
+            (Setting::LocalPodSubmission, Value::Bool(v)) => self.local_pod_submission = v,
             (setting, value) => {
                 return Err(format!(
                     "internal error: setting {setting:?} cannot hold {value:?}"

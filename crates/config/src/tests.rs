@@ -133,6 +133,41 @@ fn assert_common_defaults(c: &KubeletConfig) {
     assert_eq!(c.verbosity, 0);
     assert_eq!(c.logging_format, LogFormat::Text);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(c.kubeconfig, None);
+    assert_eq!(c.kube_api_qps, 50);
+    assert_eq!(c.kube_api_burst, 100);
+    assert_eq!(c.event_qps, 50);
+    assert_eq!(c.event_burst, 100);
+    assert!(c.register_node);
+    assert!(c.register_with_taints.is_empty());
+    assert_eq!(c.node_status_update_frequency, Duration::from_secs(10));
+    assert_eq!(c.node_status_report_frequency, Duration::from_secs(300));
+    assert_eq!(c.node_lease_duration_seconds, 40);
+    assert_eq!(c.authentication_webhook_cache_ttl, Duration::from_secs(120));
+    assert_eq!(
+        c.authorization_webhook_cache_authorized_ttl,
+        Duration::from_secs(300)
+    );
+    assert_eq!(
+        c.authorization_webhook_cache_unauthorized_ttl,
+        Duration::from_secs(30)
+    );
+    let eviction: Vec<_> = c
+        .eviction_hard
+        .iter()
+        .map(|(k, v)| format!("{k}<{v}"))
+        .collect();
+    assert_eq!(
+        eviction,
+        [
+            "imagefs.available<15%",
+            "imagefs.inodesFree<5%",
+            "memory.available<100Mi",
+            "nodefs.available<10%",
+            "nodefs.inodesFree<5%"
+        ]
+    );
+    assert!(!c.local_pod_submission);
 }
 
 #[test]
@@ -363,8 +398,8 @@ fn unknown_and_malformed_flags_are_refused() {
 #[test]
 fn unsupported_flags_are_refused_unless_default() {
     assert_eq!(
-        error(&["--kubeconfig=/etc/kubernetes/kubelet.conf"]),
-        "flag --kubeconfig is not supported yet"
+        error(&["--cloud-provider=external"]),
+        "flag --cloud-provider is not supported yet"
     );
     assert_eq!(
         error(&["--fail-swap-on=false"]),
@@ -734,4 +769,58 @@ fn help_and_version() {
     }
     assert!(matches!(command(&["--version=false"]), Ok(Command::Run(_))));
     assert!(matches!(command(&["--help=false"]), Ok(Command::Run(_))));
+}
+
+#[test]
+fn cluster_settings_from_flags_and_file() {
+    let c = config(&[
+        "--kubeconfig=/etc/kubernetes/kubelet.conf",
+        "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap.conf",
+        "--kube-api-qps=5",
+        "--kube-api-burst=10",
+        "--node-labels=tier=web,node.kubernetes.io/pool=a",
+        "--register-with-taints=dedicated=infra:NoSchedule,gpu:NoExecute",
+        "--eviction-hard=memory.available<1Gi",
+        "--rotate-certificates",
+        "--authentication-token-webhook",
+        "--node-status-update-frequency=4s",
+    ]);
+    assert_eq!(
+        c.kubeconfig.as_deref(),
+        Some(Path::new("/etc/kubernetes/kubelet.conf"))
+    );
+    assert!(c.bootstrap_kubeconfig.is_some());
+    assert_eq!((c.kube_api_qps, c.kube_api_burst), (5, 10));
+    assert_eq!(c.node_labels.get("tier").map(String::as_str), Some("web"));
+    assert_eq!(c.register_with_taints.len(), 2);
+    assert_eq!(c.register_with_taints[0].key, "dedicated");
+    assert_eq!(c.register_with_taints[0].value, "infra");
+    assert_eq!(c.register_with_taints[1].effect, "NoExecute");
+    assert_eq!(c.eviction_hard.len(), 1);
+    assert_eq!(c.eviction_hard["memory.available"], "1Gi");
+    assert!(c.rotate_certificates);
+    assert!(c.authentication_webhook);
+    assert_eq!(c.node_status_update_frequency, Duration::from_secs(4));
+
+    let file = ConfigFile::yaml(
+        "registerWithTaints:\n- key: a\n  value: b\n  effect: NoSchedule\nevictionHard:\n  memory.available: 200Mi\nkubeReserved:\n  cpu: 100m\nserverTLSBootstrap: true\nenableLocalPodSubmission: true\nauthentication:\n  webhook:\n    enabled: false\n    cacheTTL: 10s\nnodeStatusReportFrequency: 1m\n",
+    );
+    let c = file.config(&[]);
+    assert_eq!(c.register_with_taints[0].value, "b");
+    assert_eq!(c.eviction_hard["memory.available"], "200Mi");
+    assert_eq!(c.kube_reserved["cpu"], "100m");
+    assert!(c.server_tls_bootstrap && c.local_pod_submission);
+    assert!(!c.authentication_webhook);
+    assert_eq!(c.authentication_webhook_cache_ttl, Duration::from_secs(10));
+    assert_eq!(c.node_status_report_frequency, Duration::from_secs(60));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn cluster_settings_are_validated() {
+    assert!(error(&["--node-labels=kubernetes.io/role=master"]).contains("--node-labels"));
+    assert!(error(&["--register-with-taints=a=b:Sometimes"]).contains("effect"));
+    assert!(error(&["--eviction-hard=memory.free<1Gi"]).contains("unknown signal"));
+    assert!(error(&["--eviction-hard=nodefs.available<120%"]).contains("invalid amount"));
+    assert!(error(&["--kube-api-qps=-1"]).contains("kubeAPIQPS"));
 }

@@ -21,6 +21,11 @@ pub(crate) enum Kind {
     List,
     /// `key=value,key2=value2` on the command line, a map of strings in the file.
     Map,
+    /// `signal<amount,...` on the command line (eviction thresholds), a map of strings in the file.
+    Thresholds,
+    /// `key=value:Effect,...` on the command line, a list of Taint objects in the file; held as
+    /// the command-line items.
+    Taints,
     /// `key=true,key2=false` on the command line, a map of booleans in the file.
     BoolMap,
     /// `Key:Value,Key2:Value2` on the command line, a map of string lists in the file.
@@ -44,7 +49,8 @@ impl Kind {
             Kind::Duration | Kind::DurationOrNanos => "duration",
             Kind::Quantity => "quantity",
             Kind::List => "strings",
-            Kind::Map => "mapStringString",
+            Kind::Map | Kind::Thresholds => "mapStringString",
+            Kind::Taints => "strings",
             Kind::BoolMap => "mapStringBool",
             Kind::Headers => "colonSeparatedMultimapStringString",
         }
@@ -83,6 +89,14 @@ impl Value {
             Kind::Quantity => Value::Quantity(parse_quantity(text)?),
             Kind::List => Value::List(split_list(text)),
             Kind::Map => Value::Map(split_pairs(text, '=')?),
+            Kind::Thresholds => Value::Map(split_pairs(text, '<')?),
+            Kind::Taints => {
+                let items = split_list(text);
+                for item in &items {
+                    parse_taint(item)?;
+                }
+                Value::List(items)
+            }
             Kind::BoolMap => {
                 let pairs = split_pairs(text, '=')?;
                 for (key, value) in &pairs {
@@ -119,7 +133,26 @@ impl Value {
                 (None, None) => return Err(expected("a quantity")),
             },
             Kind::List => Value::List(strings(json).ok_or_else(|| expected("a list of strings"))?),
-            Kind::Map => {
+            Kind::Taints => {
+                let items = json
+                    .as_array()
+                    .ok_or_else(|| expected("a list of taints"))?;
+                let mut taints = Vec::with_capacity(items.len());
+                for item in items {
+                    let field = |name: &str| item.get(name).and_then(Json::as_str).unwrap_or("");
+                    let (key, value, effect) = (field("key"), field("value"), field("effect"));
+                    if key.is_empty() || effect.is_empty() {
+                        return Err(format!("a taint needs a key and an effect, got {item}"));
+                    }
+                    taints.push(if value.is_empty() {
+                        format!("{key}:{effect}")
+                    } else {
+                        format!("{key}={value}:{effect}")
+                    });
+                }
+                Value::List(taints)
+            }
+            Kind::Map | Kind::Thresholds => {
                 let object = json.as_object().ok_or_else(|| expected("a map"))?;
                 let mut pairs = Vec::with_capacity(object.len());
                 for (key, value) in object {
@@ -219,6 +252,23 @@ pub(crate) fn effective_map(pairs: &[(String, String)]) -> std::collections::BTr
         .iter()
         .map(|(key, value)| (key.as_str(), value.as_str()))
         .collect()
+}
+
+/// Splits a taint `key[=value]:Effect` into its parts, checking the effect is one the API knows.
+pub(crate) fn parse_taint(text: &str) -> Result<(String, String, String), String> {
+    let (key_value, effect) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("invalid taint {text:?}: expected key=value:Effect"))?;
+    if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+        return Err(format!(
+            "invalid taint {text:?}: effect must be NoSchedule, PreferNoSchedule or NoExecute"
+        ));
+    }
+    let (key, value) = key_value.split_once('=').unwrap_or((key_value, ""));
+    if key.is_empty() {
+        return Err(format!("invalid taint {text:?}: the key is empty"));
+    }
+    Ok((key.into(), value.into(), effect.into()))
 }
 
 fn strings(json: &Json) -> Option<Vec<String>> {
