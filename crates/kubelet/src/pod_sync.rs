@@ -127,7 +127,7 @@ impl PodSyncer {
                 tracing::error!(pod_uid = p.uid, "{message}");
                 Self::pod_error(message)
             }
-            Ok(()) => match self.volumes.mount_pod_volumes(pod) {
+            Ok(()) => match self.volumes.mount_pod_volumes(pod).await {
                 Err(e) => {
                     let message = format!("Unable to attach or mount volumes: {e}");
                     self.events

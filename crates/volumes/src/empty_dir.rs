@@ -1,12 +1,13 @@
 //! emptyDir: a directory under the pod dir, or a tmpfs there for medium Memory.
 
 use crate::error::{PathIo, SetupError};
-use crate::{mountinfo, quantity};
+use crate::quantity;
 use k8s_openapi::api::core::v1::EmptyDirVolumeSource;
 use nix::mount::{MntFlags, MsFlags};
+use nix::sys::statfs::{TMPFS_MAGIC, statfs};
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Upstream makes the directory world-writable so any container user can use it.
@@ -47,6 +48,8 @@ impl Medium {
 pub(crate) enum Undo {
     Unmount(PathBuf),
     RemoveDir(PathBuf),
+    /// A directory that got contents of ours (never a mount: those are undone before).
+    RemoveTree(PathBuf),
 }
 
 impl Undo {
@@ -56,6 +59,7 @@ impl Undo {
                 nix::mount::umount2(path, MntFlags::UMOUNT_NOFOLLOW).map_err(std::io::Error::from)
             }
             Undo::RemoveDir(path) => fs::remove_dir(path),
+            Undo::RemoveTree(path) => fs::remove_dir_all(path),
         };
         if let Err(error) = result {
             tracing::warn!(step = ?self, %error, "cannot undo a volume setup step");
@@ -94,15 +98,22 @@ pub(crate) fn set_up(path: &Path, medium: Medium) -> Result<Vec<Undo>, SetupErro
     Ok(undo)
 }
 
+/// Whether a tmpfs is mounted at exactly `dir` (a canonical path). Cheaper than reading the
+/// mount table, which matters as every sync of a pod asks again: a mount root has another
+/// device than its parent.
+pub(crate) fn is_tmpfs_mount(dir: &Path) -> std::io::Result<bool> {
+    let on_tmpfs = statfs(dir)?.filesystem_type() == TMPFS_MAGIC;
+    let parent = dir.parent().unwrap_or(dir);
+    Ok(on_tmpfs && fs::metadata(dir)?.dev() != fs::metadata(parent)?.dev())
+}
+
 fn mount_tmpfs(
     path: &Path,
     size_limit: Option<u64>,
     undo: &mut Vec<Undo>,
 ) -> Result<(), SetupError> {
     let canonical = fs::canonicalize(path).map_err(|e| PathIo::new("resolve", path, e))?;
-    let mounted = mountinfo::fs_type_at(&canonical)
-        .map_err(|e| PathIo::new("read the mounts for", path, e))?;
-    if mounted.as_deref() == Some("tmpfs") {
+    if is_tmpfs_mount(&canonical).map_err(|e| PathIo::new("inspect the mount at", path, e))? {
         return Ok(());
     }
     let options = size_limit.map(|bytes| format!("size={bytes}"));

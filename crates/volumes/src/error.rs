@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use crate::subpath::ExpandError;
+use kubelet_objects::ObjectError;
 
 /// An I/O failure on one path, with what was being done to it.
 #[derive(Debug, Error)]
@@ -83,7 +84,39 @@ pub enum SetupError {
     #[error("{0} is an invalid volume type")]
     InvalidHostPathType(String),
     #[error(transparent)]
+    Object(#[from] ObjectError),
+    #[error("configmap references non-existent config key: {0}")]
+    MissingConfigMapKey(String),
+    #[error("secret references non-existent secret key: {0}")]
+    MissingSecretKey(String),
+    #[error("invalid path: {0}")]
+    InvalidPath(String),
+    #[error("invalid mode {0:#o}: must be a number between 0 and 0777 (octal), both inclusive")]
+    InvalidMode(i32),
+    #[error("{0}")]
+    DownwardApi(String),
+    #[error("the TokenRequest answer holds no token")]
+    NoToken,
+    #[error("failed to fetch token: {0}")]
+    TokenFetch(Box<SetupError>),
+    #[error("token expired and refresh failed: {0}")]
+    TokenExpired(Box<SetupError>),
+    /// Several sources of one volume failed; shown as upstream's aggregate error: `[a, b]`.
+    #[error("[{}]", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
+    Several(Vec<SetupError>),
+    #[error(transparent)]
     Io(#[from] PathIo),
+}
+
+impl SetupError {
+    /// None for no errors, the error itself for one, all of them for more.
+    pub(crate) fn aggregate(mut errors: Vec<SetupError>) -> Option<SetupError> {
+        match errors.len() {
+            0 => None,
+            1 => errors.pop(),
+            _ => Some(SetupError::Several(errors)),
+        }
+    }
 }
 
 /// Why one volumeMount of a container could not be resolved.

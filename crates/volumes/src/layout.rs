@@ -6,6 +6,10 @@ use crate::error::VolumeError;
 use std::path::{Path, PathBuf};
 
 pub(crate) const EMPTY_DIR_PLUGIN: &str = "kubernetes.io~empty-dir";
+pub(crate) const CONFIG_MAP_PLUGIN: &str = "kubernetes.io~configmap";
+pub(crate) const SECRET_PLUGIN: &str = "kubernetes.io~secret";
+pub(crate) const DOWNWARD_API_PLUGIN: &str = "kubernetes.io~downward-api";
+pub(crate) const PROJECTED_PLUGIN: &str = "kubernetes.io~projected";
 
 /// True when `name` can be used as one path component: nothing that climbs or nests.
 pub(crate) fn is_single_component(name: &str) -> bool {

@@ -1,6 +1,9 @@
 //! Pod volumes: set up on the host before a pod's containers start, torn down after they stop.
-//! Supported now: emptyDir (disk, and medium Memory as tmpfs) and hostPath (with its type checks);
-//! subPath and subPathExpr are resolved beneath the volume and pinned with a bind mount.
+//! Supported now: emptyDir (disk, and medium Memory as tmpfs), hostPath (with its type checks),
+//! configMap, secret, downwardAPI and projected (configMap, secret, downwardAPI and
+//! serviceAccountToken sources; secrets and tokens on tmpfs only), written atomically and kept
+//! up to date at every sync; subPath and subPathExpr are resolved beneath the volume and pinned
+//! with a bind mount.
 
 mod cleanup;
 mod empty_dir;
@@ -9,6 +12,8 @@ mod host_path;
 mod layout;
 mod manager;
 mod mountinfo;
+mod node;
+mod projection;
 mod quantity;
 mod source;
 mod subpath;

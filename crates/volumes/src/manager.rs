@@ -4,26 +4,42 @@
 use crate::empty_dir::{self, Undo};
 use crate::error::{MountError, PathIo, SetupError, VolumeError};
 use crate::layout::{self, EMPTY_DIR_PLUGIN, PodDir};
+use crate::projection::token::TokenCache;
+use crate::projection::{self, Context, Payload, Projection, ResourceList, atomic_writer};
 use crate::source::{self, Source};
-use crate::{HostMount, Propagation, cleanup, host_path, subpath};
+use crate::{HostMount, Propagation, cleanup, host_path, node, subpath};
 use k8s_openapi::api::core::v1::{Container, Pod, Volume, VolumeMount};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kubelet_objects::{NoApi, ObjectSource};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 /// Sets up and tears down pod volumes under the kubelet root dir.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VolumeManager {
     root_dir: PathBuf,
+    objects: Arc<dyn ObjectSource>,
+    tokens: Arc<TokenCache>,
+    node_allocatable: Arc<RwLock<Option<ResourceList>>>,
+}
+
+impl std::fmt::Debug for VolumeManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VolumeManager")
+            .field("root_dir", &self.root_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One set-up volume of a pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountedVolume {
     pub host_path: PathBuf,
-    /// Read-only for every container, whatever its volumeMount says (no supported volume type
-    /// sets it yet; kept for the types that will).
+    /// Read-only for every container, whatever its volumeMount says: configMap, secret,
+    /// downwardAPI and projected volumes, as upstream forces.
     pub read_only: bool,
 }
 
@@ -31,6 +47,7 @@ pub struct MountedVolume {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodVolumes {
     volumes: BTreeMap<String, MountedVolume>,
+    update_errors: BTreeMap<String, String>,
 }
 
 impl PodVolumes {
@@ -51,21 +68,65 @@ impl PodVolumes {
     pub fn is_empty(&self) -> bool {
         self.volumes.is_empty()
     }
+
+    /// (volume, cause) of the volumes set up earlier whose update failed this time: they keep
+    /// their previous contents and the pod runs on (upstream reports these as FailedMount
+    /// events without stopping the pod).
+    pub fn update_errors(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.update_errors
+            .iter()
+            .map(|(name, cause)| (name.as_str(), cause.as_str()))
+    }
+}
+
+/// A projected volume's payload as computed for this sync.
+enum Fetched {
+    Ready(Payload),
+    /// The update failed for a volume that already has contents: they stay as they are.
+    Stale(SetupError),
 }
 
 impl VolumeManager {
+    /// A manager without an API server: configMap, secret and token volumes fail with
+    /// "no kubeClient defined"; see [`VolumeManager::with_objects`].
     pub fn new(root_dir: PathBuf) -> Self {
-        Self { root_dir }
+        Self {
+            root_dir,
+            objects: Arc::new(NoApi),
+            tokens: Arc::default(),
+            node_allocatable: Arc::default(),
+        }
+    }
+
+    /// Where ConfigMaps, Secrets and service account tokens come from.
+    pub fn with_objects(mut self, objects: Arc<dyn ObjectSource>) -> Self {
+        self.objects = objects;
+        self
+    }
+
+    /// The node's allocatable resources (the Node status figures), which downward API
+    /// `limits.*` items read for containers without that limit. Until set, the machine's
+    /// capacity is used.
+    pub fn set_node_allocatable(&self, allocatable: BTreeMap<String, Quantity>) {
+        *self.node_allocatable.write().unwrap() = Some(allocatable);
+    }
+
+    fn node_allocatable(&self) -> ResourceList {
+        let set = self.node_allocatable.read().unwrap().clone();
+        set.unwrap_or_else(|| node::machine_capacity(&self.root_dir))
     }
 
     pub fn root_dir(&self) -> &Path {
         &self.root_dir
     }
 
-    /// Sets up every volume of the pod. All or nothing: when one fails, what this call set up
-    /// is taken back and the error names the volume and the cause. Volumes already in place
-    /// from an earlier call are kept as they are.
-    pub fn mount_pod_volumes(&self, pod: &Pod) -> Result<PodVolumes, VolumeError> {
+    /// Sets up every volume of the pod, or brings it up to date when it is set up already
+    /// (configMap, secret, downwardAPI and projected contents are computed again and swapped in
+    /// atomically when they changed). All or nothing for what is new: when one fails, what this
+    /// call set up is taken back and the error names the volume and the cause. Volumes in place
+    /// from an earlier call are kept; a failed update of one leaves its contents and is listed
+    /// in [`PodVolumes::update_errors`].
+    pub async fn mount_pod_volumes(&self, pod: &Pod) -> Result<PodVolumes, VolumeError> {
         let uid = pod_uid(pod);
         let dir = PodDir::new(&self.root_dir, uid)?;
         let declared = pod
@@ -73,12 +134,26 @@ impl VolumeManager {
             .as_ref()
             .and_then(|s| s.volumes.as_deref())
             .unwrap_or_default();
-        // Check every volume before touching the disk, so a pod with an unsupported volume
-        // leaves nothing behind.
+        // Check every volume and fetch what they show before touching the disk, so a pod with
+        // an unsupported volume or a missing object leaves nothing behind.
         let plans = declared
             .iter()
             .map(|v| plan(v).map(|s| (v, s)))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut fetched = BTreeMap::new();
+        for (volume, source) in &plans {
+            if let Source::Projection(projection) = source {
+                let path = dir.volume(projection.plugin_dir(), &volume.name);
+                let payload = self.fetch(pod, *projection, &path).await.map_err(|cause| {
+                    tracing::warn!(pod_uid = uid, volume = %volume.name, %cause, "volume setup failed");
+                    VolumeError::Volume {
+                        volume: volume.name.clone(),
+                        cause,
+                    }
+                })?;
+                fetched.insert(volume.name.as_str(), payload);
+            }
+        }
 
         let mut undo: Vec<Undo> = Vec::new();
         let mut mounted = PodVolumes::default();
@@ -92,6 +167,19 @@ impl VolumeManager {
                     })
                 }
                 Source::HostPath(host) => host_path::set_up(host),
+                Source::Projection(projection) => {
+                    let path = dir.volume(projection.plugin_dir(), &volume.name);
+                    let payload = fetched.remove(volume.name.as_str());
+                    set_up_projection(&path, projection, payload, &mut undo).map(|stale| {
+                        if let Some(cause) = stale {
+                            tracing::warn!(pod_uid = uid, volume = %volume.name, %cause, "volume update failed, keeping its contents");
+                            mounted
+                                .update_errors
+                                .insert(volume.name.clone(), cause.to_string());
+                        }
+                        path
+                    })
+                }
             };
             match host_path {
                 Ok(host_path) => {
@@ -99,7 +187,7 @@ impl VolumeManager {
                         volume.name.clone(),
                         MountedVolume {
                             host_path,
-                            read_only: false,
+                            read_only: matches!(source, Source::Projection(_)),
                         },
                     );
                 }
@@ -115,6 +203,29 @@ impl VolumeManager {
         }
         tracing::debug!(pod_uid = uid, volumes = mounted.len(), "pod volumes set up");
         Ok(mounted)
+    }
+
+    /// The payload of a projected volume; a failure is only an error for a volume that has no
+    /// contents yet.
+    async fn fetch(
+        &self,
+        pod: &Pod,
+        projection: Projection<'_>,
+        path: &Path,
+    ) -> Result<Fetched, SetupError> {
+        let allocatable = || self.node_allocatable();
+        let ctx = Context {
+            objects: self.objects.as_ref(),
+            tokens: &self.tokens,
+            pod,
+            allocatable: &allocatable,
+            now: k8s_openapi::jiff::Timestamp::now(),
+        };
+        match projection::payload(projection, &ctx).await {
+            Ok(payload) => Ok(Fetched::Ready(payload)),
+            Err(cause) if atomic_writer::is_written(path) => Ok(Fetched::Stale(cause)),
+            Err(cause) => Err(cause),
+        }
     }
 
     /// The mounts of one container, in its volumeMounts order, subPaths resolved and pinned.
@@ -146,6 +257,7 @@ impl VolumeManager {
     /// Safe to repeat; a pod that has nothing on disk is already clean.
     pub fn cleanup_pod(&self, pod_uid: &str) -> Result<(), VolumeError> {
         let dir = PodDir::new(&self.root_dir, pod_uid)?;
+        self.tokens.forget_pod(pod_uid);
         cleanup::remove_pod_dir(&dir, pod_uid)
     }
 
@@ -187,6 +299,40 @@ fn plan(volume: &Volume) -> Result<Source<'_>, VolumeError> {
         volume: volume.name.clone(),
         cause,
     })
+}
+
+/// The volume's directory (a tmpfs for secrets) and its payload written into it. Returns the
+/// cause when an update of existing contents failed and they were kept.
+fn set_up_projection(
+    path: &Path,
+    projection: Projection<'_>,
+    fetched: Option<Fetched>,
+    undo: &mut Vec<Undo>,
+) -> Result<Option<SetupError>, SetupError> {
+    let had_contents = atomic_writer::is_written(path);
+    let steps: Vec<Undo> = empty_dir::set_up(path, projection.medium())?
+        .into_iter()
+        .map(|step| match step {
+            Undo::RemoveDir(dir) => Undo::RemoveTree(dir),
+            other => other,
+        })
+        .collect();
+    let written = match fetched {
+        Some(Fetched::Ready(payload)) => atomic_writer::write(path, &payload).map(|_| None),
+        Some(Fetched::Stale(cause)) => Ok(Some(cause)),
+        None => Ok(None),
+    };
+    match written {
+        Ok(stale) => {
+            undo.extend(steps);
+            Ok(stale)
+        }
+        Err(cause) if had_contents => Ok(Some(cause)),
+        Err(cause) => {
+            steps.into_iter().rev().for_each(Undo::run);
+            Err(cause)
+        }
+    }
 }
 
 fn host_mount(

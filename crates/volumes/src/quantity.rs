@@ -1,8 +1,20 @@
-//! A resource quantity ("64Mi", "1.5G", "1e6") as a whole number of bytes, rounded up like
-//! apimachinery's `Quantity.Value()`. Only what an emptyDir sizeLimit needs.
+//! A resource quantity ("64Mi", "1.5G", "1e6", "250m") as a whole number, rounded up like
+//! apimachinery's `Quantity.Value()` and `MilliValue()`. Only what an emptyDir sizeLimit and a
+//! downward API resourceFieldRef need.
 
+/// The quantity as a whole number (bytes for memory and storage, cores for cpu), rounded up.
 /// `None` for anything that is not a valid non-negative quantity or does not fit in u64.
 pub(crate) fn bytes(text: &str) -> Option<u64> {
+    scaled(text, 0)
+}
+
+/// The quantity in thousandths (millicores for cpu), rounded up.
+pub(crate) fn millis(text: &str) -> Option<u64> {
+    scaled(text, 3)
+}
+
+/// The quantity times 10^`scale`, rounded up.
+fn scaled(text: &str, scale: i32) -> Option<u64> {
     let text = text.trim();
     let number_end = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+'))
@@ -18,7 +30,7 @@ pub(crate) fn bytes(text: &str) -> Option<u64> {
         return None;
     }
     let mantissa: u128 = format!("{int_part}{frac_part}").parse().ok()?;
-    let mut exp10 = -i32::try_from(frac_part.len()).ok()?;
+    let mut exp10 = scale - i32::try_from(frac_part.len()).ok()?;
     let mut exp2 = 0u32;
     match suffix {
         "" => {}
@@ -52,7 +64,7 @@ pub(crate) fn bytes(text: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::bytes;
+    use super::{bytes, millis};
 
     #[test]
     fn suffixes_and_rounding() {
@@ -63,6 +75,15 @@ mod tests {
         assert_eq!(bytes("129e6"), Some(129_000_000));
         assert_eq!(bytes("1500m"), Some(2));
         assert_eq!(bytes("0.1"), Some(1));
+    }
+
+    #[test]
+    fn millis_for_cpu() {
+        assert_eq!(millis("250m"), Some(250));
+        assert_eq!(millis("2"), Some(2000));
+        assert_eq!(millis("1.5"), Some(1500));
+        assert_eq!(millis("0.0001"), Some(1));
+        assert_eq!(millis("1Ki"), Some(1_024_000));
     }
 
     #[test]

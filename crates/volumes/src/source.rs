@@ -4,17 +4,32 @@
 
 use crate::empty_dir::Medium;
 use crate::error::SetupError;
+use crate::projection::Projection;
 use k8s_openapi::api::core::v1::{HostPathVolumeSource, Volume};
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Source<'a> {
     EmptyDir(Medium),
     HostPath(&'a HostPathVolumeSource),
+    Projection(Projection<'a>),
 }
 
 pub(crate) fn classify(volume: &Volume) -> Result<Source<'_>, SetupError> {
     if let Some(host_path) = &volume.host_path {
         return Ok(Source::HostPath(host_path));
+    }
+    let projection = if let Some(cm) = &volume.config_map {
+        Some(Projection::ConfigMap(cm))
+    } else if let Some(secret) = &volume.secret {
+        Some(Projection::Secret(secret))
+    } else if let Some(downward) = &volume.downward_api {
+        Some(Projection::DownwardApi(downward))
+    } else {
+        volume.projected.as_ref().map(Projection::Projected)
+    };
+    if let Some(projection) = projection {
+        projection.check()?;
+        return Ok(Source::Projection(projection));
     }
     if volume.empty_dir.is_some() {
         return Ok(Source::EmptyDir(Medium::of(volume.empty_dir.as_ref())?));
@@ -41,7 +56,10 @@ fn declared_type(volume: &Volume) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, PersistentVolumeClaimVolumeSource};
+    use k8s_openapi::api::core::v1::{
+        ConfigMapVolumeSource, PersistentVolumeClaimVolumeSource, ProjectedVolumeSource,
+        VolumeProjection,
+    };
 
     #[test]
     fn names_unsupported_types_as_the_api_does() {
@@ -50,7 +68,25 @@ mod tests {
             config_map: Some(ConfigMapVolumeSource::default()),
             ..Default::default()
         };
-        assert!(matches!(classify(&cfg), Err(SetupError::Unsupported(k)) if k == "configMap"));
+        assert!(matches!(
+            classify(&cfg),
+            Ok(Source::Projection(Projection::ConfigMap(_)))
+        ));
+        let bundle = Volume {
+            name: "ca".into(),
+            projected: Some(ProjectedVolumeSource {
+                default_mode: None,
+                sources: Some(vec![VolumeProjection {
+                    cluster_trust_bundle: Some(Default::default()),
+                    ..Default::default()
+                }]),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            classify(&bundle).unwrap_err().to_string(),
+            "volume type projected clusterTrustBundle is not supported yet"
+        );
         let pvc = Volume {
             name: "data".into(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {

@@ -21,7 +21,7 @@ fn cleanup_removes_volumes_and_subpath_binds_and_is_idempotent() {
         ],
         vec![],
     );
-    let volumes = root.manager.mount_pod_volumes(&p).unwrap();
+    let volumes = root.manager.mount_blocking(&p).unwrap();
     let c = container(
         "app",
         vec![

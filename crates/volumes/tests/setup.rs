@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, SecretVolumeSource, Volume};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Volume};
 use kubelet_volumes::{SetupError, VolumeError};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ fn empty_dir_on_disk_is_a_world_writable_dir() {
     let root = TestRoot::new();
     let volumes = root
         .manager
-        .mount_pod_volumes(&pod(vec![empty_dir("cache")], vec![]))
+        .mount_blocking(&pod(vec![empty_dir("cache")], vec![]))
         .unwrap();
     let expected = root.pod_dir().join("volumes/kubernetes.io~empty-dir/cache");
     let cache = volumes.get("cache").unwrap();
@@ -36,7 +36,7 @@ fn empty_dir_in_memory_is_a_sized_tmpfs_mounted_once() {
         vec![memory_dir("shm", Some("64Mi")), memory_dir("unsized", None)],
         vec![],
     );
-    let volumes = root.manager.mount_pod_volumes(&p).unwrap();
+    let volumes = root.manager.mount_blocking(&p).unwrap();
     let shm = volumes.get("shm").unwrap().host_path.clone();
     let mounts = mounts_at(&shm);
     assert_eq!(mounts.len(), 1, "{mounts:?}");
@@ -60,7 +60,7 @@ fn empty_dir_in_memory_is_a_sized_tmpfs_mounted_once() {
     assert!(opts.contains("nosuid") && opts.contains("nodev"), "{opts}");
 
     std::fs::write(shm.join("data"), b"kept").unwrap();
-    let again = root.manager.mount_pod_volumes(&p).unwrap();
+    let again = root.manager.mount_blocking(&p).unwrap();
     assert_eq!(again, volumes);
     assert_eq!(mounts_at(&shm).len(), 1, "re-mount stacked a second tmpfs");
     assert_eq!(std::fs::read(shm.join("data")).unwrap(), b"kept");
@@ -70,10 +70,10 @@ fn empty_dir_in_memory_is_a_sized_tmpfs_mounted_once() {
 fn empty_dir_on_disk_survives_a_resync() {
     let root = TestRoot::new();
     let p = pod(vec![empty_dir("cache")], vec![]);
-    let first = root.manager.mount_pod_volumes(&p).unwrap();
+    let first = root.manager.mount_blocking(&p).unwrap();
     let path = first.get("cache").unwrap().host_path.clone();
     std::fs::write(path.join("f"), b"x").unwrap();
-    assert_eq!(root.manager.mount_pod_volumes(&p).unwrap(), first);
+    assert_eq!(root.manager.mount_blocking(&p).unwrap(), first);
     assert_eq!(std::fs::read(path.join("f")).unwrap(), b"x");
 }
 
@@ -82,7 +82,7 @@ fn invalid_size_limit_is_refused_before_any_setup() {
     let root = TestRoot::new();
     let err = root
         .manager
-        .mount_pod_volumes(&pod(
+        .mount_blocking(&pod(
             vec![empty_dir("a"), memory_dir("shm", Some("lots"))],
             vec![],
         ))
@@ -97,7 +97,7 @@ fn invalid_size_limit_is_refused_before_any_setup() {
 fn check(root: &TestRoot, path: &std::path::Path, type_: &str) -> Result<PathBuf, VolumeError> {
     let volumes = root
         .manager
-        .mount_pod_volumes(&pod(vec![host_path("h", path, type_)], vec![]))?;
+        .mount_blocking(&pod(vec![host_path("h", path, type_)], vec![]))?;
     Ok(volumes.get("h").unwrap().host_path.clone())
 }
 
@@ -237,38 +237,27 @@ fn host_path_with_backsteps_is_refused() {
 #[test]
 fn unsupported_types_fail_the_pod_and_leave_nothing() {
     let root = TestRoot::new();
-    let cfg = Volume {
-        name: "cfg".into(),
-        config_map: Some(ConfigMapVolumeSource::default()),
+    let data = Volume {
+        name: "data".into(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: "claim".into(),
+            read_only: None,
+        }),
         ..Default::default()
     };
     let p = pod(
-        vec![memory_dir("shm", None), empty_dir("cache"), cfg],
+        vec![memory_dir("shm", None), empty_dir("cache"), data],
         vec![],
     );
-    let err = root.manager.mount_pod_volumes(&p).unwrap_err();
+    let err = root.manager.mount_blocking(&p).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "volume \"cfg\": volume type configMap is not supported yet"
+        "volume \"data\": volume type persistentVolumeClaim is not supported yet"
     );
     assert!(
-        matches!(err, VolumeError::Volume { ref volume, cause: SetupError::Unsupported(ref t) } if volume == "cfg" && t == "configMap")
+        matches!(err, VolumeError::Volume { ref volume, cause: SetupError::Unsupported(ref t) } if volume == "data" && t == "persistentVolumeClaim")
     );
     assert!(!root.pod_dir().exists());
-
-    let secret = Volume {
-        name: "tls".into(),
-        secret: Some(SecretVolumeSource::default()),
-        ..Default::default()
-    };
-    let err = root
-        .manager
-        .mount_pod_volumes(&pod(vec![secret], vec![]))
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "volume \"tls\": volume type secret is not supported yet"
-    );
 }
 
 #[test]
@@ -284,7 +273,7 @@ fn a_failed_volume_takes_back_what_the_call_set_up() {
         ],
         vec![],
     );
-    let err = root.manager.mount_pod_volumes(&p).unwrap_err();
+    let err = root.manager.mount_blocking(&p).unwrap_err();
     assert!(
         err.to_string()
             .starts_with("volume \"h\": hostPath type check failed"),
@@ -304,13 +293,13 @@ fn a_failed_resync_keeps_volumes_set_up_earlier() {
     let root = TestRoot::new();
     let first = root
         .manager
-        .mount_pod_volumes(&pod(vec![memory_dir("shm", None)], vec![]))
+        .mount_blocking(&pod(vec![memory_dir("shm", None)], vec![]))
         .unwrap();
     let shm = first.get("shm").unwrap().host_path.clone();
     let missing = root.outside().join("missing");
     assert!(
         root.manager
-            .mount_pod_volumes(&pod(
+            .mount_blocking(&pod(
                 vec![memory_dir("shm", None), host_path("h", &missing, "File")],
                 vec![]
             ))
@@ -325,7 +314,7 @@ fn invalid_pod_uid_is_refused() {
     let mut p = pod(vec![empty_dir("cache")], vec![]);
     p.metadata.uid = Some("../escape".into());
     assert!(matches!(
-        root.manager.mount_pod_volumes(&p),
+        root.manager.mount_blocking(&p),
         Err(VolumeError::InvalidPodUid(_))
     ));
 }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 fn with_data_volume(root: &TestRoot) -> (PodVolumes, PathBuf) {
     let volumes = root
         .manager
-        .mount_pod_volumes(&pod(vec![empty_dir("data")], vec![]))
+        .mount_blocking(&pod(vec![empty_dir("data")], vec![]))
         .unwrap();
     let path = volumes.get("data").unwrap().host_path.clone();
     (volumes, path)
@@ -342,7 +342,7 @@ fn sub_path_of_a_host_path_volume() {
     std::fs::write(host.join("shared/marker"), b"host").unwrap();
     let volumes = root
         .manager
-        .mount_pod_volumes(&pod(vec![host_path("h", &host, "Directory")], vec![]))
+        .mount_blocking(&pod(vec![host_path("h", &host, "Directory")], vec![]))
         .unwrap();
     let c = container("app", vec![mount("h", "/m", "shared")]);
     let mounts = root

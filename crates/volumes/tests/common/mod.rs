@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, HostPathVolumeSource, Pod, PodSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kubelet_volumes::VolumeManager;
+use kubelet_volumes::{PodVolumes, VolumeError, VolumeManager};
 use nix::mount::MntFlags;
 use std::path::{Path, PathBuf};
 
@@ -59,6 +59,21 @@ impl Drop for TestRoot {
                 let _ = nix::mount::umount2(&p, MntFlags::MNT_DETACH);
             }
         }
+    }
+}
+
+/// mount_pod_volumes for tests that are not async themselves.
+pub trait MountBlocking {
+    fn mount_blocking(&self, pod: &Pod) -> Result<PodVolumes, VolumeError>;
+}
+
+impl MountBlocking for VolumeManager {
+    fn mount_blocking(&self, pod: &Pod) -> Result<PodVolumes, VolumeError> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(self.mount_pod_volumes(pod))
     }
 }
 
