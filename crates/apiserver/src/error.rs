@@ -29,6 +29,8 @@ pub enum ApiError {
     },
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
+    #[error("Unauthorized")]
+    Unauthorized,
     #[error("the server could not find the requested resource")]
     UnknownPath,
     #[error(
@@ -54,6 +56,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         }
     }
@@ -67,6 +70,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Invalid { .. } => "Invalid",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
+            ApiError::Unauthorized => "Unauthorized",
             ApiError::UnsupportedMediaType { .. } => "UnsupportedMediaType",
         }
     }

@@ -2,7 +2,17 @@
 //!
 //! It speaks the real REST paths, JSON and watch protocol for the kinds a kubelet uses, so
 //! both the kubelet and the real `kubectl` can be pointed at it. See [`TestApiServer`].
+//!
+//! Started with [`TestApiServer::builder`]`().tls(true)` it serves HTTPS with a certificate
+//! from its own CA ([`TestApiServer::ca_pem`]) and authenticates as the real server does:
+//! client certificates ([`TestApiServer::issue_client_cert`]), static tokens
+//! ([`TestApiServer::add_token`]), bootstrap tokens ([`TestApiServer::add_bootstrap_token`])
+//! and service account tokens; [`TestApiServer::requests`] tells who made each request.
 
+mod audit;
+mod auth;
+pub mod ca;
+pub mod cluster;
 mod defaults;
 mod discovery;
 pub mod error;
@@ -16,6 +26,8 @@ pub mod server;
 pub mod store;
 mod watch;
 
+pub use audit::RequestRecord;
+pub use auth::UserInfo;
 pub use error::ApiError;
-pub use server::{ServerError, TestApiServer};
+pub use server::{ServerError, TestApiServer, TestApiServerBuilder};
 pub use store::{DeleteOptions, Store, UpdateScope};

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use kubelet_test_apiserver::cluster::ClusterOptions;
 use kubelet_test_apiserver::server::{AppState, DEFAULT_BOOKMARK_INTERVAL, router, serve};
 use kubelet_test_apiserver::store::Store;
 
@@ -38,9 +39,16 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let state = AppState {
-        store: Store::new(),
-        bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
+    let options = ClusterOptions {
+        tls: false,
+        allow_anonymous: false,
+    };
+    let state = match AppState::new(Store::new(), DEFAULT_BOOKMARK_INTERVAL, &options) {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("test-apiserver: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     serve(listener, router(state)).await;
     ExitCode::SUCCESS

@@ -4,12 +4,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde_json::{Value, json};
 
+use crate::auth::UserInfo;
 use crate::error::ApiError;
 use crate::meta;
 use crate::patch;
@@ -24,15 +24,13 @@ const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 
 type Params = HashMap<String, String>;
 
-pub async fn handle(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    Query(params): Query<Params>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    match dispatch(&state, &method, &uri, &params, &headers, &body) {
+/// The largest request body read (the real server's limit is 3 MiB for most writes).
+const MAX_BODY: usize = 3 * 1024 * 1024;
+
+pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    match handle_request(&state, req).await {
         Ok(response) => response,
         Err(e) => {
             tracing::debug!(%method, %uri, error = %e, "request refused");
@@ -41,14 +39,48 @@ pub async fn handle(
     }
 }
 
-fn dispatch(
-    state: &AppState,
-    method: &Method,
-    uri: &Uri,
-    params: &Params,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Response, ApiError> {
+async fn handle_request(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let Query(params) = Query::<Params>::try_from_uri(req.uri())
+        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
+    let user = req
+        .extensions()
+        .get::<UserInfo>()
+        .cloned()
+        .unwrap_or_default();
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e}")))?;
+    let request = RestRequest {
+        method: &parts.method,
+        uri: &parts.uri,
+        params: &params,
+        headers: &parts.headers,
+        body: &body,
+        user: &user,
+    };
+    dispatch(state, &request)
+}
+
+/// One API request, read whole.
+struct RestRequest<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    params: &'a Params,
+    headers: &'a HeaderMap,
+    body: &'a [u8],
+    user: &'a UserInfo,
+}
+
+fn dispatch(state: &AppState, request: &RestRequest<'_>) -> Result<Response, ApiError> {
+    let RestRequest {
+        method,
+        uri,
+        params,
+        headers,
+        body,
+        ..
+    } = *request;
     let target = path::parse(uri.path())?;
     let scope = match target.subresource.as_deref() {
         None => UpdateScope::Main,
@@ -68,6 +100,9 @@ fn dispatch(
             require_json(headers)?;
             let mut obj = parse_body(body)?;
             check_namespace(&target, &mut obj)?;
+            if target.resource.kind == "CertificateSigningRequest" {
+                stamp_requester(&mut obj, request.user);
+            }
             let created = store.create(target.resource, &ns, obj)?;
             Ok((StatusCode::CREATED, Json(created)).into_response())
         }
@@ -101,6 +136,21 @@ fn dispatch(
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
+}
+
+/// A new CSR records who asked for it and starts with no status, whatever the client sent.
+fn stamp_requester(csr: &mut Value, user: &UserInfo) {
+    if !csr.get("spec").is_some_and(Value::is_object) {
+        csr["spec"] = json!({});
+    }
+    csr["spec"]["username"] = user.username.clone().into();
+    csr["spec"]["groups"] = json!(user.groups);
+    if user.uid.is_empty() {
+        drop(csr["spec"].as_object_mut().map(|s| s.remove("uid")));
+    } else {
+        csr["spec"]["uid"] = user.uid.clone().into();
+    }
+    csr["status"] = json!({});
 }
 
 /// Bodies must be JSON. Protobuf is refused with 415, on which client-go retries in JSON.

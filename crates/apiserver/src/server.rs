@@ -3,17 +3,31 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
+use crate::audit::RequestRecord;
+use crate::auth::{Authentication, UserInfo};
+use crate::ca::{self, CaError};
+use crate::cluster::{Cluster, ClusterOptions};
+use crate::error::ApiError;
 use crate::store::Store;
 use crate::{discovery, rest};
 
@@ -26,9 +40,31 @@ pub const DEFAULT_BOOKMARK_INTERVAL: Duration = Duration::from_secs(1);
 pub struct AppState {
     pub store: Store,
     pub bookmark_interval: Duration,
+    pub cluster: Arc<Cluster>,
 }
 
-/// The routes of the API server over `state`.
+impl AppState {
+    /// A fresh cluster over `store`, with a new CA.
+    pub fn new(
+        store: Store,
+        bookmark_interval: Duration,
+        options: &ClusterOptions,
+    ) -> Result<Self, CaError> {
+        Ok(AppState {
+            store,
+            bookmark_interval,
+            cluster: Arc::new(Cluster::new(options)?),
+        })
+    }
+}
+
+/// What the listener knows about a connection: the user its client certificate names.
+#[derive(Clone, Default)]
+pub struct ConnInfo {
+    pub certificate_user: Option<UserInfo>,
+}
+
+/// The routes of the API server over `state`, behind its authentication.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/version", get(discovery::version))
@@ -38,24 +74,81 @@ pub fn router(state: AppState) -> Router {
         .route("/apis/{group}", get(discovery::group))
         .route("/apis/{group}/{version}", get(discovery::group_resources))
         .fallback(rest::handle)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until this future is dropped; dropping it also closes every
-/// open connection (watches included), as a stopped API server would.
+/// Authenticates every request (401 with a Status when it cannot), hands the user to the
+/// handlers as an extension and logs the request.
+async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let certificate_user = req
+        .extensions()
+        .get::<ConnInfo>()
+        .and_then(|c| c.certificate_user.clone());
+    let authorization = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let authentication =
+        state
+            .cluster
+            .auth
+            .authenticate(&state.store, certificate_user.as_ref(), authorization);
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let (user, response) = match authentication {
+        Authentication::User(user) => {
+            req.extensions_mut().insert(user.clone());
+            (Some(user), next.run(req).await)
+        }
+        Authentication::Unauthorized => (None, ApiError::Unauthorized.into_response()),
+    };
+    state.cluster.requests.record(RequestRecord {
+        method,
+        path,
+        query,
+        user,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+/// Serves `router` over plain HTTP on `listener` until this future is dropped; dropping it
+/// also closes every open connection (watches included), as a stopped API server would.
 pub async fn serve(listener: TcpListener, router: Router) {
+    serve_with(listener, router, None).await
+}
+
+/// Serves `router` over HTTPS with `acceptor`, which may ask for client certificates.
+pub async fn serve_tls(listener: TcpListener, router: Router, acceptor: TlsAcceptor) {
+    serve_with(listener, router, Some(acceptor)).await
+}
+
+async fn serve_with(listener: TcpListener, router: Router, tls: Option<TlsAcceptor>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let service = TowerToHyperService::new(router.clone());
+                    let router = router.clone();
+                    let tls = tls.clone();
                     connections.spawn(async move {
-                        let conn = auto::Builder::new(TokioExecutor::new())
-                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                            .await;
-                        if let Err(e) = conn {
-                            tracing::debug!(error = %e, "connection ended with an error");
+                        let Some(acceptor) = tls else {
+                            return serve_connection(stream, router, ConnInfo::default()).await;
+                        };
+                        match acceptor.accept(stream).await {
+                            Ok(stream) => {
+                                let certificate_user = stream
+                                    .get_ref()
+                                    .1
+                                    .peer_certificates()
+                                    .and_then(|chain| chain.first())
+                                    .and_then(|leaf| ca::certificate_user(leaf))
+                                    .map(|(user, groups)| UserInfo { username: user, uid: String::new(), groups });
+                                serve_connection(stream, router, ConnInfo { certificate_user }).await
+                            }
+                            Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                         }
                     });
                 }
@@ -66,7 +159,51 @@ pub async fn serve(listener: TcpListener, router: Router) {
     }
 }
 
-/// Why the test API server could not listen.
+async fn serve_connection<S>(io: S, router: Router, conn: ConnInfo)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = TowerToHyperService::new(router.layer(Extension(conn)));
+    let served = auto::Builder::new(TokioExecutor::new())
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// The TLS setup of an HTTPS server: a serving certificate from `ca` for 127.0.0.1, ::1 and
+/// localhost, and client certificates signed by `ca` verified when given (tokens and
+/// anonymous requests come without one). HTTP/1.1 only, so every client can upgrade.
+pub fn tls_acceptor(ca: &ca::TestCa) -> Result<TlsAcceptor, ServerError> {
+    let serving = ca.issue_serving_cert()?;
+    let tls_error = |e: &dyn std::fmt::Display| ServerError::Tls(e.to_string());
+    let chain = CertificateDer::pem_slice_iter(serving.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_error(&e))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(serving.key_pem.as_bytes()).map_err(|e| tls_error(&e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).map_err(|e| tls_error(&e))?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| tls_error(&e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(&e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| tls_error(&e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Why the test API server could not start or listen.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot start the test API server's runtime: {0}")]
@@ -77,6 +214,69 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot make the test CA's certificates: {0}")]
+    Ca(#[from] CaError),
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+}
+
+/// How to start a [`TestApiServer`]: `TestApiServer::builder().tls(true).start()`.
+#[derive(Debug, Clone)]
+pub struct TestApiServerBuilder {
+    bookmark_interval: Duration,
+    options: ClusterOptions,
+}
+
+impl TestApiServerBuilder {
+    /// Serve HTTPS with a serving certificate from the test CA and authenticate every request
+    /// (client certificates, tokens); unauthenticated requests get 401. Off by default: plain
+    /// HTTP where every request is the administrator system:unsecured.
+    pub fn tls(mut self, tls: bool) -> Self {
+        self.options.tls = tls;
+        self
+    }
+
+    /// Over TLS, let requests without credentials through as system:anonymous
+    /// (--anonymous-auth). Off by default.
+    pub fn allow_anonymous(mut self, allow: bool) -> Self {
+        self.options.allow_anonymous = allow;
+        self
+    }
+
+    /// How often watches that allow bookmarks get one (default [`DEFAULT_BOOKMARK_INTERVAL`]).
+    pub fn bookmark_interval(mut self, interval: Duration) -> Self {
+        self.bookmark_interval = interval;
+        self
+    }
+
+    /// Starts the server; panics when it cannot, as a test cannot go on without it.
+    pub fn start(self) -> TestApiServer {
+        self.try_start().expect("the test API server starts")
+    }
+
+    pub fn try_start(self) -> Result<TestApiServer, ServerError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("test-apiserver")
+            .build()
+            .map_err(ServerError::Runtime)?;
+        let state = AppState::new(Store::new(), self.bookmark_interval, &self.options)?;
+        let tls = if self.options.tls {
+            Some(tls_acceptor(&state.cluster.ca)?)
+        } else {
+            None
+        };
+        let mut server = TestApiServer {
+            runtime: Some(runtime),
+            state,
+            tls,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listener: Mutex::new(None),
+        };
+        server.addr = server.listen(server.addr)?;
+        Ok(server)
+    }
 }
 
 /// A running test API server on 127.0.0.1, on a runtime of its own so it serves whatever
@@ -84,35 +284,34 @@ pub enum ServerError {
 pub struct TestApiServer {
     runtime: Option<tokio::runtime::Runtime>,
     state: AppState,
+    tls: Option<TlsAcceptor>,
     addr: SocketAddr,
     listener: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl TestApiServer {
-    /// Starts a server on a random port of 127.0.0.1 with an empty cluster (its namespaces).
-    /// Panics when it cannot, as a test cannot go on without it.
+    /// Starts a plain HTTP server on a random port of 127.0.0.1 with an empty cluster (its
+    /// namespaces and their default service accounts). Panics when it cannot.
     pub fn start() -> Self {
         Self::try_start(DEFAULT_BOOKMARK_INTERVAL).expect("the test API server starts")
     }
 
+    /// Starts a plain HTTP server whose watches get bookmarks every `bookmark_interval`.
     pub fn try_start(bookmark_interval: Duration) -> Result<Self, ServerError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .thread_name("test-apiserver")
-            .build()
-            .map_err(ServerError::Runtime)?;
-        let mut server = TestApiServer {
-            runtime: Some(runtime),
-            state: AppState {
-                store: Store::new(),
-                bookmark_interval,
+        Self::builder()
+            .bookmark_interval(bookmark_interval)
+            .try_start()
+    }
+
+    /// Options beyond [`start`](Self::start): TLS and authentication, CSR signing.
+    pub fn builder() -> TestApiServerBuilder {
+        TestApiServerBuilder {
+            bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
+            options: ClusterOptions {
+                tls: false,
+                allow_anonymous: false,
             },
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            listener: Mutex::new(None),
-        };
-        server.addr = server.listen(server.addr)?;
-        Ok(server)
+        }
     }
 
     fn runtime(&self) -> &tokio::runtime::Runtime {
@@ -125,9 +324,10 @@ impl TestApiServer {
         std_listener.set_nonblocking(true).map_err(listen_error)?;
         let bound = std_listener.local_addr().map_err(listen_error)?;
         let router = router(self.state.clone());
+        let tls = self.tls.clone();
         let task = self.runtime().spawn(async move {
             match TcpListener::from_std(std_listener) {
-                Ok(listener) => serve(listener, router).await,
+                Ok(listener) => serve_with(listener, router, tls).await,
                 Err(e) => tracing::error!(error = %e, "cannot register the listener"),
             }
         });
@@ -141,13 +341,19 @@ impl TestApiServer {
         self.listener.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The base URL, http://127.0.0.1:PORT.
+    /// The base URL: http://127.0.0.1:PORT, or https://127.0.0.1:PORT with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.is_tls() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Whether the server speaks HTTPS and authenticates requests.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The cluster state, for tests to read and set objects directly.
@@ -167,21 +373,119 @@ impl TestApiServer {
         }
     }
 
-    /// Listens again on the same address after [`stop_listener`](Self::stop_listener).
+    /// Listens again on the same address after [`stop_listener`](Self::stop_listener), with
+    /// the same serving certificate.
     pub fn restart_listener(&self) -> Result<(), ServerError> {
         self.stop_listener();
         self.listen(self.addr).map(drop)
     }
 
-    /// Writes a kubeconfig whose only cluster, user and context point at this server.
+    /// The cluster CA certificate (PEM): it signed the serving certificate, client
+    /// certificates and CSRs. Made for plain HTTP servers too, so CSRs are signed there.
+    pub fn ca_pem(&self) -> &str {
+        self.state.cluster.ca.pem()
+    }
+
+    /// Writes [`ca_pem`](Self::ca_pem) to `path` (for --client-ca-file or a kubeconfig).
+    pub fn write_ca(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, self.ca_pem())
+    }
+
+    /// A new key and a client certificate signed by the cluster CA for user `common_name` in
+    /// groups `organizations`: (certificate PEM, PKCS#8 key PEM). Panics with more than two
+    /// organizations (the most rcgen can put in one subject).
+    pub fn issue_client_cert(&self, common_name: &str, organizations: &[&str]) -> (String, String) {
+        let organizations: Vec<String> = organizations.iter().map(|o| o.to_string()).collect();
+        let issued = self
+            .state
+            .cluster
+            .ca
+            .issue_client_cert(common_name, &organizations)
+            .expect("the test CA issues the client certificate");
+        (issued.cert_pem, issued.key_pem)
+    }
+
+    /// Registers a static bearer token (as in --token-auth-file) for `user` in `groups`.
+    pub fn add_token(&self, token: &str, user: &str, groups: &[&str]) {
+        self.state
+            .cluster
+            .auth
+            .add_token(token, UserInfo::new(user, groups));
+    }
+
+    /// Makes `token` ("abcdef.0123456789abcdef") a valid bootstrap token by storing its Secret
+    /// kube-system/bootstrap-token-ID as kubeadm does; it authenticates as
+    /// system:bootstrap:ID in system:bootstrappers and `extra_groups`. Panics on a malformed token.
+    pub fn add_bootstrap_token(&self, token: &str, extra_groups: &[&str]) {
+        let secret = crate::auth::bootstrap_token_secret(token, extra_groups)
+            .expect("a bootstrap token is [a-z0-9]{6}.[a-z0-9]{16}");
+        self.store()
+            .put(secret)
+            .expect("the bootstrap token Secret is stored");
+    }
+
+    /// Lets requests without credentials through (as system:anonymous) or not, over TLS.
+    pub fn set_allow_anonymous(&self, allow: bool) {
+        self.state.cluster.auth.set_anonymous(allow);
+    }
+
+    /// Every request answered so far, in order, with its authenticated user.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.state.cluster.requests.snapshot()
+    }
+
+    /// Forgets the requests logged so far.
+    pub fn clear_requests(&self) {
+        self.state.cluster.requests.clear();
+    }
+
+    /// Writes a kubeconfig whose only cluster, user and context point at this server. Over TLS
+    /// the user is an administrator: a client certificate for kubernetes-admin in
+    /// system:masters.
     pub fn kubeconfig(&self, path: &Path) -> std::io::Result<()> {
-        let config = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n\
-             users:\n- name: test\n  user: {{}}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n\
+        if self.is_tls() {
+            let (cert, key) = self.issue_client_cert("kubernetes-admin", &["system:masters"]);
+            return self.kubeconfig_with_cert(path, &cert, &key);
+        }
+        std::fs::write(path, self.kubeconfig_text("{}"))
+    }
+
+    /// Writes a kubeconfig that authenticates with a client certificate and key (PEM).
+    pub fn kubeconfig_with_cert(
+        &self,
+        path: &Path,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> std::io::Result<()> {
+        let user = format!(
+            "\n    client-certificate-data: {}\n    client-key-data: {}",
+            STANDARD.encode(cert_pem),
+            STANDARD.encode(key_pem)
+        );
+        std::fs::write(path, self.kubeconfig_text(&user))
+    }
+
+    /// Writes a kubeconfig that authenticates with a bearer token.
+    pub fn kubeconfig_with_token(&self, path: &Path, token: &str) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig_text(&format!("\n    token: {token}")))
+    }
+
+    /// A kubeconfig with `user` as the user entry's body; over TLS the cluster trusts the CA.
+    fn kubeconfig_text(&self, user: &str) -> String {
+        let ca = if self.is_tls() {
+            format!(
+                "\n    certificate-authority-data: {}",
+                STANDARD.encode(self.ca_pem())
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}{ca}\n\
+             users:\n- name: test\n  user: {user}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n\
              current-context: test\n",
             self.url()
-        );
-        std::fs::write(path, config)
+        )
     }
 }
 

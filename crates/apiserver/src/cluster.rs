@@ -1,0 +1,30 @@
+//! What the API server holds besides its objects: its CA, its authenticators and the log of
+//! the requests it answered. Shared by every listener and handler of one server.
+
+use crate::audit::RequestLog;
+use crate::auth::Authenticator;
+use crate::ca::{CaError, TestCa};
+
+/// Settings of a server, fixed at start.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub tls: bool,
+    pub allow_anonymous: bool,
+}
+
+/// The server-wide services every handler reaches through [`crate::server::AppState`].
+pub struct Cluster {
+    pub ca: TestCa,
+    pub auth: Authenticator,
+    pub requests: RequestLog,
+}
+
+impl Cluster {
+    pub fn new(options: &ClusterOptions) -> Result<Self, CaError> {
+        Ok(Cluster {
+            ca: TestCa::generate()?,
+            auth: Authenticator::new(options.tls, options.allow_anonymous),
+            requests: RequestLog::default(),
+        })
+    }
+}
