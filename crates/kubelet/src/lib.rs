@@ -6,6 +6,7 @@ pub mod admission;
 pub mod app;
 pub mod cm;
 pub mod housekeeping;
+pub mod mirror_pods;
 pub mod nodeshutdown;
 pub mod pleg;
 pub mod pod_manager;

@@ -256,6 +256,17 @@ impl PodSyncer {
         tracing::info!(pod_uid = p.uid, pod = %format!("{}/{}", p.namespace, p.name), "pod cleaned up");
         Ok(())
     }
+
+    /// The pod's deletion was requested in the API and its worker stopped it: removes all of it
+    /// from the node (upstream SyncTerminatedPod), then marks its status finished, so the status
+    /// manager deletes it from the API.
+    pub async fn finish_deleted(&self, pod: &Pod) -> Result<(), String> {
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        let last = self.status.get(uid);
+        self.cleanup(PodRef::of(pod), Some(Duration::ZERO)).await?;
+        self.status.finish(pod, last);
+        Ok(())
+    }
 }
 
 /// Removes POD_LOGS_DIR/<ns>_<name>_<uid> for the UID, whatever the name.

@@ -24,6 +24,11 @@ enum Msg {
         grace: Option<Duration>,
         remove: bool,
     },
+    /// The pod's deletion was requested in the API (this version has the deletionTimestamp).
+    Delete {
+        pod: Box<Pod>,
+        grace: Option<Duration>,
+    },
     Wake,
 }
 
@@ -92,6 +97,19 @@ impl PodWorkers {
         }
     }
 
+    /// The pod's deletion was requested in the API: stops it with the grace period, then removes
+    /// all of it from the node and marks its status finished, for the status manager to delete it
+    /// from the API.
+    pub fn delete(&self, pod: Pod, grace: Option<Duration>) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if let Some(w) = self.workers.lock().unwrap().get(&uid) {
+            let _ = w.tx.send(Msg::Delete {
+                pod: Box::new(pod),
+                grace,
+            });
+        }
+    }
+
     /// Something changed in the runtime for this pod: sync it now.
     pub fn wake(&self, uid: &str) {
         if let Some(w) = self.workers.lock().unwrap().get(uid) {
@@ -123,6 +141,8 @@ async fn run_worker(
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let set = |s| *state.lock().unwrap() = s;
     let mut terminate: Option<(Option<Duration>, bool)> = None;
+    // Set once a pod deleted in the API is cleaned up and its status finished.
+    let mut finished = false;
     // A pod re-added under the same UID while it was being removed starts again afterwards.
     let mut restart: Option<Pod> = None;
     let mut next = Instant::now();
@@ -140,6 +160,11 @@ async fn run_worker(
                 Msg::Terminate { grace, remove } => {
                     let was_remove = terminate.is_some_and(|(_, r)| r);
                     *terminate = Some((grace, remove || was_remove));
+                }
+                Msg::Delete { pod: p, grace } => {
+                    *pod = *p;
+                    let was_remove = terminate.is_some_and(|(_, r)| r);
+                    *terminate = Some((grace, was_remove));
                 }
                 Msg::Wake => {}
             };
@@ -165,6 +190,14 @@ async fn run_worker(
                 set(WorkerState::Terminated);
             }
             if !remove {
+                if pod.metadata.deletion_timestamp.is_some() && !finished {
+                    if let Err(e) = syncer.finish_deleted(&pod).await {
+                        tracing::error!("cannot clean up the deleted pod, retrying: {e}");
+                        next = Instant::now() + CLEANUP_RETRY;
+                        continue;
+                    }
+                    finished = true;
+                }
                 next = Instant::now() + IDLE;
                 continue;
             }

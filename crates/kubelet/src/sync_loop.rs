@@ -5,7 +5,7 @@
 use crate::admission::{self, Rejection};
 use crate::cm::machine::MachineInfo;
 use crate::housekeeping::Housekeeping;
-use crate::pod_manager::PodManager;
+use crate::pod_manager::{PodManager, is_mirror_pod};
 use crate::pod_workers::PodWorkers;
 use crate::server::healthz::Health;
 use crate::status::generate::{FAILED, SUCCEEDED};
@@ -109,6 +109,11 @@ impl SyncLoop {
     fn handle(&mut self, update: PodUpdate) {
         tracing::debug!(op = ?update.op, source = update.source, pods = update.pods.len(), "pod update");
         for pod in update.pods {
+            // Mirror pods are never run: they tell the kubelet its static pods' copies exist.
+            if is_mirror_pod(&pod) {
+                self.pods.update_mirror(update.op, pod);
+                continue;
+            }
             let id = uid(&pod);
             match update.op {
                 PodOperation::Add | PodOperation::Update | PodOperation::Reconcile => {
@@ -138,8 +143,17 @@ impl SyncLoop {
                         .metadata
                         .deletion_grace_period_seconds
                         .map(|s| Duration::from_secs(s.max(0) as u64));
-                    self.pods.insert(id.clone(), pod);
-                    self.workers.terminate(&id, grace, false);
+                    self.pods.insert(id.clone(), pod.clone());
+                    if self.rejected.contains(&id) {
+                        // Nothing of it ran: it is finished as it is.
+                        self.workers.syncer().status.finish(&pod, None);
+                        continue;
+                    }
+                    // Deleted before it ever ran here (say, across a restart): its worker stops it.
+                    if self.workers.state(&id).is_none() {
+                        self.workers.update(pod.clone());
+                    }
+                    self.workers.delete(pod, grace);
                 }
             }
         }

@@ -1,15 +1,40 @@
-//! Holds the latest status of every pod and logs each change in one line.
+//! Holds the latest status of every pod, logs each change in one line, and, once started with an
+//! API client, hands every change to the API syncer (see [`super::api_sync`]).
 
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use crate::status::generate::{FAILED, RUNNING, SUCCEEDED};
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kubelet_stats::KubeletMetrics;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::sync::mpsc::UnboundedSender;
 
 #[derive(Default)]
 pub struct StatusManager {
-    statuses: Mutex<HashMap<String, PodStatus>>,
+    statuses: Mutex<HashMap<String, Entry>>,
     metrics: Option<Arc<KubeletMetrics>>,
+    /// UIDs whose status changed, for the API syncer once it runs.
+    api: OnceLock<UnboundedSender<String>>,
 }
+
+/// A pod's status as the kubelet computed it, numbered so the API syncer knows what it sent.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    /// The pod's metadata: where its status goes in the API.
+    pub meta: ObjectMeta,
+    pub status: PodStatus,
+    /// Bumped on every change.
+    pub version: u64,
+    /// The pod is stopped and what it held on the node released (upstream podIsFinished).
+    pub finished: bool,
+}
+
+/// Upstream ContainerReasonStatusUnknown, for containers whose end was never observed.
+const STATUS_UNKNOWN_REASON: &str = "ContainerStatusUnknown";
+const STATUS_UNKNOWN_MESSAGE: &str =
+    "The container could not be located when the pod was terminated";
 
 /// When the kubelet first saw the pod (the config.seen annotation the sources set).
 fn first_seen(pod: &Pod) -> Option<k8s_openapi::jiff::Timestamp> {
@@ -69,17 +94,28 @@ impl StatusManager {
     }
 
     pub fn get(&self, uid: &str) -> Option<PodStatus> {
+        self.statuses
+            .lock()
+            .unwrap()
+            .get(uid)
+            .map(|e| e.status.clone())
+    }
+
+    pub(crate) fn entry(&self, uid: &str) -> Option<Entry> {
         self.statuses.lock().unwrap().get(uid).cloned()
+    }
+
+    /// UIDs of every pod with a status.
+    pub fn uids(&self) -> Vec<String> {
+        self.statuses.lock().unwrap().keys().cloned().collect()
     }
 
     /// Stores the pod's new status; returns whether it changed.
     pub fn set(&self, pod: &Pod, status: PodStatus) -> bool {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let mut map = self.statuses.lock().unwrap();
-        if map
-            .get(&uid)
-            .is_some_and(|old| same_ignoring_times(old, &status))
-        {
+        let old = map.get(&uid);
+        if old.is_some_and(|old| same_ignoring_times(&old.status, &status)) {
             return false;
         }
         tracing::info!(
@@ -88,9 +124,9 @@ impl StatusManager {
             "pod status changed: {}",
             summary(&status)
         );
-        let was_running = map.get(&uid).and_then(|s| s.phase.as_deref()) == Some("Running");
+        let was_running = old.and_then(|e| e.status.phase.as_deref()) == Some(RUNNING);
         if !was_running
-            && status.phase.as_deref() == Some("Running")
+            && status.phase.as_deref() == Some(RUNNING)
             && let (Some(metrics), Some(seen)) = (&self.metrics, first_seen(pod))
         {
             let since = k8s_openapi::jiff::Timestamp::now().duration_since(seen);
@@ -98,12 +134,159 @@ impl StatusManager {
                 since.as_secs_f64().max(0.0),
             ));
         }
-        map.insert(uid, status);
+        let finished = old.is_some_and(|e| e.finished);
+        self.store(&mut map, pod, status, finished);
         true
+    }
+
+    fn store(
+        &self,
+        map: &mut HashMap<String, Entry>,
+        pod: &Pod,
+        status: PodStatus,
+        finished: bool,
+    ) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let version = map.get(&uid).map_or(0, |e| e.version) + 1;
+        let meta = ObjectMeta {
+            managed_fields: None,
+            ..pod.metadata.clone()
+        };
+        map.insert(
+            uid.clone(),
+            Entry {
+                meta,
+                status,
+                version,
+                finished,
+            },
+        );
+        self.notify(uid);
+    }
+
+    fn notify(&self, uid: String) {
+        if let Some(tx) = self.api.get() {
+            let _ = tx.send(uid);
+        }
+    }
+
+    /// The pod is stopped and everything it held on the node is released (upstream TerminatePod):
+    /// containers never seen to end are reported terminated with ContainerStatusUnknown, a pod
+    /// from the API that is not yet Succeeded or Failed becomes Failed (Succeeded when every
+    /// container exited 0), and the status is marked finished, so the API syncer may delete a pod
+    /// whose deletion was requested. `last` is the status before the pod's cleanup dropped it.
+    pub fn finish(&self, pod: &Pod, last: Option<PodStatus>) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let mut map = self.statuses.lock().unwrap();
+        let mut status = map
+            .get(&uid)
+            .map(|e| e.status.clone())
+            .or(last)
+            .or_else(|| pod.status.clone())
+            .unwrap_or_default();
+        terminate_status(pod, &mut status);
+        tracing::info!(pod_uid = %uid, "pod finished: {}", summary(&status));
+        self.store(&mut map, pod, status, true);
+    }
+
+    /// Asks the API syncer to look at the pod again (its mirror pod was just made, say).
+    pub fn resync(&self, uid: &str) {
+        self.notify(uid.to_string());
     }
 
     pub fn remove(&self, uid: &str) {
         self.statuses.lock().unwrap().remove(uid);
+        self.notify(uid.to_string());
+    }
+
+    /// Hands changes to an API syncer; false if one is already attached.
+    pub(crate) fn attach_api(&self, tx: UnboundedSender<String>) -> bool {
+        self.api.set(tx).is_ok()
+    }
+}
+
+fn terminated_unknown() -> Option<ContainerState> {
+    Some(ContainerState {
+        terminated: Some(ContainerStateTerminated {
+            reason: Some(STATUS_UNKNOWN_REASON.into()),
+            message: Some(STATUS_UNKNOWN_MESSAGE.into()),
+            exit_code: 137,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+fn is_terminated(c: &ContainerStatus) -> bool {
+    c.state.as_ref().is_some_and(|s| s.terminated.is_some())
+}
+
+/// Upstream TerminatePod's defaulting, applied to the last status of a stopped pod.
+fn terminate_status(pod: &Pod, status: &mut PodStatus) {
+    let initialized = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| c.type_ == "Initialized" && c.status == "True");
+    if initialized {
+        for c in status.container_statuses.iter_mut().flatten() {
+            if !is_terminated(c) {
+                c.state = terminated_unknown();
+                c.ready = false;
+            }
+        }
+    }
+    // Init containers up to the last one that shows it started (all of them when none does) are
+    // failures if their end was not seen (upstream initializedContainers).
+    let inits = status
+        .init_container_statuses
+        .as_deref_mut()
+        .unwrap_or_default();
+    let started = inits
+        .iter()
+        .rposition(|c| {
+            c.state.as_ref().is_none_or(|s| s.waiting.is_none())
+                || c.last_state
+                    .as_ref()
+                    .is_some_and(|s| s.terminated.is_some())
+        })
+        .map_or(inits.len(), |i| i + 1);
+    for c in &mut inits[..started] {
+        if !is_terminated(c) {
+            c.state = terminated_unknown();
+            c.ready = false;
+        }
+    }
+    // Upstream leaves static pods in their phase (kubernetes#116484).
+    if crate::pod_manager::is_static_pod(pod) {
+        return;
+    }
+    match status.phase.as_deref() {
+        Some(SUCCEEDED) | Some(FAILED) => {}
+        _ => {
+            let apps = status.container_statuses.as_deref().unwrap_or_default();
+            let all_succeeded = !apps.is_empty()
+                && apps.iter().all(|c| {
+                    c.state
+                        .as_ref()
+                        .and_then(|s| s.terminated.as_ref())
+                        .is_some_and(|t| t.exit_code == 0)
+                });
+            status.phase = Some(if all_succeeded { SUCCEEDED } else { FAILED }.into());
+        }
+    }
+    let reason = if status.phase.as_deref() == Some(SUCCEEDED) {
+        "PodCompleted"
+    } else {
+        "PodFailed"
+    };
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    for c in status.conditions.iter_mut().flatten() {
+        if (c.type_ == "Ready" || c.type_ == "ContainersReady") && c.status == "True" {
+            c.status = "False".into();
+            c.reason = Some(reason.into());
+            c.last_transition_time = Some(now.clone());
+        }
     }
 }
 
