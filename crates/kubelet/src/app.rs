@@ -1,7 +1,9 @@
 //! Wires the kubelet together from its resolved configuration and runs it.
 
+use crate::cluster;
 use crate::cm::cgroups::PodCgroups;
 use crate::cm::machine::MachineInfo;
+use crate::mirror_pods::MirrorPods;
 use crate::nodeshutdown;
 use crate::pleg::Pleg;
 use crate::pod_manager::PodManager;
@@ -18,15 +20,17 @@ use kubelet_config::KubeletConfig;
 use kubelet_cri::Runtime;
 use kubelet_cri::instrumented::InstrumentedRuntime;
 use kubelet_cri::remote::RemoteRuntime;
+use kubelet_events::ApiEventRecorder;
 use kubelet_kuberuntime::dns::DnsOptions;
 use kubelet_kuberuntime::events::{EventRecorder, LogRecorder};
 use kubelet_kuberuntime::manager::{ManagerConfig, RuntimeManager};
 use kubelet_kuberuntime::sandbox_config::SandboxOptions;
 use kubelet_nodeshutdown::{ShutdownConfig, ShutdownWatcher};
+use kubelet_objects::{ApiObjects, NoApi, ObjectSource};
 use kubelet_prober::handlers::Handlers;
 use kubelet_prober::{LifecycleHandlers, ProbeManager};
-use kubelet_server::ServerConfig;
-use kubelet_sources::SourcesConfig;
+use kubelet_server::{Reviews, ServerConfig};
+use kubelet_sources::{ApiSourceConfig, SourcesConfig};
 use kubelet_stats::{BuildInfo, KubeletMetrics, StatsConfig, StatsProvider};
 use kubelet_volumes::VolumeManager;
 use prometheus_client::registry::Registry;
@@ -34,6 +38,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use thiserror::Error;
+
+/// Where POST /pods keeps submitted pods, under the root dir, watched as a pod source.
+const LOCAL_PODS_DIR: &str = "local-pods";
 
 #[derive(Debug, Error)]
 pub enum AppError {
@@ -82,11 +89,22 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
     let version = runtime.version().await?;
     tracing::info!(runtime = %version.runtime_name, version = %version.runtime_version, api = %version.runtime_api_version, "connected to the container runtime");
 
+    let api = match &cfg.kubeconfig {
+        Some(kubeconfig) => Some(cluster::connect(&cfg, kubeconfig).await?),
+        None => None,
+    };
+
     let machine = MachineInfo::read()
         .map_err(|e| AppError::Setup(format!("cannot read the machine's resources: {e}")))?;
     let host_ip = host_ip(&cfg);
-    let events: Arc<dyn EventRecorder> = Arc::new(LogRecorder);
-    let volumes = Arc::new(VolumeManager::new(cfg.root_dir.clone()));
+    let (events, objects): (Arc<dyn EventRecorder>, Arc<dyn ObjectSource>) = match &api {
+        Some(api) => (
+            ApiEventRecorder::start(api.client.clone(), cfg.node_name.clone()),
+            Arc::new(ApiObjects::new(api.client.clone())),
+        ),
+        None => (Arc::new(LogRecorder), Arc::new(NoApi)),
+    };
+    let volumes = Arc::new(VolumeManager::new(cfg.root_dir.clone()).with_objects(objects.clone()));
     let pods_dir = cfg.root_dir.join("pods");
     for dir in [
         &pods_dir,
@@ -127,8 +145,13 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
             hooks,
             manager_cfg,
         )
-        .await?,
+        .await?
+        .with_objects(objects),
     );
+    let node = api.as_ref().map(|api| {
+        let runtime_version = format!("{}://{}", version.runtime_name, version.runtime_version);
+        cluster::start_node(api.client.clone(), &cfg, runtime.clone(), runtime_version)
+    });
     let cgroups = PodCgroups::new(&cfg.cgroup_root, cfg.cgroups_per_qos)
         .map_err(|e| AppError::Setup(format!("cannot read the cgroup mounts: {e}")))?;
     cgroups.ensure_qos_tree().map_err(|e| {
@@ -156,18 +179,26 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
 
     let health = healthz::Health::default();
     let pods = PodManager::default();
+    if let Some(api) = &api {
+        status.start_api_sync(api.client.clone(), pods.clone());
+    }
+    let local_pods_dir = cfg
+        .local_pod_submission
+        .then(|| cfg.root_dir.join(LOCAL_PODS_DIR));
     if cfg.healthz_port > 0 {
         let addr = SocketAddr::new(cfg.healthz_bind_address, cfg.healthz_port);
         server::serve("healthz", addr, healthz::router(health.clone()))
             .await
             .map_err(AppError::Setup)?;
     }
-    if cfg.authorization_mode == AuthorizationMode::Webhook {
-        // Webhook authorization asks the API server (cluster mode); standalone, the port stays
-        // closed rather than open to everyone.
+    let needs_api =
+        cfg.authorization_mode == AuthorizationMode::Webhook || cfg.authentication_webhook;
+    if needs_api && api.is_none() {
+        // The webhooks ask the API server; standalone, the port stays closed rather than open
+        // to everyone.
         tracing::error!(
             port = cfg.port,
-            "the kubelet API port is not served: authorization mode Webhook needs the API server, not supported yet; set authorization.mode AlwaysAllow to serve it"
+            "the kubelet API port is not served: the authentication or authorization webhook needs the API server (--kubeconfig); set authentication.webhook.enabled false and authorization.mode AlwaysAllow to serve it standalone"
         );
     } else {
         let view = View {
@@ -202,6 +233,16 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
             tls_min_version: cfg.tls_min_version.clone(),
             tls_cipher_suites: cfg.tls_cipher_suites.clone(),
             log_dir: PathBuf::from("/var/log"),
+            authentication_webhook: cfg.authentication_webhook,
+            authentication_webhook_cache_ttl: cfg.authentication_webhook_cache_ttl,
+            authorization_webhook_cache_authorized_ttl: cfg
+                .authorization_webhook_cache_authorized_ttl,
+            authorization_webhook_cache_unauthorized_ttl: cfg
+                .authorization_webhook_cache_unauthorized_ttl,
+            reviews: api
+                .as_ref()
+                .map(|api| Reviews::from_client(api.client.clone())),
+            local_pods_dir: local_pods_dir.clone(),
         };
         kubelet_server::serve(server, Arc::new(view))
             .await
@@ -236,7 +277,23 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
         manifest_url: cfg.static_pod_url.clone(),
         manifest_url_headers: cfg.static_pod_url_headers.clone(),
         http_check_frequency: cfg.http_check_frequency,
+        api: api.as_ref().map(|api| ApiSourceConfig {
+            client: api.client.clone(),
+            server: api.server.clone(),
+        }),
+        local_pods_dir,
     });
+    if let (Some(api), Some(node)) = (&api, &node) {
+        let mirrors = MirrorPods::new(
+            api.client.clone(),
+            cfg.node_name.clone(),
+            node.clone(),
+            pods.clone(),
+            sources.ready.clone(),
+        )
+        .with_status(status.clone());
+        tokio::spawn(mirrors.run());
+    }
     let mut sync_loop = SyncLoop::new(
         pods.clone(),
         workers.clone(),
@@ -246,6 +303,9 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
         events,
         health,
     );
+    if let Some(node) = node {
+        sync_loop = sync_loop.with_node(node);
+    }
     let shutdown = ShutdownConfig::new(
         cfg.shutdown_grace_period,
         cfg.shutdown_grace_period_critical_pods,

@@ -52,6 +52,8 @@ pub struct NodeStatusLoop {
     inputs: watch::Receiver<PressureInputs>,
     config: NodeStatusConfig,
     last_report: Option<Instant>,
+    /// Where the Node as last read or written goes (admission and mirror pods read it).
+    published: Option<watch::Sender<Option<Node>>>,
 }
 
 impl NodeStatusLoop {
@@ -72,6 +74,19 @@ impl NodeStatusLoop {
             inputs,
             config,
             last_report: None,
+            published: None,
+        }
+    }
+
+    /// Publishes the Node on `sender` each round, as read from or written to the API server.
+    pub fn publish_to(mut self, sender: watch::Sender<Option<Node>>) -> Self {
+        self.published = Some(sender);
+        self
+    }
+
+    fn publish(&self, node: Node) {
+        if let Some(sender) = &self.published {
+            sender.send_replace(Some(node));
         }
     }
 
@@ -99,7 +114,7 @@ impl NodeStatusLoop {
             .get_status(name)
             .await
             .map_err(|e| node_error("get", e))?;
-        let previous = node.status.unwrap_or_default();
+        let previous = node.status.clone().unwrap_or_default();
         let inputs = self.inputs.borrow().clone();
         let status = node_status(
             &self.info,
@@ -113,13 +128,16 @@ impl NodeStatusLoop {
             .last_report
             .is_none_or(|last| now >= last + self.config.report_frequency);
         if !report_due && !status_changed(&previous, &status) {
+            self.publish(node);
             return Ok(false);
         }
         let patch = status_patch(&previous, &status);
-        self.nodes
+        let patched = self
+            .nodes
             .patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
             .await
             .map_err(|e| node_error("patch the status of", e))?;
+        self.publish(patched);
         self.last_report = Some(now);
         tracing::debug!(node = %name, "posted the node status");
         let events = status_events(name, Some(&previous), &status);

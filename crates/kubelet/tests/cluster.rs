@@ -1,0 +1,400 @@
+//! End to end in cluster mode: the kubelet binary against the test API server, driven with the
+//! real kubectl, running pods on the private containerd.
+
+mod support;
+
+use std::time::Duration;
+use support::cluster::{Cluster, bound_pod, eventually};
+use support::wait_for;
+
+const START: Duration = Duration::from_secs(40);
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[tokio::test]
+async fn registers_the_node_renews_its_lease_and_runs_bound_pods() {
+    let _serial = support::serial().await;
+    let cluster = Cluster::start();
+    let node = "e2e-cluster";
+    let mut k = cluster
+        .kubelet(node)
+        .with_args(&["--node-labels=tier=test", "--register-with-taints=dedicated=e2e:NoSchedule"]);
+    k.start();
+
+    let n = eventually("the node registered with a Ready condition", START, &k, || {
+        let n = cluster.get("node", node, "default")?;
+        let ready = n["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        ready.then_some(n)
+    })
+    .await;
+    let labels = &n["metadata"]["labels"];
+    assert_eq!(labels["kubernetes.io/hostname"], node);
+    assert_eq!(labels["kubernetes.io/os"], "linux");
+    assert_eq!(labels["beta.kubernetes.io/os"], "linux");
+    assert!(labels["kubernetes.io/arch"].is_string());
+    assert_eq!(labels["tier"], "test");
+    assert_eq!(
+        n["metadata"]["annotations"]["volumes.kubernetes.io/controller-managed-attach-detach"],
+        "true"
+    );
+    assert_eq!(n["spec"]["taints"][0]["key"], "dedicated");
+    let status = &n["status"];
+    for resource in ["cpu", "memory", "pods", "ephemeral-storage"] {
+        assert!(status["capacity"][resource].is_string(), "capacity {resource}: {status}");
+        assert!(status["allocatable"][resource].is_string(), "allocatable {resource}");
+    }
+    assert_eq!(status["capacity"]["pods"], "110");
+    assert!(
+        status["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["type"] == "InternalIP" && a["address"] == "127.0.0.1"),
+        "{status}"
+    );
+    let info = &status["nodeInfo"];
+    assert!(
+        info["containerRuntimeVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("containerd://"),
+        "{info}"
+    );
+    for field in ["machineID", "bootID", "kernelVersion", "osImage", "kubeletVersion"] {
+        assert!(!info[field].as_str().unwrap_or("").is_empty(), "nodeInfo.{field}: {info}");
+    }
+    assert_eq!(info["operatingSystem"], "linux");
+    assert!(status["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64().unwrap() > 0);
+    for (kind, reason) in [
+        ("MemoryPressure", "KubeletHasSufficientMemory"),
+        ("DiskPressure", "KubeletHasNoDiskPressure"),
+        ("PIDPressure", "KubeletHasSufficientPID"),
+        ("Ready", "KubeletReady"),
+    ] {
+        let c = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == kind)
+            .unwrap_or_else(|| panic!("condition {kind}: {status}"));
+        assert_eq!(c["reason"], reason, "{c}");
+    }
+    let starting = cluster
+        .kubectl(&["get", "events", "-A", "-o", "json"])
+        .unwrap();
+    assert!(starting.contains("Starting kubelet."), "{starting}");
+
+    // The Lease is owned by the Node and renewed.
+    let renew = |c: &Cluster| {
+        let lease = c.get("lease", node, "kube-node-lease")?;
+        Some((
+            lease["spec"]["renewTime"].as_str()?.to_owned(),
+            lease["spec"]["leaseDurationSeconds"].clone(),
+            lease["metadata"]["ownerReferences"][0]["kind"].clone(),
+        ))
+    };
+    let (first, duration, owner) = eventually("the lease", START, &k, || renew(&cluster)).await;
+    assert_eq!(duration, 40);
+    assert_eq!(owner, "Node");
+    eventually("a lease renewal", Duration::from_secs(25), &k, || {
+        renew(&cluster).filter(|(t, _, _)| *t != first)
+    })
+    .await;
+
+    // A pod bound to the node runs and is reported Running with its IP and ready container.
+    let pod = format!("web-{node}");
+    cluster.create(&bound_pod(
+        &pod,
+        node,
+        "trap 'exit 0' TERM; sleep 3600 & wait",
+        "",
+    ));
+    k.wait_running(&pod, &["app"], START).await;
+    let status = eventually("kubectl shows the pod Running and ready", START, &k, || {
+        let p = cluster.get("pod", &pod, "default")?;
+        let s = &p["status"];
+        (s["phase"] == "Running"
+            && s["podIP"].is_string()
+            && s["containerStatuses"][0]["ready"] == true)
+            .then(|| s.clone())
+    })
+    .await;
+    assert_eq!(status["hostIP"], "127.0.0.1");
+    assert_eq!(status["qosClass"], "BestEffort");
+    assert!(status["startTime"].is_string());
+    let cs = &status["containerStatuses"][0];
+    assert!(cs["containerID"].as_str().unwrap().starts_with("containerd://"));
+    assert!(cs["imageID"].as_str().unwrap().contains("sha256:"));
+    assert_eq!(cs["restartCount"], 0);
+    assert!(cs["state"]["running"]["startedAt"].is_string());
+    let types: Vec<&str> = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["type"].as_str())
+        .collect();
+    for t in ["PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"] {
+        assert!(types.contains(&t), "{types:?}");
+    }
+
+    // A pod asking for more CPU than the node has is rejected with OutOfcpu, nothing started.
+    let big = format!("big-{node}");
+    cluster.create(&bound_pod(
+        &big,
+        node,
+        "sleep 3600",
+        "",
+    ).replace(
+        "    command:",
+        "    resources:\n      requests:\n        cpu: \"1000\"\n    command:",
+    ));
+    let rejected = eventually("the big pod Failed", START, &k, || {
+        let p = cluster.get("pod", &big, "default")?;
+        (p["status"]["phase"] == "Failed").then(|| p["status"].clone())
+    })
+    .await;
+    assert_eq!(rejected["reason"], "OutOfcpu", "{rejected}");
+    assert!(k.sandboxes(&big).await.is_empty());
+
+    // kubectl delete: the kubelet stops the pod, then removes it from the API for good.
+    cluster
+        .kubectl(&["delete", "pod", &pod, "--wait=false"])
+        .unwrap();
+    eventually("the pod gone from the API", START, &k, || {
+        cluster.get("pod", &pod, "default").is_none().then_some(())
+    })
+    .await;
+    wait_for("the pod gone from the runtime", START, &k, || async {
+        k.sandboxes(&pod).await.is_empty().then_some(())
+    })
+    .await;
+    k.cleanup().await;
+}
+
+fn mounts_static_pod(name: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: app
+    image: {image}
+    imagePullPolicy: IfNotPresent
+    command: ["/bin/sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
+"#,
+        image = support::BUSYBOX
+    )
+}
+
+#[tokio::test]
+async fn static_pods_get_mirror_pods_and_api_objects_reach_volumes() {
+    let _serial = support::serial().await;
+    let cluster = Cluster::start();
+    let node = "e2e-mirror";
+    let mut k = cluster
+        .kubelet(node)
+        .with_config("syncFrequency: 3s\n");
+    k.write_manifest("static.yaml", &mounts_static_pod("static"));
+    k.start();
+
+    let mirror_name = k.pod_name("static");
+    let mirror = eventually("the mirror pod", START, &k, || {
+        cluster.get("pod", &mirror_name, "default")
+    })
+    .await;
+    let annotations = &mirror["metadata"]["annotations"];
+    assert!(annotations["kubernetes.io/config.mirror"].is_string(), "{annotations}");
+    assert_eq!(annotations["kubernetes.io/config.source"], "file");
+    let owner = &mirror["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "Node");
+    assert_eq!(owner["name"], node);
+    let first_uid = mirror["metadata"]["uid"].as_str().unwrap().to_owned();
+    eventually("the mirror pod reports Running", START, &k, || {
+        let p = cluster.get("pod", &mirror_name, "default")?;
+        (p["status"]["phase"] == "Running").then_some(())
+    })
+    .await;
+    let static_container = k.wait_running(&mirror_name, &["app"], START).await["app"]
+        .id
+        .clone();
+
+    // Deleting the mirror brings it back; the static pod itself is untouched.
+    cluster
+        .kubectl(&["delete", "pod", &mirror_name, "--wait=false"])
+        .unwrap();
+    eventually("a new mirror pod", START, &k, || {
+        let p = cluster.get("pod", &mirror_name, "default")?;
+        (p["metadata"]["uid"] != first_uid.as_str() && p["metadata"]["deletionTimestamp"].is_null())
+            .then_some(())
+    })
+    .await;
+    assert_eq!(k.running(&mirror_name).await["app"].id, static_container);
+
+    // A ConfigMap volume follows updates; a Secret volume lives on tmpfs.
+    cluster.create(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\ndata:\n  color: blue\n",
+    );
+    cluster.create(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\n  namespace: default\nstringData:\n  password: hunter2\n",
+    );
+    let pod = format!("vols-{node}");
+    let spec = "  volumes:\n  - name: settings\n    configMap:\n      name: settings\n  - name: creds\n    secret:\n      secretName: creds\n";
+    cluster.create(
+        &bound_pod(&pod, node, "trap 'exit 0' TERM; sleep 3600 & wait", spec).replace(
+            "    command:",
+            "    volumeMounts:\n    - {name: settings, mountPath: /etc/settings}\n    - {name: creds, mountPath: /etc/creds}\n    command:",
+        ),
+    );
+    k.wait_running(&pod, &["app"], START).await;
+    let uid = k.pod_uid(&pod).await.unwrap();
+    let volumes = k.dir.join(format!("root/pods/{uid}/volumes"));
+    let color = volumes.join("kubernetes.io~configmap/settings/color");
+    assert_eq!(std::fs::read_to_string(&color).unwrap(), "blue");
+    let secret_dir = volumes.join("kubernetes.io~secret/creds");
+    assert_eq!(
+        std::fs::read_to_string(secret_dir.join("password")).unwrap(),
+        "hunter2"
+    );
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let secret_mount = mountinfo
+        .lines()
+        .find(|l| l.split_whitespace().nth(4) == Some(secret_dir.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("no mount at {}", secret_dir.display()));
+    assert!(secret_mount.contains(" - tmpfs "), "{secret_mount}");
+
+    cluster
+        .kubectl(&[
+            "patch",
+            "configmap",
+            "settings",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"color":"green"}}"#,
+        ])
+        .unwrap();
+    eventually("the ConfigMap update in the volume", START, &k, || {
+        (std::fs::read_to_string(&color).ok()? == "green").then_some(())
+    })
+    .await;
+
+    // Removing the static pod removes its mirror.
+    k.remove_manifest("static.yaml");
+    eventually("the mirror pod removed", START, &k, || {
+        cluster.get("pod", &mirror_name, "default").is_none().then_some(())
+    })
+    .await;
+    k.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_api_outage_and_a_forced_relist_restart_nothing() {
+    let _serial = support::serial().await;
+    let cluster = Cluster::start();
+    let node = "e2e-outage";
+    let mut k = cluster.kubelet(node);
+    k.start();
+    let pod = format!("steady-{node}");
+    cluster.create(&bound_pod(&pod, node, "trap 'exit 0' TERM; sleep 3600 & wait", ""));
+    let before = k.wait_running(&pod, &["app"], START).await["app"].id.clone();
+    eventually("the pod Running in the API", START, &k, || {
+        let p = cluster.get("pod", &pod, "default")?;
+        (p["status"]["phase"] == "Running").then_some(())
+    })
+    .await;
+
+    // 30 s without an API server.
+    let lease_before = cluster.jsonpath("lease", node, "{.spec.renewTime}");
+    let lease_before = cluster
+        .kubectl(&["get", "lease", node, "-n", "kube-node-lease", "-o", "jsonpath={.spec.renewTime}"])
+        .ok()
+        .or(lease_before)
+        .unwrap();
+    cluster.api.stop_listener();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(k.running(&pod).await["app"].id, before, "the container was restarted");
+    cluster.api.restart_listener().unwrap();
+    eventually("the lease renewed after the outage", START, &k, || {
+        let now = cluster
+            .kubectl(&["get", "lease", node, "-n", "kube-node-lease", "-o", "jsonpath={.spec.renewTime}"])
+            .ok()?;
+        (now != lease_before).then_some(())
+    })
+    .await;
+
+    // A pod created during recovery still arrives, and statuses catch up.
+    let late = format!("late-{node}");
+    cluster.create(&bound_pod(&late, node, "trap 'exit 0' TERM; sleep 3600 & wait", ""));
+    eventually("the late pod Running in the API", START, &k, || {
+        let p = cluster.get("pod", &late, "default")?;
+        (p["status"]["phase"] == "Running").then_some(())
+    })
+    .await;
+
+    // A forced 410 Gone: the watch resumes from a compacted resourceVersion and relists.
+    cluster.api.compact();
+    cluster.api.stop_listener();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.api.restart_listener().unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let p = cluster.get("pod", &pod, "default").unwrap();
+    assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
+    assert_eq!(k.running(&pod).await["app"].id, before, "a relist restarted the container");
+    assert_eq!(k.containers(&pod).await.len(), 1, "a relist duplicated the container");
+    assert_eq!(k.sandboxes(&pod).await.len(), 1, "a relist duplicated the sandbox");
+    k.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_kubelet_joins_through_tls_bootstrap() {
+    let _serial = support::serial().await;
+    let cluster = Cluster::with(
+        kubelet_test_apiserver::TestApiServer::builder()
+            .tls(true)
+            .start(),
+    );
+    cluster.api.set_auto_approve(true);
+    let token = "abcdef.0123456789abcdef";
+    cluster.api.add_bootstrap_token(token, &[]);
+    let node = "e2e-bootstrap";
+    let k = support::Kubelet::new(node);
+    let bootstrap = k.dir.join("bootstrap.kubeconfig");
+    cluster.api.kubeconfig_with_token(&bootstrap, token).unwrap();
+    let kubeconfig = k.dir.join("kubelet.kubeconfig");
+    let port = support::free_port();
+    let mut k = k.with_args(&[
+        &format!("--bootstrap-kubeconfig={}", bootstrap.display()),
+        &format!("--kubeconfig={}", kubeconfig.display()),
+        &format!("--port={port}"),
+        "--node-ip=127.0.0.1",
+    ]);
+    k.start();
+    let csr = eventually("a CSR from the kubelet", START, &k, || {
+        let list = json(&cluster.kubectl(&["get", "csr", "-o", "json"]).ok()?);
+        list["items"].as_array()?.first().cloned()
+    })
+    .await;
+    assert_eq!(
+        csr["spec"]["signerName"],
+        "kubernetes.io/kube-apiserver-client-kubelet"
+    );
+    eventually("the node registered with its own certificate", START, &k, || {
+        cluster.get("node", node, "default").map(|_| ())
+    })
+    .await;
+    assert!(kubeconfig.exists());
+    assert!(k.dir.join("root/pki/kubelet-client-current.pem").exists());
+    let users: Vec<String> = cluster.api.requests().into_iter().map(|r| r.user).collect();
+    assert!(
+        users.iter().any(|u| u == &format!("system:node:{node}")),
+        "{users:?}"
+    );
+    k.cleanup().await;
+}
