@@ -3,8 +3,8 @@ use std::path::PathBuf;
 /// Why the kubelet server cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("authorization mode Webhook needs the API server, not supported yet")]
-    WebhookAuthorization,
+    #[error("webhook {0} needs the API server: no client provided")]
+    NoApiClient(&'static str),
     #[error("cannot read {what} {path}: {source}")]
     Read {
         what: &'static str,

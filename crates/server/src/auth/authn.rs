@@ -1,26 +1,57 @@
-//! Authentication: the client certificate verified during the TLS handshake names the user
-//! (CN) and groups (O); without one the request is anonymous, if anonymous auth is on.
+//! Authentication, as upstream's delegating authenticator: the client certificate verified in
+//! the TLS handshake (CN user, O groups), else a bearer token the API server vouches for through
+//! a TokenReview, else anonymous when allowed. A token that fails its review is a 401 even when
+//! anonymous requests are allowed.
 
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, header};
+use k8s_openapi::api::authentication::v1::TokenReviewStatus;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use super::ReviewError;
+use super::cache::TtlCache;
+
+const AUTHENTICATED: &str = "system:authenticated";
+const UNAUTHENTICATED: &str = "system:unauthenticated";
+
 /// Who made a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct User {
-    pub(crate) name: String,
-    pub(crate) groups: Vec<String>,
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct User {
+    pub name: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 impl User {
     fn anonymous() -> User {
         User {
             name: "system:anonymous".into(),
-            groups: vec!["system:unauthenticated".into()],
+            groups: vec![UNAUTHENTICATED.into()],
+            ..Default::default()
         }
     }
+
+    /// Every authenticated user is in system:authenticated (upstream's AuthenticatedGroupAdder).
+    fn authenticated(mut self) -> User {
+        if !self
+            .groups
+            .iter()
+            .any(|g| g == AUTHENTICATED || g == UNAUTHENTICATED)
+        {
+            self.groups.push(AUTHENTICATED.into());
+        }
+        self
+    }
+}
+
+/// Asks the API server who a bearer token belongs to (authentication.k8s.io/v1 TokenReview).
+#[async_trait::async_trait]
+pub trait TokenReviewer: Send + Sync + 'static {
+    async fn review_token(&self, token: &str) -> Result<TokenReviewStatus, ReviewError>;
 }
 
 /// The user of a verified client certificate (DER). rustls already checked it against the
@@ -33,39 +64,111 @@ pub(crate) fn user_of_certificate(der: &[u8]) -> Option<User> {
         .next()
         .and_then(|cn| cn.as_str().ok())?
         .to_string();
-    let mut groups: Vec<String> = subject
+    let groups = subject
         .iter_organization()
         .filter_map(|o| o.as_str().ok().map(str::to_string))
         .collect();
-    groups.push("system:authenticated".into());
-    Some(User { name, groups })
+    Some(
+        User {
+            name,
+            groups,
+            ..Default::default()
+        }
+        .authenticated(),
+    )
 }
 
-/// The authenticated user of the connection, set by the listener when a certificate was given.
-#[derive(Debug, Clone)]
-pub(crate) struct Peer(pub Option<User>);
+/// Bearer tokens checked by TokenReview, each verdict (yes or no) cached for the TTL.
+pub(crate) struct TokenAuthenticator {
+    reviewer: Arc<dyn TokenReviewer>,
+    ttl: Duration,
+    cache: TtlCache<Option<User>>,
+}
 
-/// Refuses requests nobody is authenticated for, as upstream's filter does, and makes the user
-/// available to handlers. Authorization is AlwaysAllow: every authenticated user may proceed.
-pub(crate) async fn require_user(
-    State(anonymous_auth): State<bool>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let peer = request.extensions().get::<Peer>().and_then(|p| p.0.clone());
-    let user = match peer {
-        Some(user) => user,
-        None if anonymous_auth => User::anonymous(),
-        None => return (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response(),
-    };
-    tracing::debug!(user = %user.name, path = %request.uri().path(), "kubelet API request");
-    request.extensions_mut().insert(user);
-    next.run(request).await
+impl TokenAuthenticator {
+    pub(crate) fn new(reviewer: Arc<dyn TokenReviewer>, ttl: Duration) -> Self {
+        TokenAuthenticator {
+            reviewer,
+            ttl,
+            cache: TtlCache::new(),
+        }
+    }
+
+    /// `Err` when the token is not accepted or the review failed (review failures are not
+    /// cached, so the next request asks again).
+    async fn authenticate(&self, token: &str) -> Result<User, String> {
+        let verdict = match self.cache.get(token) {
+            Some(verdict) => verdict,
+            None => {
+                let status = self
+                    .reviewer
+                    .review_token(token)
+                    .await
+                    .map_err(|e| format!("token review failed: {e}"))?;
+                let verdict = user_of_review(status);
+                self.cache
+                    .insert(token.to_string(), verdict.clone(), self.ttl);
+                verdict
+            }
+        };
+        verdict.ok_or_else(|| "invalid bearer token".to_string())
+    }
+}
+
+fn user_of_review(status: TokenReviewStatus) -> Option<User> {
+    if status.authenticated != Some(true) {
+        return None;
+    }
+    let info = status.user.unwrap_or_default();
+    Some(
+        User {
+            name: info.username.unwrap_or_default(),
+            uid: info.uid.unwrap_or_default(),
+            groups: info.groups.unwrap_or_default(),
+            extra: info.extra.unwrap_or_default().into_iter().collect(),
+        }
+        .authenticated(),
+    )
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header, as upstream's bearertoken reads it.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let mut parts = value.splitn(3, ' ');
+    let scheme = parts.next()?;
+    let token = parts.next()?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+pub(crate) struct Authenticator {
+    pub(crate) anonymous: bool,
+    pub(crate) tokens: Option<TokenAuthenticator>,
+}
+
+impl Authenticator {
+    /// The request's user, or why it has none (the reason goes to the log, the client gets 401).
+    pub(crate) async fn authenticate(
+        &self,
+        certificate_user: Option<User>,
+        headers: &HeaderMap,
+    ) -> Result<User, String> {
+        if let Some(user) = certificate_user {
+            return Ok(user);
+        }
+        if let (Some(tokens), Some(token)) = (&self.tokens, bearer_token(headers)) {
+            return tokens.authenticate(token).await;
+        }
+        if self.anonymous {
+            return Ok(User::anonymous());
+        }
+        Err("no credentials".into())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::authentication::v1::UserInfo;
     use rcgen::{CertificateParams, DnType, KeyPair};
 
     #[test]
@@ -82,8 +185,45 @@ mod tests {
             Some(User {
                 name: "alice".into(),
                 groups: vec!["system:masters".into(), "system:authenticated".into()],
+                ..Default::default()
             })
         );
         assert_eq!(user_of_certificate(b"not a certificate"), None);
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_like_upstream() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+            bearer_token(&headers).map(str::to_string)
+        };
+        assert_eq!(with("Bearer abc"), Some("abc".into()));
+        assert_eq!(with("bearer abc"), Some("abc".into()));
+        assert_eq!(with("Basic abc"), None);
+        assert_eq!(with("Bearer"), None);
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_reviewed_user_keeps_uid_groups_and_extra() {
+        let status = TokenReviewStatus {
+            authenticated: Some(true),
+            user: Some(UserInfo {
+                username: Some("system:serviceaccount:ns:sa".into()),
+                uid: Some("u-1".into()),
+                groups: Some(vec!["system:serviceaccounts".into()]),
+                extra: Some([("k".to_string(), vec!["v".to_string()])].into()),
+            }),
+            ..Default::default()
+        };
+        let user = user_of_review(status).unwrap();
+        assert_eq!(user.uid, "u-1");
+        assert_eq!(
+            user.groups,
+            vec!["system:serviceaccounts", "system:authenticated"]
+        );
+        assert_eq!(user.extra["k"], vec!["v"]);
+        assert_eq!(user_of_review(TokenReviewStatus::default()), None);
     }
 }
