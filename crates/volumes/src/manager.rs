@@ -1,14 +1,14 @@
 //! The volume manager: a pod's volumes set up before its containers start, each container's
 //! mounts resolved from them, and everything removed when the pod is gone.
 
-use crate::empty_dir::{self, Undo};
+use crate::empty_dir::{self, Medium, Undo};
 use crate::error::{MountError, PathIo, SetupError, VolumeError};
 use crate::layout::{self, EMPTY_DIR_PLUGIN, PodDir};
 use crate::projection::token::TokenCache;
 use crate::projection::{self, Context, Payload, Projection, ResourceList, atomic_writer};
 use crate::source::{self, Source};
 use crate::{HostMount, Propagation, cleanup, host_path, node, subpath};
-use k8s_openapi::api::core::v1::{Container, Pod, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{Container, HostPathVolumeSource, Pod, Volume, VolumeMount};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kubelet_objects::{NoApi, ObjectSource};
 use std::collections::BTreeMap;
@@ -79,6 +79,14 @@ impl PodVolumes {
     }
 }
 
+/// What setting a volume up takes, once everything was checked and fetched.
+enum Step<'a> {
+    EmptyDir(Medium),
+    HostPath(&'a HostPathVolumeSource),
+    /// The volume's directory, where it lives, and its contents.
+    Projection(PathBuf, Medium, Fetched),
+}
+
 /// A projected volume's payload as computed for this sync.
 enum Fetched {
     Ready(Payload),
@@ -140,37 +148,41 @@ impl VolumeManager {
             .iter()
             .map(|v| plan(v).map(|s| (v, s)))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut fetched = BTreeMap::new();
-        for (volume, source) in &plans {
-            if let Source::Projection(projection) = source {
-                let path = dir.volume(projection.plugin_dir(), &volume.name);
-                let payload = self.fetch(pod, *projection, &path).await.map_err(|cause| {
-                    tracing::warn!(pod_uid = uid, volume = %volume.name, %cause, "volume setup failed");
-                    VolumeError::Volume {
-                        volume: volume.name.clone(),
-                        cause,
-                    }
-                })?;
-                fetched.insert(volume.name.as_str(), payload);
-            }
+        let mut steps = Vec::with_capacity(plans.len());
+        for (volume, source) in plans {
+            let step = match source {
+                Source::EmptyDir(medium) => Step::EmptyDir(medium),
+                Source::HostPath(host) => Step::HostPath(host),
+                Source::Projection(projection) => {
+                    let path = dir.volume(projection.plugin_dir(), &volume.name);
+                    let fetched = self.fetch(pod, projection, &path).await.map_err(|cause| {
+                        tracing::warn!(pod_uid = uid, volume = %volume.name, %cause, "volume setup failed");
+                        VolumeError::Volume {
+                            volume: volume.name.clone(),
+                            cause,
+                        }
+                    })?;
+                    Step::Projection(path, projection.medium(), fetched)
+                }
+            };
+            steps.push((volume, step));
         }
 
         let mut undo: Vec<Undo> = Vec::new();
         let mut mounted = PodVolumes::default();
-        for (volume, source) in plans {
-            let host_path = match source {
-                Source::EmptyDir(medium) => {
+        for (volume, step) in steps {
+            let read_only = matches!(step, Step::Projection(..));
+            let host_path = match step {
+                Step::EmptyDir(medium) => {
                     let path = dir.volume(EMPTY_DIR_PLUGIN, &volume.name);
                     empty_dir::set_up(&path, medium).map(|steps| {
                         undo.extend(steps);
                         path
                     })
                 }
-                Source::HostPath(host) => host_path::set_up(host),
-                Source::Projection(projection) => {
-                    let path = dir.volume(projection.plugin_dir(), &volume.name);
-                    let payload = fetched.remove(volume.name.as_str());
-                    set_up_projection(&path, projection, payload, &mut undo).map(|stale| {
+                Step::HostPath(host) => host_path::set_up(host),
+                Step::Projection(path, medium, fetched) => {
+                    set_up_projection(&path, medium, fetched, &mut undo).map(|stale| {
                         if let Some(cause) = stale {
                             tracing::warn!(pod_uid = uid, volume = %volume.name, %cause, "volume update failed, keeping its contents");
                             mounted
@@ -187,7 +199,7 @@ impl VolumeManager {
                         volume.name.clone(),
                         MountedVolume {
                             host_path,
-                            read_only: matches!(source, Source::Projection(_)),
+                            read_only,
                         },
                     );
                 }
@@ -305,12 +317,12 @@ fn plan(volume: &Volume) -> Result<Source<'_>, VolumeError> {
 /// cause when an update of existing contents failed and they were kept.
 fn set_up_projection(
     path: &Path,
-    projection: Projection<'_>,
-    fetched: Option<Fetched>,
+    medium: Medium,
+    fetched: Fetched,
     undo: &mut Vec<Undo>,
 ) -> Result<Option<SetupError>, SetupError> {
     let had_contents = atomic_writer::is_written(path);
-    let steps: Vec<Undo> = empty_dir::set_up(path, projection.medium())?
+    let steps: Vec<Undo> = empty_dir::set_up(path, medium)?
         .into_iter()
         .map(|step| match step {
             Undo::RemoveDir(dir) => Undo::RemoveTree(dir),
@@ -318,9 +330,8 @@ fn set_up_projection(
         })
         .collect();
     let written = match fetched {
-        Some(Fetched::Ready(payload)) => atomic_writer::write(path, &payload).map(|_| None),
-        Some(Fetched::Stale(cause)) => Ok(Some(cause)),
-        None => Ok(None),
+        Fetched::Ready(payload) => atomic_writer::write(path, &payload).map(|_| None),
+        Fetched::Stale(cause) => Ok(Some(cause)),
     };
     match written {
         Ok(stale) => {

@@ -27,6 +27,16 @@ impl TestRoot {
         Self { dir, manager }
     }
 
+    /// A root whose manager reads ConfigMaps, Secrets and tokens from `objects`.
+    pub fn with_objects(objects: &kubelet_objects::FakeObjects) -> Self {
+        let mut root = Self::new();
+        root.manager = root
+            .manager
+            .clone()
+            .with_objects(std::sync::Arc::new(objects.clone()));
+        root
+    }
+
     /// A scratch dir beside the kubelet root: "outside of every volume".
     pub fn outside(&self) -> PathBuf {
         let path = self.dir.path().join("outside");
