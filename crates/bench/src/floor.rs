@@ -218,6 +218,7 @@ impl PodWork {
                 cluster_domain: String::new(),
                 node_memory_capacity: self.memory_capacity,
                 node_allocatable_cpu_milli: None,
+                env_sources: Default::default(),
             };
             let config = container_config(&input)
                 .map_err(|err| config_error("container config", err.to_string()))?;

@@ -51,6 +51,7 @@
 //! | [`set_exec_hangs`](FakeRuntime::set_exec_hangs)`(name)` | ExecSync there times out after its timeout |
 //! | [`set_runtime_condition`](FakeRuntime::set_runtime_condition)`(..)` | a condition `Status` reports |
 //! | [`enable_events`](FakeRuntime::enable_events)`()` | `container_events` streams events |
+//! | [`pull_auths`](FakeRuntime::pull_auths) | each PullImage's image and credentials |
 //! | [`calls`](FakeRuntime::calls), [`actions`](FakeRuntime::actions), [`clear_calls`](FakeRuntime::clear_calls) | the call log |
 //! | [`container_id`](FakeRuntime::container_id)`(name)`, [`sandbox_id`](FakeRuntime::sandbox_id)`(pod)` | newest id by name, without logging a call |
 //!
@@ -102,7 +103,7 @@ mod tests;
 pub use behavior::Behavior;
 
 use crate::CriError;
-use crate::api::{ExecSyncResponse, RuntimeCondition};
+use crate::api::{AuthConfig, ExecSyncResponse, RuntimeCondition};
 use images::normalize;
 use state::{ExecScript, State, failed};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -281,6 +282,11 @@ impl FakeRuntime {
             })
             .cloned()
             .collect()
+    }
+
+    /// Every PullImage so far, oldest first: the image as given and the credentials sent.
+    pub fn pull_auths(&self) -> Vec<(String, Option<AuthConfig>)> {
+        self.lock().pull_auths.clone()
     }
 
     /// Forgets the calls made so far.

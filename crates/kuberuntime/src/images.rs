@@ -2,8 +2,9 @@
 //! (upstream pkg/kubelet/images).
 
 use crate::backoff::Backoff;
+use crate::credentials::{self, Credential};
 use crate::events::{EventRecorder, EventType, reason};
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, Secret};
 use kubelet_cri::Runtime;
 use kubelet_cri::api::{AuthConfig, ImageSpec, PodSandboxConfig};
 use std::sync::{Arc, Mutex};
@@ -78,13 +79,14 @@ impl ImageManager {
         }
     }
 
-    /// Returns the image reference to create the container from.
+    /// Returns the image reference to create the container from. A pull uses the credentials
+    /// of `pull_secrets` that match the image's registry.
     pub async fn ensure_image(
         &self,
         pod: &Pod,
         container: &Container,
         sandbox_config: &PodSandboxConfig,
-        auth: Option<AuthConfig>,
+        pull_secrets: &[Secret],
     ) -> Result<String, ImageError> {
         let image = with_default_tag(container.image.as_deref().unwrap_or_default())?;
         let spec = ImageSpec {
@@ -164,9 +166,7 @@ impl ImageManager {
                 Some(m) => Some(m.lock().await),
                 None => None,
             };
-            self.runtime
-                .pull_image(&spec, auth, Some(sandbox_config.clone()))
-                .await
+            self.pull(&spec, pull_secrets, sandbox_config).await
         };
         match result {
             Ok(image_ref) => {
@@ -195,9 +195,53 @@ impl ImageManager {
         }
     }
 
+    /// Pulls with each matching credential in turn until one works, or anonymously when none
+    /// matches (upstream PullImage); the error joins every attempt's, as Go's aggregate does.
+    async fn pull(
+        &self,
+        spec: &ImageSpec,
+        pull_secrets: &[Secret],
+        sandbox_config: &PodSandboxConfig,
+    ) -> Result<String, String> {
+        let keyring = credentials::keyring_from_secrets(pull_secrets).map_err(|e| e.to_string())?;
+        let creds = keyring.lookup(&credentials::repository(&spec.image));
+        if creds.is_empty() {
+            tracing::debug!(image = %spec.image, "pulling image without credentials");
+            return self
+                .runtime
+                .pull_image(spec, None, Some(sandbox_config.clone()))
+                .await
+                .map_err(|e| e.to_string());
+        }
+        let mut errors = Vec::new();
+        for cred in creds {
+            match self
+                .runtime
+                .pull_image(spec, Some(auth_config(cred)), Some(sandbox_config.clone()))
+                .await
+            {
+                Ok(image_ref) => return Ok(image_ref),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        Err(match errors.as_slice() {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        })
+    }
+
     /// Forgets the back-off entries of a pod that is gone.
     pub fn gc(&self) {
         self.backoff.lock().unwrap().gc(Instant::now());
+    }
+}
+
+fn auth_config(cred: Credential) -> AuthConfig {
+    AuthConfig {
+        username: cred.username,
+        password: cred.password,
+        identity_token: cred.identity_token,
+        ..Default::default()
     }
 }
 
@@ -230,22 +274,22 @@ mod tests {
         let sb = PodSandboxConfig::default();
 
         let (pod, c) = pod_with("localhost/busybox:1.35", "IfNotPresent");
-        assert!(images.ensure_image(&pod, &c, &sb, None).await.is_ok());
+        assert!(images.ensure_image(&pod, &c, &sb, &[]).await.is_ok());
         let (pod, c) = pod_with("localhost/busybox:1.35", "Never");
-        assert!(images.ensure_image(&pod, &c, &sb, None).await.is_ok());
+        assert!(images.ensure_image(&pod, &c, &sb, &[]).await.is_ok());
         assert!(
             !fake.calls().iter().any(|c| c.starts_with("PullImage")),
             "present images are not pulled"
         );
 
         let (pod, c) = pod_with("localhost/missing:1", "Never");
-        let e = images.ensure_image(&pod, &c, &sb, None).await.unwrap_err();
+        let e = images.ensure_image(&pod, &c, &sb, &[]).await.unwrap_err();
         assert_eq!(e.reason, ERR_IMAGE_NEVER_PULL);
         assert!(e.message.contains("localhost/missing:1"), "{}", e.message);
 
         fake.set_pull_result("localhost/busybox:1.35", Ok(()));
         let (pod, c) = pod_with("localhost/busybox:1.35", "Always");
-        images.ensure_image(&pod, &c, &sb, None).await.unwrap();
+        images.ensure_image(&pod, &c, &sb, &[]).await.unwrap();
         assert!(
             fake.calls()
                 .iter()
@@ -264,7 +308,7 @@ mod tests {
         let (pod, c) = pod_with("registry.test/app:1", "IfNotPresent");
         let failure = async || {
             images
-                .ensure_image(&pod, &c, &sb, None)
+                .ensure_image(&pod, &c, &sb, &[])
                 .await
                 .unwrap_err()
                 .reason
@@ -276,7 +320,7 @@ mod tests {
                 .count()
         };
 
-        let e = images.ensure_image(&pod, &c, &sb, None).await.unwrap_err();
+        let e = images.ensure_image(&pod, &c, &sb, &[]).await.unwrap_err();
         assert_eq!(e.reason, ERR_IMAGE_PULL);
         assert!(
             e.message.contains("registry.test/app:1") && e.message.contains("connection refused"),
@@ -298,7 +342,7 @@ mod tests {
         assert_eq!(failure().await, IMAGE_PULL_BACK_OFF);
         tokio::time::advance(Duration::from_secs(6)).await;
         fake.set_pull_result("registry.test/app:1", Ok(()));
-        assert!(images.ensure_image(&pod, &c, &sb, None).await.is_ok());
+        assert!(images.ensure_image(&pod, &c, &sb, &[]).await.is_ok());
         assert_eq!(pulls(), 3);
     }
 

@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod backoff;
 pub mod container_config;
+pub mod credentials;
 pub mod dns;
 pub mod events;
 pub mod hash;

@@ -8,6 +8,7 @@ use crate::images::ImageManager;
 use crate::runtime_status::{self, PodRuntimeStatus};
 use crate::sandbox_config::SandboxOptions;
 use kubelet_cri::{CriError, Runtime};
+use kubelet_objects::{NoApi, ObjectSource};
 use kubelet_volumes::VolumeManager;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,6 +38,8 @@ pub struct RuntimeManager {
     pub(crate) events: Arc<dyn EventRecorder>,
     pub(crate) hooks: Arc<dyn HookRunner>,
     pub(crate) cfg: ManagerConfig,
+    /// Where the ConfigMaps, Secrets and Services of env vars and image pull Secrets come from.
+    pub(crate) objects: Arc<dyn ObjectSource>,
     /// The runtime's name, the scheme of container IDs in pod status ("containerd://...").
     runtime_name: String,
     pub(crate) clock: WallClock,
@@ -99,9 +102,18 @@ impl RuntimeManager {
             events,
             hooks,
             cfg,
+            objects: Arc::new(NoApi),
             runtime_name,
             clock: WallClock::new(),
         })
+    }
+
+    /// Where ConfigMaps, Secrets and Services come from. Without it (the standalone kubelet)
+    /// env references to ConfigMaps and Secrets fail with "no kubeClient defined", there are no
+    /// service variables and pull Secrets cannot be read.
+    pub fn with_objects(mut self, objects: Arc<dyn ObjectSource>) -> Self {
+        self.objects = objects;
+        self
     }
 
     pub fn runtime(&self) -> &Arc<dyn Runtime> {

@@ -3,6 +3,8 @@
 //! container alone.
 
 use crate::actions::{PodActions, ProbeResults, compute_pod_actions, is_sidecar};
+use crate::container_config::env::{INVALID_ENVIRONMENT_VARIABLE_NAMES, invalid_env_from_keys};
+use crate::container_config::env_sources::EnvSources;
 use crate::container_config::{ContainerInput, container_config};
 use crate::events::{EventType, reason};
 use crate::hash::container_hash;
@@ -10,7 +12,7 @@ use crate::hooks::{FAILED_POST_START_HOOK, POST_START_HOOK_ERROR};
 use crate::manager::RuntimeManager;
 use crate::runtime_status::{ContainerState, PodRuntimeStatus};
 use crate::sandbox_config::pod_sandbox_config;
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, Secret};
 use kubelet_cri::CriError;
 use kubelet_cri::api::PodSandboxConfig;
 use kubelet_volumes::PodVolumes;
@@ -32,11 +34,15 @@ pub struct Waiting {
     pub message: String,
 }
 
-/// The sandbox containers start in.
+/// The event reason for image pull Secrets that could not be read.
+pub const FAILED_TO_RETRIEVE_IMAGE_PULL_SECRET: &str = "FailedToRetrieveImagePullSecret";
+
+/// The sandbox containers start in, and the pod's image pull Secrets.
 struct Sandbox {
     id: String,
     config: PodSandboxConfig,
     ips: Vec<String>,
+    pull_secrets: Vec<Secret>,
 }
 
 /// What a sync did not manage, per container name, and when it is worth trying again.
@@ -123,7 +129,7 @@ impl RuntimeManager {
             }
         }
 
-        let sandbox = match self.ensure_sandbox(pod, &status, &actions).await {
+        let mut sandbox = match self.ensure_sandbox(pod, &status, &actions).await {
             Ok(Some(sandbox)) => sandbox,
             Ok(None) => return Ok(result),
             Err(message) => {
@@ -141,6 +147,9 @@ impl RuntimeManager {
             }
         };
         let spec = pod.spec.as_ref().expect("a pod that syncs has a spec");
+        if !actions.init_containers_to_start.is_empty() || !actions.containers_to_start.is_empty() {
+            sandbox.pull_secrets = self.pull_secrets(pod).await;
+        }
         let inits = spec.init_containers.as_deref().unwrap_or_default();
         for &i in &actions.init_containers_to_start {
             let c = &inits[i];
@@ -181,6 +190,7 @@ impl RuntimeManager {
                 id: sb.id.clone(),
                 config,
                 ips: sb.ips.clone(),
+                pull_secrets: Vec::new(),
             }));
         }
         std::fs::create_dir_all(&config.log_directory).map_err(|e| {
@@ -208,7 +218,51 @@ impl RuntimeManager {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(Some(Sandbox { id, config, ips }))
+        Ok(Some(Sandbox {
+            id,
+            config,
+            ips,
+            pull_secrets: Vec::new(),
+        }))
+    }
+
+    /// The pod's image pull Secrets that can be read (upstream getPullSecretsForPod); the
+    /// others are logged and named in a warning event, and the pull goes on without them.
+    async fn pull_secrets(&self, pod: &Pod) -> Vec<Secret> {
+        let (_, ns, uid) = pod_key(pod);
+        let refs = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.image_pull_secrets.as_deref());
+        let mut secrets = Vec::new();
+        let mut missing = Vec::new();
+        // Validation let entries with empty names through; they mean nothing.
+        for name in refs
+            .into_iter()
+            .flatten()
+            .map(|r| r.name.as_str())
+            .filter(|n| !n.is_empty())
+        {
+            match self.objects.secret(&ns, name).await {
+                Ok(secret) => secrets.push(secret),
+                Err(e) => {
+                    tracing::info!(pod_uid = %uid, secret = %format!("{ns}/{name}"), "Unable to retrieve pull secret, the image pull may not succeed: {e}");
+                    missing.push(name);
+                }
+            }
+        }
+        if !missing.is_empty() {
+            self.events.event(
+                pod,
+                EventType::Warning,
+                FAILED_TO_RETRIEVE_IMAGE_PULL_SECRET,
+                &format!(
+                    "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
+                    missing.join(", ")
+                ),
+            );
+        }
+        secrets
     }
 
     /// Starts one container: back-off, image, config, create, start. A failure is recorded as the
@@ -255,7 +309,7 @@ impl RuntimeManager {
 
         let image_ref = match self
             .images
-            .ensure_image(pod, container, sandbox_config, None)
+            .ensure_image(pod, container, sandbox_config, &sandbox.pull_secrets)
             .await
         {
             Ok(r) => r,
@@ -273,6 +327,15 @@ impl RuntimeManager {
                 return;
             }
         };
+        let env_sources = EnvSources::fetch(self.objects.as_ref(), pod, container).await;
+        for message in invalid_env_from_keys(pod, container, &env_sources) {
+            self.events.event(
+                pod,
+                EventType::Warning,
+                INVALID_ENVIRONMENT_VARIABLE_NAMES,
+                &message,
+            );
+        }
         let input = ContainerInput {
             pod,
             container,
@@ -286,6 +349,7 @@ impl RuntimeManager {
             cluster_domain: self.cfg.sandbox.dns.cluster_domain.clone(),
             node_memory_capacity: self.cfg.node_memory_capacity,
             node_allocatable_cpu_milli: self.cfg.node_allocatable_cpu_milli,
+            env_sources,
         };
         let config = match container_config(&input) {
             Ok(c) => c,

@@ -291,12 +291,13 @@ impl ImageService for FakeRuntime {
     async fn pull_image(
         &self,
         image: &ImageSpec,
-        _auth: Option<AuthConfig>,
+        auth: Option<AuthConfig>,
         _sandbox_config: Option<PodSandboxConfig>,
     ) -> Result<String> {
         let reference = normalize(&image.image);
         let delay = {
             let mut state = self.lock();
+            state.pull_auths.push((image.image.clone(), auth));
             state.begin(rpc::PULL_IMAGE, Some(&image.image))?;
             state.pull_delays.get(&reference).copied()
         };

@@ -8,8 +8,8 @@ use super::images::{ImageStore, StoredImage, normalize};
 use super::rpc;
 use crate::CriError;
 use crate::api::{
-    ContainerConfig, ContainerEventResponse, ContainerEventType, ContainerState, ExecSyncResponse,
-    NamespaceMode, PodSandboxConfig, PodSandboxState, RuntimeCondition,
+    AuthConfig, ContainerConfig, ContainerEventResponse, ContainerEventType, ContainerState,
+    ExecSyncResponse, NamespaceMode, PodSandboxConfig, PodSandboxState, RuntimeCondition,
 };
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -137,6 +137,8 @@ pub(super) struct State {
     pub injected: HashMap<&'static str, VecDeque<CriError>>,
     pub exec_scripts: HashMap<String, ExecScript>,
     pub pull_delays: HashMap<String, Duration>,
+    /// Every PullImage's image and credentials, oldest first.
+    pub pull_auths: Vec<(String, Option<AuthConfig>)>,
     pub conditions: Vec<RuntimeCondition>,
     pub calls: Vec<String>,
     /// `None` until events are enabled; then one sender per open stream.
@@ -158,6 +160,7 @@ impl State {
             injected: HashMap::new(),
             exec_scripts: HashMap::new(),
             pull_delays: HashMap::new(),
+            pull_auths: Vec::new(),
             conditions: vec![
                 ready_condition("RuntimeReady"),
                 ready_condition("NetworkReady"),

@@ -1,17 +1,21 @@
-//! A container's environment (upstream kubelet_pods.go `makeEnvironmentVariables`): envFrom
-//! first, then env in order, each value expanded against the variables before it, valueFrom
-//! resolved from the pod (downward API). ConfigMaps and Secrets need an API server, which this
-//! kubelet does not have yet: a reference to one fails the container, as upstream without a
-//! client does (even when optional).
+//! A container's environment (upstream kubelet_pods.go `makeEnvironmentVariables`): the
+//! service link variables, then envFrom, then env in order, each value expanded against the
+//! variables before it (service variables included), valueFrom resolved from the pod (downward
+//! API) or from the ConfigMaps and Secrets read beforehand into [`EnvSources`].
 
 use super::ContainerInput;
+use super::env_sources::{EnvSources, Fetched, ServicesUnavailable};
 use super::expansion::expand;
+use super::service_env;
 use crate::container_config::resources::amount;
 use crate::qos::quantity;
-use k8s_openapi::api::core::v1::{ObjectFieldSelector, ResourceFieldSelector};
+use k8s_openapi::api::core::v1::{Container, ObjectFieldSelector, Pod, ResourceFieldSelector};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::{BTreeMap, HashMap};
 use thiserror::Error;
+
+/// The event reason for envFrom keys that cannot be variable names.
+pub const INVALID_ENVIRONMENT_VARIABLE_NAMES: &str = "InvalidEnvironmentVariableNames";
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum EnvError {
@@ -19,6 +23,20 @@ pub enum EnvError {
     ConfigMap { namespace: String, name: String },
     #[error("couldn't get secret {namespace}/{name}, no kubeClient defined")]
     Secret { namespace: String, name: String },
+    /// The API server's NotFound, as the kubelet's object cache words it.
+    #[error("{kind} \"{name}\" not found")]
+    NotFound { kind: &'static str, name: String },
+    #[error("{0}")]
+    Fetch(String),
+    #[error("couldn't find key {key} in {kind} {namespace}/{name}")]
+    MissingKey {
+        key: String,
+        kind: &'static str,
+        namespace: String,
+        name: String,
+    },
+    #[error(transparent)]
+    Services(#[from] ServicesUnavailable),
     #[error("unsupported fieldPath: {0}")]
     UnsupportedFieldPath(String),
     #[error("unsupported container resource: {0}")]
@@ -29,25 +47,181 @@ pub enum EnvError {
     HostIpUnknown(String),
 }
 
-/// The environment, in declaration order; a later definition of a name replaces the value of
-/// the earlier one in place. (Upstream collects through a Go map, so its order is arbitrary.)
+#[derive(Clone, Copy)]
+enum Source {
+    ConfigMap,
+    Secret,
+}
+
+/// Upstream's messages name the kind differently: "configMap" in the no-client error and the
+/// invalid-names event, "configmap" in NotFound, "ConfigMap" for a missing key.
+impl Source {
+    fn no_client(self, namespace: &str, name: &str) -> EnvError {
+        let (namespace, name) = (namespace.to_owned(), name.to_owned());
+        match self {
+            Source::ConfigMap => EnvError::ConfigMap { namespace, name },
+            Source::Secret => EnvError::Secret { namespace, name },
+        }
+    }
+
+    fn resource(self) -> &'static str {
+        match self {
+            Source::ConfigMap => "configmap",
+            Source::Secret => "secret",
+        }
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            Source::ConfigMap => "ConfigMap",
+            Source::Secret => "Secret",
+        }
+    }
+
+    fn event_name(self) -> &'static str {
+        match self {
+            Source::ConfigMap => "configMap",
+            Source::Secret => "secret",
+        }
+    }
+}
+
+/// The object `name` refers to; `None` when it is missing and the reference optional.
+fn object<'s, T>(
+    fetched: &'s BTreeMap<String, Fetched<T>>,
+    source: Source,
+    namespace: &str,
+    name: &str,
+    optional: bool,
+) -> Result<Option<&'s T>, EnvError> {
+    match fetched.get(name) {
+        Some(Fetched::Found(o)) => Ok(Some(o)),
+        Some(Fetched::NotFound) if optional => Ok(None),
+        Some(Fetched::NotFound) => Err(EnvError::NotFound {
+            kind: source.resource(),
+            name: name.to_owned(),
+        }),
+        Some(Fetched::Failed(message)) => Err(EnvError::Fetch(message.clone())),
+        // Upstream refuses before looking at `optional` when it has no client.
+        Some(Fetched::NoClient) | None => Err(source.no_client(namespace, name)),
+    }
+}
+
+fn config_map_data(cm: &k8s_openapi::api::core::v1::ConfigMap) -> BTreeMap<String, String> {
+    cm.data.clone().unwrap_or_default()
+}
+
+fn secret_data(secret: &k8s_openapi::api::core::v1::Secret) -> BTreeMap<String, String> {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+        .collect()
+}
+
+/// Whether `name` can be an environment variable's name: printable ASCII without '=' (the
+/// API's relaxed rule, on by default since 1.32). Other envFrom keys are skipped.
+pub fn is_env_var_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'=')
+}
+
+/// The messages of the InvalidEnvironmentVariableNames events for `container`: one per envFrom
+/// source with keys that cannot be variable names (they are skipped).
+pub fn invalid_env_from_keys(
+    pod: &Pod,
+    container: &Container,
+    sources: &EnvSources,
+) -> Vec<String> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let mut messages = Vec::new();
+    for from in container.env_from.iter().flatten() {
+        let prefix = from.prefix.as_deref().unwrap_or_default();
+        let (source, name, keys) = if let Some(r) = &from.config_map_ref {
+            let data = match sources.config_maps.get(&r.name) {
+                Some(Fetched::Found(cm)) => config_map_data(cm),
+                _ => continue,
+            };
+            (
+                Source::ConfigMap,
+                &r.name,
+                data.into_keys().collect::<Vec<_>>(),
+            )
+        } else if let Some(r) = &from.secret_ref {
+            let data = match sources.secrets.get(&r.name) {
+                Some(Fetched::Found(s)) => secret_data(s),
+                _ => continue,
+            };
+            (Source::Secret, &r.name, data.into_keys().collect())
+        } else {
+            continue;
+        };
+        let invalid: Vec<String> = keys
+            .into_iter()
+            .map(|k| format!("{prefix}{k}"))
+            .filter(|k| !is_env_var_name(k))
+            .collect();
+        if !invalid.is_empty() {
+            messages.push(format!(
+                "Keys [{}] from the EnvFrom {} {namespace}/{name} were skipped since they are considered invalid environment variable names.",
+                invalid.join(", "),
+                source.event_name()
+            ));
+        }
+    }
+    messages
+}
+
+/// The environment in order: service variables, envFrom, env; a later definition of a name
+/// replaces the value of the earlier one in place. (Upstream collects through Go maps, so its
+/// order is arbitrary.)
 pub fn environment(input: &ContainerInput<'_>) -> Result<Vec<(String, String)>, EnvError> {
     let pod = input.pod;
     let c = input.container;
+    let sources = &input.env_sources;
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let mut env = Env::default();
+    let services = sources.services.as_ref().map_err(Clone::clone)?;
+    for (name, value) in service_env::from_services(services) {
+        env.set(&name, value);
+    }
     for from in c.env_from.iter().flatten() {
-        if let Some(cm) = &from.config_map_ref {
-            return Err(EnvError::ConfigMap {
-                namespace,
-                name: cm.name.clone(),
-            });
-        }
-        if let Some(secret) = &from.secret_ref {
-            return Err(EnvError::Secret {
-                namespace,
-                name: secret.name.clone(),
-            });
+        let data = if let Some(r) = &from.config_map_ref {
+            let optional = r.optional.unwrap_or(false);
+            object(
+                &sources.config_maps,
+                Source::ConfigMap,
+                &namespace,
+                &r.name,
+                optional,
+            )?
+            .map(config_map_data)
+        } else if let Some(r) = &from.secret_ref {
+            let optional = r.optional.unwrap_or(false);
+            object(
+                &sources.secrets,
+                Source::Secret,
+                &namespace,
+                &r.name,
+                optional,
+            )?
+            .map(secret_data)
+        } else {
+            continue;
+        };
+        // A missing optional source gives nothing.
+        let Some(data) = data else {
+            continue;
+        };
+        let prefix = from.prefix.as_deref().unwrap_or_default();
+        for (key, value) in data {
+            let name = format!("{prefix}{key}");
+            if is_env_var_name(&name) {
+                env.set(&name, value);
+            }
         }
     }
     for var in c.env.iter().flatten() {
@@ -61,16 +235,46 @@ pub fn environment(input: &ContainerInput<'_>) -> Result<Vec<(String, String)>, 
                     field_value(input, f, &var.name)?
                 } else if let Some(r) = &from.resource_field_ref {
                     resource_value(input, r)?
-                } else if let Some(cm) = &from.config_map_key_ref {
-                    return Err(EnvError::ConfigMap {
-                        namespace,
-                        name: cm.name.clone(),
-                    });
-                } else if let Some(s) = &from.secret_key_ref {
-                    return Err(EnvError::Secret {
-                        namespace,
-                        name: s.name.clone(),
-                    });
+                } else if let Some(r) = &from.config_map_key_ref {
+                    let optional = r.optional.unwrap_or(false);
+                    let found = object(
+                        &sources.config_maps,
+                        Source::ConfigMap,
+                        &namespace,
+                        &r.name,
+                        optional,
+                    )?;
+                    match key_value(
+                        found.map(config_map_data),
+                        Source::ConfigMap,
+                        &namespace,
+                        &r.name,
+                        &r.key,
+                        optional,
+                    )? {
+                        Some(v) => v,
+                        None => continue,
+                    }
+                } else if let Some(r) = &from.secret_key_ref {
+                    let optional = r.optional.unwrap_or(false);
+                    let found = object(
+                        &sources.secrets,
+                        Source::Secret,
+                        &namespace,
+                        &r.name,
+                        optional,
+                    )?;
+                    match key_value(
+                        found.map(secret_data),
+                        Source::Secret,
+                        &namespace,
+                        &r.name,
+                        &r.key,
+                        optional,
+                    )? {
+                        Some(v) => v,
+                        None => continue,
+                    }
                 } else {
                     String::new()
                 }
@@ -80,6 +284,31 @@ pub fn environment(input: &ContainerInput<'_>) -> Result<Vec<(String, String)>, 
         env.set(&var.name, value);
     }
     Ok(env.vars)
+}
+
+/// The value of `key` in an object's data; `None` (the variable is skipped) when the object or
+/// the key is missing and the reference is optional.
+fn key_value(
+    data: Option<BTreeMap<String, String>>,
+    source: Source,
+    namespace: &str,
+    name: &str,
+    key: &str,
+    optional: bool,
+) -> Result<Option<String>, EnvError> {
+    let Some(mut data) = data else {
+        return Ok(None);
+    };
+    match data.remove(key) {
+        Some(v) => Ok(Some(v)),
+        None if optional => Ok(None),
+        None => Err(EnvError::MissingKey {
+            key: key.to_owned(),
+            kind: source.kind(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }),
+    }
 }
 
 #[derive(Default)]

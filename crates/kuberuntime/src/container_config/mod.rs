@@ -3,11 +3,13 @@
 //! `GenerateRunContainerOptions`).
 
 pub mod env;
+pub mod env_sources;
 pub mod expansion;
 mod host;
 pub mod mounts;
 pub mod resources;
 pub mod security;
+pub mod service_env;
 
 use crate::labels;
 use crate::sandbox_config::{SandboxConfigError, host_network, pod_hostname_and_domain};
@@ -38,6 +40,8 @@ pub struct ContainerInput<'a> {
     pub cluster_domain: String,
     pub node_memory_capacity: u64,
     pub node_allocatable_cpu_milli: Option<u64>,
+    /// The ConfigMaps, Secrets and Services the environment refers to, read beforehand.
+    pub env_sources: env_sources::EnvSources,
 }
 
 #[derive(Debug, Error)]
