@@ -1,6 +1,6 @@
 //! The static pod file source (upstream config/file.go and file_linux.go): a manifest directory
 //! (one pod per file) or a single manifest file, read again at once on inotify events and in full
-//! every check period.
+//! every check period. The local pods directory is read the same way under its own source name.
 
 use std::collections::HashMap;
 use std::io;
@@ -29,7 +29,8 @@ pub enum FileError {
     Manifest(#[from] ManifestError),
 }
 
-/// Watches and re-reads `path` forever, sending each snapshot to `sender`.
+/// Watches and re-reads `path` forever, sending each snapshot to `sender`; the pods are static
+/// pods of the sender's source.
 pub async fn run(path: PathBuf, node_name: String, period: Duration, sender: SourceSender) {
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let mut watch: Option<ActiveWatch> = None;
@@ -52,8 +53,8 @@ pub async fn run(path: PathBuf, node_name: String, period: Duration, sender: Sou
         if target_changed || watch.as_ref().map(|w| &w.target) != target.as_ref() {
             watch = target.and_then(|target| ActiveWatch::start(&path, target, events_tx.clone()));
         }
-        let (read_path, node) = (path.clone(), node_name.clone());
-        match tokio::task::spawn_blocking(move || read_manifests(&read_path, &node)).await {
+        let (read_path, node, source) = (path.clone(), node_name.clone(), sender.name());
+        match tokio::task::spawn_blocking(move || read_manifests(&read_path, source, &node)).await {
             Ok(Some(pods)) => sender.send_snapshot(pods),
             Ok(None) => {}
             Err(e) => {
@@ -132,11 +133,11 @@ fn is_hidden(path: &Path) -> bool {
         .is_some_and(|name| name.to_string_lossy().starts_with('.'))
 }
 
-/// Reads the manifests under `path`. `None` means "send nothing, keep the previous pods": the
+/// Reads the manifests under `path` as pods of `source`. `None` means "send nothing, keep the previous pods": the
 /// single manifest file is unusable, or the path cannot be examined. A missing path or an
 /// unreadable directory counts as empty, like upstream, so the source is seen and the kubelet can
 /// proceed.
-pub fn read_manifests(path: &Path, node_name: &str) -> Option<Vec<Pod>> {
+pub fn read_manifests(path: &Path, source: &'static str, node_name: &str) -> Option<Vec<Pod>> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             tracing::error!(path = %path.display(), "static pod path does not exist, treating it as empty");
@@ -146,8 +147,8 @@ pub fn read_manifests(path: &Path, node_name: &str) -> Option<Vec<Pod>> {
             tracing::error!(path = %path.display(), error = %e, "cannot examine static pod path");
             None
         }
-        Ok(meta) if meta.is_dir() => Some(read_dir(path, node_name)),
-        Ok(meta) if meta.is_file() => match read_file(path, node_name) {
+        Ok(meta) if meta.is_dir() => Some(read_dir(path, source, node_name)),
+        Ok(meta) if meta.is_file() => match read_file(path, source, node_name) {
             Ok(pod) => Some(vec![pod]),
             Err(e) => {
                 tracing::error!(path = %path.display(), error = %e, "invalid static pod manifest, skipping it");
@@ -162,7 +163,7 @@ pub fn read_manifests(path: &Path, node_name: &str) -> Option<Vec<Pod>> {
 }
 
 /// One pod per file, in file name order; the first file to define a namespace/name wins.
-fn read_dir(dir: &Path, node_name: &str) -> Vec<Pod> {
+fn read_dir(dir: &Path, source: &'static str, node_name: &str) -> Vec<Pod> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
@@ -194,7 +195,7 @@ fn read_dir(dir: &Path, node_name: &str) -> Vec<Pod> {
                 continue;
             }
         }
-        let pod = match read_file(&file, node_name) {
+        let pod = match read_file(&file, source, node_name) {
             Ok(pod) => pod,
             Err(e) => {
                 tracing::error!(path = %file.display(), error = %e, "invalid static pod manifest, skipping it");
@@ -221,12 +222,16 @@ fn read_dir(dir: &Path, node_name: &str) -> Vec<Pod> {
     pods
 }
 
-fn read_file(path: &Path, node_name: &str) -> Result<Pod, FileError> {
+fn read_file(path: &Path, source: &'static str, node_name: &str) -> Result<Pod, FileError> {
     let data = std::fs::read(path).map_err(|source| FileError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    Ok(manifest::decode_pod(&data, &Origin::file(path), node_name)?)
+    Ok(manifest::decode_pod(
+        &data,
+        &Origin::file_in(source, path),
+        node_name,
+    )?)
 }
 
 #[cfg(test)]
@@ -265,7 +270,7 @@ mod tests {
         .unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/d.yaml"), manifest("d", "x:1")).unwrap();
-        let pods = read_manifests(dir.path(), "node1").unwrap();
+        let pods = read_manifests(dir.path(), FILE_SOURCE, "node1").unwrap();
         assert_eq!(names(&pods), ["a-node1", "b-node1"]);
     }
 
@@ -274,7 +279,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("2-web.yaml"), manifest("web", "second:1")).unwrap();
         std::fs::write(dir.path().join("1-web.yaml"), manifest("web", "first:1")).unwrap();
-        let pods = read_manifests(dir.path(), "node1").unwrap();
+        let pods = read_manifests(dir.path(), FILE_SOURCE, "node1").unwrap();
         assert_eq!(pods.len(), 1);
         let image = pods[0].spec.as_ref().unwrap().containers[0]
             .image
@@ -286,14 +291,17 @@ mod tests {
     fn missing_directory_is_empty_and_bad_single_file_sends_nothing() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            read_manifests(&dir.path().join("absent"), "n"),
+            read_manifests(&dir.path().join("absent"), FILE_SOURCE, "n"),
             Some(Vec::new())
         );
         let file = dir.path().join("web.yaml");
         std::fs::write(&file, manifest("web", "x:1")).unwrap();
-        assert_eq!(names(&read_manifests(&file, "n").unwrap()), ["web-n"]);
+        assert_eq!(
+            names(&read_manifests(&file, FILE_SOURCE, "n").unwrap()),
+            ["web-n"]
+        );
         std::fs::write(&file, "not: [a pod").unwrap();
-        assert_eq!(read_manifests(&file, "n"), None);
+        assert_eq!(read_manifests(&file, FILE_SOURCE, "n"), None);
     }
 
     #[tokio::test]
@@ -360,7 +368,7 @@ mod tests {
     fn file_errors_name_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gone.yaml");
-        let text = read_file(&path, "n").unwrap_err().to_string();
+        let text = read_file(&path, FILE_SOURCE, "n").unwrap_err().to_string();
         assert!(
             text.starts_with(&format!("{}: could not read:", path.display())),
             "{text}"

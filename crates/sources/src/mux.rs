@@ -102,99 +102,164 @@ impl SourceSender {
         self.name
     }
 
-    /// Replaces the source's pods with `pods` and emits what changed: REMOVE, ADD, UPDATE,
-    /// DELETE, then RECONCILE, each only when not empty.
+    /// Replaces the source's pods with `pods` (upstream's SET) and emits what changed: REMOVE,
+    /// ADD, UPDATE, DELETE, then RECONCILE, each only when not empty. Marks the source seen.
     pub fn send_snapshot(&self, pods: Vec<Pod>) {
         let mut sources = self.shared.lock();
         let state = sources.entry(self.name).or_default();
-        let diff = merge(state, self.name, pods);
+        let mut diff = Diff::default();
+        let mut previous = std::mem::take(&mut state.pods);
+        let mut names = HashSet::new();
+        for pod in pods {
+            let Some(uid) = accepted_uid(&pod, self.name) else {
+                continue;
+            };
+            if state.pods.contains_key(&uid) || !names.insert(full_name(&pod)) {
+                tracing::warn!(source = self.name, pod = %full_name(&pod), %uid, "duplicate pod name or UID in one source, ignoring");
+                continue;
+            }
+            let stored = diff.merge(self.name, previous.remove(&uid), pod);
+            state.pods.insert(uid, stored);
+        }
+        diff.removes = previous.into_values().collect();
         state.seen = true;
-        // Sent under the lock so that updates of one source never overtake each other.
-        for (op, pods) in diff {
-            if !pods.is_empty() {
-                let update = PodUpdate {
-                    op,
-                    source: self.name,
-                    pods,
-                };
-                if self.shared.updates.send(update).is_err() {
-                    tracing::debug!(source = self.name, "pod updates dropped: nobody listens");
-                }
+        self.emit(diff);
+    }
+
+    /// Adds or changes one pod of the source, leaving the others as they are (upstream's ADD
+    /// and UPDATE ops): a watch event, where a full snapshot per event would cost O(pods).
+    /// Does not mark the source seen: only a complete snapshot does.
+    pub fn send_apply(&self, pod: Pod) {
+        let mut sources = self.shared.lock();
+        let state = sources.entry(self.name).or_default();
+        let Some(uid) = accepted_uid(&pod, self.name) else {
+            return;
+        };
+        let (namespace, name) = (&pod.metadata.namespace, &pod.metadata.name);
+        let taken = state.pods.iter().any(|(other, existing)| {
+            *other != uid
+                && existing.metadata.name == *name
+                && existing.metadata.namespace == *namespace
+        });
+        if taken {
+            tracing::warn!(source = self.name, pod = %full_name(&pod), %uid, "another pod of this source has the same name, ignoring");
+            return;
+        }
+        let mut diff = Diff::default();
+        let previous = state.pods.remove(&uid);
+        let stored = diff.merge(self.name, previous, pod);
+        state.pods.insert(uid, stored);
+        self.emit(diff);
+    }
+
+    /// Forgets one pod of the source (upstream's REMOVE op); an unknown UID is a no-op.
+    pub fn send_remove(&self, uid: &str) {
+        let mut sources = self.shared.lock();
+        let state = sources.entry(self.name).or_default();
+        let mut diff = Diff::default();
+        diff.removes.extend(state.pods.remove(uid));
+        self.emit(diff);
+    }
+
+    /// Sends the non-empty parts of `diff`. Called under the lock so that updates of one source
+    /// never overtake each other.
+    fn emit(&self, diff: Diff) {
+        for (op, pods) in diff.into_updates() {
+            if pods.is_empty() {
+                continue;
+            }
+            let update = PodUpdate {
+                op,
+                source: self.name,
+                pods,
+            };
+            if self.shared.updates.send(update).is_err() {
+                tracing::debug!(source = self.name, "pod updates dropped: nobody listens");
             }
         }
     }
 }
 
-fn merge(
-    state: &mut SourceState,
-    source: &'static str,
-    pods: Vec<Pod>,
-) -> [(PodOperation, Vec<Pod>); 5] {
-    let mut adds = Vec::new();
-    let mut updates = Vec::new();
-    let mut deletes = Vec::new();
-    let mut reconciles = Vec::new();
-    let mut previous = std::mem::take(&mut state.pods);
-    let mut names = HashSet::new();
-    for mut pod in pods {
-        let full_name = format!(
-            "{}/{}",
-            pod.metadata.namespace.as_deref().unwrap_or(""),
-            pod.metadata.name.as_deref().unwrap_or("")
-        );
-        let uid = pod.metadata.uid.clone().unwrap_or_default();
-        if uid.is_empty() {
-            tracing::error!(source, pod = %full_name, "pod has no UID, ignoring");
-            continue;
+fn full_name(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or(""),
+        pod.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+/// The pod's UID, or `None` (logged) for a pod without one.
+fn accepted_uid(pod: &Pod, source: &'static str) -> Option<String> {
+    match pod.metadata.uid.as_deref() {
+        Some(uid) if !uid.is_empty() => Some(uid.to_owned()),
+        _ => {
+            tracing::error!(source, pod = %full_name(pod), "pod has no UID, ignoring");
+            None
         }
-        if state.pods.contains_key(&uid) || !names.insert(full_name.clone()) {
-            tracing::warn!(source, pod = %full_name, %uid, "duplicate pod name or UID in one source, ignoring");
-            continue;
-        }
-        pod.metadata
-            .annotations
-            .get_or_insert_with(Default::default)
-            .insert(CONFIG_SOURCE_ANNOTATION.to_owned(), source.to_owned());
-        let stored = match previous.remove(&uid) {
+    }
+}
+
+/// The updates one change of a source makes (upstream podStorage.merge).
+#[derive(Default)]
+struct Diff {
+    removes: Vec<Pod>,
+    adds: Vec<Pod>,
+    updates: Vec<Pod>,
+    deletes: Vec<Pod>,
+    reconciles: Vec<Pod>,
+}
+
+impl Diff {
+    /// Merges `pod` into what the source had for its UID (upstream checkAndUpdatePod) and
+    /// returns what to store.
+    fn merge(&mut self, source: &'static str, previous: Option<Pod>, mut pod: Pod) -> Pod {
+        // Annotated before any comparison, as upstream does.
+        set_annotation(&mut pod, CONFIG_SOURCE_ANNOTATION, source.to_owned());
+        match previous {
             None => {
                 set_annotation(
                     &mut pod,
                     CONFIG_SEEN_ANNOTATION,
                     jiff::Timestamp::now().to_string(),
                 );
-                adds.push(pod.clone());
+                self.adds.push(pod.clone());
                 pod
             }
             Some(mut existing) if !differ_semantically(&existing, &pod) => {
+                // Status alone changed: the kubelet owns status, so only reconcile.
                 if existing.status != pod.status {
                     existing.status = pod.status;
-                    reconciles.push(existing.clone());
+                    self.reconciles.push(existing.clone());
                 }
                 existing
             }
             Some(existing) => {
-                let seen = annotation(&existing, CONFIG_SEEN_ANNOTATION).map(str::to_owned);
-                if let Some(seen) = seen {
-                    set_annotation(&mut pod, CONFIG_SEEN_ANNOTATION, seen);
+                // The kubelet's own annotations stay as they were (first-seen time, mirror).
+                for key in LOCAL_ANNOTATIONS {
+                    if let Some(value) = annotation(&existing, key) {
+                        set_annotation(&mut pod, key, value.to_owned());
+                    }
                 }
+                // Any meaningful change of a pod being deleted is a (further) graceful delete.
                 if pod.metadata.deletion_timestamp.is_some() {
-                    deletes.push(pod.clone());
+                    self.deletes.push(pod.clone());
                 } else {
-                    updates.push(pod.clone());
+                    self.updates.push(pod.clone());
                 }
                 pod
             }
-        };
-        state.pods.insert(uid, stored);
+        }
     }
-    let removes = previous.into_values().collect();
-    [
-        (PodOperation::Remove, removes),
-        (PodOperation::Add, adds),
-        (PodOperation::Update, updates),
-        (PodOperation::Delete, deletes),
-        (PodOperation::Reconcile, reconciles),
-    ]
+
+    fn into_updates(self) -> [(PodOperation, Vec<Pod>); 5] {
+        [
+            (PodOperation::Remove, self.removes),
+            (PodOperation::Add, self.adds),
+            (PodOperation::Update, self.updates),
+            (PodOperation::Delete, self.deletes),
+            (PodOperation::Reconcile, self.reconciles),
+        ]
+    }
 }
 
 /// Whether the source changed what it wants of the pod: spec, labels, deletion, or annotations
@@ -366,6 +431,92 @@ mod tests {
         );
         api.send_snapshot(vec![deleting, with_status]);
         assert_eq!(drain(&mut rx), []);
+    }
+
+    #[test]
+    fn single_pod_changes_merge_like_snapshots() {
+        let (mux, mut rx) = Mux::new();
+        let ready = mux.ready();
+        let api = mux.source(API_SOURCE);
+        api.send_snapshot(vec![pod("a", "1", "x")]);
+        drain(&mut rx);
+
+        api.send_apply(pod("b", "2", "x"));
+        assert!(ready.all_ready());
+        assert_eq!(drain(&mut rx), [(PodOperation::Add, uids(&["2"]))]);
+        api.send_apply(pod("b", "2", "x"));
+        assert_eq!(drain(&mut rx), []);
+        api.send_apply(pod("b", "2", "y"));
+        assert_eq!(drain(&mut rx), [(PodOperation::Update, uids(&["2"]))]);
+        // Another UID under a name the source already has is refused.
+        api.send_apply(pod("b", "3", "x"));
+        assert_eq!(drain(&mut rx), []);
+
+        api.send_remove("2");
+        assert_eq!(drain(&mut rx), [(PodOperation::Remove, uids(&["2"]))]);
+        api.send_remove("2");
+        assert_eq!(drain(&mut rx), []);
+        api.send_apply(pod("b", "3", "x"));
+        assert_eq!(drain(&mut rx), [(PodOperation::Add, uids(&["3"]))]);
+
+        // A snapshot after single changes still sees only real differences.
+        api.send_snapshot(vec![pod("a", "1", "x"), pod("b", "3", "x")]);
+        assert_eq!(drain(&mut rx), []);
+    }
+
+    #[test]
+    fn single_changes_do_not_make_a_source_ready() {
+        let (mux, _rx) = Mux::new();
+        let api = mux.source(API_SOURCE);
+        api.send_apply(pod("a", "1", "x"));
+        assert!(!mux.ready().all_ready());
+    }
+
+    #[test]
+    fn an_update_keeps_the_kubelet_annotations_of_the_stored_pod() {
+        let (mux, mut rx) = Mux::new();
+        let api = mux.source(API_SOURCE);
+        let mut mirrored = pod("a", "1", "x");
+        set_annotation(&mut mirrored, CONFIG_MIRROR_ANNOTATION, "hash".to_owned());
+        api.send_snapshot(vec![mirrored]);
+        let seen = annotation(&rx.try_recv().unwrap().pods[0], CONFIG_SEEN_ANNOTATION)
+            .unwrap()
+            .to_owned();
+        let mut changed = pod("a", "1", "y");
+        set_annotation(&mut changed, CONFIG_SEEN_ANNOTATION, "forged".to_owned());
+        api.send_apply(changed);
+        let updated = rx.try_recv().unwrap();
+        assert_eq!(updated.op, PodOperation::Update);
+        assert_eq!(
+            annotation(&updated.pods[0], CONFIG_SEEN_ANNOTATION),
+            Some(seen.as_str())
+        );
+        assert_eq!(
+            annotation(&updated.pods[0], CONFIG_MIRROR_ANNOTATION),
+            Some("hash")
+        );
+        assert_eq!(
+            annotation(&updated.pods[0], CONFIG_SOURCE_ANNOTATION),
+            Some("api")
+        );
+    }
+
+    #[test]
+    fn later_changes_of_a_deleting_pod_are_deletes_again() {
+        let (mux, mut rx) = Mux::new();
+        let api = mux.source(API_SOURCE);
+        api.send_snapshot(vec![pod("a", "1", "x")]);
+        drain(&mut rx);
+        let mut deleting = pod("a", "1", "x");
+        deleting.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        );
+        deleting.metadata.deletion_grace_period_seconds = Some(30);
+        api.send_apply(deleting.clone());
+        assert_eq!(drain(&mut rx), [(PodOperation::Delete, uids(&["1"]))]);
+        deleting.metadata.deletion_grace_period_seconds = Some(0);
+        api.send_apply(deleting);
+        assert_eq!(drain(&mut rx), [(PodOperation::Delete, uids(&["1"]))]);
     }
 
     #[test]

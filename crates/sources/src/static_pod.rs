@@ -4,11 +4,11 @@
 use k8s_openapi::api::core::v1::{Pod, Toleration};
 use sha2::{Digest, Sha256};
 
-use crate::FILE_SOURCE;
+use crate::{FILE_SOURCE, LOCAL_SOURCE};
 
 /// Hash of the pod as its source defined it; equals the UID unless the manifest set one.
 pub const CONFIG_HASH_ANNOTATION: &str = "kubernetes.io/config.hash";
-/// The source name: "file", "http" or "api".
+/// The source name: "file", "http", "api" or "local".
 pub const CONFIG_SOURCE_ANNOTATION: &str = "kubernetes.io/config.source";
 /// When the kubelet first saw the pod (RFC 3339); the mux sets it, change detection ignores it.
 pub const CONFIG_SEEN_ANNOTATION: &str = "kubernetes.io/config.seen";
@@ -24,8 +24,13 @@ pub struct Origin {
 
 impl Origin {
     pub fn file(path: &std::path::Path) -> Self {
+        Self::file_in(FILE_SOURCE, path)
+    }
+
+    /// A manifest file read by a directory source other than the file source.
+    pub fn file_in(source: &'static str, path: &std::path::Path) -> Self {
         Origin {
-            source: FILE_SOURCE,
+            source,
             location: path.display().to_string(),
         }
     }
@@ -59,8 +64,9 @@ pub fn apply(pod: &mut Pod, origin: &Origin, node_name: &str) {
 
     let spec = pod.spec.get_or_insert_with(Default::default);
     spec.node_name = Some(node_name.to_owned());
-    // Upstream tolerates NoExecute taints for file pods only, so node problems never evict them.
-    if origin.source == FILE_SOURCE {
+    // Upstream tolerates NoExecute taints for file pods only, so node problems never evict them;
+    // local pods are static pods from a directory too.
+    if matches!(origin.source, FILE_SOURCE | LOCAL_SOURCE) {
         add_or_update_toleration(
             spec.tolerations.get_or_insert_with(Vec::new),
             Toleration {
