@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use kubelet_sources::{LOCAL_SOURCE, Origin};
+use kubelet_sources::Origin;
 use serde_json::json;
 use tokio::sync::Mutex;
 
@@ -68,8 +68,10 @@ fn internal(error: impl std::fmt::Display) -> Response {
 }
 
 pub(crate) async fn create(State(local): State<Arc<LocalPods>>, body: Bytes) -> Response {
+    // The source name the local pods source gives these pods (kubelet_sources' local source),
+    // so the answered pod has the UID the kubelet will run it with.
     let origin = Origin {
-        source: LOCAL_SOURCE,
+        source: "local",
         location: "POST /pods".into(),
     };
     let pod = match kubelet_sources::decode_pod(&body, &origin, &local.node_name) {
