@@ -9,7 +9,7 @@ use crate::pod_manager::{PodManager, is_mirror_pod};
 use crate::pod_workers::PodWorkers;
 use crate::server::healthz::Health;
 use crate::status::generate::{FAILED, SUCCEEDED};
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
 use kubelet_kuberuntime::events::{EventRecorder, EventType};
 use kubelet_prober::ProbeUpdate;
 use kubelet_sources::{PodOperation, PodUpdate, SourcesReady};
@@ -33,6 +33,8 @@ pub struct SyncLoop {
     health: Health,
     /// True while the node shuts down: new pods are refused.
     shutting_down: Option<tokio::sync::watch::Receiver<bool>>,
+    /// The current Node, for admission against its allocatable, labels and taints.
+    node: Option<tokio::sync::watch::Receiver<Option<Node>>>,
 }
 
 fn uid(pod: &Pod) -> String {
@@ -61,12 +63,20 @@ impl SyncLoop {
             housekeeping,
             health,
             shutting_down: None,
+            node: None,
         }
     }
 
     /// Refuses new pods while `shutting_down` says the node is going down.
     pub fn with_node_shutdown(mut self, shutting_down: tokio::sync::watch::Receiver<bool>) -> Self {
         self.shutting_down = Some(shutting_down);
+        self
+    }
+
+    /// Admits pods against the Node `node` holds; while it holds none (not registered yet, or
+    /// standalone), against the machine and max pods.
+    pub fn with_node(mut self, node: tokio::sync::watch::Receiver<Option<Node>>) -> Self {
+        self.node = Some(node);
         self
     }
 
@@ -178,9 +188,11 @@ impl SyncLoop {
                     && !matches!(phase.as_deref(), Some(SUCCEEDED) | Some(FAILED))
             })
             .collect();
+        let node = self.node.as_ref().and_then(|rx| rx.borrow().clone());
         admission::admit(
             pod,
             &active.iter().collect::<Vec<_>>(),
+            node.as_ref(),
             &self.machine,
             self.max_pods,
         )
