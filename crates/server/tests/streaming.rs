@@ -1,0 +1,363 @@
+//! exec and port-forward end to end against the private containerd of the test run: a busybox
+//! pod, a WebSocket client speaking v4.channel.k8s.io to the kubelet port, and the kubelet
+//! proxying the upgraded connection to containerd's streaming server.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::{SinkExt, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kubelet_cri::RuntimeService;
+use kubelet_cri::api::{
+    ContainerConfig, ContainerMetadata, ImageSpec, LinuxPodSandboxConfig,
+    LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig,
+    PodSandboxMetadata,
+};
+use kubelet_server::{AuthorizationMode, KubeletView, ServerConfig, serve};
+use kubelet_testkit::TestRuntime;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const BUSYBOX: &str = "localhost/busybox:1.35";
+const NAMESPACE: &str = "streams";
+
+struct PodView {
+    runtime: Arc<dyn kubelet_cri::Runtime>,
+    pods: Vec<Pod>,
+}
+
+#[async_trait::async_trait]
+impl KubeletView for PodView {
+    fn node_name(&self) -> String {
+        "node-a".into()
+    }
+    fn pods(&self) -> Vec<Pod> {
+        self.pods.clone()
+    }
+    fn runtime(&self) -> Arc<dyn kubelet_cri::Runtime> {
+        self.runtime.clone()
+    }
+    fn sync_loop_healthy(&self) -> Result<(), String> {
+        Ok(())
+    }
+    fn configz(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
+}
+
+fn labels(uid: &str, name: &str) -> HashMap<String, String> {
+    HashMap::from([
+        ("io.kubernetes.pod.uid".to_string(), uid.to_string()),
+        ("io.kubernetes.pod.name".to_string(), name.to_string()),
+        (
+            "io.kubernetes.pod.namespace".to_string(),
+            NAMESPACE.to_string(),
+        ),
+    ])
+}
+
+/// Runs pod `name` with one busybox container `app` running `script`; returns the pod as the
+/// kubelet knows it.
+async fn run_pod(rt: &TestRuntime, uid: &str, name: &str, logs: &Path, script: &str) -> Pod {
+    let runtime = rt.connect().await;
+    let config = PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: name.to_string(),
+            uid: uid.to_string(),
+            namespace: NAMESPACE.to_string(),
+            attempt: 0,
+        }),
+        hostname: name.to_string(),
+        log_directory: logs.display().to_string(),
+        labels: labels(uid, name),
+        linux: Some(LinuxPodSandboxConfig {
+            cgroup_parent: rt.pod_cgroup_parent(uid),
+            security_context: Some(LinuxSandboxSecurityContext {
+                namespace_options: Some(NamespaceOption {
+                    network: NamespaceMode::Pod as i32,
+                    pid: NamespaceMode::Container as i32,
+                    ipc: NamespaceMode::Pod as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let sandbox = runtime.run_pod_sandbox(config.clone(), "").await.unwrap();
+    let mut container_labels = labels(uid, name);
+    container_labels.insert("io.kubernetes.container.name".into(), "app".into());
+    let container = ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: "app".into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: BUSYBOX.into(),
+            ..Default::default()
+        }),
+        command: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        log_path: "app/0.log".into(),
+        labels: container_labels,
+        ..Default::default()
+    };
+    let id = runtime
+        .create_container(&sandbox, container, config)
+        .await
+        .unwrap();
+    runtime.start_container(&id).await.unwrap();
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(NAMESPACE.into()),
+            uid: Some(uid.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn unique_uid(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{test}-{}-{nanos:09}", std::process::id())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_server(dir: &Path, view: PodView) -> (ServerConfig, tokio::task::JoinHandle<()>) {
+    let cfg = ServerConfig {
+        address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port: free_port(),
+        tls_cert_file: None,
+        tls_private_key_file: None,
+        cert_dir: dir.join("pki"),
+        node_ips: vec![],
+        client_ca_file: None,
+        anonymous_auth: true,
+        authorization_mode: AuthorizationMode::AlwaysAllow,
+        tls_min_version: None,
+        tls_cipher_suites: vec![],
+        log_dir: dir.to_path_buf(),
+        authentication_webhook: false,
+        authentication_webhook_cache_ttl: kubelet_server::DEFAULT_AUTHENTICATION_CACHE_TTL,
+        authorization_webhook_cache_authorized_ttl: kubelet_server::DEFAULT_AUTHORIZED_CACHE_TTL,
+        authorization_webhook_cache_unauthorized_ttl:
+            kubelet_server::DEFAULT_UNAUTHORIZED_CACHE_TTL,
+        reviews: None,
+        local_pods_dir: None,
+    };
+    let server = serve(cfg.clone(), Arc::new(view)).await.unwrap();
+    (cfg, server)
+}
+
+fn tls_connector(cfg: &ServerConfig) -> tokio_tungstenite::Connector {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(cfg.cert_dir.join("kubelet.crt")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tokio_tungstenite::Connector::Rustls(Arc::new(config))
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(cfg: &ServerConfig, path_and_query: &str) -> Socket {
+    let mut request = format!("wss://localhost:{}{path_and_query}", cfg.port)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v4.channel.k8s.io".parse().unwrap(),
+    );
+    let (socket, response) = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        None,
+        false,
+        Some(tls_connector(cfg)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("WebSocket to {path_and_query}: {e}"));
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"],
+        "v4.channel.k8s.io"
+    );
+    socket
+}
+
+/// Reads channel messages until the server closes: the bytes per channel.
+async fn read_channels(socket: &mut Socket) -> HashMap<u8, Vec<u8>> {
+    let mut channels: HashMap<u8, Vec<u8>> = HashMap::new();
+    let read = async {
+        while let Some(message) = socket.next().await {
+            match message.unwrap() {
+                Message::Binary(data) if !data.is_empty() => {
+                    channels.entry(data[0]).or_default().extend(&data[1..]);
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("the stream did not end");
+    channels
+}
+
+fn text(channels: &HashMap<u8, Vec<u8>>, channel: u8) -> String {
+    String::from_utf8_lossy(channels.get(&channel).map_or(&[][..], |v| v)).into_owned()
+}
+
+#[tokio::test]
+async fn exec_streams_output_input_and_exit_status_through_the_kubelet() {
+    let rt = kubelet_testkit::containerd();
+    let uid = unique_uid("server-exec");
+    let _guard = rt.pod_guard(&uid);
+    let dir = rt.temp_dir("server-exec");
+    let pod = run_pod(&rt, &uid, "shell", dir.path(), "exec sleep 3600").await;
+    let view = PodView {
+        runtime: Arc::new(rt.connect().await),
+        pods: vec![pod],
+    };
+    let (cfg, server) = start_server(dir.path(), view).await;
+
+    let mut socket = connect(
+        &cfg,
+        "/exec/streams/shell/app?command=echo&command=hi&output=1&error=1",
+    )
+    .await;
+    let channels = read_channels(&mut socket).await;
+    assert_eq!(text(&channels, 1), "hi\n");
+    let status: serde_json::Value = serde_json::from_slice(&channels[&3]).unwrap();
+    assert_eq!(status["status"], "Success", "{status}");
+
+    // stdin (channel 0) reaches the command; a failing command reports its exit code.
+    let mut socket = connect(
+        &cfg,
+        "/exec/streams/shell/app?command=sh&command=-c&command=read+line%3B+echo+got+%24line%3B+echo+oops+%3E%262%3B+exit+3&input=1&output=1&error=1",
+    )
+    .await;
+    socket
+        .send(Message::Binary(b"\x00hello\n".to_vec().into()))
+        .await
+        .unwrap();
+    let channels = read_channels(&mut socket).await;
+    assert_eq!(text(&channels, 1), "got hello\n");
+    assert_eq!(text(&channels, 2), "oops\n");
+    let status: serde_json::Value = serde_json::from_slice(&channels[&3]).unwrap();
+    assert_eq!(status["status"], "Failure", "{status}");
+    assert_eq!(status["reason"], "NonZeroExitCode", "{status}");
+    assert_eq!(status["details"]["causes"][0]["reason"], "ExitCode");
+    assert_eq!(status["details"]["causes"][0]["message"], "3");
+
+    // The pod's uid may be named in the path.
+    let mut socket = connect(
+        &cfg,
+        &format!("/exec/streams/shell/{uid}/app?command=hostname&output=1"),
+    )
+    .await;
+    assert_eq!(text(&read_channels(&mut socket).await, 1), "shell\n");
+
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(
+                &std::fs::read(cfg.cert_dir.join("kubelet.crt")).unwrap(),
+            )
+            .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let get = |path: &str| {
+        client
+            .get(format!("https://localhost:{}{path}", cfg.port))
+            .send()
+    };
+    let response = get("/exec/streams/shell/nope?command=ls&output=1")
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "container not found (\"nope\")"
+    );
+    let response = get("/exec/streams/ghost/app?command=ls&output=1")
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    assert_eq!(response.text().await.unwrap(), "pod does not exist");
+    let response = get("/exec/streams/shell/app?command=ls").await.unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    // Without an upgrade there is no stream to proxy.
+    let response = get("/exec/streams/shell/app?command=ls&output=1")
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 500);
+    assert_eq!(response.text().await.unwrap(), "Upgrade request required\n");
+    server.abort();
+}
+
+#[tokio::test]
+async fn port_forward_reaches_a_server_in_the_pod() {
+    let rt = kubelet_testkit::containerd();
+    let uid = unique_uid("server-portforward");
+    let _guard = rt.pod_guard(&uid);
+    let dir = rt.temp_dir("server-portforward");
+    let pod = run_pod(
+        &rt,
+        &uid,
+        "web",
+        dir.path(),
+        "mkdir -p /www && echo hello-from-httpd > /www/index.html && exec httpd -f -p 8080 -h /www",
+    )
+    .await;
+    let view = PodView {
+        runtime: Arc::new(rt.connect().await),
+        pods: vec![pod],
+    };
+    let (cfg, server) = start_server(dir.path(), view).await;
+
+    // httpd needs a moment to listen; each attempt is a new forwarded connection.
+    let mut body = String::new();
+    for _ in 0..50 {
+        let mut socket = connect(&cfg, "/portForward/streams/web?port=8080").await;
+        let mut request = vec![0u8];
+        request.extend(b"GET /index.html HTTP/1.0\r\nHost: web\r\n\r\n");
+        socket.send(Message::Binary(request.into())).await.unwrap();
+        let channels = read_channels(&mut socket).await;
+        // The first two bytes of each channel are the port (little-endian).
+        let data = channels.get(&0).cloned().unwrap_or_default();
+        assert_eq!(&data[..2], &8080u16.to_le_bytes());
+        body = String::from_utf8_lossy(&data[2..]).into_owned();
+        if body.contains("hello-from-httpd") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(body.contains("hello-from-httpd"), "{body}");
+    server.abort();
+}
