@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kubelet_certificates::{CurrentCertificate, client_builder};
 
 use crate::NodeStatusError;
 use crate::rate_limit::{ApiRateLimit, RateLimitLayer};
@@ -15,6 +15,25 @@ pub async fn client_from_kubeconfig(
     path: &Path,
     limit: ApiRateLimit,
 ) -> Result<kube::Client, NodeStatusError> {
+    build(path, limit, None).await
+}
+
+/// As [`client_from_kubeconfig`], but TLS handshakes present `certificate` (the client
+/// certificate manager's, rotateCertificates) instead of the kubeconfig's: a rotated
+/// certificate is used by the same client, whose connections are redialled on rotation.
+pub async fn client_from_kubeconfig_with_certificate(
+    path: &Path,
+    limit: ApiRateLimit,
+    certificate: CurrentCertificate,
+) -> Result<kube::Client, NodeStatusError> {
+    build(path, limit, Some(certificate)).await
+}
+
+async fn build(
+    path: &Path,
+    limit: ApiRateLimit,
+    certificate: Option<CurrentCertificate>,
+) -> Result<kube::Client, NodeStatusError> {
     let kubeconfig_error = |source| NodeStatusError::Kubeconfig {
         path: path.to_path_buf(),
         source: Box::new(source),
@@ -23,10 +42,11 @@ pub async fn client_from_kubeconfig(
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .map_err(kubeconfig_error)?;
-    let builder = ClientBuilder::try_from(config).map_err(|source| NodeStatusError::Client {
-        path: path.to_path_buf(),
-        source: Box::new(source),
-    })?;
+    let builder =
+        client_builder(config, certificate).map_err(|source| NodeStatusError::Client {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })?;
     Ok(builder.with_layer(&RateLimitLayer::new(limit)).build())
 }
 

@@ -27,7 +27,9 @@ mod resources;
 mod status;
 mod status_loop;
 
-pub use client::{client_from_kubeconfig, wire_content_type};
+pub use client::{
+    client_from_kubeconfig, client_from_kubeconfig_with_certificate, wire_content_type,
+};
 pub use error::NodeStatusError;
 pub use events::{NodeEvent, record_node_event, record_starting_event, status_events};
 pub use info::{
