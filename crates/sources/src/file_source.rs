@@ -12,6 +12,7 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
+use crate::FILE_SOURCE;
 use crate::manifest::{self, ManifestError};
 use crate::mux::SourceSender;
 use crate::static_pod::Origin;
@@ -140,7 +141,12 @@ fn is_hidden(path: &Path) -> bool {
 pub fn read_manifests(path: &Path, source: &'static str, node_name: &str) -> Option<Vec<Pod>> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            tracing::error!(path = %path.display(), "static pod path does not exist, treating it as empty");
+            // The local pods directory is only made when a first pod is submitted.
+            if source == FILE_SOURCE {
+                tracing::error!(path = %path.display(), "static pod path does not exist, treating it as empty");
+            } else {
+                tracing::debug!(path = %path.display(), source, "pods directory does not exist yet, treating it as empty");
+            }
             Some(Vec::new())
         }
         Err(e) => {
@@ -237,8 +243,8 @@ fn read_file(path: &Path, source: &'static str, node_name: &str) -> Result<Pod, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PodOperation;
     use crate::mux::Mux;
-    use crate::{FILE_SOURCE, PodOperation};
 
     fn manifest(name: &str, image: &str) -> String {
         format!(
