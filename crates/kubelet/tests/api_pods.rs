@@ -1,6 +1,7 @@
-//! A pod deleted in the API, end to end on the fake runtime and the test API server: the sync
-//! loop stops it, its worker removes it from the node and finishes its status, and the status
-//! manager then deletes it from the API with grace 0 and a UID precondition.
+//! Pods from the API on the fake runtime and the test API server: a pod deleted in the API is
+//! stopped by the sync loop, removed from the node by its worker, its status finished, and then
+//! deleted from the API by the status manager with grace 0 and a UID precondition; a mirror pod
+//! is never run.
 
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -60,6 +61,7 @@ fn client(server: &TestApiServer) -> (kube::Client, Arc<Mutex<Vec<String>>>) {
 struct Kubelet {
     fake: FakeRuntime,
     mux: Mux,
+    pods: PodManager,
     _dir: tempfile::TempDir,
 }
 
@@ -129,7 +131,7 @@ async fn kubelet(client: kube::Client) -> Kubelet {
         memory_bytes: 8 << 30,
     };
     let sync_loop = SyncLoop::new(
-        pods,
+        pods.clone(),
         PodWorkers::new(syncer),
         mux.ready(),
         machine,
@@ -143,6 +145,7 @@ async fn kubelet(client: kube::Client) -> Kubelet {
     Kubelet {
         fake,
         mux,
+        pods,
         _dir: dir,
     }
 }
@@ -229,6 +232,38 @@ async fn a_pod_deleted_in_the_api_is_stopped_cleaned_and_then_removed() {
     let calls = kubelet.fake.calls();
     assert!(
         calls.iter().any(|c| c.starts_with("RemovePodSandbox")),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_pod_from_the_api_is_never_run() {
+    let server = TestApiServer::start();
+    let (client, _) = client(&server);
+    let kubelet = kubelet(client).await;
+    let mirror: Pod = serde_json::from_value(json!({
+        "metadata": {
+            "name": "web-node1",
+            "namespace": "default",
+            "uid": "mirror-uid",
+            "annotations": {"kubernetes.io/config.mirror": "hash-1", "kubernetes.io/config.hash": "hash-1"},
+        },
+        "spec": {
+            "nodeName": "node1",
+            "containers": [{"name": "c", "image": IMAGE, "imagePullPolicy": "IfNotPresent"}],
+        },
+    }))
+    .unwrap();
+    kubelet.mux.source("api").send_snapshot(vec![mirror]);
+    eventually("the pod manager knows the mirror pod", || {
+        kubelet.pods.mirror_pod("default/web-node1").is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!kubelet.pods.contains("mirror-uid"));
+    let calls = kubelet.fake.calls();
+    assert!(
+        !calls.iter().any(|c| c.starts_with("RunPodSandbox")),
         "{calls:?}"
     );
 }

@@ -233,6 +233,12 @@ impl ApiSyncer {
                     pod: full.clone(),
                     source,
                 })?;
+            if is_static_pod(&local) && !pod.as_ref().is_some_and(|p| is_mirror_pod_of(p, &local)) {
+                // The mirror pod reconciler makes it and asks for a resync; the reconcile
+                // retries meanwhile.
+                tracing::debug!(pod = %full, pod_uid = %uid, "static pod does not have a corresponding mirror pod; skipping");
+                return Ok(());
+            }
             let Some(pod) = pod else {
                 // A deleted pod's status goes when the pod leaves the kubelet.
                 tracing::debug!(pod = %full, pod_uid = %uid, "pod does not exist on the server");
@@ -240,13 +246,7 @@ impl ApiSyncer {
                 return Ok(());
             };
             let api_uid = pod.metadata.uid.clone().unwrap_or_default();
-            if is_static_pod(&local) {
-                if !is_mirror_pod_of(&pod, &local) {
-                    // The mirror pod reconciler makes it and asks for a resync.
-                    tracing::debug!(pod = %full, pod_uid = %uid, "static pod does not have a corresponding mirror pod; skipping");
-                    return Ok(());
-                }
-            } else if api_uid != uid {
+            if !is_static_pod(&local) && api_uid != uid {
                 tracing::info!(pod = %full, pod_uid = %uid, api_uid = %api_uid, "pod was deleted and then recreated, skipping status update");
                 self.mark(uid, &entry, false);
                 return Ok(());
