@@ -109,8 +109,14 @@ pub enum SetupError {
 }
 
 impl SetupError {
-    /// None for no errors, the error itself for one, all of them for more.
-    pub(crate) fn aggregate(mut errors: Vec<SetupError>) -> Option<SetupError> {
+    /// None for no errors, the error itself for one, all of them for more; like upstream's
+    /// aggregate, an error with the same message as an earlier one is left out.
+    pub(crate) fn aggregate(errors: Vec<SetupError>) -> Option<SetupError> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut errors: Vec<SetupError> = errors
+            .into_iter()
+            .filter(|e| seen.insert(e.to_string()))
+            .collect();
         match errors.len() {
             0 => None,
             1 => errors.pop(),

@@ -172,8 +172,8 @@ fn same_file(path: &Path, file: &FileProjection) -> Result<bool, SetupError> {
         .open(path)
     {
         Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(PathIo::new("open", path, e).into()),
+        // Gone, or not a file of ours (a symlink refuses O_NOFOLLOW): write anew.
+        Err(_) => return Ok(false),
     };
     let meta = opened
         .metadata()

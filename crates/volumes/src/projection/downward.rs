@@ -402,5 +402,13 @@ mod tests {
             err.to_string(),
             "[unsupported fieldPath: spec.a, unsupported fieldPath: spec.b]"
         );
+        let same = payload(
+            &[item("a", "spec.a"), item("b", "spec.a")],
+            0o644,
+            &pod(),
+            &node,
+        )
+        .unwrap_err();
+        assert_eq!(same.to_string(), "unsupported fieldPath: spec.a");
     }
 }
