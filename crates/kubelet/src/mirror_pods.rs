@@ -7,6 +7,11 @@
 //! The kubelet learns what mirror pods exist from its API source: the sync loop hands them to the
 //! pod manager instead of running them. A reconcile runs on every pod change and every
 //! [`RESYNC_PERIOD`].
+//!
+//! Wiring, in cluster mode, with the PodManager the sync loop gets:
+//! `tokio::spawn(MirrorPods::new(client, node_name, node, pods.clone(), sources.ready.clone())
+//! .with_status(status.clone()).run())`, where `node` is a `watch::Receiver<Option<Node>>` of
+//! the registered Node.
 
 use crate::pod_manager::{PodManager, config_hash, full_name, is_mirror_pod_of, is_static_pod};
 use crate::status::StatusManager;

@@ -17,6 +17,9 @@ const KUBELET_CONDITIONS: [&str; 4] = [
     "ContainersReady",
 ];
 const POD_SCHEDULED: &str = "PodScheduled";
+/// Shared with the control plane (upstream PodConditionSharedByKubelet): the kubelet's is sent
+/// with the pod's move to a terminal phase.
+const DISRUPTION_TARGET: &str = "DisruptionTarget";
 
 pub fn is_terminal(phase: Option<&str>) -> bool {
     matches!(phase, Some(SUCCEEDED) | Some(FAILED))
@@ -46,6 +49,9 @@ pub fn merge_pod_status(old: &PodStatus, new: &PodStatus) -> PodStatus {
         .cloned()
         .collect();
     let has_scheduled = conditions.iter().any(|c| c.type_ == POD_SCHEDULED);
+    let becomes_terminal = !is_terminal(old.phase.as_deref())
+        && is_terminal(new.phase.as_deref())
+        && !has_running_containers(new);
     for c in new.conditions.iter().flatten() {
         if owned(c) {
             let mut c = c.clone();
@@ -59,6 +65,9 @@ pub fn merge_pod_status(old: &PodStatus, new: &PodStatus) -> PodStatus {
             }
             conditions.push(c);
         } else if c.type_ == POD_SCHEDULED && !has_scheduled {
+            conditions.push(c.clone());
+        } else if c.type_ == DISRUPTION_TARGET && becomes_terminal {
+            conditions.retain(|o| o.type_ != DISRUPTION_TARGET);
             conditions.push(c.clone());
         }
     }
@@ -233,6 +242,25 @@ mod tests {
         };
         let merged = merge_pod_status(&was_running, &running);
         assert_eq!(merged.phase.as_deref(), Some("Running"));
+    }
+
+    #[test]
+    fn the_disruption_target_goes_with_the_terminal_phase() {
+        let old = PodStatus {
+            phase: Some("Running".into()),
+            ..Default::default()
+        };
+        let mut new = PodStatus {
+            phase: Some("Running".into()),
+            conditions: Some(vec![cond("DisruptionTarget", "True", 5)]),
+            ..Default::default()
+        };
+        assert!(merge_pod_status(&old, &new).conditions.is_none());
+        new.phase = Some("Failed".into());
+        assert_eq!(
+            types(&merge_pod_status(&old, &new)),
+            [("DisruptionTarget".into(), "True".into())]
+        );
     }
 
     #[test]
