@@ -191,6 +191,26 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
             .await
             .map_err(AppError::Setup)?;
     }
+    // What the kubelet port and the read-only port read.
+    let view = Arc::new(View {
+        node_name: cfg.node_name.clone(),
+        pods: pods.clone(),
+        status: status.clone(),
+        runtime: runtime.clone(),
+        health: health.clone(),
+        configz: view::configz(&cfg),
+        metrics: metrics.clone(),
+        probe_metrics: Arc::new(probe_metrics),
+        stats: Arc::new(StatsProvider::new(StatsConfig {
+            cgroup_mount: PathBuf::from("/sys/fs/cgroup"),
+            pod_cgroup_root: cfg.cgroup_root.clone(),
+            cgroups_per_qos: cfg.cgroups_per_qos,
+            proc_root: PathBuf::from("/proc"),
+            root_dir: cfg.root_dir.clone(),
+            pod_logs_dir: cfg.pod_logs_dir.clone(),
+            image_fs_from_cri: true,
+        })),
+    });
     let needs_api =
         cfg.authorization_mode == AuthorizationMode::Webhook || cfg.authentication_webhook;
     if needs_api && api.is_none() {
@@ -201,25 +221,6 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
             "the kubelet API port is not served: the authentication or authorization webhook needs the API server (--kubeconfig); set authentication.webhook.enabled false and authorization.mode AlwaysAllow to serve it standalone"
         );
     } else {
-        let view = View {
-            node_name: cfg.node_name.clone(),
-            pods: pods.clone(),
-            status: status.clone(),
-            runtime: runtime.clone(),
-            health: health.clone(),
-            configz: view::configz(&cfg),
-            metrics: metrics.clone(),
-            probe_metrics: Arc::new(probe_metrics),
-            stats: Arc::new(StatsProvider::new(StatsConfig {
-                cgroup_mount: PathBuf::from("/sys/fs/cgroup"),
-                pod_cgroup_root: cfg.cgroup_root.clone(),
-                cgroups_per_qos: cfg.cgroups_per_qos,
-                proc_root: PathBuf::from("/proc"),
-                root_dir: cfg.root_dir.clone(),
-                pod_logs_dir: cfg.pod_logs_dir.clone(),
-                image_fs_from_cri: true,
-            })),
-        };
         let server = ServerConfig {
             address: cfg.address,
             port: cfg.port,
@@ -244,7 +245,7 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
                 .map(|api| Reviews::from_client(api.client.clone())),
             local_pods_dir: local_pods_dir.clone(),
         };
-        kubelet_server::serve(server, Arc::new(view))
+        kubelet_server::serve(server, view.clone())
             .await
             .map_err(|e| {
                 AppError::Setup(format!("kubelet API on {}:{}: {e}", cfg.address, cfg.port))
@@ -252,7 +253,7 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
     }
     if cfg.read_only_port > 0 {
         let addr = SocketAddr::new(cfg.address, cfg.read_only_port);
-        let router = read_only::router(health.clone(), pods.clone(), status.clone());
+        let router = read_only::router(view.clone());
         server::serve("read-only", addr, router)
             .await
             .map_err(AppError::Setup)?;

@@ -256,3 +256,74 @@ async fn host_logs_serve_files_and_listings_but_nothing_outside() {
     }
     assert_eq!(get(&app, "/logs/escape").await.0, StatusCode::FORBIDDEN);
 }
+
+async fn request(app: &axum::Router, method: &str, uri: &str) -> StatusCode {
+    app.clone()
+        .oneshot(
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn the_read_only_router_serves_only_what_upstream_serves_there() {
+    let view = view();
+    let logs = tempfile::tempdir().unwrap();
+    std::fs::write(logs.path().join("syslog"), "secret\n").unwrap();
+    let pod = run_pod(&view, logs.path(), "default", "web", &["app"]).await;
+    pod.start(&view, "app", 0).await;
+    let app = kubelet_server::read_only_router(view.clone());
+
+    assert_eq!(get(&app, "/healthz").await, (StatusCode::OK, "ok".into()));
+    assert_eq!(get(&app, "/healthz/syncloop").await.0, StatusCode::OK);
+    let (status, body) = get(&app, "/pods").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("\"web\""), "{body}");
+    for (path, expected) in [
+        ("/metrics", "# Kubelet\n"),
+        ("/metrics/cadvisor", "# Cadvisor\n"),
+        ("/metrics/resource", "# Resource\n"),
+        ("/metrics/probes", "# Probes\n"),
+    ] {
+        assert_eq!(get(&app, path).await, (StatusCode::OK, expected.into()));
+    }
+    // /stats/summary is routed; the fake kubelet has no stats.
+    assert_ne!(
+        request(&app, "GET", "/stats/summary").await,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+
+    // Nothing that runs commands, reads logs or shows the configuration, on any method.
+    for path in [
+        "/configz",
+        "/runningpods/",
+        "/logs/",
+        "/logs/syslog",
+        "/containerLogs/default/web/app",
+        "/exec/default/web/app?command=ls&output=1",
+        "/attach/default/web/app?output=1",
+        "/portForward/default/web?port=80",
+    ] {
+        for method in ["GET", "POST"] {
+            assert_eq!(
+                request(&app, method, path).await,
+                StatusCode::NOT_FOUND,
+                "{method} {path}"
+            );
+        }
+    }
+    assert_eq!(
+        request(&app, "POST", "/pods").await,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        request(&app, "DELETE", "/pods/default/web").await,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -1,14 +1,13 @@
-//! The unauthenticated read-only port (--read-only-port on --address): /healthz and /pods, the
-//! PodList of the pods this kubelet runs with their current status, as upstream serves it.
+//! The unauthenticated read-only port (--read-only-port on --address): what upstream's
+//! InstallDefaultHandlers serves there, /healthz (with its checks), /pods, /stats/summary and
+//! the /metrics endpoints; nothing that runs commands, reads logs or shows the configuration.
 
-use super::healthz::{self, Health};
 use crate::pod_manager::PodManager;
 use crate::status::StatusManager;
-use axum::Json;
 use axum::Router;
-use axum::routing::get;
 use k8s_openapi::List;
 use k8s_openapi::api::core::v1::Pod;
+use kubelet_server::KubeletView;
 use std::sync::Arc;
 
 /// The pods with the status the kubelet computed for each.
@@ -29,12 +28,6 @@ pub fn pod_list(pods: &PodManager, status: &StatusManager) -> List<Pod> {
     }
 }
 
-pub fn router(health: Health, pods: PodManager, status: Arc<StatusManager>) -> Router {
-    healthz::router(health).route(
-        "/pods",
-        get(move || {
-            let (pods, status) = (pods.clone(), status.clone());
-            async move { Json(pod_list(&pods, &status)) }
-        }),
-    )
+pub fn router(view: Arc<dyn KubeletView>) -> Router {
+    kubelet_server::read_only_router(view)
 }

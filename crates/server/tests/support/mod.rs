@@ -39,6 +39,9 @@ impl KubeletView for FakeView {
     fn configz(&self) -> serde_json::Value {
         serde_json::json!({"kubeletconfig": {"maxPods": 110}})
     }
+    async fn metrics(&self, path: kubelet_server::MetricsPath) -> Option<String> {
+        Some(format!("# {path:?}\n"))
+    }
 }
 
 pub fn view() -> Arc<FakeView> {
