@@ -346,6 +346,124 @@ mod tests {
         assert_eq!(pulls(), 3);
     }
 
+    fn pull_secret(registry: &str, user: &str) -> Secret {
+        let config = serde_json::json!({"auths": {registry: {"username": user, "password": format!("{user}-pw")}}});
+        Secret {
+            type_: Some(credentials::SECRET_TYPE_DOCKER_CONFIG_JSON.into()),
+            data: Some(std::collections::BTreeMap::from([(
+                credentials::DOCKER_CONFIG_JSON_KEY.to_string(),
+                k8s_openapi::ByteString(config.to_string().into_bytes()),
+            )])),
+            ..Default::default()
+        }
+    }
+
+    /// The user of each PullImage so far, `None` for an anonymous pull.
+    fn pull_users(fake: &FakeRuntime) -> Vec<Option<String>> {
+        fake.pull_auths()
+            .into_iter()
+            .map(|(_, auth)| auth.map(|a| a.username))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pull_secret_credentials_reach_pull_image() {
+        let fake = FakeRuntime::new();
+        let images = manager(&fake);
+        let sb = PodSandboxConfig::default();
+        let secrets = [
+            pull_secret("registry.test:5000", "alice"),
+            pull_secret("https://index.docker.io/v1/", "hub"),
+        ];
+        for image in ["registry.test:5000/app:1", "busybox", "other.test/app:1"] {
+            fake.set_pull_result(image, Ok(()));
+        }
+
+        let (pod, c) = pod_with("registry.test:5000/app:1", "Always");
+        images.ensure_image(&pod, &c, &sb, &secrets).await.unwrap();
+        let (image, auth) = fake.pull_auths().pop().unwrap();
+        assert_eq!(image, "registry.test:5000/app:1");
+        let auth = auth.expect("credentials sent");
+        assert_eq!(
+            (auth.username.as_str(), auth.password.as_str()),
+            ("alice", "alice-pw")
+        );
+
+        // Docker Hub images take the index.docker.io credentials.
+        let (pod, c) = pod_with("busybox", "Always");
+        images.ensure_image(&pod, &c, &sb, &secrets).await.unwrap();
+        // No credential for the registry: an anonymous pull.
+        let (pod, c) = pod_with("other.test/app:1", "Always");
+        images.ensure_image(&pod, &c, &sb, &secrets).await.unwrap();
+        assert_eq!(
+            pull_users(&fake),
+            [Some("alice".to_string()), Some("hub".into()), None]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn matching_credentials_are_tried_in_turn() {
+        let fake = FakeRuntime::new();
+        let images = manager(&fake);
+        let sb = PodSandboxConfig::default();
+        let secrets = [
+            pull_secret("registry.test", "stale"),
+            pull_secret("registry.test/team", "team"),
+            pull_secret("registry.test", "fresh"),
+        ];
+        fake.set_pull_result("registry.test/team/app:1", Ok(()));
+        let (pod, c) = pod_with("registry.test/team/app:1", "Always");
+
+        // The first (most specific) credential is refused, the next one works.
+        fake.inject_error("PullImage", "unauthorized");
+        images.ensure_image(&pod, &c, &sb, &secrets).await.unwrap();
+        assert_eq!(
+            pull_users(&fake),
+            [Some("team".to_string()), Some("stale".into())]
+        );
+
+        // All refused: ErrImagePull with every attempt's error, and no anonymous try.
+        for _ in 0..3 {
+            fake.inject_error("PullImage", "unauthorized");
+        }
+        let (pod, c) = pod_with("registry.test/team/app:1", "Always");
+        let mut pod = pod;
+        pod.metadata.uid = Some("u2".into());
+        let e = images
+            .ensure_image(&pod, &c, &sb, &secrets)
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason, ERR_IMAGE_PULL);
+        assert!(
+            e.message
+                .starts_with("Failed to pull image \"registry.test/team/app:1\": [")
+                && e.message.matches("unauthorized").count() == 3,
+            "{}",
+            e.message
+        );
+        assert_eq!(pull_users(&fake).len(), 5);
+        assert!(pull_users(&fake).iter().all(Option::is_some));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_broken_pull_secret_fails_the_pull() {
+        let fake = FakeRuntime::new();
+        let images = manager(&fake);
+        let mut broken = pull_secret("registry.test", "x");
+        broken.data.as_mut().unwrap().insert(
+            credentials::DOCKER_CONFIG_JSON_KEY.into(),
+            k8s_openapi::ByteString(b"{not json".to_vec()),
+        );
+        let (pod, c) = pod_with("registry.test/app:1", "Always");
+        let e = images
+            .ensure_image(&pod, &c, &PodSandboxConfig::default(), &[broken])
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason, ERR_IMAGE_PULL);
+        assert!(e.message.contains("invalid docker config"), "{}", e.message);
+        assert!(fake.pull_auths().is_empty());
+    }
+
     #[test]
     fn default_tag() {
         let ok = |i: &str| with_default_tag(i).unwrap();

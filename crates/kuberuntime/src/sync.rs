@@ -462,3 +462,6 @@ fn go_duration(d: Duration) -> String {
         format!("{s}s")
     }
 }
+
+#[cfg(test)]
+mod tests;

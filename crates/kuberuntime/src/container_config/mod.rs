@@ -155,4 +155,6 @@ pub fn container_config(
 }
 
 #[cfg(test)]
+mod env_tests;
+#[cfg(test)]
 mod tests;

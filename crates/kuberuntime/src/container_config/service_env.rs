@@ -48,10 +48,10 @@ pub fn from_services(services: &[Service]) -> Vec<(String, String)> {
                 vars.push((format!("{prefix}_PORT"), url.clone()));
             }
             let port_prefix = format!("{prefix}_PORT_{}_{}", p.port, protocol.to_uppercase());
+            vars.push((port_prefix.clone(), url));
             vars.push((format!("{port_prefix}_PROTO"), lower));
             vars.push((format!("{port_prefix}_PORT"), p.port.to_string()));
             vars.push((format!("{port_prefix}_ADDR"), ip.clone()));
-            vars.push((port_prefix, url));
         }
     }
     vars

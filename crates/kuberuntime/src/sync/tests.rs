@@ -1,0 +1,197 @@
+//! A sync against the fake runtime with objects from a FakeObjects: pull Secrets and env.
+
+use super::*;
+use crate::actions::NoProbeResults;
+use crate::dns::DnsOptions;
+use crate::events::EventRecorder;
+use crate::hooks::HookRunner;
+use crate::manager::ManagerConfig;
+use crate::sandbox_config::SandboxOptions;
+use k8s_openapi::api::core::v1::{ConfigMap, LifecycleHandler};
+use kubelet_cri::fake::FakeRuntime;
+use kubelet_objects::FakeObjects;
+use kubelet_volumes::VolumeManager;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct Events(Mutex<Vec<(String, String)>>);
+
+impl EventRecorder for Events {
+    fn event(&self, _: &Pod, _: EventType, reason: &str, message: &str) {
+        let event = (reason.to_owned(), message.to_owned());
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+struct NoHooks;
+
+#[async_trait::async_trait]
+impl HookRunner for NoHooks {
+    async fn run(
+        &self,
+        _: &Pod,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+        _: &LifecycleHandler,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+struct Setup {
+    fake: FakeRuntime,
+    objects: FakeObjects,
+    events: Arc<Events>,
+    manager: RuntimeManager,
+    dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeRuntime::new();
+    let objects = FakeObjects::default();
+    let events = Arc::new(Events::default());
+    std::fs::write(dir.path().join("resolv.conf"), "nameserver 192.0.2.53\n").unwrap();
+    let cfg = ManagerConfig {
+        sandbox: SandboxOptions {
+            pod_logs_dir: dir.path().join("logs"),
+            dns: DnsOptions {
+                cluster_domain: "cluster.local".into(),
+                resolv_conf: dir.path().join("resolv.conf"),
+                ..Default::default()
+            },
+            cgroup_root: "/".into(),
+            cgroups_per_qos: true,
+        },
+        pods_dir: dir.path().join("pods"),
+        container_logs_symlink_dir: dir.path().join("containers"),
+        host_ip: None,
+        node_memory_capacity: 1 << 30,
+        node_allocatable_cpu_milli: None,
+        serialize_image_pulls: true,
+    };
+    let manager = RuntimeManager::new(
+        Arc::new(fake.clone()),
+        Arc::new(VolumeManager::new(dir.path().join("root"))),
+        events.clone(),
+        Arc::new(NoHooks),
+        cfg,
+    )
+    .await
+    .unwrap()
+    .with_objects(Arc::new(objects.clone()));
+    Setup {
+        fake,
+        objects,
+        events,
+        manager,
+        dir,
+    }
+}
+
+fn pod(uid: &str, container: serde_json::Value) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("web-{uid}"), "namespace": "prod", "uid": uid},
+        "spec": {
+            "containers": [container],
+            "imagePullSecrets": [{"name": "regcred"}, {"name": "missing"}, {"name": ""}]
+        }
+    }))
+    .unwrap()
+}
+
+impl Setup {
+    async fn sync(&self, pod: &Pod) -> SyncResult {
+        let uid = pod.metadata.uid.as_deref().unwrap();
+        std::fs::create_dir_all(self.dir.path().join("pods").join(uid)).unwrap();
+        self.manager
+            .sync_pod(pod, &PodVolumes::default(), &NoProbeResults)
+            .await
+            .unwrap()
+    }
+
+    fn events(&self, reason: &str) -> Vec<String> {
+        let events = self.events.0.lock().unwrap();
+        events
+            .iter()
+            .filter(|(r, _)| r == reason)
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn pull_secrets_and_env_objects_come_from_the_object_source() {
+    let s = setup().await;
+    let regcred: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "regcred", "namespace": "prod"},
+        "type": "kubernetes.io/dockerconfigjson",
+        // {"auths":{"registry.test:5000":{"username":"alice","password":"pw"}}}
+        "data": {".dockerconfigjson": "eyJhdXRocyI6eyJyZWdpc3RyeS50ZXN0OjUwMDAiOnsidXNlcm5hbWUiOiJhbGljZSIsInBhc3N3b3JkIjoicHcifX19"}
+    }))
+    .unwrap();
+    s.objects.put_secret(regcred);
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "settings", "namespace": "prod"},
+        "data": {"MODE": "fast", "a=b": "x"}
+    }))
+    .unwrap();
+    s.objects.put_config_map(cm);
+    s.fake.set_pull_result("registry.test:5000/app:1", Ok(()));
+
+    let p = pod(
+        "u1",
+        json!({
+            "name": "app",
+            "image": "registry.test:5000/app:1",
+            "envFrom": [{"configMapRef": {"name": "settings"}}]
+        }),
+    );
+    let result = s.sync(&p).await;
+    assert!(result.is_ok(), "{result:?}");
+    let auths = s.fake.pull_auths();
+    assert_eq!(auths.len(), 1);
+    let auth = auths[0].1.clone().expect("the pull Secret's credentials");
+    assert_eq!(
+        (auth.username.as_str(), auth.password.as_str()),
+        ("alice", "pw")
+    );
+    assert_eq!(
+        s.events(FAILED_TO_RETRIEVE_IMAGE_PULL_SECRET),
+        [
+            "Unable to retrieve some image pull secrets (missing); attempting to pull the image may not succeed."
+        ]
+    );
+    assert_eq!(
+        s.events(INVALID_ENVIRONMENT_VARIABLE_NAMES),
+        [
+            "Keys [a=b] from the EnvFrom configMap prod/settings were skipped since they are considered invalid environment variable names."
+        ]
+    );
+    assert!(s.fake.container_id("app").is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_config_map_is_a_create_container_config_error() {
+    let s = setup().await;
+    s.fake.add_image("localhost/busybox:1.35");
+    let p = pod(
+        "u2",
+        json!({
+            "name": "app",
+            "image": "localhost/busybox:1.35",
+            "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "ghost", "key": "k"}}}]
+        }),
+    );
+    let result = s.sync(&p).await;
+    assert_eq!(
+        result.waiting["app"],
+        Waiting {
+            reason: CREATE_CONTAINER_CONFIG_ERROR.into(),
+            message: "Error: configmap \"ghost\" not found".into(),
+        }
+    );
+    assert!(s.fake.container_id("app").is_none());
+}
