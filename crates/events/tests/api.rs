@@ -216,3 +216,21 @@ async fn an_outage_neither_blocks_nor_loses_later_events() {
     .await;
     assert!(listed.iter().all(|e| e.reason.as_deref() != Some("Failed")));
 }
+
+#[tokio::test]
+async fn a_deleted_event_is_created_again_with_its_count() {
+    let server = TestApiServer::start();
+    let client = client(&server);
+    let recorder = ApiEventRecorder::start(client.clone(), NODE.into());
+    recorder.event(&pod(), EventType::Warning, "BackOff", "Back-off");
+    let listed = wait_for(&client, |e| e.len() == 1).await;
+    let name = listed[0].metadata.name.clone().unwrap();
+    let api: Api<Event> = Api::namespaced(client.clone(), "default");
+    api.delete(&name, &Default::default())
+        .await
+        .expect("delete the event");
+    recorder.event(&pod(), EventType::Warning, "BackOff", "Back-off");
+    let listed = wait_for(&client, |e| e.len() == 1).await;
+    assert_eq!(listed[0].metadata.name.as_deref(), Some(name.as_str()));
+    assert_eq!(listed[0].count, Some(2));
+}
