@@ -4,12 +4,14 @@
 use crate::audit::RequestLog;
 use crate::auth::Authenticator;
 use crate::ca::{CaError, TestCa};
+use crate::csr::CsrSettings;
 
 /// Settings of a server, fixed at start.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
     pub tls: bool,
     pub allow_anonymous: bool,
+    pub csr: CsrSettings,
 }
 
 /// The server-wide services every handler reaches through [`crate::server::AppState`].
@@ -17,6 +19,7 @@ pub struct Cluster {
     pub ca: TestCa,
     pub auth: Authenticator,
     pub requests: RequestLog,
+    pub csr: CsrSettings,
 }
 
 impl Cluster {
@@ -25,6 +28,7 @@ impl Cluster {
             ca: TestCa::generate()?,
             auth: Authenticator::new(options.tls, options.allow_anonymous),
             requests: RequestLog::default(),
+            csr: options.csr.clone(),
         })
     }
 }

@@ -70,6 +70,14 @@ pub async fn group(Path(group): Path<String>) -> Response {
     Json(doc).into_response()
 }
 
+/// The subresources beyond status this server serves for `r`.
+fn subresources(r: &Resource) -> &'static [(&'static str, &'static [&'static str])] {
+    match r.kind {
+        "CertificateSigningRequest" => &[("approval", &["get", "patch", "update"])],
+        _ => &[],
+    }
+}
+
 fn resource_entries(r: &Resource) -> Vec<Value> {
     let mut entries = vec![json!({
         "name": r.plural,
@@ -79,6 +87,15 @@ fn resource_entries(r: &Resource) -> Vec<Value> {
         "verbs": r.verbs(),
         "shortNames": r.short_names,
     })];
+    for (sub, verbs) in subresources(r) {
+        entries.push(json!({
+            "name": format!("{}/{sub}", r.plural),
+            "singularName": "",
+            "namespaced": r.namespaced,
+            "kind": r.kind,
+            "verbs": verbs,
+        }));
+    }
     if r.has_status {
         entries.push(json!({
             "name": format!("{}/status", r.plural),

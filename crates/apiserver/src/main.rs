@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use kubelet_test_apiserver::cluster::ClusterOptions;
-use kubelet_test_apiserver::server::{AppState, DEFAULT_BOOKMARK_INTERVAL, router, serve};
+use kubelet_test_apiserver::csr::{self, CsrSettings};
+use kubelet_test_apiserver::server::{
+    AppState, DEFAULT_BOOKMARK_INTERVAL, DEFAULT_CSR_SIGNING_DURATION, router, serve,
+};
 use kubelet_test_apiserver::store::Store;
 
 #[tokio::main]
@@ -42,6 +45,10 @@ async fn main() -> ExitCode {
     let options = ClusterOptions {
         tls: false,
         allow_anonymous: false,
+        csr: CsrSettings {
+            auto_approve: false,
+            signing_duration: DEFAULT_CSR_SIGNING_DURATION,
+        },
     };
     let state = match AppState::new(Store::new(), DEFAULT_BOOKMARK_INTERVAL, &options) {
         Ok(state) => state,
@@ -50,6 +57,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    tokio::spawn(csr::run_controllers(state.clone()));
     serve(listener, router(state)).await;
     ExitCode::SUCCESS
 }

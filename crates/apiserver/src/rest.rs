@@ -10,10 +10,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::auth::UserInfo;
+use crate::csr;
 use crate::error::ApiError;
 use crate::meta;
 use crate::patch;
 use crate::path::{self, Target};
+use crate::proto;
 use crate::selectors::{FieldSelector, LabelSelector, Selector};
 use crate::server::AppState;
 use crate::store::{DeleteOptions, UpdateScope};
@@ -85,6 +87,9 @@ fn dispatch(state: &AppState, request: &RestRequest<'_>) -> Result<Response, Api
     let scope = match target.subresource.as_deref() {
         None => UpdateScope::Main,
         Some("status") if target.resource.has_status => UpdateScope::Status,
+        Some("approval") if target.resource.kind == "CertificateSigningRequest" => {
+            return approval(state, &target, request);
+        }
         Some(_) => return Err(ApiError::UnknownPath),
     };
     let watching = target.watch_prefix
@@ -102,6 +107,7 @@ fn dispatch(state: &AppState, request: &RestRequest<'_>) -> Result<Response, Api
             check_namespace(&target, &mut obj)?;
             if target.resource.kind == "CertificateSigningRequest" {
                 stamp_requester(&mut obj, request.user);
+                csr::validate_create(&obj)?;
             }
             let created = store.create(target.resource, &ns, obj)?;
             Ok((StatusCode::CREATED, Json(created)).into_response())
@@ -138,6 +144,30 @@ fn dispatch(state: &AppState, request: &RestRequest<'_>) -> Result<Response, Api
     }
 }
 
+/// GET or PUT certificatesigningrequests/NAME/approval.
+fn approval(
+    state: &AppState,
+    target: &Target,
+    request: &RestRequest<'_>,
+) -> Result<Response, ApiError> {
+    let name = target.name.as_deref().ok_or(ApiError::MethodNotAllowed)?;
+    let object = match *request.method {
+        Method::GET => state.store.get(target.resource, "", name)?,
+        Method::PUT => {
+            // kubectl certificate approve sends protobuf.
+            let given = if content_type(request.headers) == proto::CONTENT_TYPE {
+                proto::csr_approval(request.body)?
+            } else {
+                require_json(request.headers)?;
+                parse_body(request.body)?
+            };
+            csr::update_approval(&state.store, name, &given)?
+        }
+        _ => return Err(ApiError::MethodNotAllowed),
+    };
+    Ok(Json(object).into_response())
+}
+
 /// A new CSR records who asked for it and starts with no status, whatever the client sent.
 fn stamp_requester(csr: &mut Value, user: &UserInfo) {
     if !csr.get("spec").is_some_and(Value::is_object) {
@@ -153,13 +183,21 @@ fn stamp_requester(csr: &mut Value, user: &UserInfo) {
     csr["status"] = json!({});
 }
 
-/// Bodies must be JSON. Protobuf is refused with 415, on which client-go retries in JSON.
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let content_type = headers
+/// The media type of the body, without parameters.
+fn content_type(headers: &HeaderMap) -> &str {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    match content_type.split(';').next().unwrap_or_default().trim() {
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+}
+
+/// Bodies must be JSON. Protobuf is refused with 415, on which client-go retries in JSON.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    match content_type(headers) {
         "application/json" | "" => Ok(()),
         _ => Err(ApiError::UnsupportedMediaType {
             accepted: "application/json".into(),

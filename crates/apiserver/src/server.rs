@@ -27,6 +27,7 @@ use crate::audit::RequestRecord;
 use crate::auth::{Authentication, UserInfo};
 use crate::ca::{self, CaError};
 use crate::cluster::{Cluster, ClusterOptions};
+use crate::csr::{self, CsrSettings};
 use crate::error::ApiError;
 use crate::store::Store;
 use crate::{discovery, rest};
@@ -34,6 +35,9 @@ use crate::{discovery, rest};
 /// How often a watch that allows bookmarks gets one; the real server sends them about
 /// once a minute, tests want them sooner.
 pub const DEFAULT_BOOKMARK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long certificates signed for CSRs last at most: a year, upstream's default.
+pub const DEFAULT_CSR_SIGNING_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -117,15 +121,28 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
 /// Serves `router` over plain HTTP on `listener` until this future is dropped; dropping it
 /// also closes every open connection (watches included), as a stopped API server would.
 pub async fn serve(listener: TcpListener, router: Router) {
-    serve_with(listener, router, None).await
+    serve_with(listener, router, None, std::sync::mpsc::channel().0).await
 }
 
 /// Serves `router` over HTTPS with `acceptor`, which may ask for client certificates.
 pub async fn serve_tls(listener: TcpListener, router: Router, acceptor: TlsAcceptor) {
-    serve_with(listener, router, Some(acceptor)).await
+    serve_with(
+        listener,
+        router,
+        Some(acceptor),
+        std::sync::mpsc::channel().0,
+    )
+    .await
 }
 
-async fn serve_with(listener: TcpListener, router: Router, tls: Option<TlsAcceptor>) {
+/// Serves until dropped. Every connection task holds a clone of `alive`, so its receiver
+/// learns when the listener and all its connections are gone.
+async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    alive: std::sync::mpsc::Sender<()>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -133,7 +150,9 @@ async fn serve_with(listener: TcpListener, router: Router, tls: Option<TlsAccept
                 Ok((stream, _)) => {
                     let router = router.clone();
                     let tls = tls.clone();
+                    let alive = alive.clone();
                     connections.spawn(async move {
+                        let _alive = alive;
                         let Some(acceptor) = tls else {
                             return serve_connection(stream, router, ConnInfo::default()).await;
                         };
@@ -243,6 +262,21 @@ impl TestApiServerBuilder {
         self
     }
 
+    /// Approve kubelet client CSRs (signer kubernetes.io/kube-apiserver-client-kubelet) from
+    /// system:bootstrappers and from the node itself, as kube-controller-manager's csrapprover
+    /// does, so a bootstrap needs no manual step. Off by default.
+    pub fn auto_approve_csrs(mut self, approve: bool) -> Self {
+        self.options.csr.auto_approve = approve;
+        self
+    }
+
+    /// The longest certificate the CSR signers issue (--cluster-signing-duration, default
+    /// [`DEFAULT_CSR_SIGNING_DURATION`]); also the duration of CSRs without expirationSeconds.
+    pub fn csr_signing_duration(mut self, duration: Duration) -> Self {
+        self.options.csr.signing_duration = duration;
+        self
+    }
+
     /// How often watches that allow bookmarks get one (default [`DEFAULT_BOOKMARK_INTERVAL`]).
     pub fn bookmark_interval(mut self, interval: Duration) -> Self {
         self.bookmark_interval = interval;
@@ -267,6 +301,7 @@ impl TestApiServerBuilder {
         } else {
             None
         };
+        runtime.spawn(csr::run_controllers(state.clone()));
         let mut server = TestApiServer {
             runtime: Some(runtime),
             state,
@@ -286,7 +321,22 @@ pub struct TestApiServer {
     state: AppState,
     tls: Option<TlsAcceptor>,
     addr: SocketAddr,
-    listener: Mutex<Option<JoinHandle<()>>>,
+    listener: Mutex<Option<Listening>>,
+}
+
+/// The task serving the listener, and how to learn it and its connections are gone.
+struct Listening {
+    task: JoinHandle<()>,
+    gone: std::sync::mpsc::Receiver<()>,
+}
+
+impl Listening {
+    /// Aborts the task and waits (briefly) until its socket and connections are closed, so a
+    /// request made right after is refused.
+    fn stop(self) {
+        self.task.abort();
+        let _ = self.gone.recv_timeout(Duration::from_secs(5));
+    }
 }
 
 impl TestApiServer {
@@ -310,6 +360,10 @@ impl TestApiServer {
             options: ClusterOptions {
                 tls: false,
                 allow_anonymous: false,
+                csr: CsrSettings {
+                    auto_approve: false,
+                    signing_duration: DEFAULT_CSR_SIGNING_DURATION,
+                },
             },
         }
     }
@@ -325,19 +379,20 @@ impl TestApiServer {
         let bound = std_listener.local_addr().map_err(listen_error)?;
         let router = router(self.state.clone());
         let tls = self.tls.clone();
+        let (alive, gone) = std::sync::mpsc::channel();
         let task = self.runtime().spawn(async move {
             match TcpListener::from_std(std_listener) {
-                Ok(listener) => serve_with(listener, router, tls).await,
+                Ok(listener) => serve_with(listener, router, tls, alive).await,
                 Err(e) => tracing::error!(error = %e, "cannot register the listener"),
             }
         });
-        if let Some(old) = self.lock_listener().replace(task) {
-            old.abort();
+        if let Some(old) = self.lock_listener().replace(Listening { task, gone }) {
+            old.stop();
         }
         Ok(bound)
     }
 
-    fn lock_listener(&self) -> std::sync::MutexGuard<'_, Option<JoinHandle<()>>> {
+    fn lock_listener(&self) -> std::sync::MutexGuard<'_, Option<Listening>> {
         self.listener.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -368,8 +423,9 @@ impl TestApiServer {
 
     /// Closes the listener and every open connection; the state is kept.
     pub fn stop_listener(&self) {
-        if let Some(task) = self.lock_listener().take() {
-            task.abort();
+        let listening = self.lock_listener().take();
+        if let Some(listening) = listening {
+            listening.stop();
         }
     }
 
@@ -422,6 +478,19 @@ impl TestApiServer {
         self.store()
             .put(secret)
             .expect("the bootstrap token Secret is stored");
+    }
+
+    /// Approves the CSR `name` (adds the Approved condition); the signers then issue its
+    /// certificate. Panics when there is no such CSR.
+    pub fn approve_csr(&self, name: &str) {
+        csr::add_condition(
+            self.store(),
+            name,
+            "Approved",
+            "TestApprove",
+            "This CSR was approved by the test.",
+        )
+        .expect("the CSR exists");
     }
 
     /// Lets requests without credentials through (as system:anonymous) or not, over TLS.
