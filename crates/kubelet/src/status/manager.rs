@@ -302,3 +302,106 @@ fn same_ignoring_times(a: &PodStatus, b: &PodStatus) -> bool {
     };
     strip(a) == strip(b)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{ContainerStateRunning, ContainerStateWaiting, PodCondition};
+
+    fn pod(source: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "default", "uid": "u1",
+                         "annotations": {"kubernetes.io/config.source": source}},
+        }))
+        .unwrap()
+    }
+
+    fn container(name: &str, state: ContainerState) -> ContainerStatus {
+        ContainerStatus {
+            name: name.into(),
+            state: Some(state),
+            ready: true,
+            ..Default::default()
+        }
+    }
+
+    fn running_status() -> PodStatus {
+        let running = ContainerState {
+            running: Some(ContainerStateRunning::default()),
+            ..Default::default()
+        };
+        PodStatus {
+            phase: Some(RUNNING.into()),
+            conditions: Some(vec![
+                PodCondition {
+                    type_: "Initialized".into(),
+                    status: "True".into(),
+                    ..Default::default()
+                },
+                PodCondition {
+                    type_: "Ready".into(),
+                    status: "True".into(),
+                    ..Default::default()
+                },
+            ]),
+            init_container_statuses: Some(vec![container(
+                "init",
+                ContainerState {
+                    terminated: Some(ContainerStateTerminated::default()),
+                    ..Default::default()
+                },
+            )]),
+            container_statuses: Some(vec![
+                container("a", running),
+                container(
+                    "b",
+                    ContainerState {
+                        waiting: Some(ContainerStateWaiting::default()),
+                        ..Default::default()
+                    },
+                ),
+            ]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_finished_api_pod_is_failed_with_unknown_container_ends() {
+        let manager = StatusManager::default();
+        let pod = pod("api");
+        manager.set(&pod, running_status());
+        manager.finish(&pod, None);
+        let entry = manager.entry("u1").unwrap();
+        assert!(entry.finished);
+        assert_eq!(entry.version, 2);
+        let status = entry.status;
+        assert_eq!(status.phase.as_deref(), Some(FAILED));
+        for c in status.container_statuses.unwrap() {
+            let t = c.state.unwrap().terminated.unwrap();
+            assert_eq!(t.reason.as_deref(), Some(STATUS_UNKNOWN_REASON));
+            assert_eq!(t.exit_code, 137);
+            assert!(!c.ready);
+        }
+        let ready = status.conditions.unwrap();
+        let ready = ready.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_deref()),
+            ("False", Some("PodFailed"))
+        );
+        // A later status does not undo the finish.
+        manager.set(&pod, running_status());
+        assert!(manager.entry("u1").unwrap().finished);
+    }
+
+    #[test]
+    fn a_finished_static_pod_keeps_its_phase_and_the_last_status_survives_cleanup() {
+        let manager = StatusManager::default();
+        let pod = pod("file");
+        manager.set(&pod, running_status());
+        let last = manager.get("u1");
+        manager.remove("u1");
+        manager.finish(&pod, last);
+        assert_eq!(manager.get("u1").unwrap().phase.as_deref(), Some(RUNNING));
+        assert!(manager.entry("u1").unwrap().finished);
+    }
+}
