@@ -177,7 +177,7 @@ pub fn insufficient(pod: &Pod, others: &[&Pod], node: &Allocatable) -> Vec<Insuf
     let mut want = pod_requests(pod);
     // Extended resources the node does not know are cluster-level or DRA-backed: upstream
     // drops them before the fit check.
-    want.retain(|name, v| *v > 0 && !(is_extended(name) && !node.has(name)));
+    want.retain(|name, v| *v > 0 && (!is_extended(name) || node.has(name)));
     let mut used = Amounts::new();
     for other in others {
         add(&mut used, &pod_requests(other));
