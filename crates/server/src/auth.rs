@@ -87,7 +87,7 @@ pub(crate) async fn filter(
     let certificate_user = request.extensions().get::<Peer>().and_then(|p| p.0.clone());
     let user = match auth
         .authenticator
-        .authenticate(certificate_user, request.headers())
+        .authenticate(certificate_user, request.headers_mut())
         .await
     {
         Ok(user) => user,

@@ -1,6 +1,7 @@
 //! /exec, /attach and /portForward (upstream server.go getExec, getAttach, getPortForward): the
 //! kubelet asks the runtime for a streaming URL for the session, then proxies the client's
-//! upgraded connection (SPDY/3.1 or WebSocket channel protocols) to it.
+//! upgraded connection (SPDY/3.1 or WebSocket channel protocols) to it. And /run (getRun), which
+//! runs a command to completion and answers its output.
 
 mod proxy;
 
@@ -11,7 +12,7 @@ use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use k8s_openapi::api::core::v1::Pod;
 use kubelet_cri::api::{
     AttachRequest, ContainerFilter, ContainerState, ContainerStateValue, ExecRequest,
@@ -69,6 +70,8 @@ pub(crate) fn routes() -> Router<Arc<dyn KubeletView>> {
             "/attach/{namespace}/{pod}/{uid}/{container}",
             get(attach).post(attach),
         )
+        .route("/run/{namespace}/{pod}/{container}", post(run))
+        .route("/run/{namespace}/{pod}/{uid}/{container}", post(run))
         .route(
             "/portForward/{namespace}/{pod}",
             get(port_forward).post(port_forward),
@@ -232,6 +235,50 @@ async fn port_forward(
         Ok(url) => proxy::proxy(request, &url).await,
         Err(e) => e.into_response(),
     }
+}
+
+/// Runs `cmd` (one query parameter, split at spaces, as upstream) to completion; answers its
+/// stdout then stderr, or a 500 naming the exit code.
+async fn run(
+    State(view): State<Arc<dyn KubeletView>>,
+    Path(params): Path<HashMap<String, String>>,
+    request: Request,
+) -> Response {
+    let pod = match find_pod(view.as_ref(), &params) {
+        Ok(pod) => pod,
+        Err(e) => return e.into_response(),
+    };
+    let query = query(&request);
+    let cmd = query
+        .iter()
+        .find(|(k, _)| k == "cmd")
+        .map_or("", |(_, v)| v.as_str());
+    let cmd: Vec<String> = cmd.split(' ').map(str::to_string).collect();
+    let runtime = view.runtime();
+    let container_id = match running_container(runtime.as_ref(), &pod, &params["container"]).await {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    // No timeout, as upstream's RunInContainer.
+    let response = match runtime
+        .exec_sync(&container_id, cmd.clone(), std::time::Duration::ZERO)
+        .await
+    {
+        Ok(response) => response,
+        Err(e) => return StreamError::Runtime(e).into_response(),
+    };
+    if response.exit_code != 0 {
+        let message = format!(
+            "command '{}' exited with {}: {}",
+            cmd.join(" "),
+            response.exit_code,
+            String::from_utf8_lossy(&response.stderr)
+        );
+        return (StatusCode::INTERNAL_SERVER_ERROR, message).into_response();
+    }
+    let mut output = response.stdout;
+    output.extend(response.stderr);
+    ([(http::header::CONTENT_TYPE, "application/json")], output).into_response()
 }
 
 fn uid(pod: &Pod) -> String {

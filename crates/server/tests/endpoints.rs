@@ -327,3 +327,63 @@ async fn the_read_only_router_serves_only_what_upstream_serves_there() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn run_answers_the_output_of_a_command() {
+    let view = view();
+    let logs = tempfile::tempdir().unwrap();
+    let pod = run_pod(&view, logs.path(), "default", "web", &["app"]).await;
+    pod.start(&view, "app", 0).await;
+    let app = kubelet_server::router(view.clone(), logs.path().to_path_buf());
+    let post = |uri: &str| {
+        app.clone()
+            .oneshot(Request::post(uri).body(Body::empty()).unwrap())
+    };
+    let body = |response: axum::response::Response| async move {
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+
+    view.fake.set_exec_result(
+        "app",
+        kubelet_cri::api::ExecSyncResponse {
+            stdout: b"out\n".to_vec(),
+            stderr: b"err\n".to_vec(),
+            exit_code: 0,
+        },
+    );
+    let response = post("/run/default/web/app?cmd=cat+/etc/hostname")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body(response).await, "out\nerr\n");
+    let response = post("/run/default/web/uid-web/app?cmd=true").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    view.fake.set_exec_result(
+        "app",
+        kubelet_cri::api::ExecSyncResponse {
+            stdout: vec![],
+            stderr: b"no such file".to_vec(),
+            exit_code: 2,
+        },
+    );
+    let response = post("/run/default/web/app?cmd=ls+/nope").await.unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body(response).await,
+        "command 'ls /nope' exited with 2: no such file"
+    );
+
+    let response = post("/run/default/web/other-uid/app?cmd=true")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = post("/run/default/web/db?cmd=true").await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(body(response).await, "container not found (\"db\")");
+    let response = post("/run/default/ghost/app?cmd=true").await.unwrap();
+    assert_eq!(body(response).await, "pod does not exist");
+}

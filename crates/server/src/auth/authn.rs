@@ -1,13 +1,16 @@
 //! Authentication, as upstream's delegating authenticator: the client certificate verified in
 //! the TLS handshake (CN user, O groups), else a bearer token the API server vouches for through
-//! a TokenReview, else anonymous when allowed. A token that fails its review is a 401 even when
-//! anonymous requests are allowed.
+//! a TokenReview (from the Authorization header, or for WebSockets from a
+//! `base64url.bearer.authorization.k8s.io.` subprotocol), else anonymous when allowed. A token
+//! that fails its review is a 401 even when anonymous requests are allowed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use k8s_openapi::api::authentication::v1::TokenReviewStatus;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -140,6 +143,61 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+const BEARER_PROTOCOL_PREFIX: &str = "base64url.bearer.authorization.k8s.io.";
+
+fn is_websocket(headers: &HeaderMap) -> bool {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
+}
+
+/// A WebSocket's bearer token subprotocol (upstream's websocket ProtocolAuthenticator): the
+/// token and the other subprotocols, which replace the header once the token is accepted.
+fn websocket_token(headers: &HeaderMap) -> Result<Option<(String, String)>, String> {
+    if !is_websocket(headers) {
+        return Ok(None);
+    }
+    let mut token = None;
+    let mut others = Vec::new();
+    let protocols = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim);
+    for protocol in protocols {
+        let Some(encoded) = protocol.strip_prefix(BEARER_PROTOCOL_PREFIX) else {
+            others.push(protocol);
+            continue;
+        };
+        if token.is_some() {
+            return Err("multiple base64.bearer.authorization tokens specified".into());
+        }
+        let decoded = URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| "invalid base64.bearer.authorization token encoding".to_string())?;
+        token = Some(
+            String::from_utf8(decoded)
+                .map_err(|_| "invalid base64.bearer.authorization token".to_string())?,
+        );
+    }
+    match token {
+        Some(token) if !token.is_empty() => {
+            if others.is_empty() {
+                return Err("missing additional subprotocol".into());
+            }
+            Ok(Some((token, others.join(","))))
+        }
+        _ => Ok(None),
+    }
+}
+
 pub(crate) struct Authenticator {
     pub(crate) anonymous: bool,
     pub(crate) tokens: Option<TokenAuthenticator>,
@@ -150,13 +208,23 @@ impl Authenticator {
     pub(crate) async fn authenticate(
         &self,
         certificate_user: Option<User>,
-        headers: &HeaderMap,
+        headers: &mut HeaderMap,
     ) -> Result<User, String> {
         if let Some(user) = certificate_user {
             return Ok(user);
         }
-        if let (Some(tokens), Some(token)) = (&self.tokens, bearer_token(headers)) {
-            return tokens.authenticate(token).await;
+        if let Some(tokens) = &self.tokens {
+            if let Some(token) = bearer_token(headers) {
+                return tokens.authenticate(token).await;
+            }
+            if let Some((token, others)) = websocket_token(headers)? {
+                let user = tokens.authenticate(&token).await?;
+                // The token must not reach the runtime, nor be echoed back.
+                if let Ok(others) = HeaderValue::from_str(&others) {
+                    headers.insert(header::SEC_WEBSOCKET_PROTOCOL, others);
+                }
+                return Ok(user);
+            }
         }
         if self.anonymous {
             return Ok(User::anonymous());
@@ -203,6 +271,36 @@ mod tests {
         assert_eq!(with("Basic abc"), None);
         assert_eq!(with("Bearer"), None);
         assert_eq!(bearer_token(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn websocket_subprotocols_carry_a_bearer_token() {
+        let with = |protocols: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONNECTION, "Upgrade".parse().unwrap());
+            headers.insert(header::UPGRADE, "websocket".parse().unwrap());
+            headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocols.parse().unwrap());
+            websocket_token(&headers)
+        };
+        let token = URL_SAFE_NO_PAD.encode("good-token");
+        assert_eq!(
+            with(&format!(
+                "v4.channel.k8s.io, {BEARER_PROTOCOL_PREFIX}{token}, channel.k8s.io"
+            )),
+            Ok(Some((
+                "good-token".into(),
+                "v4.channel.k8s.io,channel.k8s.io".into()
+            )))
+        );
+        assert_eq!(with("v4.channel.k8s.io"), Ok(None));
+        assert_eq!(
+            with(&format!("{BEARER_PROTOCOL_PREFIX}{token}")),
+            Err("missing additional subprotocol".into())
+        );
+        assert_eq!(
+            with(&format!("v4.channel.k8s.io, {BEARER_PROTOCOL_PREFIX}!!")),
+            Err("invalid base64.bearer.authorization token encoding".into())
+        );
     }
 
     #[test]
