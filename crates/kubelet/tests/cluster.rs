@@ -18,19 +18,25 @@ async fn registers_the_node_renews_its_lease_and_runs_bound_pods() {
     let _serial = support::serial().await;
     let cluster = Cluster::start();
     let node = "e2e-cluster";
-    let mut k = cluster
-        .kubelet(node)
-        .with_args(&["--node-labels=tier=test", "--register-with-taints=dedicated=e2e:NoSchedule"]);
+    let mut k = cluster.kubelet(node).with_args(&[
+        "--node-labels=tier=test",
+        "--register-with-taints=dedicated=e2e:NoSchedule",
+    ]);
     k.start();
 
-    let n = eventually("the node registered with a Ready condition", START, &k, || {
-        let n = cluster.get("node", node, "default")?;
-        let ready = n["status"]["conditions"]
-            .as_array()?
-            .iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True");
-        ready.then_some(n)
-    })
+    let n = eventually(
+        "the node registered with a Ready condition",
+        START,
+        &k,
+        || {
+            let n = cluster.get("node", node, "default")?;
+            let ready = n["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            ready.then_some(n)
+        },
+    )
     .await;
     let labels = &n["metadata"]["labels"];
     assert_eq!(labels["kubernetes.io/hostname"], node);
@@ -45,8 +51,14 @@ async fn registers_the_node_renews_its_lease_and_runs_bound_pods() {
     assert_eq!(n["spec"]["taints"][0]["key"], "dedicated");
     let status = &n["status"];
     for resource in ["cpu", "memory", "pods", "ephemeral-storage"] {
-        assert!(status["capacity"][resource].is_string(), "capacity {resource}: {status}");
-        assert!(status["allocatable"][resource].is_string(), "allocatable {resource}");
+        assert!(
+            status["capacity"][resource].is_string(),
+            "capacity {resource}: {status}"
+        );
+        assert!(
+            status["allocatable"][resource].is_string(),
+            "allocatable {resource}"
+        );
     }
     assert_eq!(status["capacity"]["pods"], "110");
     assert!(
@@ -65,11 +77,25 @@ async fn registers_the_node_renews_its_lease_and_runs_bound_pods() {
             .starts_with("containerd://"),
         "{info}"
     );
-    for field in ["machineID", "bootID", "kernelVersion", "osImage", "kubeletVersion"] {
-        assert!(!info[field].as_str().unwrap_or("").is_empty(), "nodeInfo.{field}: {info}");
+    for field in [
+        "machineID",
+        "bootID",
+        "kernelVersion",
+        "osImage",
+        "kubeletVersion",
+    ] {
+        assert!(
+            !info[field].as_str().unwrap_or("").is_empty(),
+            "nodeInfo.{field}: {info}"
+        );
     }
     assert_eq!(info["operatingSystem"], "linux");
-    assert!(status["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64().unwrap() > 0);
+    assert!(
+        status["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     for (kind, reason) in [
         ("MemoryPressure", "KubeletHasSufficientMemory"),
         ("DiskPressure", "KubeletHasNoDiskPressure"),
@@ -128,7 +154,12 @@ async fn registers_the_node_renews_its_lease_and_runs_bound_pods() {
     assert_eq!(status["qosClass"], "BestEffort");
     assert!(status["startTime"].is_string());
     let cs = &status["containerStatuses"][0];
-    assert!(cs["containerID"].as_str().unwrap().starts_with("containerd://"));
+    assert!(
+        cs["containerID"]
+            .as_str()
+            .unwrap()
+            .starts_with("containerd://")
+    );
     assert!(cs["imageID"].as_str().unwrap().contains("sha256:"));
     assert_eq!(cs["restartCount"], 0);
     assert!(cs["state"]["running"]["startedAt"].is_string());
@@ -138,18 +169,18 @@ async fn registers_the_node_renews_its_lease_and_runs_bound_pods() {
         .iter()
         .filter_map(|c| c["type"].as_str())
         .collect();
-    for t in ["PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"] {
+    for t in [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "ContainersReady",
+        "Ready",
+    ] {
         assert!(types.contains(&t), "{types:?}");
     }
 
     // A pod asking for more CPU than the node has is rejected with OutOfcpu, nothing started.
     let big = format!("big-{node}");
-    cluster.create(&bound_pod(
-        &big,
-        node,
-        "sleep 3600",
-        "",
-    ).replace(
+    cluster.create(&bound_pod(&big, node, "sleep 3600", "").replace(
         "    command:",
         "    resources:\n      requests:\n        cpu: \"1000\"\n    command:",
     ));
@@ -199,9 +230,7 @@ async fn static_pods_get_mirror_pods_and_api_objects_reach_volumes() {
     let _serial = support::serial().await;
     let cluster = Cluster::start();
     let node = "e2e-mirror";
-    let mut k = cluster
-        .kubelet(node)
-        .with_config("syncFrequency: 3s\n");
+    let mut k = cluster.kubelet(node).with_config("syncFrequency: 3s\n");
     k.write_manifest("static.yaml", &mounts_static_pod("static"));
     k.start();
 
@@ -211,7 +240,10 @@ async fn static_pods_get_mirror_pods_and_api_objects_reach_volumes() {
     })
     .await;
     let annotations = &mirror["metadata"]["annotations"];
-    assert!(annotations["kubernetes.io/config.mirror"].is_string(), "{annotations}");
+    assert!(
+        annotations["kubernetes.io/config.mirror"].is_string(),
+        "{annotations}"
+    );
     assert_eq!(annotations["kubernetes.io/config.source"], "file");
     let owner = &mirror["metadata"]["ownerReferences"][0];
     assert_eq!(owner["kind"], "Node");
@@ -243,7 +275,7 @@ async fn static_pods_get_mirror_pods_and_api_objects_reach_volumes() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\ndata:\n  color: blue\n",
     );
     cluster.create(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\n  namespace: default\nstringData:\n  password: hunter2\n",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\n  namespace: default\ndata:\n  password: aHVudGVyMg==\n",
     );
     let pod = format!("vols-{node}");
     let spec = "  volumes:\n  - name: settings\n    configMap:\n      name: settings\n  - name: creds\n    secret:\n      secretName: creds\n";
@@ -288,7 +320,10 @@ async fn static_pods_get_mirror_pods_and_api_objects_reach_volumes() {
     // Removing the static pod removes its mirror.
     k.remove_manifest("static.yaml");
     eventually("the mirror pod removed", START, &k, || {
-        cluster.get("pod", &mirror_name, "default").is_none().then_some(())
+        cluster
+            .get("pod", &mirror_name, "default")
+            .is_none()
+            .then_some(())
     })
     .await;
     k.cleanup().await;
@@ -302,8 +337,15 @@ async fn an_api_outage_and_a_forced_relist_restart_nothing() {
     let mut k = cluster.kubelet(node);
     k.start();
     let pod = format!("steady-{node}");
-    cluster.create(&bound_pod(&pod, node, "trap 'exit 0' TERM; sleep 3600 & wait", ""));
-    let before = k.wait_running(&pod, &["app"], START).await["app"].id.clone();
+    cluster.create(&bound_pod(
+        &pod,
+        node,
+        "trap 'exit 0' TERM; sleep 3600 & wait",
+        "",
+    ));
+    let before = k.wait_running(&pod, &["app"], START).await["app"]
+        .id
+        .clone();
     eventually("the pod Running in the API", START, &k, || {
         let p = cluster.get("pod", &pod, "default")?;
         (p["status"]["phase"] == "Running").then_some(())
@@ -313,17 +355,37 @@ async fn an_api_outage_and_a_forced_relist_restart_nothing() {
     // 30 s without an API server.
     let lease_before = cluster.jsonpath("lease", node, "{.spec.renewTime}");
     let lease_before = cluster
-        .kubectl(&["get", "lease", node, "-n", "kube-node-lease", "-o", "jsonpath={.spec.renewTime}"])
+        .kubectl(&[
+            "get",
+            "lease",
+            node,
+            "-n",
+            "kube-node-lease",
+            "-o",
+            "jsonpath={.spec.renewTime}",
+        ])
         .ok()
         .or(lease_before)
         .unwrap();
     cluster.api.stop_listener();
     tokio::time::sleep(Duration::from_secs(30)).await;
-    assert_eq!(k.running(&pod).await["app"].id, before, "the container was restarted");
+    assert_eq!(
+        k.running(&pod).await["app"].id,
+        before,
+        "the container was restarted"
+    );
     cluster.api.restart_listener().unwrap();
     eventually("the lease renewed after the outage", START, &k, || {
         let now = cluster
-            .kubectl(&["get", "lease", node, "-n", "kube-node-lease", "-o", "jsonpath={.spec.renewTime}"])
+            .kubectl(&[
+                "get",
+                "lease",
+                node,
+                "-n",
+                "kube-node-lease",
+                "-o",
+                "jsonpath={.spec.renewTime}",
+            ])
             .ok()?;
         (now != lease_before).then_some(())
     })
@@ -331,7 +393,12 @@ async fn an_api_outage_and_a_forced_relist_restart_nothing() {
 
     // A pod created during recovery still arrives, and statuses catch up.
     let late = format!("late-{node}");
-    cluster.create(&bound_pod(&late, node, "trap 'exit 0' TERM; sleep 3600 & wait", ""));
+    cluster.create(&bound_pod(
+        &late,
+        node,
+        "trap 'exit 0' TERM; sleep 3600 & wait",
+        "",
+    ));
     eventually("the late pod Running in the API", START, &k, || {
         let p = cluster.get("pod", &late, "default")?;
         (p["status"]["phase"] == "Running").then_some(())
@@ -346,9 +413,21 @@ async fn an_api_outage_and_a_forced_relist_restart_nothing() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let p = cluster.get("pod", &pod, "default").unwrap();
     assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
-    assert_eq!(k.running(&pod).await["app"].id, before, "a relist restarted the container");
-    assert_eq!(k.containers(&pod).await.len(), 1, "a relist duplicated the container");
-    assert_eq!(k.sandboxes(&pod).await.len(), 1, "a relist duplicated the sandbox");
+    assert_eq!(
+        k.running(&pod).await["app"].id,
+        before,
+        "a relist restarted the container"
+    );
+    assert_eq!(
+        k.containers(&pod).await.len(),
+        1,
+        "a relist duplicated the container"
+    );
+    assert_eq!(
+        k.sandboxes(&pod).await.len(),
+        1,
+        "a relist duplicated the sandbox"
+    );
     k.cleanup().await;
 }
 
@@ -358,15 +437,18 @@ async fn a_kubelet_joins_through_tls_bootstrap() {
     let cluster = Cluster::with(
         kubelet_test_apiserver::TestApiServer::builder()
             .tls(true)
+            .auto_approve_csrs(true)
             .start(),
     );
-    cluster.api.set_auto_approve(true);
     let token = "abcdef.0123456789abcdef";
     cluster.api.add_bootstrap_token(token, &[]);
     let node = "e2e-bootstrap";
     let k = support::Kubelet::new(node);
     let bootstrap = k.dir.join("bootstrap.kubeconfig");
-    cluster.api.kubeconfig_with_token(&bootstrap, token).unwrap();
+    cluster
+        .api
+        .kubeconfig_with_token(&bootstrap, token)
+        .unwrap();
     let kubeconfig = k.dir.join("kubelet.kubeconfig");
     let port = support::free_port();
     let mut k = k.with_args(&[
@@ -385,13 +467,21 @@ async fn a_kubelet_joins_through_tls_bootstrap() {
         csr["spec"]["signerName"],
         "kubernetes.io/kube-apiserver-client-kubelet"
     );
-    eventually("the node registered with its own certificate", START, &k, || {
-        cluster.get("node", node, "default").map(|_| ())
-    })
+    eventually(
+        "the node registered with its own certificate",
+        START,
+        &k,
+        || cluster.get("node", node, "default").map(|_| ()),
+    )
     .await;
     assert!(kubeconfig.exists());
     assert!(k.dir.join("root/pki/kubelet-client-current.pem").exists());
-    let users: Vec<String> = cluster.api.requests().into_iter().map(|r| r.user).collect();
+    let users: Vec<String> = cluster
+        .api
+        .requests()
+        .into_iter()
+        .filter_map(|r| r.user.map(|u| u.username))
+        .collect();
     assert!(
         users.iter().any(|u| u == &format!("system:node:{node}")),
         "{users:?}"

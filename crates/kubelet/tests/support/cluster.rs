@@ -41,6 +41,8 @@ impl Cluster {
             &format!("--kubeconfig={}", self.kubeconfig.display()),
             &format!("--port={port}"),
             "--node-ip=127.0.0.1",
+            // The test machine's disk may be fuller than the default thresholds allow.
+            "--eviction-hard=memory.available<1Mi,nodefs.available<1%,imagefs.available<1%",
         ])
     }
 

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use kubelet_cri::api::{ContainerFilter, PodSandboxFilter};
 use kubelet_cri::remote::RemoteRuntime;
 use kubelet_cri::{RuntimeService, api};
