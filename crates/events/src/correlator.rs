@@ -131,9 +131,36 @@ fn aggregate_key(e: &Event) -> (String, String) {
     (parts.concat(), text(&e.message).to_string())
 }
 
-/// The recorder's event name: the object's name and the time in hex nanoseconds.
+/// The recorder's event name (client-go GenerateEventName): the object's name and the time in
+/// hex nanoseconds, or a random UUID when that is not a valid object name.
 pub fn event_name(object_name: &str, at: Timestamp) -> String {
-    format!("{object_name}.{:x}", at.as_nanosecond())
+    let name = format!("{object_name}.{:x}", at.as_nanosecond());
+    if is_dns_subdomain(&name) {
+        return name;
+    }
+    let hex: String = (0..32)
+        .map(|_| char::from_digit(fastrand::u32(..16), 16).unwrap_or('0'))
+        .collect();
+    format!(
+        "{}-{}-4{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// An RFC 1123 subdomain: at most 253 characters, dot-separated labels of lowercase letters,
+/// digits and dashes that start and end with a letter or digit.
+fn is_dns_subdomain(name: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            label.starts_with(alnum)
+                && label.ends_with(alnum)
+                && label.chars().all(|c| alnum(c) || c == '-')
+        })
 }
 
 impl Correlator {
@@ -390,6 +417,17 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(pass(&mut c, "p"));
         assert!(!pass(&mut c, "p"));
+    }
+
+    #[test]
+    fn event_names() {
+        let at = Timestamp::from_nanosecond(255).unwrap();
+        assert_eq!(event_name("web", at), "web.ff");
+        for bad in ["Web", &"a".repeat(260), "-web"] {
+            let name = event_name(bad, at);
+            assert_eq!(name.len(), 36, "{name}");
+            assert!(is_dns_subdomain(&name), "{name}");
+        }
     }
 
     #[test]
