@@ -37,6 +37,9 @@ pub fn client_builder(
     let mut tls = config.rustls_client_config()?;
     if let Some(current) = &certificate {
         tls.client_auth_cert_resolver = current.client_resolver();
+        // A resumed TLS session keeps the identity of the handshake that made it; client-go
+        // keeps no session cache either.
+        tls.resumption = rustls::client::Resumption::disabled();
     }
     let mut https = HttpsConnectorBuilder::new()
         .with_tls_config(tls)
