@@ -152,6 +152,9 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
         let runtime_version = format!("{}://{}", version.runtime_name, version.runtime_version);
         cluster::start_node(api.client.clone(), &cfg, runtime.clone(), runtime_version)
     });
+    if let Some(node) = &node {
+        tokio::spawn(cluster::follow_allocatable(node.clone(), volumes.clone()));
+    }
     let cgroups = PodCgroups::new(&cfg.cgroup_root, cfg.cgroups_per_qos)
         .map_err(|e| AppError::Setup(format!("cannot read the cgroup mounts: {e}")))?;
     cgroups.ensure_qos_tree().map_err(|e| {

@@ -103,6 +103,25 @@ pub fn start_node(
     node_rx
 }
 
+/// Downward API `limits.*` items of containers without that limit read the Node's allocatable.
+pub async fn follow_allocatable(
+    mut node: watch::Receiver<Option<Node>>,
+    volumes: Arc<kubelet_volumes::VolumeManager>,
+) {
+    loop {
+        let allocatable = node
+            .borrow_and_update()
+            .as_ref()
+            .and_then(|n| n.status.as_ref()?.allocatable.clone());
+        if let Some(allocatable) = allocatable {
+            volumes.set_node_allocatable(allocatable);
+        }
+        if node.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 fn node_info(cfg: &KubeletConfig, runtime_version: String) -> NodeInfoSource {
     let hostname = cfg.node_name.clone();
     let node_ips = if cfg.node_ips.is_empty() {

@@ -134,13 +134,27 @@ impl PodSyncer {
                         .event(pod, EventType::Warning, reason::FAILED_MOUNT, &message);
                     Self::pod_error(message)
                 }
-                Ok(volumes) => match self.runtime.sync_pod(pod, &volumes, &self.probes).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(pod_uid = p.uid, "pod sync failed: {e}");
-                        Self::pod_error(format!("container runtime: {e}"))
+                Ok(volumes) => {
+                    // A failed refresh keeps the volume's last contents; the pod runs on.
+                    for (volume, cause) in volumes.update_errors() {
+                        let message =
+                            format!("MountVolume.SetUp failed for volume \"{volume}\" : {cause}");
+                        self.events
+                            .event(pod, EventType::Warning, reason::FAILED_MOUNT, &message);
                     }
-                },
+                    match self.runtime.sync_pod(pod, &volumes, &self.probes).await {
+                        Ok(r) => {
+                            if r.sandbox_created {
+                                self.metrics.inc_started_pods();
+                            }
+                            r
+                        }
+                        Err(e) => {
+                            tracing::error!(pod_uid = p.uid, "pod sync failed: {e}");
+                            Self::pod_error(format!("container runtime: {e}"))
+                        }
+                    }
+                }
             },
         };
 

@@ -53,6 +53,10 @@ pub struct SyncResult {
     pub pod_error: Option<Waiting>,
     /// The earliest moment a back-off ends, if a container waits for one.
     pub retry_after: Option<Duration>,
+    /// A new sandbox was made (kubelet_started_pods_total).
+    pub sandbox_created: bool,
+    /// Time spent ensuring images, which the pod start SLI leaves out.
+    pub image_time: Duration,
 }
 
 impl SyncResult {
@@ -146,6 +150,7 @@ impl RuntimeManager {
                 return Ok(result);
             }
         };
+        result.sandbox_created = actions.create_sandbox;
         let spec = pod.spec.as_ref().expect("a pod that syncs has a spec");
         if !actions.init_containers_to_start.is_empty() || !actions.containers_to_start.is_empty() {
             sandbox.pull_secrets = self.pull_secrets(pod).await;
@@ -307,11 +312,13 @@ impl RuntimeManager {
             backoff.next(&key, finished);
         }
 
-        let image_ref = match self
+        let pulling = tokio::time::Instant::now();
+        let ensured = self
             .images
             .ensure_image(pod, container, sandbox_config, &sandbox.pull_secrets)
-            .await
-        {
+            .await;
+        result.image_time += pulling.elapsed();
+        let image_ref = match ensured {
             Ok(r) => r,
             Err(e) => {
                 result.wait(name, e.reason, e.message);
