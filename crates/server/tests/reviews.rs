@@ -107,8 +107,8 @@ async fn reviews_are_posted_to_the_api_server() {
     assert_eq!(seen[2].1["spec"]["user"], "bob");
 }
 
-#[tokio::test]
-async fn an_unreachable_api_server_is_a_review_error() {
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_api_server_is_a_review_error_after_retries() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -117,6 +117,13 @@ async fn an_unreachable_api_server_is_a_review_error() {
     let url = format!("http://127.0.0.1:{port}");
     let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
     let reviews = Reviews::from_client(client);
+    let started = tokio::time::Instant::now();
     let error = reviews.tokens.review_token("t").await.unwrap_err();
     assert!(error.to_string().starts_with("TokenReview: "), "{error}");
+    // Four waits between five attempts: 0.5 + 0.75 + 1.125 + 1.6875 s.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(4062),
+        "{:?}",
+        started.elapsed()
+    );
 }

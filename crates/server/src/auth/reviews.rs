@@ -1,6 +1,9 @@
-//! TokenReview and SubjectAccessReview through the API server.
+//! TokenReview and SubjectAccessReview through the API server, retried on transient failures
+//! with upstream's webhook backoff (DefaultAuthWebhookRetryBackoff: 500ms, factor 1.5, 5 steps).
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, TokenReviewStatus};
 use k8s_openapi::api::authorization::v1::{
@@ -38,6 +41,38 @@ struct ApiReviews {
     client: kube::Client,
 }
 
+const RETRY_STEPS: u32 = 5;
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// Connection failures, throttling and server errors may pass; anything else is an answer.
+fn retriable(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+async fn with_retries<T, F, Fut>(mut call: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let mut delay = FIRST_RETRY_DELAY;
+    let mut step = 1;
+    loop {
+        match call().await {
+            Err(error) if step < RETRY_STEPS && retriable(&error) => {
+                tracing::debug!(%error, step, "review failed, retrying");
+                tokio::time::sleep(delay).await;
+                delay = delay * 3 / 2;
+                step += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl TokenReviewer for ApiReviews {
     async fn review_token(&self, token: &str) -> Result<TokenReviewStatus, ReviewError> {
@@ -48,8 +83,9 @@ impl TokenReviewer for ApiReviews {
             },
             ..Default::default()
         };
-        let reviewed = Api::<TokenReview>::all(self.client.clone())
-            .create(&PostParams::default(), &review)
+        let api = Api::<TokenReview>::all(self.client.clone());
+        let params = PostParams::default();
+        let reviewed = with_retries(|| api.create(&params, &review))
             .await
             .map_err(|e| ReviewError(format!("TokenReview: {e}")))?;
         Ok(reviewed.status.unwrap_or_default())
@@ -66,8 +102,9 @@ impl AccessReviewer for ApiReviews {
             spec: spec.clone(),
             ..Default::default()
         };
-        let reviewed = Api::<SubjectAccessReview>::all(self.client.clone())
-            .create(&PostParams::default(), &review)
+        let api = Api::<SubjectAccessReview>::all(self.client.clone());
+        let params = PostParams::default();
+        let reviewed = with_retries(|| api.create(&params, &review))
             .await
             .map_err(|e| ReviewError(format!("SubjectAccessReview: {e}")))?;
         Ok(reviewed.status.unwrap_or_default())
