@@ -30,7 +30,7 @@ async fn bootstrap_requests_stores_and_writes_the_kubeconfig() {
     let bootstrap_path = dir.path().join("bootstrap-kubelet.conf");
     let kubeconfig = dir.path().join("kubelet.conf");
     let cert_dir = dir.path().join("pki");
-    write_bootstrap_kubeconfig(&bootstrap_path, &server.url());
+    write_bootstrap_kubeconfig(&bootstrap_path, &server.url(), None);
 
     bootstrap(&kubeconfig, &bootstrap_path, &cert_dir, "node-a")
         .await
@@ -132,7 +132,7 @@ async fn a_denied_request_fails_the_bootstrap_with_its_reason() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let bootstrap_path = dir.path().join("bootstrap-kubelet.conf");
-    write_bootstrap_kubeconfig(&bootstrap_path, &server.url());
+    write_bootstrap_kubeconfig(&bootstrap_path, &server.url(), None);
     let err = bootstrap(
         &dir.path().join("kubelet.conf"),
         &bootstrap_path,

@@ -187,10 +187,18 @@ pub fn spawn_signer(
 /// The bootstrap token of the tests' bootstrap kubeconfigs.
 pub const BOOTSTRAP_TOKEN: &str = "07401b.f395accd246ae52d";
 
-/// A bootstrap kubeconfig with a bearer token for `server`.
-pub fn write_bootstrap_kubeconfig(path: &std::path::Path, server: &str) {
+/// A bootstrap kubeconfig with a bearer token for `server`, trusting `ca_pem` when given.
+pub fn write_bootstrap_kubeconfig(path: &std::path::Path, server: &str, ca_pem: Option<&str>) {
+    let ca = ca_pem
+        .map(|pem| {
+            format!(
+                "\n    certificate-authority-data: {}",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            )
+        })
+        .unwrap_or_default();
     let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: bootstrap\n  cluster:\n    server: {server}\n\
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: bootstrap\n  cluster:\n    server: {server}{ca}\n\
          users:\n- name: kubelet-bootstrap\n  user:\n    token: {BOOTSTRAP_TOKEN}\n\
          contexts:\n- name: bootstrap\n  context:\n    cluster: bootstrap\n    user: kubelet-bootstrap\n\
          current-context: bootstrap\n"
