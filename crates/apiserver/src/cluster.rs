@@ -5,6 +5,7 @@ use crate::audit::RequestLog;
 use crate::auth::Authenticator;
 use crate::ca::{CaError, TestCa};
 use crate::csr::CsrSettings;
+use crate::reviews::Authorizer;
 
 /// Settings of a server, fixed at start.
 #[derive(Debug, Clone)]
@@ -20,6 +21,7 @@ pub struct Cluster {
     pub auth: Authenticator,
     pub requests: RequestLog,
     pub csr: CsrSettings,
+    pub authorizer: Authorizer,
 }
 
 impl Cluster {
@@ -29,6 +31,7 @@ impl Cluster {
             auth: Authenticator::new(options.tls, options.allow_anonymous),
             requests: RequestLog::default(),
             csr: options.csr.clone(),
+            authorizer: Authorizer::default(),
         })
     }
 }

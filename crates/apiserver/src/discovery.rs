@@ -74,6 +74,7 @@ pub async fn group(Path(group): Path<String>) -> Response {
 fn subresources(r: &Resource) -> &'static [(&'static str, &'static [&'static str])] {
     match r.kind {
         "CertificateSigningRequest" => &[("approval", &["get", "patch", "update"])],
+        "ServiceAccount" => &[("token", &["create"])],
         _ => &[],
     }
 }

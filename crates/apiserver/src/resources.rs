@@ -14,6 +14,8 @@ pub struct Resource {
     pub short_names: &'static [&'static str],
     /// Whether the kind has a /status subresource, which alone may change `.status`.
     pub has_status: bool,
+    /// A review kind (TokenReview, SubjectAccessReview): only POSTed, answered, never stored.
+    pub create_only: bool,
     /// Field selectors the real server accepts beyond metadata.name and metadata.namespace.
     pub selectable_fields: &'static [&'static str],
 }
@@ -46,7 +48,7 @@ impl Resource {
     }
 
     pub fn verbs(&self) -> &'static [&'static str] {
-        VERBS
+        if self.create_only { &["create"] } else { VERBS }
     }
 
     /// Whether `field` may appear in a field selector for this kind.
@@ -67,6 +69,7 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: true,
         short_names: &["po"],
         has_status: true,
+        create_only: false,
         selectable_fields: &[
             "spec.nodeName",
             "spec.restartPolicy",
@@ -87,6 +90,7 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: false,
         short_names: &["no"],
         has_status: true,
+        create_only: false,
         selectable_fields: &["spec.unschedulable"],
     },
     Resource {
@@ -98,6 +102,7 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: true,
         short_names: &["ev"],
         has_status: false,
+        create_only: false,
         selectable_fields: &[
             "involvedObject.kind",
             "involvedObject.namespace",
@@ -121,6 +126,7 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: true,
         short_names: &["cm"],
         has_status: false,
+        create_only: false,
         selectable_fields: &[],
     },
     Resource {
@@ -132,6 +138,7 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: true,
         short_names: &[],
         has_status: false,
+        create_only: false,
         selectable_fields: &["type"],
     },
     Resource {
@@ -143,6 +150,7 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: true,
         short_names: &["svc"],
         has_status: true,
+        create_only: false,
         selectable_fields: &["spec.clusterIP", "spec.type"],
     },
     Resource {
@@ -154,6 +162,7 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: true,
         short_names: &["sa"],
         has_status: false,
+        create_only: false,
         selectable_fields: &[],
     },
     Resource {
@@ -165,6 +174,7 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: false,
         short_names: &["ns"],
         has_status: true,
+        create_only: false,
         selectable_fields: &["status.phase"],
     },
     Resource {
@@ -176,6 +186,7 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: true,
         short_names: &[],
         has_status: false,
+        create_only: false,
         selectable_fields: &[],
     },
     Resource {
@@ -187,7 +198,32 @@ pub static RESOURCES: &[Resource] = &[
         namespaced: false,
         short_names: &["csr"],
         has_status: true,
+        create_only: false,
         selectable_fields: &["spec.signerName"],
+    },
+    Resource {
+        group: "authentication.k8s.io",
+        version: "v1",
+        plural: "tokenreviews",
+        singular: "tokenreview",
+        kind: "TokenReview",
+        namespaced: false,
+        short_names: &[],
+        has_status: false,
+        create_only: true,
+        selectable_fields: &[],
+    },
+    Resource {
+        group: "authorization.k8s.io",
+        version: "v1",
+        plural: "subjectaccessreviews",
+        singular: "subjectaccessreview",
+        kind: "SubjectAccessReview",
+        namespaced: false,
+        short_names: &[],
+        has_status: false,
+        create_only: true,
+        selectable_fields: &[],
     },
 ];
 

@@ -16,6 +16,7 @@ use crate::meta;
 use crate::patch;
 use crate::path::{self, Target};
 use crate::proto;
+use crate::reviews;
 use crate::selectors::{FieldSelector, LabelSelector, Selector};
 use crate::server::AppState;
 use crate::store::{DeleteOptions, UpdateScope};
@@ -84,11 +85,23 @@ fn dispatch(state: &AppState, request: &RestRequest<'_>) -> Result<Response, Api
         ..
     } = *request;
     let target = path::parse(uri.path())?;
+    if target.resource.create_only {
+        return review(state, &target, request);
+    }
     let scope = match target.subresource.as_deref() {
         None => UpdateScope::Main,
         Some("status") if target.resource.has_status => UpdateScope::Status,
         Some("approval") if target.resource.kind == "CertificateSigningRequest" => {
             return approval(state, &target, request);
+        }
+        Some("token") if target.resource.kind == "ServiceAccount" => {
+            let (&Method::POST, Some(name)) = (method, target.name.as_deref()) else {
+                return Err(ApiError::MethodNotAllowed);
+            };
+            require_json(headers)?;
+            let ns = target.namespace.as_deref().unwrap_or_default();
+            let answer = reviews::token_request(state, ns, name, &parse_body(body)?)?;
+            return Ok((StatusCode::CREATED, Json(answer)).into_response());
         }
         Some(_) => return Err(ApiError::UnknownPath),
     };
@@ -142,6 +155,24 @@ fn dispatch(state: &AppState, request: &RestRequest<'_>) -> Result<Response, Api
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
+}
+
+/// POST of a TokenReview or SubjectAccessReview: answered, never stored.
+fn review(
+    state: &AppState,
+    target: &Target,
+    request: &RestRequest<'_>,
+) -> Result<Response, ApiError> {
+    if *request.method != Method::POST || target.name.is_some() {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    require_json(request.headers)?;
+    let body = parse_body(request.body)?;
+    let answer = match target.resource.kind {
+        "TokenReview" => reviews::token_review(state, &body),
+        _ => state.cluster.authorizer.review(&body),
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 /// GET or PUT certificatesigningrequests/NAME/approval.

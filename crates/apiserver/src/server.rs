@@ -29,6 +29,7 @@ use crate::ca::{self, CaError};
 use crate::cluster::{Cluster, ClusterOptions};
 use crate::csr::{self, CsrSettings};
 use crate::error::ApiError;
+use crate::reviews::{AccessDecision, AccessReview};
 use crate::store::Store;
 use crate::{discovery, rest};
 
@@ -491,6 +492,29 @@ impl TestApiServer {
             "This CSR was approved by the test.",
         )
         .expect("the CSR exists");
+    }
+
+    /// Decides the answers to SubjectAccessReviews not matched by a
+    /// [`deny_access`](Self::deny_access) rule (default: allow).
+    pub fn set_access_policy(
+        &self,
+        policy: impl Fn(&AccessReview) -> AccessDecision + Send + Sync + 'static,
+    ) {
+        self.state.cluster.authorizer.set_policy(Arc::new(policy));
+    }
+
+    /// Makes SubjectAccessReviews for `user` doing `verb` on `resource`/`subresource`
+    /// (e.g. "nodes", "proxy") answer denied; "*" matches anything, "" no subresource.
+    pub fn deny_access(&self, user: &str, verb: &str, resource: &str, subresource: &str) {
+        self.state
+            .cluster
+            .authorizer
+            .deny(user, verb, resource, subresource);
+    }
+
+    /// Every SubjectAccessReview received so far, in order.
+    pub fn access_reviews(&self) -> Vec<AccessReview> {
+        self.state.cluster.authorizer.received()
     }
 
     /// Lets requests without credentials through (as system:anonymous) or not, over TLS.

@@ -110,7 +110,8 @@ impl Default for Store {
 }
 
 impl Store {
-    /// A store holding the namespaces every cluster starts with.
+    /// A store holding the namespaces every cluster starts with and their default service
+    /// accounts.
     pub fn new() -> Self {
         let store = Store {
             inner: Arc::new(Mutex::new(Inner {
@@ -199,14 +200,36 @@ impl Store {
             meta.remove(server_owned);
         }
         crate::defaults::apply(resource, &mut obj);
-        Ok(commit(
+        let created = commit(
             &mut inner,
             &self.changes,
             resource,
             k,
             Some(obj),
             EventType::Added,
-        ))
+        );
+        drop(inner);
+        if resource.kind == "Namespace" {
+            self.create_default_service_account(&name);
+        }
+        Ok(created)
+    }
+
+    /// What the ServiceAccount controller does for every namespace: a "default" service
+    /// account. Done at once here so tests need not wait for it.
+    fn create_default_service_account(&self, namespace: &str) {
+        let service_accounts =
+            resources::find("", "v1", "serviceaccounts").expect("serviceaccounts are served");
+        match self.create(
+            service_accounts,
+            namespace,
+            json!({"metadata": {"name": "default"}}),
+        ) {
+            Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+            Err(e) => {
+                tracing::warn!(namespace, error = %e, "cannot create the default service account")
+            }
+        }
     }
 
     /// Replaces an object (PUT). A non-empty metadata.resourceVersion must be the current one.

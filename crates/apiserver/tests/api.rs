@@ -371,7 +371,15 @@ async fn discovery_documents() {
         .iter()
         .map(|g| g["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["coordination.k8s.io", "certificates.k8s.io"]);
+    assert_eq!(
+        names,
+        [
+            "coordination.k8s.io",
+            "certificates.k8s.io",
+            "authentication.k8s.io",
+            "authorization.k8s.io"
+        ]
+    );
     let (_, leases) = c.get("/apis/coordination.k8s.io/v1").await;
     assert_eq!(leases["resources"][0]["kind"], "Lease");
     let (code, _) = c.get("/openapi/v2").await;
