@@ -164,7 +164,7 @@ async fn start_server(dir: &Path, view: PodView) -> (ServerConfig, tokio::task::
     (cfg, server)
 }
 
-fn tls_connector(cfg: &ServerConfig) -> tokio_tungstenite::Connector {
+fn tls_config(cfg: &ServerConfig) -> Arc<rustls::ClientConfig> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -178,7 +178,7 @@ fn tls_connector(cfg: &ServerConfig) -> tokio_tungstenite::Connector {
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    tokio_tungstenite::Connector::Rustls(Arc::new(config))
+    Arc::new(config)
 }
 
 type Socket =
@@ -196,7 +196,7 @@ async fn connect(cfg: &ServerConfig, path_and_query: &str) -> Socket {
         request,
         None,
         false,
-        Some(tls_connector(cfg)),
+        Some(tokio_tungstenite::Connector::Rustls(tls_config(cfg))),
     )
     .await
     .unwrap_or_else(|e| panic!("WebSocket to {path_and_query}: {e}"));
@@ -205,6 +205,39 @@ async fn connect(cfg: &ServerConfig, path_and_query: &str) -> Socket {
         "v4.channel.k8s.io"
     );
     socket
+}
+
+/// Sends a SPDY/3.1 upgrade request over TLS; returns the status line and headers of the answer.
+async fn spdy_upgrade(cfg: &ServerConfig, path_and_query: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", cfg.port))
+        .await
+        .unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(tls_config(cfg))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let request = format!(
+        "POST {path_and_query} HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nX-Stream-Protocol-Version: channel.k8s.io\r\nContent-Length: 0\r\n\r\n"
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            n > 0,
+            "connection closed: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (status, headers) = text.split_once("\r\n").unwrap();
+    (status.to_string(), headers.to_string())
 }
 
 /// Reads channel messages until the server closes: the bytes per channel.
@@ -311,6 +344,18 @@ async fn exec_streams_output_input_and_exit_status_through_the_kubelet() {
     assert_eq!(response.text().await.unwrap(), "pod does not exist");
     let response = get("/exec/streams/shell/app?command=ls").await.unwrap();
     assert_eq!(response.status().as_u16(), 400);
+    // SPDY: the upgrade and its protocol negotiation headers reach containerd, whose 101 comes
+    // back through the kubelet.
+    let (status, headers) =
+        spdy_upgrade(&cfg, "/exec/streams/shell/app?command=true&output=1").await;
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}\n{headers}");
+    let lower = headers.to_ascii_lowercase();
+    assert!(lower.contains("upgrade: spdy/3.1"), "{headers}");
+    assert!(
+        lower.contains("x-stream-protocol-version: v4.channel.k8s.io"),
+        "{headers}"
+    );
+
     // Without an upgrade there is no stream to proxy.
     let response = get("/exec/streams/shell/app?command=ls&output=1")
         .await
