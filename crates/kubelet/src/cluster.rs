@@ -5,6 +5,7 @@ use crate::app::AppError;
 use crate::eviction::{PressureMonitor, Thresholds};
 use k8s_openapi::api::core::v1::{Node, Taint};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kubelet_certificates::CertificateManager;
 use kubelet_config::KubeletConfig;
 use kubelet_cri::Runtime;
 use kubelet_kuberuntime::qos::quantity;
@@ -25,16 +26,37 @@ pub struct Api {
     pub server: String,
 }
 
-/// The API client from --kubeconfig, after TLS bootstrap when a bootstrap kubeconfig is given.
+/// The API client from --kubeconfig, after TLS bootstrap when a bootstrap kubeconfig is given;
+/// with rotateCertificates its client certificate is renewed for as long as the kubelet runs.
 pub async fn connect(cfg: &KubeletConfig, kubeconfig: &Path) -> Result<Api, AppError> {
     kubelet_nodestatus::wire_content_type(&cfg.kube_api_content_type);
     let limit = ApiRateLimit {
         qps: cfg.kube_api_qps as f32,
         burst: cfg.kube_api_burst,
     };
-    let client = kubelet_nodestatus::client_from_kubeconfig(kubeconfig, limit)
+    let setup = |what: &str, e: &dyn std::fmt::Display| AppError::Setup(format!("{what}: {e}"));
+    if let Some(bootstrap) = &cfg.bootstrap_kubeconfig {
+        kubelet_certificates::bootstrap(kubeconfig, bootstrap, &cfg.cert_dir, &cfg.node_name)
+            .await
+            .map_err(|e| setup("TLS bootstrap", &e))?;
+    }
+    let client = if cfg.rotate_certificates {
+        let manager = CertificateManager::client(&cfg.cert_dir, &cfg.node_name, kubeconfig)
+            .map_err(|e| setup("client certificate rotation", &e))?;
+        let client = kubelet_nodestatus::client_from_kubeconfig_with_certificate(
+            kubeconfig,
+            limit,
+            manager.current(),
+        )
         .await
-        .map_err(|e| AppError::Setup(format!("API client: {e}")))?;
+        .map_err(|e| setup("API client", &e))?;
+        tokio::spawn(manager.run(client.clone()));
+        client
+    } else {
+        kubelet_nodestatus::client_from_kubeconfig(kubeconfig, limit)
+            .await
+            .map_err(|e| setup("API client", &e))?
+    };
     let server = kube::config::Kubeconfig::read_from(kubeconfig)
         .ok()
         .and_then(|k| k.clusters.into_iter().next())

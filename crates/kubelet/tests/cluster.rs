@@ -475,7 +475,7 @@ async fn a_kubelet_joins_through_tls_bootstrap() {
     )
     .await;
     assert!(kubeconfig.exists());
-    assert!(k.dir.join("root/pki/kubelet-client-current.pem").exists());
+    assert!(k.dir.join("pki/kubelet-client-current.pem").exists());
     let users: Vec<String> = cluster
         .api
         .requests()

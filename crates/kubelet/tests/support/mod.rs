@@ -71,6 +71,7 @@ impl Kubelet {
             format!("--container-runtime-endpoint={}", self.runtime.endpoint()),
             format!("--pod-manifest-path={}", self.manifests.display()),
             format!("--root-dir={}", d("root")),
+            format!("--cert-dir={}", d("pki")),
             format!("--container-log-symlink-dir={}", d("containers")),
             format!("--cgroup-root={}", self.runtime.cgroup_root()),
             format!("--hostname-override={}", self.node),
