@@ -49,6 +49,8 @@ pub enum CertificateError {
     Deleted(String),
     #[error("csr {0:?} changed UIDs")]
     ChangedUid(String),
+    #[error("no certificate template yet: the node has no IP address")]
+    NoTemplate,
     #[error("timed out waiting for the condition")]
     Timeout,
 }

@@ -188,9 +188,7 @@ impl CertificateManager {
     }
 
     async fn request(&self, client: &kube::Client) -> Result<CertificatePair, CertificateError> {
-        let template = (self.template)().ok_or_else(|| {
-            CertificateError::InvalidPair("no template to request a certificate for".into())
-        })?;
+        let template = (self.template)().ok_or(CertificateError::NoTemplate)?;
         let key = csr::generate_key()?;
         let request = template.request_pem(&key)?;
         let (name, uid) =

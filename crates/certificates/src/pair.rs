@@ -25,12 +25,20 @@ pub struct Leaf {
 }
 
 /// A certificate chain (leaf first) and its key, ready for rustls.
-#[derive(Debug)]
 pub struct CertificatePair {
     certified: Arc<CertifiedKey>,
     leaf: Leaf,
     /// The chain's PEM followed by the key's PEM, as the store writes it.
     pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for CertificatePair {
+    /// The leaf only: the PEM holds the private key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificatePair")
+            .field("leaf", &self.leaf)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CertificatePair {
