@@ -151,3 +151,52 @@ async fn a_denied_request_fails_the_bootstrap_with_its_reason() {
     assert!(!dir.path().join("kubelet.conf").exists());
     signer.abort();
 }
+
+#[tokio::test]
+async fn a_restarted_bootstrap_reuses_its_pending_request() {
+    let server = TestApiServer::start();
+    server.add_bootstrap_token(BOOTSTRAP_TOKEN, &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bootstrap_path = dir.path().join("bootstrap-kubelet.conf");
+    let kubeconfig = dir.path().join("kubelet.conf");
+    let cert_dir = dir.path().join("pki");
+    write_bootstrap_kubeconfig(&bootstrap_path, &server.url(), None);
+
+    // The first kubelet asks, then stops before any answer.
+    let first = tokio::spawn({
+        let (kubeconfig, bootstrap_path, cert_dir) =
+            (kubeconfig.clone(), bootstrap_path.clone(), cert_dir.clone());
+        async move { bootstrap(&kubeconfig, &bootstrap_path, &cert_dir, "node-a").await }
+    });
+    let admin = admin_client(&server);
+    let csrs =
+        Api::<k8s_openapi::api::certificates::v1::CertificateSigningRequest>::all(admin.clone());
+    let pending = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let items = csrs.list(&ListParams::default()).await.expect("CSRs").items;
+            if let Some(csr) = items.into_iter().next() {
+                return csr;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("a request was made");
+    first.abort();
+    assert!(cert_dir.join("kubelet-client.key.tmp").exists());
+
+    // The next one finds the same request (same key, same digest name) and gets its answer.
+    let (signer, _) = spawn_signer(
+        admin,
+        Arc::new(TestCa::new()),
+        Verdict::Approve(Duration::from_secs(3600)),
+    );
+    bootstrap(&kubeconfig, &bootstrap_path, &cert_dir, "node-a")
+        .await
+        .expect("bootstrapped");
+    let items = csrs.list(&ListParams::default()).await.expect("CSRs").items;
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].metadata.name, pending.metadata.name);
+    assert!(!cert_dir.join("kubelet-client.key.tmp").exists());
+    signer.abort();
+}
