@@ -75,6 +75,13 @@ fn subresources(r: &Resource) -> &'static [(&'static str, &'static [&'static str
     match r.kind {
         "CertificateSigningRequest" => &[("approval", &["get", "patch", "update"])],
         "ServiceAccount" => &[("token", &["create"])],
+        "Pod" => &[
+            ("attach", &["create", "get"]),
+            ("exec", &["create", "get"]),
+            ("log", &["get"]),
+            ("portforward", &["create", "get"]),
+        ],
+        "Node" => &[("proxy", &["create", "delete", "get", "patch", "update"])],
         _ => &[],
     }
 }

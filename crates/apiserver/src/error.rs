@@ -31,6 +31,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("Unauthorized")]
     Unauthorized,
+    #[error("{0}")]
+    Internal(String),
     #[error("the server could not find the requested resource")]
     UnknownPath,
     #[error(
@@ -57,6 +59,7 @@ impl ApiError {
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         }
     }
@@ -71,6 +74,7 @@ impl ApiError {
             ApiError::Invalid { .. } => "Invalid",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::Unauthorized => "Unauthorized",
+            ApiError::Internal(_) => "InternalError",
             ApiError::UnsupportedMediaType { .. } => "UnsupportedMediaType",
         }
     }

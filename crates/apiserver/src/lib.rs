@@ -21,6 +21,7 @@ mod meta;
 pub mod patch;
 mod path;
 mod proto;
+mod proxy;
 pub mod resources;
 mod rest;
 pub mod reviews;

@@ -16,6 +16,7 @@ use crate::meta;
 use crate::patch;
 use crate::path::{self, Target};
 use crate::proto;
+use crate::proxy;
 use crate::reviews;
 use crate::selectors::{FieldSelector, LabelSelector, Selector};
 use crate::server::AppState;
@@ -33,7 +34,11 @@ const MAX_BODY: usize = 3 * 1024 * 1024;
 pub async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let method = req.method().clone();
     let uri = req.uri().clone();
-    match handle_request(&state, req).await {
+    let result = match proxy::route(uri.path()) {
+        Some(target) => proxy::forward(&state, target, req).await,
+        None => handle_request(&state, req).await,
+    };
+    match result {
         Ok(response) => response,
         Err(e) => {
             tracing::debug!(%method, %uri, error = %e, "request refused");
