@@ -47,33 +47,18 @@ fn is_subpath(path: &str, prefix: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
-/// The `nodes` subresources a request on `path` is authorized as, tried in order until one is
-/// allowed.
-pub(crate) fn subresources(path: &str) -> Vec<&'static str> {
-    let mut subresources = Vec::with_capacity(2);
-    let fine_grained = [
-        ("/pods", "pods"),
-        ("/healthz", "healthz"),
-        ("/configz", "configz"),
-        ("/statusz", "statusz"),
-        ("/runningpods/", "pods"),
-    ];
-    if let Some((_, subresource)) = fine_grained.iter().find(|(p, _)| is_subpath(path, p)) {
-        subresources.push(*subresource);
-    }
-    let coarse = [
+/// The `nodes` subresource a request on `path` is authorized as.
+pub(crate) fn subresource(path: &str) -> &'static str {
+    let by_prefix = [
         ("/stats", "stats"),
         ("/metrics", "metrics"),
         ("/logs", "log"),
         ("/checkpoint", "checkpoint"),
     ];
-    subresources.push(
-        coarse
-            .iter()
-            .find(|(p, _)| is_subpath(path, p))
-            .map_or("proxy", |(_, subresource)| *subresource),
-    );
-    subresources
+    by_prefix
+        .iter()
+        .find(|(p, _)| is_subpath(path, p))
+        .map_or("proxy", |(_, subresource)| *subresource)
 }
 
 /// The outcome of authorizing one request.
@@ -110,26 +95,22 @@ impl Authorizer {
             return Decision::Allow;
         };
         let verb = verb(method);
-        let subresources = subresources(path);
-        for subresource in &subresources {
-            let spec = review_spec(user, verb, subresource, node_name);
-            match webhook.allowed(&spec).await {
-                Ok(true) => return Decision::Allow,
-                Ok(false) => {}
-                Err(error) => {
-                    tracing::error!(user = %user.name, verb, subresource, %error, "authorization error");
-                    return Decision::Error(format!(
-                        "Authorization error (user={}, verb={verb}, resource=nodes, subresource(s)=[{}])",
-                        user.name,
-                        subresources.join(" ")
-                    ));
-                }
+        let subresource = subresource(path);
+        let spec = review_spec(user, verb, subresource, node_name);
+        match webhook.allowed(&spec).await {
+            Ok(true) => return Decision::Allow,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(user = %user.name, verb, subresource, %error, "authorization error");
+                return Decision::Error(format!(
+                    "Authorization error (user={}, verb={verb}, resource=nodes, subresource={subresource})",
+                    user.name
+                ));
             }
         }
         let message = format!(
-            "Forbidden (user={}, verb={verb}, resource=nodes, subresource(s)=[{}])",
-            user.name,
-            subresources.join(" ")
+            "Forbidden (user={}, verb={verb}, resource=nodes, subresource={subresource})",
+            user.name
         );
         tracing::debug!("{message}");
         Decision::Forbidden(message)
@@ -186,30 +167,30 @@ mod tests {
     #[test]
     fn paths_map_to_upstream_subresources() {
         let table = [
-            ("/stats/summary", vec!["stats"]),
-            ("/stats", vec!["stats"]),
-            ("/metrics", vec!["metrics"]),
-            ("/metrics/cadvisor", vec!["metrics"]),
-            ("/metricsx", vec!["proxy"]),
-            ("/logs/", vec!["log"]),
-            ("/logs/syslog", vec!["log"]),
-            ("/checkpoint/ns/p/c", vec!["checkpoint"]),
-            ("/pods", vec!["pods", "proxy"]),
-            ("/pods/default/web", vec!["pods", "proxy"]),
-            ("/podsx", vec!["proxy"]),
-            ("/runningpods/", vec!["pods", "proxy"]),
-            ("/healthz", vec!["healthz", "proxy"]),
-            ("/healthz/syncloop", vec!["healthz", "proxy"]),
-            ("/configz", vec!["configz", "proxy"]),
-            ("/exec/ns/p/c", vec!["proxy"]),
-            ("/attach/ns/p/c", vec!["proxy"]),
-            ("/portForward/ns/p", vec!["proxy"]),
-            ("/containerLogs/ns/p/c", vec!["proxy"]),
-            ("/run/ns/p/c", vec!["proxy"]),
-            ("/", vec!["proxy"]),
+            ("/stats/summary", "stats"),
+            ("/stats", "stats"),
+            ("/metrics", "metrics"),
+            ("/metrics/cadvisor", "metrics"),
+            ("/metricsx", "proxy"),
+            ("/logs/", "log"),
+            ("/logs/syslog", "log"),
+            ("/checkpoint/ns/p/c", "checkpoint"),
+            ("/pods", "proxy"),
+            ("/pods/default/web", "proxy"),
+            ("/podsx", "proxy"),
+            ("/runningpods/", "proxy"),
+            ("/healthz", "proxy"),
+            ("/healthz/syncloop", "proxy"),
+            ("/configz", "proxy"),
+            ("/exec/ns/p/c", "proxy"),
+            ("/attach/ns/p/c", "proxy"),
+            ("/portForward/ns/p", "proxy"),
+            ("/containerLogs/ns/p/c", "proxy"),
+            ("/run/ns/p/c", "proxy"),
+            ("/", "proxy"),
         ];
         for (path, expected) in table {
-            assert_eq!(subresources(path), expected, "{path}");
+            assert_eq!(subresource(path), expected, "{path}");
         }
     }
 
