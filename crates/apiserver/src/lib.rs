@@ -8,6 +8,17 @@
 //! client certificates ([`TestApiServer::issue_client_cert`]), static tokens
 //! ([`TestApiServer::add_token`]), bootstrap tokens ([`TestApiServer::add_bootstrap_token`])
 //! and service account tokens; [`TestApiServer::requests`] tells who made each request.
+//!
+//! Beyond storage it does what a control plane does for a kubelet:
+//! - CertificateSigningRequests: the /approval subresource (`kubectl certificate approve`),
+//!   signers for kubelet client, kubelet serving and client certificates, and optionally the
+//!   csrapprover ([`TestApiServerBuilder::auto_approve_csrs`]);
+//! - serviceaccounts/NAME/token (a "default" service account in every namespace),
+//!   TokenReview, and SubjectAccessReview answered as the test decides
+//!   ([`TestApiServer::deny_access`], [`TestApiServer::set_access_policy`],
+//!   [`TestApiServer::access_reviews`]);
+//! - the kubelet proxy: pods/NAME/{log,exec,attach,portforward} and nodes/NAME/proxy/PATH,
+//!   over HTTPS to the node's kubelet as kube-apiserver-kubelet-client, upgrades spliced.
 
 mod audit;
 mod auth;
@@ -34,5 +45,8 @@ pub use audit::RequestRecord;
 pub use auth::UserInfo;
 pub use error::ApiError;
 pub use reviews::{AccessDecision, AccessReview};
-pub use server::{ServerError, TestApiServer, TestApiServerBuilder};
+pub use server::{
+    DEFAULT_BOOKMARK_INTERVAL, DEFAULT_CSR_SIGNING_DURATION, ServerError, TestApiServer,
+    TestApiServerBuilder,
+};
 pub use store::{DeleteOptions, Store, UpdateScope};
