@@ -247,6 +247,12 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
                 .as_ref()
                 .map(|api| Reviews::from_client(api.client.clone())),
             local_pods_dir: local_pods_dir.clone(),
+            cert_resolver: match (&api, &node) {
+                (Some(api), Some(node)) if cfg.server_tls_bootstrap => {
+                    Some(cluster::serving_certificate(&cfg, api, node.clone())?)
+                }
+                _ => None,
+            },
         };
         kubelet_server::serve(server, view.clone())
             .await

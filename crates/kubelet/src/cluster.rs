@@ -125,6 +125,30 @@ pub fn start_node(
     node_rx
 }
 
+/// serverTLSBootstrap: the serving certificate comes from a CSR for the Node's addresses and is
+/// renewed before it expires; until one is issued, --tls-cert-file (if given) is served.
+pub fn serving_certificate(
+    cfg: &KubeletConfig,
+    api: &Api,
+    node: watch::Receiver<Option<Node>>,
+) -> Result<Arc<dyn rustls::server::ResolvesServerCert>, AppError> {
+    let tls_files = cfg
+        .tls_cert_file
+        .as_deref()
+        .zip(cfg.tls_private_key_file.as_deref());
+    let addresses = move || {
+        node.borrow()
+            .as_ref()
+            .and_then(|n| n.status.as_ref()?.addresses.clone())
+            .unwrap_or_default()
+    };
+    let manager = CertificateManager::serving(&cfg.cert_dir, &cfg.node_name, tls_files, addresses)
+        .map_err(|e| AppError::Setup(format!("serving certificate: {e}")))?;
+    let resolver = manager.current().server_resolver();
+    tokio::spawn(manager.run(api.client.clone()));
+    Ok(resolver)
+}
+
 /// Downward API `limits.*` items of containers without that limit read the Node's allocatable.
 pub async fn follow_allocatable(
     mut node: watch::Receiver<Option<Node>>,

@@ -4,7 +4,9 @@
 
 pub mod admission;
 pub mod app;
+pub mod cluster;
 pub mod cm;
+pub mod eviction;
 pub mod housekeeping;
 pub mod mirror_pods;
 pub mod nodeshutdown;

@@ -124,6 +124,9 @@ pub struct ServerConfig {
     pub reviews: Option<Reviews>,
     /// Where POST /pods writes submitted pods (ours, off when `None`).
     pub local_pods_dir: Option<PathBuf>,
+    /// Serves the certificate it resolves (serverTLSBootstrap's, which rotates) instead of the
+    /// files or a self-signed one.
+    pub cert_resolver: Option<Arc<dyn rustls::server::ResolvesServerCert>>,
 }
 
 /// Upstream's defaults of the webhook cache TTLs.

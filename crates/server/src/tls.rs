@@ -19,16 +19,6 @@ pub(crate) fn server_config(
     cfg: &ServerConfig,
     node_name: &str,
 ) -> Result<Arc<rustls::ServerConfig>, ServerError> {
-    let (cert_file, key_file) = match (&cfg.tls_cert_file, &cfg.tls_private_key_file) {
-        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
-        _ => self_signed::ensure(&cfg.cert_dir, node_name, &cfg.node_ips)?,
-    };
-    let chain = CertificateDer::pem_file_iter(&cert_file)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|error| pem_error("serving certificate", &cert_file, error))?;
-    let key = PrivateKeyDer::from_pem_file(&key_file)
-        .map_err(|error| pem_error("serving private key", &key_file, error))?;
-
     let provider = Arc::new(CryptoProvider {
         cipher_suites: cipher_suites(&cfg.tls_cipher_suites)?,
         ..ring::default_provider()
@@ -58,11 +48,35 @@ pub(crate) fn server_config(
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .map_err(|error| ServerError::Tls(format!("serving certificate and key: {error}")))?;
+    let mut config = match &cfg.cert_resolver {
+        Some(resolver) => builder.with_cert_resolver(resolver.clone()),
+        None => {
+            let (chain, key) = serving_pair(cfg, node_name)?;
+            builder.with_single_cert(chain, key).map_err(|error| {
+                ServerError::Tls(format!("serving certificate and key: {error}"))
+            })?
+        }
+    };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// --tls-cert-file and --tls-private-key-file, or a self-signed pair kept in the cert dir.
+fn serving_pair(
+    cfg: &ServerConfig,
+    node_name: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ServerError> {
+    let (cert_file, key_file) = match (&cfg.tls_cert_file, &cfg.tls_private_key_file) {
+        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+        _ => self_signed::ensure(&cfg.cert_dir, node_name, &cfg.node_ips)?,
+    };
+    let chain = CertificateDer::pem_file_iter(&cert_file)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|error| pem_error("serving certificate", &cert_file, error))?;
+    let key = PrivateKeyDer::from_pem_file(&key_file)
+        .map_err(|error| pem_error("serving private key", &key_file, error))?;
+
+    Ok((chain, key))
 }
 
 fn pem_error(what: &'static str, path: &Path, error: impl std::fmt::Display) -> ServerError {

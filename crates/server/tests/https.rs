@@ -72,6 +72,7 @@ fn config(dir: &Path, client_ca: Option<&Ca>, anonymous_auth: bool) -> ServerCon
             kubelet_server::DEFAULT_UNAUTHORIZED_CACHE_TTL,
         reviews: None,
         local_pods_dir: None,
+        cert_resolver: None,
     }
 }
 
@@ -410,6 +411,7 @@ async fn local_pods_are_written_conflict_and_are_deleted() {
     let pods_dir = dir.path().join("local-pods");
     let cfg = ServerConfig {
         local_pods_dir: Some(pods_dir.clone()),
+        cert_resolver: None,
         ..config(dir.path(), None, true)
     };
     let server = serve(cfg.clone(), support::view()).await.unwrap();

@@ -159,6 +159,7 @@ async fn start_server(dir: &Path, view: PodView) -> (ServerConfig, tokio::task::
             kubelet_server::DEFAULT_UNAUTHORIZED_CACHE_TTL,
         reviews: None,
         local_pods_dir: None,
+        cert_resolver: None,
     };
     let server = serve(cfg.clone(), Arc::new(view)).await.unwrap();
     (cfg, server)

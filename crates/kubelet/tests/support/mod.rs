@@ -101,6 +101,15 @@ impl Kubelet {
         self
     }
 
+    /// The kubelet API port given with --port.
+    pub fn port(&self) -> u16 {
+        self.extra
+            .iter()
+            .find_map(|a| a.strip_prefix("--port="))
+            .and_then(|p| p.parse().ok())
+            .expect("a --port argument")
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("kubelet.log")
     }
