@@ -1,5 +1,7 @@
 //! The defaults the real API server fills in on create, for the fields a kubelet reads.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 use crate::resources::Resource;
@@ -15,7 +17,25 @@ fn object_at<'a>(obj: &'a mut Value, field: &str) -> &'a mut Map<String, Value> 
     obj[field].as_object_mut().expect("was just made an object")
 }
 
+/// What the real server does to every write of a kind: a Secret's write-only stringData is
+/// merged into data, base64-encoded, its keys winning.
+pub fn normalize(resource: &Resource, obj: &mut Value) {
+    if resource.kind != "Secret" {
+        return;
+    }
+    let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
+        return;
+    };
+    let data = object_at(obj, "data");
+    for (key, value) in strings {
+        let text = value.as_str().unwrap_or_default();
+        data.insert(key, STANDARD.encode(text).into());
+    }
+}
+
 pub fn apply(resource: &Resource, obj: &mut Value) {
+    normalize(resource, obj);
     match resource.kind {
         "Pod" => pod(obj),
         "Namespace" => default_field(object_at(obj, "status"), "phase", "Active".into()),
@@ -102,5 +122,27 @@ fn qos_class(spec: &Map<String, Value>) -> &'static str {
         (false, _) => "BestEffort",
         (true, true) => "Guaranteed",
         (true, false) => "Burstable",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_string_data_is_folded_into_data() {
+        let secret = crate::resources::find("", "v1", "secrets").unwrap();
+        let mut obj = json!({
+            "metadata": {"name": "s"},
+            "data": {"a": "b2xk", "keep": "eA=="},
+            "stringData": {"a": "new", "b": "hunter2"}
+        });
+        apply(secret, &mut obj);
+        assert_eq!(
+            obj["data"],
+            json!({"a": "bmV3", "b": "aHVudGVyMg==", "keep": "eA=="})
+        );
+        assert!(obj.get("stringData").is_none());
+        assert_eq!(obj["type"], "Opaque");
     }
 }

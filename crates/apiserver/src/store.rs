@@ -302,6 +302,7 @@ impl Store {
                 next
             }
             UpdateScope::Main => {
+                crate::defaults::normalize(resource, &mut obj);
                 if resource.has_status {
                     match current.get("status") {
                         Some(status) => obj["status"] = status.clone(),

@@ -147,6 +147,7 @@ impl PodSyncer {
                             if r.sandbox_created {
                                 self.metrics.inc_started_pods();
                             }
+                            self.status.add_image_time(p.uid, r.image_time);
                             r
                         }
                         Err(e) => {

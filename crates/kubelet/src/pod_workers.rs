@@ -208,6 +208,10 @@ async fn run_worker(
             }
             match restart.take() {
                 Some(p) => {
+                    // The same UID again once removed: upstream's kubelet_restarted_pods_total.
+                    syncer
+                        .metrics
+                        .inc_restarted_pods(!crate::pod_manager::is_api_pod(&p));
                     pod = p;
                     terminate = None;
                     set(WorkerState::Syncing);

@@ -275,7 +275,7 @@ async fn static_pods_get_mirror_pods_and_api_objects_reach_volumes() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: default\ndata:\n  color: blue\n",
     );
     cluster.create(
-        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\n  namespace: default\ndata:\n  password: aHVudGVyMg==\n",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: creds\n  namespace: default\nstringData:\n  password: hunter2\n",
     );
     let pod = format!("vols-{node}");
     let spec = "  volumes:\n  - name: settings\n    configMap:\n      name: settings\n  - name: creds\n    secret:\n      secretName: creds\n";

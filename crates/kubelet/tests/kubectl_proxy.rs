@@ -206,6 +206,65 @@ async fn kubectl_logs_exec_and_port_forward_through_the_api_server() {
     let _ = forward.wait();
     assert_eq!(page.1, "hello-web\n");
 
+    // /metrics and /stats/summary through the node proxy; the metrics parse as Prometheus text.
+    let raw = cluster
+        .kubectl(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/nodes/{node}/proxy/metrics"),
+        ])
+        .unwrap();
+    let scrape = prometheus_parse::Scrape::parse(raw.lines().map(|l| Ok(l.to_owned())))
+        .unwrap_or_else(|e| panic!("/metrics is not Prometheus text: {e}\n{raw}"));
+    let names: std::collections::BTreeSet<&str> =
+        scrape.samples.iter().map(|s| s.metric.as_str()).collect();
+    for name in [
+        "kubelet_pod_start_duration_seconds",
+        "kubelet_pod_start_sli_duration_seconds",
+        "kubelet_pod_worker_duration_seconds",
+        "kubelet_running_pods",
+        "kubelet_running_containers",
+        "kubelet_runtime_operations_total",
+        "kubelet_runtime_operations_duration_seconds",
+        "kubelet_pleg_relist_duration_seconds",
+        "kubelet_pleg_relist_interval_seconds",
+        "kubelet_node_name",
+        "kubelet_started_pods_total",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(
+            names.contains(name),
+            "{name} missing from /metrics: {names:?}"
+        );
+    }
+    let started = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "kubelet_started_pods_total")
+        .unwrap();
+    assert!(
+        matches!(started.value, prometheus_parse::Value::Counter(v) if v >= 1.0),
+        "{started:?}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(
+        &cluster
+            .kubectl(&[
+                "get",
+                "--raw",
+                &format!("/api/v1/nodes/{node}/proxy/stats/summary"),
+            ])
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["node"]["nodeName"], node);
+    let pod_stats = summary["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["podRef"]["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("{name} in {summary}"));
+    assert!(pod_stats["memory"]["workingSetBytes"].as_u64().unwrap() > 0);
+
     // The kubelet port itself: a token the API server knows passes; a denied review is 403.
     cluster
         .api

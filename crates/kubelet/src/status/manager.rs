@@ -17,6 +17,8 @@ pub struct StatusManager {
     metrics: Option<Arc<KubeletMetrics>>,
     /// UIDs whose status changed, for the API syncer once it runs.
     api: OnceLock<UnboundedSender<String>>,
+    /// Time each starting pod spent on its images, which the start SLI leaves out.
+    image_times: Mutex<HashMap<String, std::time::Duration>>,
 }
 
 /// A pod's status as the kubelet computed it, numbered so the API syncer knows what it sent.
@@ -85,7 +87,8 @@ pub fn summary(status: &PodStatus) -> String {
 }
 
 impl StatusManager {
-    /// Observes kubelet_pod_start_duration_seconds as pods first reach Running.
+    /// Observes kubelet_pod_start_duration_seconds and kubelet_pod_start_sli_duration_seconds
+    /// (without image time) as pods first reach Running.
     pub fn with_metrics(metrics: Arc<KubeletMetrics>) -> Self {
         Self {
             metrics: Some(metrics),
@@ -130,9 +133,10 @@ impl StatusManager {
             && let (Some(metrics), Some(seen)) = (&self.metrics, first_seen(pod))
         {
             let since = k8s_openapi::jiff::Timestamp::now().duration_since(seen);
-            metrics.observe_pod_start(std::time::Duration::from_secs_f64(
-                since.as_secs_f64().max(0.0),
-            ));
+            let since = std::time::Duration::from_secs_f64(since.as_secs_f64().max(0.0));
+            metrics.observe_pod_start(since);
+            let images = self.image_times.lock().unwrap().remove(&uid);
+            metrics.observe_pod_start_sli(since.saturating_sub(images.unwrap_or_default()));
         }
         let finished = old.is_some_and(|e| e.finished);
         self.store(&mut map, pod, status, finished);
@@ -194,8 +198,21 @@ impl StatusManager {
         self.notify(uid.to_string());
     }
 
+    /// Adds time a sync spent ensuring the pod's images.
+    pub fn add_image_time(&self, uid: &str, time: std::time::Duration) {
+        if !time.is_zero() {
+            *self
+                .image_times
+                .lock()
+                .unwrap()
+                .entry(uid.to_string())
+                .or_default() += time;
+        }
+    }
+
     pub fn remove(&self, uid: &str) {
         self.statuses.lock().unwrap().remove(uid);
+        self.image_times.lock().unwrap().remove(uid);
         self.notify(uid.to_string());
     }
 
