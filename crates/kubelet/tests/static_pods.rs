@@ -563,3 +563,83 @@ async fn the_kubelet_api_port_serves_pods_logs_configz_metrics_and_stats_over_tl
     assert_eq!(code, 404);
     k.cleanup().await;
 }
+
+#[tokio::test]
+async fn pods_submitted_to_the_api_port_run_survive_a_restart_and_are_deleted() {
+    let _serial = support::serial().await;
+    let port = free_port();
+    let mut k = Kubelet::new("e2e-submit")
+        .with_config("enableLocalPodSubmission: true\nauthorization: {mode: AlwaysAllow}\nauthentication: {anonymous: {enabled: true}, webhook: {enabled: false}}\n")
+        .with_args(&["--address=127.0.0.1", &format!("--port={port}")]);
+    k.start();
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("https://127.0.0.1:{port}{path}");
+    let manifest = busybox_pod(
+        "submitted",
+        "Always",
+        &[("app", "trap 'exit 0' TERM; sleep 3600 & wait")],
+        "",
+    );
+    let created = wait_for("the API port to take the pod", START, &k, || async {
+        let resp = client
+            .post(url("/pods"))
+            .header("Content-Type", "application/yaml")
+            .body(manifest.clone())
+            .send()
+            .await
+            .ok()?;
+        Some(resp.status().as_u16())
+    })
+    .await;
+    assert_eq!(created, 201);
+    let again = client
+        .post(url("/pods"))
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 409);
+    let broken = client
+        .post(url("/pods"))
+        .body("kind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: c}]}\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken.status().as_u16(), 400);
+    let name = k.pod_name("submitted");
+    let before = k.wait_running(&name, &["app"], START).await["app"]
+        .id
+        .clone();
+
+    // Kept under the root dir: a restarted kubelet still has the pod and restarts nothing.
+    k.stop();
+    k.start();
+    wait_for("the restarted kubelet's API port", START, &k, || async {
+        let resp = client.get(url("/pods")).send().await.ok()?;
+        let body = resp.text().await.ok()?;
+        body.contains(&name).then_some(())
+    })
+    .await;
+    assert_eq!(k.running(&name).await["app"].id, before);
+
+    let deleted = client
+        .delete(url("/pods/default/submitted"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 200);
+    wait_for("the submitted pod removed", START, &k, || async {
+        k.sandboxes(&name).await.is_empty().then_some(())
+    })
+    .await;
+    let missing = client
+        .delete(url("/pods/default/submitted"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    k.cleanup().await;
+}
