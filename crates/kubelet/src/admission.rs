@@ -8,8 +8,8 @@ mod resources;
 mod taints;
 
 use crate::cm::machine::MachineInfo;
+use crate::pod_manager::is_static_pod;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kubelet_sources::{API_SOURCE, CONFIG_SOURCE_ANNOTATION};
 use resources::{Allocatable, CPU, EPHEMERAL_STORAGE, Insufficient, MEMORY, PODS};
 use std::collections::HashSet;
 
@@ -68,15 +68,6 @@ fn out_of(r: Insufficient) -> Rejection {
         r.resource, r.requested, r.used, r.capacity
     );
     Rejection { reason, message }
-}
-
-/// A pod from a file or URL rather than the API server (upstream types.IsStaticPod).
-fn is_static(pod: &Pod) -> bool {
-    pod.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(CONFIG_SOURCE_ANNOTATION))
-        .is_some_and(|s| s != API_SOURCE)
 }
 
 /// The host ports a pod holds while it runs: its containers' and its sidecars', with upstream's
@@ -187,7 +178,7 @@ pub fn admit(
         return Err(predicate_failed(NODE_PORTS, NODE_PORTS_DESC));
     }
     if let Some(node) = node
-        && !is_static(pod)
+        && !is_static_pod(pod)
     {
         let taints = node.spec.as_ref().and_then(|s| s.taints.as_deref());
         let tolerations = pod.spec.as_ref().and_then(|s| s.tolerations.as_deref());
@@ -206,6 +197,7 @@ pub fn admit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kubelet_sources::{API_SOURCE, CONFIG_SOURCE_ANNOTATION};
     use serde_json::{Value, json};
 
     fn pod(name: &str, containers: Value) -> Pod {

@@ -15,6 +15,7 @@
 
 use crate::pod_manager::{PodManager, config_hash, full_name, is_mirror_pod_of, is_static_pod};
 use crate::status::StatusManager;
+use crate::status::api_sync::is_code;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
@@ -43,10 +44,6 @@ pub struct MirrorPods {
     pods: PodManager,
     ready: SourcesReady,
     status: Option<Arc<StatusManager>>,
-}
-
-fn is_code(e: &kube::Error, code: u16) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == code)
 }
 
 /// The mirror pod of a static pod (upstream CreateMirrorPod): its metadata and spec, the config

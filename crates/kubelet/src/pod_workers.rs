@@ -211,7 +211,7 @@ async fn run_worker(
                     // The same UID again once removed: upstream's kubelet_restarted_pods_total.
                     syncer
                         .metrics
-                        .inc_restarted_pods(!crate::pod_manager::is_api_pod(&p));
+                        .inc_restarted_pods(crate::pod_manager::is_static_pod(&p));
                     pod = p;
                     terminate = None;
                     set(WorkerState::Syncing);

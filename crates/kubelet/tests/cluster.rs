@@ -9,6 +9,12 @@ use support::wait_for;
 
 const START: Duration = Duration::from_secs(40);
 
+/// The node Lease's renewTime.
+fn renew_time(cluster: &Cluster, node: &str) -> Option<String> {
+    let lease = cluster.get("lease", node, "kube-node-lease")?;
+    lease["spec"]["renewTime"].as_str().map(str::to_owned)
+}
+
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
@@ -353,20 +359,7 @@ async fn an_api_outage_and_a_forced_relist_restart_nothing() {
     .await;
 
     // 30 s without an API server.
-    let lease_before = cluster.jsonpath("lease", node, "{.spec.renewTime}");
-    let lease_before = cluster
-        .kubectl(&[
-            "get",
-            "lease",
-            node,
-            "-n",
-            "kube-node-lease",
-            "-o",
-            "jsonpath={.spec.renewTime}",
-        ])
-        .ok()
-        .or(lease_before)
-        .unwrap();
+    let lease_before = eventually("the lease", START, &k, || renew_time(&cluster, node)).await;
     cluster.api.stop_listener();
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(
@@ -376,17 +369,7 @@ async fn an_api_outage_and_a_forced_relist_restart_nothing() {
     );
     cluster.api.restart_listener().unwrap();
     eventually("the lease renewed after the outage", START, &k, || {
-        let now = cluster
-            .kubectl(&[
-                "get",
-                "lease",
-                node,
-                "-n",
-                "kube-node-lease",
-                "-o",
-                "jsonpath={.spec.renewTime}",
-            ])
-            .ok()?;
+        let now = renew_time(&cluster, node)?;
         (now != lease_before).then_some(())
     })
     .await;

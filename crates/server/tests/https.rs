@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -53,35 +52,10 @@ fn config(dir: &Path, client_ca: Option<&Ca>, anonymous_auth: bool) -> ServerCon
         path
     });
     ServerConfig {
-        address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        port: free_port(),
-        tls_cert_file: None,
-        tls_private_key_file: None,
-        cert_dir: dir.join("pki"),
-        node_ips: vec![],
         client_ca_file,
         anonymous_auth,
-        authorization_mode: AuthorizationMode::AlwaysAllow,
-        tls_min_version: None,
-        tls_cipher_suites: vec![],
-        log_dir: dir.to_path_buf(),
-        authentication_webhook: false,
-        authentication_webhook_cache_ttl: kubelet_server::DEFAULT_AUTHENTICATION_CACHE_TTL,
-        authorization_webhook_cache_authorized_ttl: kubelet_server::DEFAULT_AUTHORIZED_CACHE_TTL,
-        authorization_webhook_cache_unauthorized_ttl:
-            kubelet_server::DEFAULT_UNAUTHORIZED_CACHE_TTL,
-        reviews: None,
-        local_pods_dir: None,
-        cert_resolver: None,
+        ..support::server_config(dir)
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A client that trusts the generated serving certificate, optionally with a client identity.
@@ -151,7 +125,7 @@ async fn anonymous_requests_pass_when_enabled_and_the_certificate_is_reused() {
 
     let generated = std::fs::read(cfg.cert_dir.join("kubelet.crt")).unwrap();
     let again = ServerConfig {
-        port: free_port(),
+        port: support::free_port(),
         ..cfg.clone()
     };
     let server = serve(again.clone(), support::view()).await.unwrap();

@@ -2,8 +2,9 @@
 //! pod, a WebSocket client speaking v4.channel.k8s.io to the kubelet port, and the kubelet
 //! proxying the upgraded connection to containerd's streaming server.
 
+mod support;
+
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,7 +18,7 @@ use kubelet_cri::api::{
     LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption, PodSandboxConfig,
     PodSandboxMetadata,
 };
-use kubelet_server::{AuthorizationMode, KubeletView, ServerConfig, serve};
+use kubelet_server::{KubeletView, ServerConfig, serve};
 use kubelet_testkit::TestRuntime;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -130,37 +131,8 @@ fn unique_uid(test: &str) -> String {
     format!("{test}-{}-{nanos:09}", std::process::id())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn start_server(dir: &Path, view: PodView) -> (ServerConfig, tokio::task::JoinHandle<()>) {
-    let cfg = ServerConfig {
-        address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        port: free_port(),
-        tls_cert_file: None,
-        tls_private_key_file: None,
-        cert_dir: dir.join("pki"),
-        node_ips: vec![],
-        client_ca_file: None,
-        anonymous_auth: true,
-        authorization_mode: AuthorizationMode::AlwaysAllow,
-        tls_min_version: None,
-        tls_cipher_suites: vec![],
-        log_dir: dir.to_path_buf(),
-        authentication_webhook: false,
-        authentication_webhook_cache_ttl: kubelet_server::DEFAULT_AUTHENTICATION_CACHE_TTL,
-        authorization_webhook_cache_authorized_ttl: kubelet_server::DEFAULT_AUTHORIZED_CACHE_TTL,
-        authorization_webhook_cache_unauthorized_ttl:
-            kubelet_server::DEFAULT_UNAUTHORIZED_CACHE_TTL,
-        reviews: None,
-        local_pods_dir: None,
-        cert_resolver: None,
-    };
+    let cfg = support::server_config(dir);
     let server = serve(cfg.clone(), Arc::new(view)).await.unwrap();
     (cfg, server)
 }

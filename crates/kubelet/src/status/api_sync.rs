@@ -93,7 +93,8 @@ struct ApiSyncer {
     retry: HashMap<String, Retry>,
 }
 
-fn is_code(e: &kube::Error, code: u16) -> bool {
+/// Whether the API server answered with this HTTP status code.
+pub(crate) fn is_code(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == code)
 }
 
@@ -190,8 +191,7 @@ impl ApiSyncer {
                 continue;
             };
             let merged = merge_pod_status(&api_status, &entry.status);
-            let drifted =
-                serde_json::to_value(&merged).ok() != serde_json::to_value(&api_status).ok();
+            let drifted = merged != api_status;
             let deleting = entry.finished
                 && synced.is_some_and(|s| !s.deleted)
                 && self

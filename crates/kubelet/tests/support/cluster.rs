@@ -86,14 +86,9 @@ impl Cluster {
             .ok()?;
         serde_json::from_str(&out).ok()
     }
-
-    pub fn jsonpath(&self, kind: &str, name: &str, path: &str) -> Option<String> {
-        self.kubectl(&["get", kind, name, "-o", &format!("jsonpath={path}")])
-            .ok()
-    }
 }
 
-/// Polls `check` every 300 ms; panics with the kubelet's log on timeout.
+/// Polls `check` every 200 ms; panics with the kubelet's log on timeout.
 pub async fn eventually<T>(
     what: &str,
     timeout: Duration,

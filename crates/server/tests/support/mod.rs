@@ -14,7 +14,7 @@ use kubelet_cri::api::{
     ContainerConfig, ContainerMetadata, ImageSpec, PodSandboxConfig, PodSandboxMetadata,
 };
 use kubelet_cri::fake::FakeRuntime;
-use kubelet_server::KubeletView;
+use kubelet_server::{AuthorizationMode, KubeletView, ServerConfig};
 
 pub struct FakeView {
     pub fake: FakeRuntime,
@@ -159,4 +159,40 @@ pub fn cri_lines(lines: &[(u32, &str, &str)]) -> String {
             format!("2024-01-01T00:00:{second:02}.000000001Z stdout {tag} {message}\n")
         })
         .collect()
+}
+
+/// A free port on 127.0.0.1 (bound, then released for the server to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The kubelet port on 127.0.0.1 with everything under `dir`: a self-signed certificate,
+/// anonymous requests allowed, AlwaysAllow, no webhooks.
+pub fn server_config(dir: &Path) -> ServerConfig {
+    ServerConfig {
+        address: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        port: free_port(),
+        tls_cert_file: None,
+        tls_private_key_file: None,
+        cert_dir: dir.join("pki"),
+        node_ips: vec![],
+        client_ca_file: None,
+        anonymous_auth: true,
+        authorization_mode: AuthorizationMode::AlwaysAllow,
+        tls_min_version: None,
+        tls_cipher_suites: vec![],
+        log_dir: dir.to_path_buf(),
+        authentication_webhook: false,
+        authentication_webhook_cache_ttl: kubelet_server::DEFAULT_AUTHENTICATION_CACHE_TTL,
+        authorization_webhook_cache_authorized_ttl: kubelet_server::DEFAULT_AUTHORIZED_CACHE_TTL,
+        authorization_webhook_cache_unauthorized_ttl:
+            kubelet_server::DEFAULT_UNAUTHORIZED_CACHE_TTL,
+        reviews: None,
+        local_pods_dir: None,
+        cert_resolver: None,
+    }
 }
