@@ -10,6 +10,7 @@ packages=(
   jq                                            # scripts/build-images.sh writes OCI JSON
   protobuf-compiler                             # the k8s-cri crate's build runs protoc
   docker-registry skopeo                        # a loopback registry for real pulls
+  crun                                          # the second OCI runtime handler of the built-in runtime
   iproute2 kmod ca-certificates
   dbus                                          # dbus-daemon: the private bus of the fake logind
 )
