@@ -1,4 +1,5 @@
-//! CNI against Debian's real plugins (bridge, host-local, portmap, loopback) in pinned netns.
+//! CNI against Debian's real plugins (bridge, host-local, portmap, bandwidth, loopback) in
+//! pinned network namespaces.
 
 mod common;
 
@@ -76,7 +77,8 @@ fn network(temp: tempfile::TempDir) -> Net {
                     "dataDir": data_dir,
                 }
             },
-            {"type": "portmap", "capabilities": {"portMappings": true}}
+            {"type": "portmap", "capabilities": {"portMappings": true}},
+            {"type": "bandwidth", "capabilities": {"bandwidth": true}}
         ]
     });
     std::fs::write(root.join("conf/10-test.conflist"), conflist.to_string()).unwrap();
@@ -114,7 +116,7 @@ fn nat_rules() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridge_host_local_portmap_setup_and_teardown() {
     require_root();
-    require_plugins(&["bridge", "host-local", "portmap", "loopback"]);
+    require_plugins(&["bridge", "host-local", "portmap", "bandwidth", "loopback"]);
     let net = network(tempfile::tempdir().unwrap());
     let cni = Cni::new(
         net.root.join("conf"),
@@ -136,7 +138,13 @@ async fn bridge_host_local_portmap_setup_and_teardown() {
     for n in 0..2 {
         let id = format!("sb{n}x{}", std::process::id());
         let pinned = pin(&net.root.join(&id), &netns_request).unwrap();
-        let att = attachment(&id, pinned.net.as_ref().unwrap(), port_base + n);
+        let mut att = attachment(&id, pinned.net.as_ref().unwrap(), port_base + n);
+        if n == 0 {
+            att.annotations = BTreeMap::from([
+                ("kubernetes.io/ingress-bandwidth".into(), "1234k".into()),
+                ("kubernetes.io/egress-bandwidth".into(), "2345k".into()),
+            ]);
+        }
         cleanup.pods.push((att.clone(), pinned.clone()));
         pods.push((att, pinned));
     }
@@ -187,6 +195,14 @@ async fn bridge_host_local_portmap_setup_and_teardown() {
         );
     }
 
+    // bandwidth shaped pod 0: tbf on its host veth (ingress) and on an ifb (egress), at rates
+    // odd enough not to be anybody else's.
+    let shaping = run(&tool("tc"), &["qdisc", "show"]);
+    assert!(
+        shaping.contains("rate 1234Kbit") && shaping.contains("rate 2345Kbit"),
+        "{shaping}"
+    );
+
     // The conf dir changes: teardown still uses what ADD used.
     std::fs::remove_file(net.root.join("conf/10-test.conflist")).unwrap();
     assert!(
@@ -217,6 +233,11 @@ async fn bridge_host_local_portmap_setup_and_teardown() {
         cni.teardown(att).await.unwrap();
         unpin(pinned).unwrap();
     }
+    let shaping = run(&tool("tc"), &["qdisc", "show"]);
+    assert!(
+        !shaping.contains("rate 1234Kbit") && !shaping.contains("rate 2345Kbit"),
+        "{shaping}"
+    );
     cleanup.pods.clear();
 }
 
@@ -228,7 +249,7 @@ fn results_ip(result: &runtime_network::NetworkResult) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn teardown_after_the_netns_is_gone_releases_the_ip() {
     require_root();
-    require_plugins(&["bridge", "host-local", "portmap", "loopback"]);
+    require_plugins(&["bridge", "host-local", "portmap", "bandwidth", "loopback"]);
     let net = network(tempfile::tempdir().unwrap());
     // A bridge of its own: the two tests of this binary run in parallel.
     let bridge = format!("{}g", net.bridge);

@@ -103,6 +103,12 @@ impl Cni {
     #[tracing::instrument(skip_all, fields(sandbox_id = %attachment.sandbox_id))]
     pub async fn setup(&self, attachment: &Attachment) -> Result<NetworkResult, NetworkError> {
         let cache_path = self.cache_path(attachment)?;
+        if !exec::is_namespace(&attachment.netns) {
+            return Err(NetworkError::InvalidAttachment {
+                sandbox_id: attachment.sandbox_id.clone(),
+                reason: format!("{} is not a network namespace", attachment.netns.display()),
+            });
+        }
         let network = config::load_first(&self.conf_dir).map_err(NetworkError::Config)?;
         let mut record = CacheRecord::new(
             &attachment.sandbox_id,

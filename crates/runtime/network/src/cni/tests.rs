@@ -439,6 +439,23 @@ async fn sandbox_ids_cannot_leave_the_cache_dir() {
     assert!(f.calls().is_empty());
 }
 
+#[tokio::test]
+async fn setup_needs_a_network_namespace() {
+    let f = Fixture::new();
+    let err = f
+        .cni()
+        .setup(&attachment("/etc/hostname"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("/etc/hostname is not a network namespace"),
+        "{err}"
+    );
+    assert!(f.calls().is_empty());
+    assert!(!f.cache.join("sb1.json").exists());
+}
+
 #[test]
 fn prev_result_on_del_from_cni_0_4_0() {
     assert!(version_at_least("1.0.0", (0, 4, 0)));
