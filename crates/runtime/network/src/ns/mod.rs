@@ -61,7 +61,7 @@ pub fn pin(dir: &Path, request: &PinRequest) -> Result<PinnedNamespaces, Network
     };
     fs::create_dir_all(dir).map_err(io_err("create", dir))?;
     let dir = dir.canonicalize().map_err(io_err("resolve", dir))?;
-    make_private_mount(&dir)?;
+    let table = mountinfo::read().map_err(io_err("read the mount table for", &dir))?;
 
     let targets: Vec<(&'static str, PathBuf)> = kinds
         .iter()
@@ -72,7 +72,6 @@ pub fn pin(dir: &Path, request: &PinRequest) -> Result<PinnedNamespaces, Network
         ipc: request.ipc.then(|| dir.join("ipc")),
         uts: request.uts.then(|| dir.join("uts")),
     };
-    let table = mountinfo::read().map_err(io_err("read the mount table for", &dir))?;
     for (_, target) in &targets {
         if mountinfo::mount_at(&table, target).is_some() {
             return Err(NetworkError::AlreadyPinned {
@@ -81,6 +80,7 @@ pub fn pin(dir: &Path, request: &PinRequest) -> Result<PinnedNamespaces, Network
         }
     }
     let result = (|| {
+        make_private_mount(&dir, &table)?;
         for (_, target) in &targets {
             OpenOptions::new()
                 .create(true)
@@ -188,7 +188,7 @@ fn in_new_namespaces(
 
 /// Makes `dir` a mount point (a bind of itself, as `ip netns` does for /run/netns) with private
 /// propagation, so that mounts made under it are neither copied to peers nor to slaves.
-fn make_private_mount(dir: &Path) -> Result<(), NetworkError> {
+fn make_private_mount(dir: &Path, table: &[mountinfo::MountEntry]) -> Result<(), NetworkError> {
     let err = |op| {
         move |errno: Errno| NetworkError::Namespace {
             op,
@@ -196,12 +196,7 @@ fn make_private_mount(dir: &Path) -> Result<(), NetworkError> {
             source: errno.into(),
         }
     };
-    let table = mountinfo::read().map_err(|source| NetworkError::Namespace {
-        op: "read the mount table for",
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    if mountinfo::mount_at(&table, dir).is_none() {
+    if mountinfo::mount_at(table, dir).is_none() {
         mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND, None::<&str>)
             .map_err(err("bind-mount onto itself"))?;
     }
