@@ -1,8 +1,10 @@
 //! The attach protocol on state_dir/attach.sock, for the streaming server.
 //!
 //! Both directions carry frames `KIND (1 byte) | LEN (u32, big endian) | PAYLOAD (LEN bytes)`.
-//! Client to monitor: 0 stdin bytes, 1 close stdin (no payload), 2 resize the tty (u16 width,
-//! u16 height, big endian). Monitor to client: 1 stdout bytes, 2 stderr bytes (a tty's output
+//! Client to monitor: 0 stdin bytes, 1 this client's stdin ended (no payload), 2 resize the tty
+//! (u16 width, u16 height, big endian). For a `stdin_once` container the first client whose
+//! stdin ends (frame 1, or it disconnects after writing stdin) closes the container's stdin
+//! (a tty gets ^D); otherwise stdin stays open for later clients. Monitor to client: 1 stdout bytes, 2 stderr bytes (a tty's output
 //! is stdout), 3 the container exited (i32 exit code, big endian), after which the monitor
 //! closes the connection. Output is sent as the monitor reads it, from the moment of connecting;
 //! a client that falls more than [`MAX_BACKLOG`] bytes behind is disconnected, so a slow client

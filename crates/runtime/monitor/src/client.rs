@@ -29,6 +29,11 @@ pub struct Monitor {
 /// created the container (Ok, with the pids) or failed (Err with the runtime's stderr). The
 /// monitor runs in its own session and cgroup and is not our child once this returns, so
 /// killing this process leaves it and the container running. Blocking.
+///
+/// After an Err the container may still exist in the OCI runtime (a create that failed half-way
+/// or was killed after its timeout): the caller deletes it (`delete --force`), as containerd
+/// does. The monitor is reparented to init or the nearest subreaper; the daemon must not be a
+/// subreaper itself, or it has to reap its monitors.
 pub fn spawn(monitor_binary: &Path, cfg: &MonitorConfig) -> Result<Monitor, MonitorError> {
     let span = tracing::info_span!("spawn_monitor", container_id = %cfg.container_id);
     let _entered = span.enter();

@@ -1,25 +1,20 @@
-//! The monitor's life: set up, `create`, then one poll loop until the container exited and its
-//! output is drained.
+//! The poll loop of a created container, until it exited and its output is drained.
 
 use super::attach_server::AttachServer;
-use super::create::{self, Io};
+use super::control;
 use super::stdin::Stdin;
-use super::{Ready, control, write_identity};
 use crate::attach::ClientFrame;
-use crate::cgroup::{self, OomCounter};
+use crate::cgroup::OomCounter;
 use crate::config::{MonitorConfig, files};
-use crate::cri_log::{LineSplitter, LogFile, MAX_LINE, Stream};
+use crate::cri_log::{LineSplitter, LogFile, Stream};
 use crate::exit::{ExitInfo, exit_code, now_ns};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, poll};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// After the container exited, how long output from processes that outlived it (a container
@@ -27,59 +22,31 @@ use std::time::{Duration, Instant};
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// Bytes read from one output per loop turn, so one busy stream cannot starve the others.
 const READ_BUDGET: usize = 256 * 1024;
+/// Bytes read from each output when the container exited, before the exit file is written:
+/// more than any pipe holds, and bounded in case a surviving process keeps writing.
+const EXIT_DRAIN_BUDGET: usize = 4 << 20;
 
-pub(super) fn run(cfg: MonitorConfig, ready: Ready) -> ExitCode {
-    let mut cgroups = Vec::new();
-    let code = match start(&cfg, &mut cgroups) {
-        Ok(mut monitor) => {
-            tracing::info!(pid = monitor.container_pid, "container created");
-            ready.ok(monitor.container_pid);
-            monitor.run();
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            if let Err(error) = runtime_state::write_atomic(
-                &cfg.state_dir.join(files::CREATE_ERR),
-                message.as_bytes(),
-            ) {
-                tracing::error!(%error, "cannot record the create error");
-            }
-            ready.fail(&message);
-            ExitCode::FAILURE
-        }
-    };
-    for socket in [
-        files::ATTACH_SOCKET,
-        files::CONTROL_SOCKET,
-        files::CONSOLE_SOCKET,
-    ] {
-        let _ = std::fs::remove_file(socket);
-    }
-    cgroup::leave(&cgroups);
-    code
+pub(super) struct Output {
+    pub(super) fd: OwnedFd,
+    pub(super) splitter: LineSplitter,
+    pub(super) stream: Stream,
+    pub(super) open: bool,
 }
 
-struct Output {
-    fd: OwnedFd,
-    splitter: LineSplitter,
-    stream: Stream,
-    open: bool,
-}
-
-struct Monitor {
-    cfg: MonitorConfig,
-    signals: SignalFd,
-    outputs: Vec<Output>,
-    stdin: Option<Stdin>,
+pub(super) struct Monitor {
+    pub(super) cfg: MonitorConfig,
+    pub(super) signals: SignalFd,
+    pub(super) outputs: Vec<Output>,
+    pub(super) stdin: Option<Stdin>,
     /// A tty's master, for resizes.
-    tty: Option<OwnedFd>,
-    attach: AttachServer,
-    control: UnixListener,
-    log: LogFile,
-    container_pid: i32,
-    oom: Option<(OomCounter, u64)>,
-    exit: Option<ExitInfo>,
-    drain_until: Option<Instant>,
+    pub(super) tty: Option<OwnedFd>,
+    pub(super) attach: AttachServer,
+    pub(super) control: UnixListener,
+    pub(super) log: LogFile,
+    pub(super) container_pid: i32,
+    pub(super) oom: Option<(OomCounter, u64)>,
+    pub(super) exit: Option<ExitInfo>,
+    pub(super) drain_until: Option<Instant>,
 }
 
 #[derive(Clone, Copy)]
@@ -92,150 +59,12 @@ enum Token {
     Control,
 }
 
-/// Everything up to a created container; Err is the message for the spawner and create.err.
-fn start(cfg: &MonitorConfig, cgroups: &mut Vec<PathBuf>) -> Result<Monitor, String> {
-    let signals = sigchld_fd().map_err(|e| format!("cannot watch SIGCHLD: {e}"))?;
-    // Orphans of the container's processes are reparented to us, not to init or the daemon.
-    nix::sys::prctl::set_child_subreaper(true)
-        .map_err(|e| format!("cannot become a child subreaper: {e}"))?;
-    write_identity(&cfg.state_dir)?;
-    *cgroups = cgroup::join(&cfg.monitor_cgroup())
-        .map_err(|e| format!("cannot leave the daemon's cgroup: {e}"))?;
-    let log = LogFile::open(cfg.log_path.clone())
-        .map_err(|e| format!("cannot open the container log {:?}: {e}", cfg.log_path))?;
-    let attach = bind(files::ATTACH_SOCKET)?;
-    let control = bind(files::CONTROL_SOCKET)?;
-    let (runtime_pid, mut io) = create::start(cfg)
-        .map_err(|e| format!("cannot run {}: {e}", cfg.create.binary.display()))?;
-    let mut reaped = HashMap::new();
-    let mut master = None;
-    let status = loop {
-        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        if let Some(console) = &io.console {
-            fds.push(PollFd::new(console.as_fd(), PollFlags::POLLIN));
-        }
-        match poll(&mut fds, None::<u16>) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(format!("poll: {e}")),
-        }
-        drop(fds);
-        if let (None, Some(console)) = (&master, &io.console) {
-            master = create::receive_console(console)
-                .map_err(|e| format!("cannot receive the console: {e}"))?;
-        }
-        drain_signals(&signals);
-        reap(&mut reaped);
-        if let Some(status) = reaped.remove(&runtime_pid) {
-            break status;
-        }
-    };
-    if !matches!(status, WaitStatus::Exited(_, 0)) {
-        return Err(failure_message(cfg, status, &io));
-    }
-    if let (None, Some(console)) = (&master, &io.console) {
-        master = create::receive_console(console)
-            .map_err(|e| format!("cannot receive the console: {e}"))?;
-        if master.is_none() {
-            return Err("the runtime created a tty container but sent no console".into());
-        }
-    }
-    let _ = std::fs::remove_file(files::CONSOLE_SOCKET);
-    let pid_file = cfg.state_dir.join(files::CONTAINER_PID);
-    let container_pid: i32 = std::fs::read_to_string(&pid_file)
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
-        .ok_or_else(|| format!("the runtime wrote no pid to {}", pid_file.display()))?;
-    let oom = OomCounter::of_process(container_pid).map(|counter| {
-        let base = counter.read().unwrap_or(0);
-        (counter, base)
-    });
-    if oom.is_none() {
-        tracing::warn!("no memory cgroup found for the container: OOM kills go unnoticed");
-    }
-    let mut tty = None;
-    let mut stdin = io.stdin.take().map(|fd| Stdin::new(fd, false));
-    if let Some(master) = master {
-        let dup = |what| {
-            master
-                .try_clone()
-                .map_err(|e| format!("cannot dup the {what}: {e}"))
-        };
-        tty = Some(dup("console")?);
-        if cfg.stdin {
-            stdin = Some(Stdin::new(dup("console")?, true));
-        }
-        io.outputs.push((master, Stream::Stdout));
-    }
-    let mut monitor = Monitor {
-        cfg: cfg.clone(),
-        signals,
-        outputs: io
-            .outputs
-            .into_iter()
-            .map(|(fd, stream)| Output {
-                fd,
-                splitter: LineSplitter::new(stream, MAX_LINE),
-                stream,
-                open: true,
-            })
-            .collect(),
-        stdin,
-        tty,
-        attach: AttachServer::new(attach),
-        control,
-        log,
-        container_pid,
-        oom,
-        exit: None,
-        drain_until: None,
-    };
-    // The container may have died (killed before start) before we knew its pid.
-    if let Some(status) = reaped.remove(&container_pid) {
-        monitor.container_exited(status);
-    }
-    Ok(monitor)
-}
-
-fn failure_message(cfg: &MonitorConfig, status: WaitStatus, io: &Io) -> String {
-    let mut text: Vec<String> = io
-        .capture
-        .iter()
-        .chain(io.outputs.iter().map(|(fd, _)| fd))
-        .map(create::read_available)
-        .filter(|t| !t.is_empty())
-        .collect();
-    if text.is_empty() {
-        text.push(format!(
-            "{} create ended with {status:?} and no message",
-            cfg.create.binary.display()
-        ));
-    }
-    text.join("\n")
-}
-
-fn bind(name: &str) -> Result<UnixListener, String> {
-    let _ = std::fs::remove_file(name);
-    let listener = UnixListener::bind(name).map_err(|e| format!("cannot listen on {name}: {e}"))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| format!("cannot listen on {name}: {e}"))?;
-    Ok(listener)
-}
-
-/// SIGCHLD blocked and read from a signalfd, before any child exists, so no exit is missed.
-fn sigchld_fd() -> nix::Result<SignalFd> {
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGCHLD);
-    mask.thread_block()?;
-    SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-}
-
-fn drain_signals(signals: &SignalFd) {
+pub(super) fn drain_signals(signals: &SignalFd) {
     while let Ok(Some(_)) = signals.read_signal() {}
 }
 
 /// Reaps every exited child (SIGCHLD coalesces), keeping the statuses by pid.
-fn reap(reaped: &mut HashMap<i32, WaitStatus>) {
+pub(super) fn reap(reaped: &mut HashMap<i32, WaitStatus>) {
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
@@ -254,7 +83,7 @@ fn reap(reaped: &mut HashMap<i32, WaitStatus>) {
 }
 
 impl Monitor {
-    fn run(&mut self) {
+    pub(super) fn run(&mut self) {
         while !self.done() {
             let timeout = self.drain_until.map(|until| {
                 u16::try_from(until.saturating_duration_since(Instant::now()).as_millis())
@@ -364,8 +193,10 @@ impl Monitor {
                     stdin.push(&data);
                 }
             }
+            // One client's input ended; the container's stdin ends with it only for
+            // stdin_once, else later attach sessions may still write (containerd's rule).
             ClientFrame::CloseStdin => {
-                if let Some(stdin) = &mut self.stdin {
+                if let Some(stdin) = self.stdin.as_mut().filter(|_| self.cfg.stdin_once) {
                     stdin.close();
                 }
             }
@@ -412,9 +243,9 @@ impl Monitor {
 
     /// Records the exit: what the container wrote before it died goes to the log first, so a
     /// reader that sees the exit file also sees those lines.
-    fn container_exited(&mut self, status: WaitStatus) {
+    pub(super) fn container_exited(&mut self, status: WaitStatus) {
         for index in 0..self.outputs.len() {
-            self.read_output(index, usize::MAX);
+            self.read_output(index, EXIT_DRAIN_BUDGET);
         }
         let oom_killed = self
             .oom

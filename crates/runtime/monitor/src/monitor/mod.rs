@@ -11,6 +11,7 @@ mod attach_server;
 mod control;
 mod create;
 mod event_loop;
+mod startup;
 mod stdin;
 
 pub(crate) use control::REOPEN;
@@ -72,9 +73,11 @@ pub fn main(args: Vec<String>) -> ExitCode {
         return ExitCode::FAILURE;
     }
     init_tracing();
+    // Our stderr is /dev/null: a panic goes to monitor.log instead.
+    std::panic::set_hook(Box::new(|info| tracing::error!(%info, "monitor panicked")));
     let span = tracing::info_span!("monitor", container_id = %cfg.container_id);
     let _entered = span.enter();
-    event_loop::run(cfg, ready)
+    startup::run(cfg, ready)
 }
 
 fn parse_args(args: &[String]) -> Result<(PathBuf, Option<RawFd>), String> {

@@ -24,6 +24,8 @@ pub const ALL: &[(&str, Case)] = &[
         create_failure_returns_runtime_stderr,
     ),
     ("monitor_outlives_its_spawner", monitor_outlives_its_spawner),
+    ("spawner_killed_during_create", spawner_killed_during_create),
+    ("monitor_killed_is_gone", monitor_killed_is_gone),
 ];
 
 fn monitor_binary() -> std::path::PathBuf {
@@ -338,6 +340,29 @@ pub fn spawner(config: &str) -> ExitCode {
     }
 }
 
+/// Starts `<exe> spawner CONFIG` for `cfg`, its stdout piped.
+fn start_spawner(fixture: &Fixture, cfg: &MonitorConfig) -> Result<std::process::Child, String> {
+    let config = fixture
+        .dir
+        .path()
+        .join(format!("{}-spawner.json", cfg.container_id));
+    std::fs::write(&config, serde_json::to_vec(cfg).unwrap()).map_err(|e| e.to_string())?;
+    Command::new(monitor_binary())
+        .arg("spawner")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())
+}
+
+fn kill_pid(pid: i32) -> Result<(), String> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .map_err(|e| format!("kill {pid}: {e}"))
+}
+
 fn proc_field(pid: i32, file: &str, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
     text.lines()
@@ -354,14 +379,7 @@ fn monitor_outlives_its_spawner(fixture: &Fixture) -> Result<(), String> {
             ..Spec::default()
         },
     );
-    let config = fixture.dir.path().join("outlive-spawner.json");
-    std::fs::write(&config, serde_json::to_vec(&cfg).unwrap()).map_err(|e| e.to_string())?;
-    let mut daemon = Command::new(monitor_binary())
-        .arg("spawner")
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
+    let mut daemon = start_spawner(fixture, &cfg)?;
     let mut line = String::new();
     BufReader::new(daemon.stdout.take().unwrap())
         .read_line(&mut line)
@@ -395,11 +413,7 @@ fn monitor_outlives_its_spawner(fixture: &Fixture) -> Result<(), String> {
     let log = cfg.log_path.clone().unwrap();
     eventually("some output", || log_records(&log).len() >= 5)?;
     // SIGKILL the daemon in the middle of the output.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .map_err(|e| e.to_string())?;
+    kill_pid(daemon.id() as i32)?;
     let _ = daemon.wait();
     check(runtime_monitor::is_alive(&cfg.state_dir), || {
         "the monitor died with its spawner".into()
@@ -412,4 +426,72 @@ fn monitor_outlives_its_spawner(fixture: &Fixture) -> Result<(), String> {
         format!("{} records: {lines:?}", lines.len())
     })?;
     monitor_gone(fixture, &cfg)
+}
+
+/// The daemon dies while `create` runs: the monitor finishes it and records the pids, so a
+/// restarted daemon finds the container created and can start and wait for it.
+fn spawner_killed_during_create(fixture: &Fixture) -> Result<(), String> {
+    let cfg = fixture.container(
+        "cutoff",
+        Spec {
+            args: &["echo", "after-cutoff"],
+            ..Spec::default()
+        },
+    );
+    let mut daemon = start_spawner(fixture, &cfg)?;
+    let identity = cfg.state_dir.join(runtime_monitor::files::MONITOR_PID);
+    eventually("the monitor to start", || identity.exists())?;
+    kill_pid(daemon.id() as i32)?;
+    let _ = daemon.wait();
+    eventually("the container to be created", || {
+        matches!(runtime_monitor::read_monitor(&cfg.state_dir), Ok(Some(_)))
+    })?;
+    check(runtime_monitor::is_alive(&cfg.state_dir), || {
+        "the monitor died with its spawner".into()
+    })?;
+    fixture.runc(&["start", &cfg.container_id])?;
+    let exit = wait(&cfg)?;
+    check(exit.code == 0, || format!("{exit:?}"))?;
+    let logged = records(&cfg, "stdout");
+    check(logged == ["stdout F after-cutoff"], || {
+        format!("logged {logged:?}")
+    })?;
+    monitor_gone(fixture, &cfg)
+}
+
+/// A monitor killed outright leaves no exit file: wait_exit says it is gone instead of
+/// waiting forever, and is_alive turns false.
+fn monitor_killed_is_gone(fixture: &Fixture) -> Result<(), String> {
+    let cfg = fixture.container(
+        "killed",
+        Spec {
+            args: &["sleep", "100"],
+            ..Spec::default()
+        },
+    );
+    let monitor = spawn(&cfg)?;
+    fixture.runc(&["start", &cfg.container_id])?;
+    let waiter = {
+        let state_dir = cfg.state_dir.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(runtime_monitor::wait_exit(&state_dir))
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    kill_pid(monitor.monitor_pid)?;
+    match waiter
+        .join()
+        .map_err(|_| "the waiter panicked".to_string())?
+    {
+        Err(MonitorError::Gone { .. }) => {}
+        other => return Err(format!("wait_exit after the monitor was killed: {other:?}")),
+    }
+    check(!runtime_monitor::is_alive(&cfg.state_dir), || {
+        "is_alive after kill -9".into()
+    })?;
+    fixture.runc(&["delete", "--force", &cfg.container_id])
 }
