@@ -70,9 +70,16 @@ fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
         .collect()
 }
 
+/// A cgroup the monitor joined, and the root of its hierarchy.
+#[derive(Debug)]
+pub struct Joined {
+    mount: PathBuf,
+    dir: PathBuf,
+}
+
 /// Moves this process into `relative` (no leading slash) in every hierarchy, creating it.
-/// Returns the directories joined, to remove when the monitor ends.
-pub fn join(relative: &Path) -> io::Result<Vec<PathBuf>> {
+/// Returns the cgroups joined, to leave and remove when the monitor ends.
+pub fn join(relative: &Path) -> io::Result<Vec<Joined>> {
     let mut joined = Vec::new();
     for hierarchy in hierarchies()? {
         let dir = hierarchy.mount.join(relative);
@@ -80,7 +87,10 @@ pub fn join(relative: &Path) -> io::Result<Vec<PathBuf>> {
         create_dirs(&hierarchy.mount, relative, cpuset)?;
         fs::write(dir.join("cgroup.procs"), std::process::id().to_string())
             .map_err(|e| io::Error::new(e.kind(), format!("cannot join {}: {e}", dir.display())))?;
-        joined.push(dir);
+        joined.push(Joined {
+            mount: hierarchy.mount,
+            dir,
+        });
     }
     Ok(joined)
 }
@@ -118,16 +128,8 @@ fn create_dirs(mount: &Path, relative: &Path, cpuset: bool) -> io::Result<()> {
 
 /// Leaves the joined cgroups for each hierarchy's root and removes them (the monitor is about
 /// to exit; the pod's cgroups above are the daemon's to remove).
-pub fn leave(joined: &[PathBuf]) {
-    for dir in joined {
-        let Some(mount) = hierarchies()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|h| h.mount)
-            .find(|m| dir.starts_with(m))
-        else {
-            continue;
-        };
+pub fn leave(joined: &[Joined]) {
+    for Joined { mount, dir } in joined {
         let moved = fs::write(mount.join("cgroup.procs"), std::process::id().to_string());
         if let Err(error) = moved.and_then(|()| fs::remove_dir(dir)) {
             tracing::warn!(dir = %dir.display(), %error, "cannot remove the monitor's cgroup");

@@ -4,15 +4,20 @@ use std::fs;
 
 /// Field 22 of /proc/PID/stat (clock ticks since boot), None when the process is gone.
 pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_start_time(&stat)
+    read_stat(pid).map(|(start, _)| start)
+}
+
+/// (start time, zombie) of a process.
+fn read_stat(pid: i32) -> Option<(u64, bool)> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
 /// The command name (field 2) is in parentheses and may hold spaces or `)`, so fields are
 /// counted from the last `)`: field 3 (state) is the first after it, field 22 the twentieth.
-fn parse_start_time(stat: &str) -> Option<u64> {
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    after_comm.split_whitespace().nth(19)?.parse().ok()
+fn parse_stat(stat: &str) -> Option<(u64, bool)> {
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let zombie = fields.next()? == "Z";
+    Some((fields.nth(18)?.parse().ok()?, zombie))
 }
 
 /// `PID START_TIME` as the monitor.pid file holds it.
@@ -29,17 +34,7 @@ pub fn parse_identity(text: &str) -> Option<(i32, u64)> {
 
 /// True while the process `pid` runs and is the one that started at `start_time`.
 pub fn same_process(pid: i32, start: u64) -> bool {
-    start_time(pid) == Some(start) && !is_zombie(pid)
-}
-
-fn is_zombie(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let after = stat[stat.rfind(')')? + 1..].to_string();
-            after.split_whitespace().next().map(|state| state == "Z")
-        })
-        .unwrap_or(true)
+    read_stat(pid) == Some((start, false))
 }
 
 #[cfg(test)]
@@ -49,8 +44,12 @@ mod tests {
     #[test]
     fn start_time_after_a_tricky_command_name() {
         let stat = "42 (a) b) c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
-        assert_eq!(parse_start_time(stat), Some(987_654));
-        assert_eq!(parse_start_time("42 (x"), None);
+        assert_eq!(parse_stat(stat), Some((987_654, false)));
+        assert_eq!(
+            parse_stat(&stat.replace(") S ", ") Z ")),
+            Some((987_654, true))
+        );
+        assert_eq!(parse_stat("42 (x"), None);
     }
 
     #[test]

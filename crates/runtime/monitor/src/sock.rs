@@ -29,3 +29,33 @@ pub fn path_for_child(dir: &Path, name: &str) -> std::path::PathBuf {
         format!("/proc/{}/cwd/{name}", std::process::id()).into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn connects_below_a_dir_too_long_for_sun_path() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("d".repeat(120));
+        std::fs::create_dir(&dir).unwrap();
+        assert!(UnixStream::connect(dir.join("s.sock")).is_err());
+        let handle = File::open(&dir).unwrap();
+        let listener =
+            UnixListener::bind(format!("/proc/self/fd/{}/s.sock", handle.as_raw_fd())).unwrap();
+        let mut client = connect(&dir, "s.sock").unwrap();
+        client.write_all(b"hi").unwrap();
+        let mut got = [0u8; 2];
+        listener.accept().unwrap().0.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hi");
+        let short = path_for_child(Path::new("/run/x"), "c.sock");
+        assert_eq!(short, Path::new("/run/x/c.sock"));
+        let long = path_for_child(&dir, "c.sock");
+        assert_eq!(
+            long,
+            Path::new(&format!("/proc/{}/cwd/c.sock", std::process::id()))
+        );
+    }
+}

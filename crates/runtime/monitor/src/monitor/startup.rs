@@ -19,7 +19,6 @@ use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -58,7 +57,7 @@ pub(super) fn run(cfg: MonitorConfig, ready: Ready) -> ExitCode {
 }
 
 /// Everything up to a created container; Err is the message for the spawner and create.err.
-fn start(cfg: &MonitorConfig, cgroups: &mut Vec<PathBuf>) -> Result<Monitor, String> {
+fn start(cfg: &MonitorConfig, cgroups: &mut Vec<cgroup::Joined>) -> Result<Monitor, String> {
     let signals = sigchld_fd().map_err(|e| format!("cannot watch SIGCHLD: {e}"))?;
     // Orphans of the container's processes are reparented to us, not to init or the daemon.
     nix::sys::prctl::set_child_subreaper(true)
