@@ -29,6 +29,8 @@ pub struct Spec<'a> {
     pub memory_limit: Option<i64>,
     /// A host dir mounted read-write at /shared.
     pub shared: Option<&'a Path>,
+    /// Share the host's PID namespace, so processes can outlive the container's init.
+    pub host_pid: bool,
 }
 
 impl Fixture {
@@ -203,6 +205,15 @@ fn oci_config(rootfs: &Path, cgroups_path: &str, spec: &Spec) -> Value {
         mounts.push(json!({"destination": "/shared", "type": "bind",
                            "source": shared, "options": ["rbind", "rw"]}));
     }
+    let mut namespaces = vec![
+        json!({"type": "network"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    if !spec.host_pid {
+        namespaces.push(json!({"type": "pid"}));
+    }
     let mut resources = json!({"devices": [{"allow": false, "access": "rwm"}]});
     if let Some(limit) = spec.memory_limit {
         resources["memory"] = json!({"limit": limit, "swap": limit});
@@ -224,8 +235,7 @@ fn oci_config(rootfs: &Path, cgroups_path: &str, spec: &Spec) -> Value {
         "linux": {
             "cgroupsPath": cgroups_path,
             "resources": resources,
-            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"},
-                           {"type": "uts"}, {"type": "mount"}],
+            "namespaces": namespaces,
             "maskedPaths": ["/proc/kcore", "/proc/keys", "/sys/firmware"],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
         }
