@@ -122,7 +122,7 @@ impl Monitor {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(error) => {
                     tracing::error!(%error, "poll failed, the monitor ends");
-                    return;
+                    break;
                 }
             }
             let ready: Vec<(Token, PollFlags)> = tokens

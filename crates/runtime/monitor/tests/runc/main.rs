@@ -35,7 +35,10 @@ fn main() -> ExitCode {
         ran += 1;
         print!("test {name} ... ");
         let _ = std::io::stdout().flush();
-        match test(&fixture) {
+        // A panicking case fails alone; the others and the cleanup still run.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(&fixture)))
+            .unwrap_or_else(|_| Err("panicked".into()));
+        match outcome {
             Ok(()) => println!("ok"),
             Err(message) => {
                 println!("FAILED\n    {message}");
