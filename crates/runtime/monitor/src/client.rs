@@ -94,8 +94,9 @@ pub fn spawn(monitor_binary: &Path, cfg: &MonitorConfig) -> Result<Monitor, Moni
     }
     let mut first = command.spawn().map_err(start_error)?;
     drop(ready_write);
-    // The first process forks the real monitor and exits at once: reap it.
-    let status = first.wait().map_err(start_error)?;
+    // The first process forks the real monitor and exits at once: reap it. Its status says
+    // little (the ready pipe tells the outcome), and with SIGCHLD ignored there is none.
+    let status = first.wait();
     let mut message = String::new();
     fs::File::from(ready_read)
         .read_to_string(&mut message)
@@ -184,7 +185,7 @@ pub fn is_alive(state_dir: &Path) -> bool {
 
 /// Waits until the container has exited and returns its exit. Woken by inotify on the state
 /// dir (the exit file appearing) and a pidfd on the monitor (the monitor ending without one:
-/// Err(Gone)), so there is no polling.
+/// Err(Gone)), so there is no polling. Needs a tokio runtime with I/O enabled.
 pub async fn wait_exit(state_dir: &Path) -> Result<ExitInfo, MonitorError> {
     let watch_error = |source| MonitorError::Watch {
         state_dir: state_dir.to_path_buf(),
