@@ -6,6 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH=$HOME/.cargo/bin:$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
 bash scripts/install-deps.sh
+bash scripts/prepare-cgroups.sh # crun needs every controller on v1 in a hybrid layout
 command -v cargo >/dev/null || { echo "test: cargo is missing (install Rust with rustup)" >&2; exit 1; }
 
 cargo fmt --all --check

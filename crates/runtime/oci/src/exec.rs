@@ -1,0 +1,204 @@
+//! exec_sync: `exec --process FILE` with stdout and stderr captured, and a timeout that kills
+//! the exec'd process.
+
+use crate::runtime::{ExecOutput, OciError, OciRuntime, TempFile};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use std::io::{ErrorKind, Read};
+use std::os::fd::AsFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, ChildStderr, ChildStdout, Stdio};
+use std::time::{Duration, Instant};
+use tracing::debug_span;
+
+/// Each stream keeps at most this much (the CRI's ExecSync output cap in containerd).
+const MAX_OUTPUT: usize = 16 << 20;
+/// How long output is still read after the process exits while something it left behind
+/// holds the pipes open (a background child, say).
+const DRAIN: Duration = Duration::from_secs(1);
+/// How often a silent process is checked for having exited.
+const TICK: Duration = Duration::from_millis(100);
+
+impl OciRuntime {
+    /// Runs `process` in the running container `id` and returns its output and exit code; after
+    /// `timeout` (None or zero: none) the process is killed and ExecTimeout returned.
+    pub fn exec_sync(
+        &self,
+        id: &str,
+        process: &oci_spec::runtime::Process,
+        timeout: Option<Duration>,
+    ) -> Result<ExecOutput, OciError> {
+        let _span = debug_span!("oci_exec_sync", container_id = id).entered();
+        let json = serde_json::to_vec(process).map_err(|e| OciError::Resources {
+            id: id.to_string(),
+            source: crate::SpecError::Encode(e),
+        })?;
+        let process_file = TempFile::new(id, "exec", Some(&json))?;
+        let pid_file = TempFile::new(id, "exec-pid", None)?;
+        let mut cmd = self.command();
+        cmd.arg("exec")
+            .arg("--process")
+            .arg(&process_file.path)
+            .arg("--pid-file")
+            .arg(&pid_file.path)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group, so a timeout can take the runtime and its init along.
+            .process_group(0);
+        let mut child = cmd.spawn().map_err(|source| OciError::Spawn {
+            binary: self.binary.clone(),
+            command: "exec".into(),
+            source,
+        })?;
+        let deadline = timeout.filter(|t| !t.is_zero()).map(|t| Instant::now() + t);
+        let (stdout, stderr, timed_out) = collect(&mut child, deadline);
+        if timed_out {
+            if let Some(pid) = std::fs::read_to_string(&pid_file.path)
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+            {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let _ = child.wait();
+            return Err(OciError::ExecTimeout {
+                id: id.to_string(),
+                timeout: timeout.unwrap_or_default(),
+            });
+        }
+        let status = child.wait().map_err(|source| OciError::Spawn {
+            binary: self.binary.clone(),
+            command: "exec".into(),
+            source,
+        })?;
+        // runc exits with the process's code; it fails with its own code 1 and a message
+        // before the process ever ran, which is only told apart by the message.
+        let exit_code = status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        let runtime_failed =
+            exit_code != 0 && std::fs::metadata(&pid_file.path).map_or(true, |m| m.len() == 0);
+        if runtime_failed {
+            return Err(self.failed(
+                "exec",
+                id,
+                &std::process::Output {
+                    status,
+                    stdout,
+                    stderr,
+                },
+            ));
+        }
+        Ok(ExecOutput {
+            stdout,
+            stderr,
+            exit_code,
+        })
+    }
+}
+
+/// Reads both pipes until they close (or the drain after exit ends), or the deadline passes.
+/// Returns the output and whether the deadline passed first.
+fn collect(child: &mut Child, deadline: Option<Instant>) -> (Vec<u8>, Vec<u8>, bool) {
+    let mut out = Stream::new(child.stdout.take());
+    let mut err = Stream::new(child.stderr.take());
+    let mut exited_at: Option<Instant> = None;
+    loop {
+        if out.done() && err.done() {
+            return (out.buf, err.buf, false);
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return (out.buf, err.buf, true);
+        }
+        if exited_at.is_some_and(|t| now >= t + DRAIN) {
+            return (out.buf, err.buf, false);
+        }
+        let mut wait = TICK;
+        if let Some(d) = deadline {
+            wait = wait.min(d - now);
+        }
+        let ready = {
+            let mut fds: Vec<PollFd> = Vec::new();
+            if let Some(fd) = out.fd() {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+            if let Some(fd) = err.fd() {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+            }
+            let ms =
+                PollTimeout::try_from(wait.as_millis().max(1) as u64).unwrap_or(PollTimeout::MAX);
+            match poll(&mut fds, ms) {
+                Ok(0) | Err(_) => false,
+                Ok(_) => true,
+            }
+        };
+        if ready {
+            out.read_some();
+            err.read_some();
+        } else if exited_at.is_none() && matches!(child.try_wait(), Ok(Some(_))) {
+            exited_at = Some(Instant::now());
+        }
+    }
+}
+
+/// One captured pipe, non-blocking once polled.
+struct Stream<R> {
+    pipe: Option<R>,
+    buf: Vec<u8>,
+}
+
+trait Pipe: Read + AsFd {}
+impl Pipe for ChildStdout {}
+impl Pipe for ChildStderr {}
+
+impl<R: Pipe> Stream<R> {
+    fn new(pipe: Option<R>) -> Stream<R> {
+        if let Some(p) = &pipe {
+            let _ = nix::fcntl::fcntl(
+                p.as_fd(),
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
+        }
+        Stream {
+            pipe,
+            buf: Vec::new(),
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.pipe.is_none()
+    }
+
+    fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.pipe.as_ref().map(|p| p.as_fd())
+    }
+
+    fn read_some(&mut self) {
+        let Some(pipe) = self.pipe.as_mut() else {
+            return;
+        };
+        let mut chunk = [0u8; 8192];
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) => {
+                    self.pipe = None;
+                    return;
+                }
+                Ok(n) => {
+                    let room = MAX_OUTPUT.saturating_sub(self.buf.len());
+                    self.buf.extend_from_slice(&chunk[..n.min(room)]);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.pipe = None;
+                    return;
+                }
+            }
+        }
+    }
+}
