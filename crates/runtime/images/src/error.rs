@@ -15,6 +15,12 @@ pub enum ImageError {
         #[source]
         source: Box<ImageError>,
     },
+    #[error("import {path}: {source}")]
+    Import {
+        path: PathBuf,
+        #[source]
+        source: Box<ImageError>,
+    },
     #[error("invalid image reference {reference:?}: {reason}")]
     InvalidReference { reference: String, reason: String },
     #[error("image {reference} not found")]
@@ -27,6 +33,8 @@ pub enum ImageError {
     },
     #[error("registry {registry} is unreachable: {cause}")]
     Unreachable { registry: String, cause: String },
+    #[error("registry {registry} requires credentials and none were given: {cause}")]
+    NoCredentials { registry: String, cause: String },
     #[error("registry {registry} refused the credentials: {cause}")]
     Unauthorized { registry: String, cause: String },
     #[error("registry {registry} failed: {cause}")]
@@ -82,6 +90,10 @@ pub enum ImageError {
     },
     #[error("image record store: {0}")]
     State(Arc<runtime_state::StateError>),
+    #[error("image store {path} is open in another process")]
+    Locked { path: PathBuf },
+    #[error("the pull stopped unexpectedly: {cause}")]
+    Aborted { cause: String },
     #[error("mount of the root file system at {target}: {cause}")]
     Mount { target: PathBuf, cause: String },
 }

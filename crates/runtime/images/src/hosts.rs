@@ -79,7 +79,7 @@ fn parse_file(file: &Path, upstream: &str) -> Result<Vec<Endpoint>, ImageError> 
             let settings = settings
                 .as_table()
                 .ok_or_else(|| err(format!("[host.{url:?}] must be a table")))?;
-            let endpoint = endpoint(url, settings, base, true).map_err(|c| err(c))?;
+            let endpoint = endpoint(url, settings, base, true).map_err(&err)?;
             endpoints.push(endpoint);
         }
     }
@@ -88,11 +88,11 @@ fn parse_file(file: &Path, upstream: &str) -> Result<Vec<Endpoint>, ImageError> 
             let url = server
                 .as_str()
                 .ok_or_else(|| err("`server` must be a string".into()))?;
-            endpoint(url, &table, base, false).map_err(|c| err(c))?
+            endpoint(url, &table, base, false).map_err(&err)?
         }
         None => {
             let mut server = default_server(upstream);
-            let settings = endpoint(&server.host, &table, base, false).map_err(|c| err(c))?;
+            let settings = endpoint(&server.host, &table, base, false).map_err(&err)?;
             server.skip_verify = settings.skip_verify;
             server.ca = settings.ca;
             server
