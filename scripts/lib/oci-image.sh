@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # `work` is set by the sourcing script
 # Shared by scripts/build-images.sh and scripts/build-critest-images.sh (sourced, not run):
 # OCI image archives written by hand with GNU tar, gzip, sha256sum and jq. Every output is
 # byte-for-byte reproducible (fixed mtimes and owners, sorted entries, gzip -n), so image ids are
