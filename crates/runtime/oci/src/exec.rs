@@ -19,6 +19,8 @@ const MAX_OUTPUT: usize = 16 << 20;
 const DRAIN: Duration = Duration::from_secs(1);
 /// How often a silent process is checked for having exited.
 const TICK: Duration = Duration::from_millis(100);
+/// How long the runtime gets to reap a timed-out process before it is killed too.
+const REAP: Duration = Duration::from_secs(2);
 
 impl OciRuntime {
     /// Runs `process` in the running container `id` and returns its output and exit code; after
@@ -61,6 +63,13 @@ impl OciRuntime {
                 .and_then(|p| p.trim().parse::<i32>().ok())
             {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                // The runtime reaps the killed process when given the moment: killed first, it
+                // would leave the process a zombie of the container's init, which may never reap
+                // it (critest's execSync timeout spec looks for it with pgrep).
+                let reaped_by = Instant::now() + REAP;
+                while Instant::now() < reaped_by && matches!(child.try_wait(), Ok(None)) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
             }
             let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
             let _ = child.wait();

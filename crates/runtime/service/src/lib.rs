@@ -1,0 +1,163 @@
+//! The built-in runtime's CRI service: sandbox and container stores with one record each on disk,
+//! the CRI v1 RuntimeService and ImageService (k8s-cri's tonic server traits), restart recovery
+//! and serving on a unix socket.
+//!
+//! [`Runtime::open`] loads the records and reconciles them with the monitors and exit files left
+//! on disk (restart recovery), so a runtime killed at any moment comes back with the same state
+//! and restarts nothing. The kubelet uses a [`Runtime`] in process; [`serve`] puts it on a socket
+//! for crictl, critest or another kubelet.
+
+mod container;
+mod error;
+mod events;
+mod filters;
+mod fsutil;
+mod grpc;
+mod ids;
+mod layout;
+mod names;
+mod reason;
+mod records;
+mod recovery;
+mod sandbox;
+mod serve;
+mod stats;
+mod store;
+
+pub use error::ServiceError;
+pub use serve::{ServeError, serve};
+
+use layout::Layout;
+use records::{ContainerRecord, SandboxRecord};
+use runtime_images::ImageStore;
+use runtime_network::Cni;
+use runtime_oci::Handlers;
+use std::path::PathBuf;
+use std::sync::Arc;
+use store::Store;
+
+/// The cgroup driver the runtime places containers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CgroupDriver {
+    #[default]
+    Cgroupfs,
+    Systemd,
+}
+
+/// Where the runtime keeps its files and finds its helpers.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Persistent files: images, records, container bundles and writable layers.
+    pub root: PathBuf,
+    /// Files that must not outlive a reboot: monitor state, pinned namespaces, OCI runtime state.
+    pub state: PathBuf,
+    pub cni_conf_dir: PathBuf,
+    pub cni_bin_dirs: Vec<PathBuf>,
+    /// A containerd certs.d directory (HOST/hosts.toml); None = no mirrors or insecure hosts.
+    pub registry_config: Option<PathBuf>,
+    /// The binary that runs `monitor --config FILE` (the kubelet binary).
+    pub monitor_binary: PathBuf,
+    pub cgroup_driver: CgroupDriver,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            root: PathBuf::from("/var/lib/kubelet-rs"),
+            state: PathBuf::from("/run/kubelet-rs"),
+            cni_conf_dir: PathBuf::from("/etc/cni/net.d"),
+            cni_bin_dirs: vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")],
+            registry_config: None,
+            monitor_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("kubelet")),
+            cgroup_driver: CgroupDriver::Cgroupfs,
+        }
+    }
+}
+
+/// The runtime: cheap to clone, every clone the same runtime.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    options: RuntimeOptions,
+    layout: Layout,
+    images: ImageStore,
+    cni: Cni,
+    handlers: Handlers,
+    sandboxes: Store<SandboxRecord>,
+    containers: Store<ContainerRecord>,
+    names: names::Names,
+    events: events::Events,
+    /// Dropped with the runtime: exit waiters (which hold only a weak reference) then stop, so a
+    /// runtime that is dropped and reopened never has two writers of one record.
+    alive: tokio::sync::watch::Sender<()>,
+}
+
+impl Runtime {
+    /// Opens the runtime on its directories and recovers the state a previous instance left.
+    /// Must be called inside a tokio runtime: containers still running get an exit waiter.
+    pub async fn open(options: RuntimeOptions) -> Result<Runtime, ServiceError> {
+        let layout = Layout::create(&options.root, &options.state)?;
+        let images = ImageStore::open(&layout.images(), options.registry_config.clone())?;
+        let cni = Cni::new(
+            options.cni_conf_dir.clone(),
+            options.cni_bin_dirs.clone(),
+            layout.cni_cache(),
+        );
+        let handlers = Handlers::discover(&layout.oci_root());
+        let sandboxes = Store::open(layout.sandbox_records())?;
+        let containers = Store::open(layout.container_records())?;
+        let runtime = Runtime {
+            inner: Arc::new(Inner {
+                options,
+                layout,
+                images,
+                cni,
+                handlers,
+                sandboxes,
+                containers,
+                names: names::Names::default(),
+                events: events::Events::new(),
+                alive: tokio::sync::watch::Sender::new(()),
+            }),
+        };
+        recovery::recover(&runtime.inner).await?;
+        tracing::info!(
+            root = %runtime.inner.options.root.display(),
+            state = %runtime.inner.options.state.display(),
+            handlers = ?runtime.inner.handlers.names(),
+            sandboxes = runtime.inner.sandboxes.len(),
+            containers = runtime.inner.containers.len(),
+            "built-in runtime open"
+        );
+        Ok(runtime)
+    }
+
+    /// The image store, for `kubelet runtime import`.
+    pub fn images(&self) -> &ImageStore {
+        &self.inner.images
+    }
+
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.inner.options
+    }
+}
+
+/// Nanoseconds since the Unix epoch, as CRI timestamps are.
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs blocking work (OCI runtime, mounts, monitor spawn) off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(ServiceError::join)?
+}
