@@ -5,9 +5,12 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::builtin::BuiltinRuntimeConfig;
 use crate::error::ConfigError;
 use crate::host::{Host, SYSTEMD_MARKER};
-use crate::kubelet_config::{AuthorizationMode, CgroupDriver, KubeletConfig, LogFormat, TaintSpec};
+use crate::kubelet_config::{
+    AuthorizationMode, CgroupDriver, ContainerRuntime, KubeletConfig, LogFormat, TaintSpec,
+};
 use crate::paths::clean;
 use crate::settings::Settings;
 use crate::value::parse_taint;
@@ -37,23 +40,14 @@ pub(crate) fn build(
     ] {
         positive(duration, setting)?;
     }
-    if s.container_runtime_endpoint.is_empty() {
-        return Err(invalid(
-            "containerRuntimeEndpoint (--container-runtime-endpoint)",
-            "must not be empty",
-        ));
-    }
     if s.tls_cert_file.is_empty() != s.tls_private_key_file.is_empty() {
         return Err(invalid(
             "tlsCertFile (--tls-cert-file), tlsPrivateKeyFile (--tls-private-key-file)",
             "must be set together",
         ));
     }
-    let image_service_endpoint = if s.image_service_endpoint.is_empty() {
-        s.container_runtime_endpoint.clone()
-    } else {
-        s.image_service_endpoint
-    };
+    let container_runtime =
+        container_runtime(s.container_runtime_endpoint, s.image_service_endpoint)?;
     Ok(KubeletConfig {
         node_name: node_name(&s.hostname_override, host)?,
         node_ips: node_ips(&s.node_ip)?,
@@ -63,8 +57,14 @@ pub(crate) fn build(
         file_check_frequency: s.file_check_frequency,
         http_check_frequency: s.http_check_frequency,
         sync_frequency: s.sync_frequency,
-        container_runtime_endpoint: s.container_runtime_endpoint,
-        image_service_endpoint,
+        container_runtime,
+        builtin_runtime: BuiltinRuntimeConfig::new(
+            s.runtime_root,
+            s.runtime_state,
+            s.cni_conf_dir,
+            &s.cni_bin_dir,
+            s.registry_config,
+        ),
         runtime_request_timeout: s.runtime_request_timeout,
         shutdown_grace_period: s.shutdown_grace_period,
         shutdown_grace_period_critical_pods: s.shutdown_grace_period_critical_pods,
@@ -216,6 +216,29 @@ pub(crate) fn build(
         config_file: non_empty(s.config).map(PathBuf::from),
         warnings,
     })
+}
+
+/// An endpoint selects a remote runtime; none, the built-in one. The image service of the
+/// built-in runtime is its own, so an image endpoint alone is refused rather than ignored.
+fn container_runtime(
+    endpoint: String,
+    image_endpoint: String,
+) -> Result<ContainerRuntime, ConfigError> {
+    match (endpoint.is_empty(), image_endpoint.is_empty()) {
+        (true, true) => Ok(ContainerRuntime::Builtin),
+        (true, false) => Err(invalid(
+            "imageServiceEndpoint (--image-service-endpoint)",
+            "needs containerRuntimeEndpoint (--container-runtime-endpoint): the built-in runtime serves its own images",
+        )),
+        (false, true) => Ok(ContainerRuntime::Remote {
+            image_endpoint: endpoint.clone(),
+            endpoint,
+        }),
+        (false, false) => Ok(ContainerRuntime::Remote {
+            endpoint,
+            image_endpoint,
+        }),
+    }
 }
 
 fn non_negative(value: i64, setting: &str) -> Result<u32, ConfigError> {
@@ -395,7 +418,7 @@ fn pod_logs_dir(dir: String) -> Result<PathBuf, ConfigError> {
     Ok(PathBuf::from(dir))
 }
 
-fn cgroup_driver(driver: &str, host: &dyn Host) -> Result<CgroupDriver, ConfigError> {
+pub(crate) fn cgroup_driver(driver: &str, host: &dyn Host) -> Result<CgroupDriver, ConfigError> {
     match driver {
         "cgroupfs" => Ok(CgroupDriver::Cgroupfs),
         "systemd" if host.systemd_running() => Ok(CgroupDriver::Systemd),

@@ -20,6 +20,14 @@ pub enum ConfigError {
     UnsupportedFlag { flag: String },
     #[error("unexpected argument {arg:?}: the kubelet takes only flags")]
     UnexpectedArgument { arg: String },
+    #[error(
+        "unexpected argument {arg:?}: kubelet runtime takes only flags (see kubelet runtime --help)"
+    )]
+    RuntimeArgument { arg: String },
+    #[error(
+        "kubelet runtime import: no archive given (kubelet runtime import [--root DIR] [--state DIR] ARCHIVE...)"
+    )]
+    NoArchives,
 
     #[error("cannot read config file {path}: {source}")]
     ReadFile {

@@ -178,7 +178,8 @@ pub(crate) static FIELDS: &[FileField] = &[
     done_pointer("registerNode", Setting::RegisterNode, "true"),
     pointer("tracing", Kind::Object(TRACING), ""),
     pointer("localStorageCapacityIsolation", Kind::Bool, "true"),
-    done("containerRuntimeEndpoint", Setting::ContainerRuntimeEndpoint, "unix:///run/containerd/containerd.sock"),
+    // kubelet-rs: unset runs the built-in runtime (upstream defaults to containerd's socket).
+    done("containerRuntimeEndpoint", Setting::ContainerRuntimeEndpoint, ""),
     done("imageServiceEndpoint", Setting::ImageServiceEndpoint, ""),
     pointer("failCgroupV1", Kind::Bool, "false"),
     pointer("userNamespaces", Kind::Object(USER_NAMESPACES), ""),

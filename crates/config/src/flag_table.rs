@@ -1,8 +1,10 @@
 //! Every command-line flag of the upstream kubelet v1.32 (cmd/kubelet/app/options: the
 //! kubelet flags, the KubeletConfiguration flags, the logging flags and the global ones),
-//! plus the one kubelet-rs extension. A flag we do not implement yet is still recognised, so
-//! using it is refused with a clear message instead of "unknown flag".
+//! plus the kubelet-rs extensions (the log symlink dir and the built-in runtime's settings). A
+//! flag we do not implement yet is still recognised, so using it is refused with a clear message
+//! instead of "unknown flag".
 
+use crate::builtin::{DEFAULT_CNI_BIN_DIRS, DEFAULT_CNI_CONF_DIR, DEFAULT_ROOT, DEFAULT_STATE};
 use crate::settings::Setting;
 use crate::value::Kind;
 
@@ -122,12 +124,14 @@ pub(crate) static FLAGS: &[FlagSpec] = &[
     later("cloud-provider", Kind::Str, "", No, "Cloud provider: empty or external"),
     done("cluster-dns", Setting::ClusterDns, "", Cfg, "Comma-separated cluster DNS server IPs for ClusterFirst pods"),
     done("cluster-domain", Setting::ClusterDomain, "", Cfg, "Cluster DNS domain added to pods' search domains"),
+    done("cni-bin-dir", Setting::CniBinDir, DEFAULT_CNI_BIN_DIRS, No, "kubelet-rs built-in runtime: directories of CNI plugin binaries, searched in order"),
+    done("cni-conf-dir", Setting::CniConfDir, DEFAULT_CNI_CONF_DIR, No, "kubelet-rs built-in runtime: the first CNI conflist here sets up pod networks"),
     done("config", Setting::Config, "", No, "KubeletConfiguration file (YAML or JSON); flags override it"),
     later("config-dir", Kind::Str, "", No, "Directory of KubeletConfiguration drop-in files"),
     done("container-log-max-files", Setting::ContainerLogMaxFiles, "5", Cfg, "Maximum number of log files kept per container (>= 2)"),
     done("container-log-max-size", Setting::ContainerLogMaxSize, "10Mi", Cfg, "Size at which a container log file is rotated"),
     done("container-log-symlink-dir", Setting::ContainerLogsSymlinkDir, "/var/log/containers", No, "kubelet-rs extension for tests: directory of the container log symlinks"),
-    done("container-runtime-endpoint", Setting::ContainerRuntimeEndpoint, "unix:///run/containerd/containerd.sock", Cfg, "CRI runtime service endpoint"),
+    done("container-runtime-endpoint", Setting::ContainerRuntimeEndpoint, "", Cfg, "CRI runtime service endpoint; unset (kubelet-rs, unlike upstream's containerd default) runs the built-in runtime in process"),
     later("contention-profiling", Kind::Bool, "false", Cfg, "Enable block profiling when profiling is enabled"),
     later("cpu-cfs-quota", Kind::Bool, "true", Cfg, "Enforce CPU CFS quota for containers with CPU limits"),
     later("cpu-cfs-quota-period", Kind::Duration, "100ms", Cfg, "CPU CFS quota period"),
@@ -208,6 +212,7 @@ pub(crate) static FLAGS: &[FlagSpec] = &[
     done("register-node", Setting::RegisterNode, "true", Cfg, "Register the node with the API server"),
     done("register-with-taints", Setting::RegisterWithTaints, "", Cfg, "Taints key=value:effect added when registering"),
     later("registry-burst", Kind::Int, "10", Cfg, "Burst of image pulls"),
+    done("registry-config", Setting::RegistryConfig, "", No, "kubelet-rs built-in runtime: registry mirrors and insecure hosts, a containerd certs.d directory (HOST/hosts.toml)"),
     later("registry-qps", Kind::Int, "5", Cfg, "Image pulls per second (0: unlimited)"),
     later("reserved-cpus", Kind::Str, "", Cfg, "CPUs reserved for the system and Kubernetes"),
     later("reserved-memory", Kind::Str, "", Cfg, "Memory reservations per NUMA node"),
@@ -218,6 +223,8 @@ pub(crate) static FLAGS: &[FlagSpec] = &[
     done("runonce", Setting::RunOnce, "false", Cfg, "Start the static pods once and exit"),
     later("runtime-cgroups", Kind::Str, "", No, "Cgroup to run the container runtime in"),
     done("runtime-request-timeout", Setting::RuntimeRequestTimeout, "2m0s", Cfg, "Timeout of CRI requests except long-running ones"),
+    done("runtime-root", Setting::RuntimeRoot, DEFAULT_ROOT, No, "kubelet-rs built-in runtime: persistent files (images, records, writable layers)"),
+    done("runtime-state", Setting::RuntimeState, DEFAULT_STATE, No, "kubelet-rs built-in runtime: files gone at reboot (monitors, pinned namespaces)"),
     later("seccomp-default", Kind::Bool, "false", No, "Use RuntimeDefault as the default seccomp profile"),
     done("serialize-image-pulls", Setting::SerializeImagePulls, "true", Cfg, "Pull images one at a time"),
     later("streaming-connection-idle-timeout", Kind::Duration, "4h0m0s", Cfg, "Idle timeout of streaming connections"),

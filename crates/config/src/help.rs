@@ -9,7 +9,15 @@ pub(crate) fn render() -> String {
     let mut text = String::from(
         "kubelet-rs: the Kubernetes node agent, a drop-in for the upstream kubelet v1.32.\n\
          Flags override the KubeletConfiguration file given by --config.\n\n\
-         Usage:\n  kubelet [flags]\n\nFlags:\n",
+         Usage:\n\
+         \x20 kubelet [flags]\n\
+         \x20 kubelet runtime [flags]                   serve the built-in container runtime alone\n\
+         \x20 kubelet runtime import [flags] ARCHIVE...  import OCI image archives into it\n\
+         (see kubelet runtime --help and kubelet runtime import --help)\n\n\
+         Without --container-runtime-endpoint (or containerRuntimeEndpoint in the --config file) the\n\
+         kubelet runs the built-in runtime in process, configured by --runtime-root, --runtime-state,\n\
+         --cni-conf-dir, --cni-bin-dir, --registry-config and --cgroup-driver, and serves it on\n\
+         ROOT_DIR/runtime/cri.sock; upstream's default is containerd's socket.\n\nFlags:\n",
     );
     let columns: Vec<(String, &FlagSpec)> =
         FLAGS.iter().map(|flag| (signature(flag), flag)).collect();
@@ -99,16 +107,17 @@ mod tests {
         }
         let line = |name: &str| {
             help.lines()
-                .find(|line| line.contains(&format!("--{name} ")))
+                .find(|line| line.starts_with("  ") && line.contains(&format!("--{name} ")))
                 .unwrap_or_default()
                 .to_string()
         };
         assert!(line("max-pods").contains("(default 110)"));
         assert!(line("sync-frequency").contains("(default 1m0s)"));
-        assert!(
-            line("container-runtime-endpoint")
-                .contains("(default \"unix:///run/containerd/containerd.sock\")")
-        );
+        assert!(line("container-runtime-endpoint").contains("built-in runtime"));
+        assert!(!line("container-runtime-endpoint").contains("(default"));
+        assert!(line("cni-bin-dir").contains("(default /opt/cni/bin,/usr/lib/cni)"));
+        assert!(line("runtime-root").contains("(default \"/var/lib/kubelet-rs\")"));
+        assert!(help.contains("kubelet runtime import [flags] ARCHIVE..."));
         assert!(line("read-only-port").contains("(default 10255; 0 with --config)"));
         assert!(
             line("authentication-token-webhook").contains("(default false; true with --config)")

@@ -7,6 +7,7 @@
 //! given a value other than their upstream default, never dropped silently.
 
 mod build;
+mod builtin;
 mod cli;
 mod config_file;
 mod error;
@@ -17,6 +18,7 @@ mod host;
 mod kubelet_config;
 mod paths;
 mod resolve;
+mod runtime_cli;
 mod settings;
 mod units;
 mod value;
@@ -25,8 +27,12 @@ mod version;
 #[cfg(test)]
 mod tests;
 
+pub use builtin::BuiltinRuntimeConfig;
 pub use error::ConfigError;
-pub use kubelet_config::{AuthorizationMode, CgroupDriver, KubeletConfig, LogFormat, TaintSpec};
+pub use kubelet_config::{
+    AuthorizationMode, CgroupDriver, ContainerRuntime, KubeletConfig, LogFormat, TaintSpec,
+};
+pub use runtime_cli::{RuntimeCommand, RuntimeImport, RuntimeServe};
 pub use version::KUBERNETES_VERSION;
 
 /// What the command line asks for.
@@ -34,14 +40,21 @@ pub use version::KUBERNETES_VERSION;
 pub enum Command {
     /// Run the kubelet with this configuration.
     Run(Box<KubeletConfig>),
+    /// `kubelet runtime ...`: the built-in runtime alone.
+    Runtime(RuntimeCommand),
     /// Print this help text and exit successfully.
     Help(String),
     /// Print this version text and exit successfully.
     Version(String),
 }
 
-/// Parses the command line (without argv[0]), reads the --config file if given, and
-/// resolves the configuration with upstream precedence: flags over the file over defaults.
+/// Parses the command line (without argv[0]). `kubelet runtime ...` is the built-in runtime's
+/// subcommand; otherwise it reads the --config file if given and resolves the kubelet's
+/// configuration with upstream precedence: flags over the file over defaults.
 pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, ConfigError> {
+    let mut args = args.into_iter().peekable();
+    if args.next_if(|arg| arg == "runtime").is_some() {
+        return runtime_cli::parse(args, &host::RealHost);
+    }
     resolve::run(args, &host::RealHost)
 }

@@ -74,6 +74,11 @@ pub(crate) enum Setting {
     NodeStatusReportFrequency,
     NodeLeaseDurationSeconds,
     LocalPodSubmission,
+    RuntimeRoot,
+    RuntimeState,
+    CniConfDir,
+    CniBinDir,
+    RegistryConfig,
 }
 
 impl Setting {
@@ -102,7 +107,11 @@ impl Setting {
             | Setting::CertDir
             | Setting::ClientCaFile
             | Setting::AuthorizationMode
-            | Setting::LoggingFormat => Kind::Str,
+            | Setting::LoggingFormat
+            | Setting::RuntimeRoot
+            | Setting::RuntimeState
+            | Setting::CniConfDir
+            | Setting::RegistryConfig => Kind::Str,
             Setting::StaticPodUrlHeader => Kind::Headers,
             Setting::FileCheckFrequency
             | Setting::HttpCheckFrequency
@@ -121,7 +130,7 @@ impl Setting {
             | Setting::ReadOnlyPort
             | Setting::Port
             | Setting::Verbosity => Kind::Int,
-            Setting::ClusterDns | Setting::TlsCipherSuites => Kind::List,
+            Setting::ClusterDns | Setting::TlsCipherSuites | Setting::CniBinDir => Kind::List,
             Setting::Kubeconfig | Setting::BootstrapKubeconfig | Setting::KubeApiContentType => {
                 Kind::Str
             }
@@ -220,6 +229,11 @@ pub(crate) struct Settings {
     pub node_status_report_frequency: Duration,
     pub node_lease_duration_seconds: i64,
     pub local_pod_submission: bool,
+    pub runtime_root: String,
+    pub runtime_state: String,
+    pub cni_conf_dir: String,
+    pub cni_bin_dir: Vec<String>,
+    pub registry_config: String,
 }
 
 impl Settings {
@@ -315,6 +329,11 @@ impl Settings {
                 self.node_lease_duration_seconds = v
             }
             (Setting::LocalPodSubmission, Value::Bool(v)) => self.local_pod_submission = v,
+            (Setting::RuntimeRoot, Value::Str(v)) => self.runtime_root = v,
+            (Setting::RuntimeState, Value::Str(v)) => self.runtime_state = v,
+            (Setting::CniConfDir, Value::Str(v)) => self.cni_conf_dir = v,
+            (Setting::CniBinDir, Value::List(v)) => self.cni_bin_dir = v,
+            (Setting::RegistryConfig, Value::Str(v)) => self.registry_config = v,
             (setting, value) => {
                 return Err(format!(
                     "internal error: setting {setting:?} cannot hold {value:?}"

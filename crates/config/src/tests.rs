@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use crate::host::Host;
 use crate::resolve::run;
-use crate::{AuthorizationMode, CgroupDriver, Command, ConfigError, KubeletConfig, LogFormat};
+use crate::{
+    AuthorizationMode, BuiltinRuntimeConfig, CgroupDriver, Command, ConfigError, ContainerRuntime,
+    KubeletConfig, LogFormat,
+};
 
 struct FakeHost {
     hostname: &'static str,
@@ -102,13 +105,16 @@ fn assert_common_defaults(c: &KubeletConfig) {
     assert_eq!(c.file_check_frequency, Duration::from_secs(20));
     assert_eq!(c.http_check_frequency, Duration::from_secs(20));
     assert_eq!(c.sync_frequency, Duration::from_secs(60));
+    assert_eq!(c.container_runtime, ContainerRuntime::Builtin);
     assert_eq!(
-        c.container_runtime_endpoint,
-        "unix:///run/containerd/containerd.sock"
-    );
-    assert_eq!(
-        c.image_service_endpoint,
-        "unix:///run/containerd/containerd.sock"
+        c.builtin_runtime,
+        BuiltinRuntimeConfig {
+            root: "/var/lib/kubelet-rs".into(),
+            state: "/run/kubelet-rs".into(),
+            cni_conf_dir: "/etc/cni/net.d".into(),
+            cni_bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
+            registry_config: None,
+        }
     );
     assert_eq!(c.runtime_request_timeout, Duration::from_secs(120));
     assert!(c.serialize_image_pulls);
@@ -265,10 +271,7 @@ fn zero_values_in_the_file_mean_default_for_non_pointer_fields() {
     let c = file.config(&[]);
     assert_eq!(c.max_pods, 110);
     assert_eq!(c.sync_frequency, Duration::from_secs(60));
-    assert_eq!(
-        c.container_runtime_endpoint,
-        "unix:///run/containerd/containerd.sock"
-    );
+    assert_eq!(c.container_runtime, ContainerRuntime::Builtin);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     // From a flag, zero is a value.
     assert_eq!(config(&["--max-pods=0"]).max_pods, 0);
@@ -326,8 +329,13 @@ fn implemented_flags_apply() {
     assert_eq!(c.file_check_frequency, Duration::from_secs(90));
     assert_eq!(c.http_check_frequency, Duration::from_millis(100));
     assert_eq!(c.sync_frequency, Duration::from_secs(120));
-    assert_eq!(c.container_runtime_endpoint, "unix:///tmp/cri.sock");
-    assert_eq!(c.image_service_endpoint, "unix:///tmp/images.sock");
+    assert_eq!(
+        c.container_runtime,
+        ContainerRuntime::Remote {
+            endpoint: "unix:///tmp/cri.sock".into(),
+            image_endpoint: "unix:///tmp/images.sock".into(),
+        }
+    );
     assert_eq!(c.runtime_request_timeout, Duration::from_secs(10));
     assert_eq!(c.root_dir, Path::new("/tmp/kubelet"));
     assert_eq!(c.container_log_max_size, 1 << 30);
@@ -707,7 +715,11 @@ fn values_are_validated_with_field_and_flag_names() {
     assert!(
         error(&["--cgroup-driver=docker"]).contains("cgroupDriver (--cgroup-driver) \"docker\"")
     );
-    assert!(error(&["--container-runtime-endpoint="]).contains("containerRuntimeEndpoint"));
+    assert!(
+        error(&["--image-service-endpoint=unix:///tmp/i.sock"]).contains(
+            "imageServiceEndpoint (--image-service-endpoint) needs containerRuntimeEndpoint"
+        )
+    );
     let file = ConfigFile::yaml("containerLogMaxFiles: 1\n");
     assert!(
         file.error(&[])
@@ -823,4 +835,54 @@ fn cluster_settings_are_validated() {
     assert!(error(&["--eviction-hard=memory.free<1Gi"]).contains("unknown signal"));
     assert!(error(&["--eviction-hard=nodefs.available<120%"]).contains("invalid amount"));
     assert!(error(&["--kube-api-qps=-1"]).contains("kubeAPIQPS"));
+}
+
+#[test]
+fn an_endpoint_selects_a_remote_runtime_and_none_the_built_in_one() {
+    let remote = config(&["--container-runtime-endpoint=unix:///run/containerd/containerd.sock"]);
+    assert_eq!(
+        remote.container_runtime,
+        ContainerRuntime::Remote {
+            endpoint: "unix:///run/containerd/containerd.sock".into(),
+            image_endpoint: "unix:///run/containerd/containerd.sock".into(),
+        }
+    );
+    let file = ConfigFile::yaml("containerRuntimeEndpoint: unix:///run/crio/crio.sock\n");
+    assert!(matches!(
+        file.config(&[]).container_runtime,
+        ContainerRuntime::Remote { endpoint, .. } if endpoint == "unix:///run/crio/crio.sock"
+    ));
+    // An explicit empty flag is unset too.
+    assert_eq!(
+        file.config(&["--container-runtime-endpoint="])
+            .container_runtime,
+        ContainerRuntime::Builtin
+    );
+}
+
+#[test]
+fn built_in_runtime_flags_apply() {
+    let c = config(&[
+        "--runtime-root=/tmp/rt/root",
+        "--runtime-state=/tmp/rt/state",
+        "--cni-conf-dir=/tmp/rt/net.d",
+        "--cni-bin-dir=/tmp/rt/bin",
+        "--registry-config=/etc/kubelet-rs/certs.d",
+        "--root-dir=/tmp/kubelet",
+    ]);
+    assert_eq!(
+        c.builtin_runtime,
+        BuiltinRuntimeConfig {
+            root: "/tmp/rt/root".into(),
+            state: "/tmp/rt/state".into(),
+            cni_conf_dir: "/tmp/rt/net.d".into(),
+            cni_bin_dirs: vec!["/tmp/rt/bin".into()],
+            registry_config: Some("/etc/kubelet-rs/certs.d".into()),
+        }
+    );
+    assert_eq!(
+        c.builtin_runtime_socket(),
+        Path::new("/tmp/kubelet/runtime/cri.sock")
+    );
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }

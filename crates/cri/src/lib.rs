@@ -1,13 +1,19 @@
 //! The container runtime seam: the CRI v1 RuntimeService and ImageService behind one trait.
 //!
 //! Nothing else in the kubelet talks to containers. [`remote::RemoteRuntime`] speaks CRI gRPC over
-//! a unix socket (containerd, CRI-O); [`fake::FakeRuntime`] is an in-memory runtime for unit tests.
+//! a unix socket (containerd, CRI-O, the built-in runtime served alone);
+//! [`in_process::InProcess`] calls a runtime's CRI tonic services in this process (the built-in
+//! runtime embedded in the kubelet); both are a [`client::CriClient`] over a
+//! [`transport::Transport`]. [`fake::FakeRuntime`] is an in-memory runtime for unit tests.
 //! The request and response messages are the generated CRI types, re-exported as [`api`].
 
+pub mod client;
 pub mod error;
 pub mod fake;
+pub mod in_process;
 pub mod instrumented;
 pub mod remote;
+pub mod transport;
 
 pub use error::CriError;
 pub use k8s_cri::v1 as api;

@@ -1,36 +1,28 @@
-//! The CRI v1 gRPC client: [`RemoteRuntime`] talks to containerd or CRI-O over a unix socket.
-//!
-//! Deadlines follow upstream's `cri-client` (`remote_runtime.go`, `remote_image.go`): every call
-//! gets the request timeout, except `RunPodSandbox` (twice that), `StopContainer` (the grace
-//! period on top), `ExecSync` (the command timeout on top, or no deadline for a zero timeout),
-//! and `PullImage` and `GetContainerEvents`, which have none: pulls of large images take as long
-//! as they take.
+//! The CRI v1 gRPC client: [`RemoteRuntime`] talks to containerd, CRI-O or the built-in runtime's
+//! socket. Requests, deadlines and error mapping are [`CriClient`]'s; this module adds the
+//! connection and the [`Grpc`] transport.
 
-mod call;
 mod endpoint;
-mod image_service;
-mod runtime_service;
+mod grpc;
+
+pub use grpc::Grpc;
 
 use crate::CriError;
 use crate::api::image_service_client::ImageServiceClient;
 use crate::api::runtime_service_client::RuntimeServiceClient;
 use crate::api::{ImageFsInfoRequest, VersionRequest};
+use crate::client::CriClient;
+use crate::client::call;
 use std::time::Duration;
-use tonic::transport::Channel;
 
 /// Largest message we accept from the runtime; upstream uses 16 MiB too, because `ListContainers`
 /// and `ListContainerStats` on a busy node exceed tonic's 4 MiB default.
 const MAX_DECODING_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 
 /// A CRI runtime reached over gRPC. Cloning is cheap and clones share the connection.
-#[derive(Clone, Debug)]
-pub struct RemoteRuntime {
-    runtime: RuntimeServiceClient<Channel>,
-    image: ImageServiceClient<Channel>,
-    request_timeout: Duration,
-}
+pub type RemoteRuntime = CriClient<Grpc>;
 
-impl RemoteRuntime {
+impl CriClient<Grpc> {
     /// Connects to the runtime and image services and checks that they answer.
     ///
     /// Endpoints are `unix:///path` or a bare absolute path. An empty `image_endpoint` means the
@@ -79,15 +71,9 @@ impl RemoteRuntime {
         let image = ImageServiceClient::new(image_channel)
             .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE);
 
-        Ok(RemoteRuntime {
-            runtime,
-            image,
+        Ok(CriClient::with_transport(
+            Grpc { runtime, image },
             request_timeout,
-        })
-    }
-
-    /// The deadline of ordinary calls.
-    pub fn request_timeout(&self) -> Duration {
-        self.request_timeout
+        ))
     }
 }

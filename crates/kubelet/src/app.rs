@@ -1,5 +1,6 @@
 //! Wires the kubelet together from its resolved configuration and runs it.
 
+use crate::builtin_runtime::{self, BuiltinError};
 use crate::cluster;
 use crate::cm::cgroups::PodCgroups;
 use crate::cm::machine::MachineInfo;
@@ -16,7 +17,7 @@ use crate::server::{self, healthz, read_only};
 use crate::status::StatusManager;
 use crate::sync_loop::SyncLoop;
 use kubelet_config::AuthorizationMode;
-use kubelet_config::KubeletConfig;
+use kubelet_config::{ContainerRuntime, KubeletConfig};
 use kubelet_cri::Runtime;
 use kubelet_cri::instrumented::InstrumentedRuntime;
 use kubelet_cri::remote::RemoteRuntime;
@@ -46,10 +47,57 @@ const LOCAL_PODS_DIR: &str = "local-pods";
 pub enum AppError {
     #[error(transparent)]
     Runtime(#[from] kubelet_cri::CriError),
+    /// Boxed: the runtime's errors are large and rare, the kubelet's results many.
+    #[error(transparent)]
+    BuiltinRuntime(#[from] Box<BuiltinError>),
     #[error("{0}")]
     Setup(String),
     #[error("--runonce: not every pod ran")]
     RunOnceFailed,
+}
+
+/// The runtime behind the CRI call metrics, as the kubelet holds it.
+fn instrumented<R: Runtime>(runtime: R, metrics: &mut KubeletMetrics) -> Arc<dyn Runtime> {
+    let instrumented = InstrumentedRuntime::new(runtime);
+    instrumented.register(metrics.registry_mut());
+    Arc::new(instrumented)
+}
+
+/// The runtime the configuration selects: a remote one over gRPC, or the built-in one in process
+/// (also served on its socket), behind the CRI call metrics.
+async fn container_runtime(
+    cfg: &KubeletConfig,
+    metrics: &mut KubeletMetrics,
+) -> Result<Arc<dyn Runtime>, AppError> {
+    Ok(match &cfg.container_runtime {
+        ContainerRuntime::Remote {
+            endpoint,
+            image_endpoint,
+        } => {
+            let remote =
+                RemoteRuntime::connect(endpoint, image_endpoint, cfg.runtime_request_timeout)
+                    .await?;
+            instrumented(remote, metrics)
+        }
+        ContainerRuntime::Builtin => {
+            let socket = cfg.builtin_runtime_socket();
+            tracing::info!(
+                root = %cfg.builtin_runtime.root.display(),
+                state = %cfg.builtin_runtime.state.display(),
+                socket = %socket.display(),
+                "no --container-runtime-endpoint or containerRuntimeEndpoint: using the built-in container runtime in process (upstream would use containerd's socket)"
+            );
+            let embedded = builtin_runtime::embed(
+                &cfg.builtin_runtime,
+                cfg.cgroup_driver,
+                &socket,
+                cfg.runtime_request_timeout,
+            )
+            .await
+            .map_err(Box::new)?;
+            instrumented(embedded, metrics)
+        }
+    })
 }
 
 /// The node's primary IP: the first --node-ip, else the first global address of an up interface.
@@ -75,17 +123,9 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
-    let remote = RemoteRuntime::connect(
-        &cfg.container_runtime_endpoint,
-        &cfg.image_service_endpoint,
-        cfg.runtime_request_timeout,
-    )
-    .await?;
     let mut metrics = KubeletMetrics::new(&cfg.node_name, BuildInfo::default());
-    let instrumented = InstrumentedRuntime::new(remote);
-    instrumented.register(metrics.registry_mut());
+    let runtime = container_runtime(&cfg, &mut metrics).await?;
     let metrics = Arc::new(metrics);
-    let runtime: Arc<dyn Runtime> = Arc::new(instrumented);
     let version = runtime.version().await?;
     tracing::info!(runtime = %version.runtime_name, version = %version.runtime_version, api = %version.runtime_api_version, "connected to the container runtime");
 
@@ -355,7 +395,8 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("SIGTERM handler");
     tokio::select! {

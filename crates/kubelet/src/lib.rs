@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod app;
+pub mod builtin_runtime;
 pub mod cluster;
 pub mod cm;
 pub mod eviction;

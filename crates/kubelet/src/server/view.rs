@@ -5,7 +5,7 @@ use super::read_only::pod_list;
 use crate::pod_manager::PodManager;
 use crate::status::StatusManager;
 use k8s_openapi::api::core::v1::Pod;
-use kubelet_config::KubeletConfig;
+use kubelet_config::{ContainerRuntime, KubeletConfig};
 use kubelet_cri::Runtime;
 use kubelet_cri::api::{ContainerState, PodSandboxState};
 use kubelet_server::{KubeletView, MetricsPath};
@@ -57,7 +57,19 @@ impl View {
 /// The resolved configuration in KubeletConfiguration (v1beta1) field names, as /configz shows it.
 pub fn configz(cfg: &KubeletConfig) -> serde_json::Value {
     let secs = |d: std::time::Duration| format!("{}s", d.as_secs());
-    json!({"kubeletconfig": {
+    // The embedded runtime shows as the socket it is served on, so the endpoint shown is one a
+    // CRI client can use either way.
+    let (runtime_endpoint, image_endpoint) = match &cfg.container_runtime {
+        ContainerRuntime::Remote {
+            endpoint,
+            image_endpoint,
+        } => (endpoint.clone(), image_endpoint.clone()),
+        ContainerRuntime::Builtin => {
+            let socket = format!("unix://{}", cfg.builtin_runtime_socket().display());
+            (socket.clone(), socket)
+        }
+    };
+    let mut configz = json!({"kubeletconfig": {
         "staticPodPath": cfg.static_pod_path,
         "staticPodURL": cfg.static_pod_url,
         "syncFrequency": secs(cfg.sync_frequency),
@@ -74,8 +86,8 @@ pub fn configz(cfg: &KubeletConfig) -> serde_json::Value {
         "cgroupDriver": match cfg.cgroup_driver { kubelet_config::CgroupDriver::Cgroupfs => "cgroupfs", kubelet_config::CgroupDriver::Systemd => "systemd" },
         "cgroupRoot": cfg.cgroup_root,
         "cgroupsPerQOS": cfg.cgroups_per_qos,
-        "containerRuntimeEndpoint": cfg.container_runtime_endpoint,
-        "imageServiceEndpoint": cfg.image_service_endpoint,
+        "containerRuntimeEndpoint": runtime_endpoint,
+        "imageServiceEndpoint": image_endpoint,
         "runtimeRequestTimeout": secs(cfg.runtime_request_timeout),
         "serializeImagePulls": cfg.serialize_image_pulls,
         "podLogsDir": cfg.pod_logs_dir,
@@ -83,7 +95,19 @@ pub fn configz(cfg: &KubeletConfig) -> serde_json::Value {
         "containerLogMaxFiles": cfg.container_log_max_files,
         "shutdownGracePeriod": secs(cfg.shutdown_grace_period),
         "shutdownGracePeriodCriticalPods": secs(cfg.shutdown_grace_period_critical_pods),
-    }})
+    }});
+    // kubelet-rs: the built-in runtime's settings, when it is the one in use.
+    if cfg.container_runtime == ContainerRuntime::Builtin {
+        let builtin = &cfg.builtin_runtime;
+        configz["kubeletconfig"]["builtinRuntime"] = json!({
+            "root": builtin.root,
+            "state": builtin.state,
+            "cniConfDir": builtin.cni_conf_dir,
+            "cniBinDirs": builtin.cni_bin_dirs,
+            "registryConfig": builtin.registry_config,
+        });
+    }
+    configz
 }
 
 #[async_trait::async_trait]
@@ -153,5 +177,50 @@ impl KubeletView for View {
                 .map_err(|e| e.to_string())
                 .and_then(|s| serde_json::to_value(s).map_err(|e| e.to_string())),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::configz;
+    use kubelet_config::{Command, KubeletConfig};
+
+    fn config(args: &[&str]) -> KubeletConfig {
+        let args = args.iter().map(|arg| arg.to_string());
+        match kubelet_config::parse_args(args) {
+            Ok(Command::Run(cfg)) => *cfg,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn configz_shows_the_runtime_in_use() {
+        let builtin = configz(&config(&[
+            "--hostname-override=node",
+            "--root-dir=/tmp/k",
+            "--runtime-root=/tmp/rt",
+        ]));
+        let shown = &builtin["kubeletconfig"];
+        assert_eq!(
+            shown["containerRuntimeEndpoint"],
+            "unix:///tmp/k/runtime/cri.sock"
+        );
+        assert_eq!(
+            shown["imageServiceEndpoint"],
+            "unix:///tmp/k/runtime/cri.sock"
+        );
+        assert_eq!(shown["builtinRuntime"]["root"], "/tmp/rt");
+        assert_eq!(shown["builtinRuntime"]["state"], "/run/kubelet-rs");
+
+        let remote = configz(&config(&[
+            "--hostname-override=node",
+            "--container-runtime-endpoint=unix:///run/containerd/containerd.sock",
+        ]));
+        let shown = &remote["kubeletconfig"];
+        assert_eq!(
+            shown["containerRuntimeEndpoint"],
+            "unix:///run/containerd/containerd.sock"
+        );
+        assert!(shown.get("builtinRuntime").is_none(), "{shown}");
     }
 }

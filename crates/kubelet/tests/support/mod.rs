@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod builtin;
 pub mod cluster;
 
 use kubelet_cri::api::{ContainerFilter, PodSandboxFilter};
@@ -329,12 +330,17 @@ fn name_label(full_name: &str) -> HashMap<String, String> {
 }
 
 /// Polls `check` every 200 ms until it gives a value; panics with the kubelet's log on timeout.
-pub async fn wait_for<T, F, Fut>(
-    what: &str,
-    timeout: Duration,
-    kubelet: &Kubelet,
-    mut check: F,
-) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, kubelet: &Kubelet, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    wait_until(what, timeout, &kubelet.log_path(), check).await
+}
+
+/// Polls `check` every 200 ms until it gives a value; on timeout, panics with the tail of the
+/// log file of the process under test.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, log: &Path, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -345,10 +351,10 @@ where
             return v;
         }
         if tokio::time::Instant::now() > deadline {
-            let log = kubelet.log();
+            let log = std::fs::read_to_string(log).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(60).collect();
             panic!(
-                "timed out after {timeout:?} waiting for {what}; kubelet log tail:\n{}",
+                "timed out after {timeout:?} waiting for {what}; log tail:\n{}",
                 tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             );
         }

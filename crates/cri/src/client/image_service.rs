@@ -1,15 +1,16 @@
-//! [`ImageService`] over gRPC.
+//! [`ImageService`] over any [`Transport`].
 
-use super::RemoteRuntime;
+use super::CriClient;
 use super::call::{invalid_reply, with_deadline};
 use crate::api::{
     AuthConfig, FilesystemUsage, Image, ImageFsInfoRequest, ImageSpec, ImageStatusRequest,
     ListImagesRequest, PodSandboxConfig, PullImageRequest, RemoveImageRequest,
 };
+use crate::transport::Transport;
 use crate::{ImageService, Result};
 
 #[async_trait::async_trait]
-impl ImageService for RemoteRuntime {
+impl<T: Transport> ImageService for CriClient<T> {
     async fn image_status(&self, image: &ImageSpec) -> Result<Option<Image>> {
         let request = ImageStatusRequest {
             image: Some(image.clone()),
@@ -18,7 +19,7 @@ impl ImageService for RemoteRuntime {
         let reply = with_deadline(
             "ImageStatus",
             Some(self.request_timeout),
-            self.image.clone().image_status(request),
+            self.transport.image_status(request),
         )
         .await?;
         match reply.image {
@@ -41,8 +42,7 @@ impl ImageService for RemoteRuntime {
             sandbox_config,
         };
         // No deadline: a large image on a slow registry legitimately takes minutes.
-        let reply =
-            with_deadline("PullImage", None, self.image.clone().pull_image(request)).await?;
+        let reply = with_deadline("PullImage", None, self.transport.pull_image(request)).await?;
         if reply.image_ref.is_empty() {
             return Err(invalid_reply("PullImage", "empty image reference"));
         }
@@ -54,7 +54,7 @@ impl ImageService for RemoteRuntime {
         let reply = with_deadline(
             "ListImages",
             Some(self.request_timeout),
-            self.image.clone().list_images(request),
+            self.transport.list_images(request),
         )
         .await?;
         Ok(reply.images)
@@ -67,7 +67,7 @@ impl ImageService for RemoteRuntime {
         with_deadline(
             "RemoveImage",
             Some(self.request_timeout),
-            self.image.clone().remove_image(request),
+            self.transport.remove_image(request),
         )
         .await
         .map(drop)
@@ -77,7 +77,7 @@ impl ImageService for RemoteRuntime {
         let reply = with_deadline(
             "ImageFsInfo",
             Some(self.request_timeout),
-            self.image.clone().image_fs_info(ImageFsInfoRequest {}),
+            self.transport.image_fs_info(ImageFsInfoRequest {}),
         )
         .await?;
         Ok(reply.image_filesystems)

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 /// Awaits a unary call (or the start of a stream) under `deadline`, when there is one.
 ///
-/// Dropping the call on expiry resets its HTTP/2 stream, which cancels the work in the runtime,
-/// as a Go client's cancelled context does.
-pub(super) async fn with_deadline<T>(
+/// Over gRPC, dropping the call on expiry resets its HTTP/2 stream, which cancels the work in the
+/// runtime, as a Go client's cancelled context does; in process, the call runs on its own task and
+/// only the wait for it ends.
+pub(crate) async fn with_deadline<T>(
     rpc: &'static str,
     deadline: Option<Duration>,
     call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -25,7 +26,7 @@ pub(super) async fn with_deadline<T>(
 }
 
 /// Maps a gRPC status; a runtime that reports its own deadline expiry is a timeout as well.
-pub(super) fn status_error(
+pub(crate) fn status_error(
     rpc: &'static str,
     deadline: Option<Duration>,
     status: tonic::Status,
@@ -37,7 +38,7 @@ pub(super) fn status_error(
 }
 
 /// A reply that breaks the CRI contract, such as an empty id for a created object.
-pub(super) fn invalid_reply(rpc: &'static str, what: &str) -> CriError {
+pub(crate) fn invalid_reply(rpc: &'static str, what: &str) -> CriError {
     CriError::Rpc {
         rpc,
         code: tonic::Code::Internal,

@@ -1,6 +1,6 @@
-//! [`RuntimeService`] over gRPC.
+//! [`RuntimeService`] over any [`Transport`].
 
-use super::RemoteRuntime;
+use super::CriClient;
 use super::call::{invalid_reply, status_error, with_deadline};
 use crate::api::{
     AttachRequest, Container, ContainerConfig, ContainerEventResponse, ContainerFilter,
@@ -12,6 +12,7 @@ use crate::api::{
     RunPodSandboxRequest, StartContainerRequest, StatusRequest, StatusResponse,
     StopContainerRequest, StopPodSandboxRequest, VersionRequest, VersionResponse,
 };
+use crate::transport::Transport;
 use crate::{Result, RuntimeService};
 use futures::stream::{BoxStream, StreamExt};
 use std::time::Duration;
@@ -21,34 +22,24 @@ fn whole_seconds(duration: Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
-impl RemoteRuntime {
+impl<T: Transport> CriClient<T> {
     fn deadline(&self) -> Option<Duration> {
         Some(self.request_timeout)
     }
 }
 
 #[async_trait::async_trait]
-impl RuntimeService for RemoteRuntime {
+impl<T: Transport> RuntimeService for CriClient<T> {
     async fn version(&self) -> Result<VersionResponse> {
         let request = VersionRequest {
             version: String::new(),
         };
-        with_deadline(
-            "Version",
-            self.deadline(),
-            self.runtime.clone().version(request),
-        )
-        .await
+        with_deadline("Version", self.deadline(), self.transport.version(request)).await
     }
 
     async fn status(&self) -> Result<StatusResponse> {
         let request = StatusRequest { verbose: false };
-        with_deadline(
-            "Status",
-            self.deadline(),
-            self.runtime.clone().status(request),
-        )
-        .await
+        with_deadline("Status", self.deadline(), self.transport.status(request)).await
     }
 
     async fn run_pod_sandbox(
@@ -66,7 +57,7 @@ impl RuntimeService for RemoteRuntime {
         let reply = with_deadline(
             "RunPodSandbox",
             deadline,
-            self.runtime.clone().run_pod_sandbox(request),
+            self.transport.run_pod_sandbox(request),
         )
         .await?;
         if reply.pod_sandbox_id.is_empty() {
@@ -82,7 +73,7 @@ impl RuntimeService for RemoteRuntime {
         with_deadline(
             "StopPodSandbox",
             self.deadline(),
-            self.runtime.clone().stop_pod_sandbox(request),
+            self.transport.stop_pod_sandbox(request),
         )
         .await
         .map(drop)
@@ -95,7 +86,7 @@ impl RuntimeService for RemoteRuntime {
         with_deadline(
             "RemovePodSandbox",
             self.deadline(),
-            self.runtime.clone().remove_pod_sandbox(request),
+            self.transport.remove_pod_sandbox(request),
         )
         .await
         .map(drop)
@@ -109,7 +100,7 @@ impl RuntimeService for RemoteRuntime {
         with_deadline(
             "PodSandboxStatus",
             self.deadline(),
-            self.runtime.clone().pod_sandbox_status(request),
+            self.transport.pod_sandbox_status(request),
         )
         .await?
         .status
@@ -121,7 +112,7 @@ impl RuntimeService for RemoteRuntime {
         let reply = with_deadline(
             "ListPodSandbox",
             self.deadline(),
-            self.runtime.clone().list_pod_sandbox(request),
+            self.transport.list_pod_sandbox(request),
         )
         .await?;
         Ok(reply.items)
@@ -141,7 +132,7 @@ impl RuntimeService for RemoteRuntime {
         let reply = with_deadline(
             "CreateContainer",
             self.deadline(),
-            self.runtime.clone().create_container(request),
+            self.transport.create_container(request),
         )
         .await?;
         if reply.container_id.is_empty() {
@@ -157,7 +148,7 @@ impl RuntimeService for RemoteRuntime {
         with_deadline(
             "StartContainer",
             self.deadline(),
-            self.runtime.clone().start_container(request),
+            self.transport.start_container(request),
         )
         .await
         .map(drop)
@@ -174,7 +165,7 @@ impl RuntimeService for RemoteRuntime {
         with_deadline(
             "StopContainer",
             deadline,
-            self.runtime.clone().stop_container(request),
+            self.transport.stop_container(request),
         )
         .await
         .map(drop)
@@ -187,7 +178,7 @@ impl RuntimeService for RemoteRuntime {
         with_deadline(
             "RemoveContainer",
             self.deadline(),
-            self.runtime.clone().remove_container(request),
+            self.transport.remove_container(request),
         )
         .await
         .map(drop)
@@ -198,7 +189,7 @@ impl RuntimeService for RemoteRuntime {
         let reply = with_deadline(
             "ListContainers",
             self.deadline(),
-            self.runtime.clone().list_containers(request),
+            self.transport.list_containers(request),
         )
         .await?;
         Ok(reply.containers)
@@ -212,7 +203,7 @@ impl RuntimeService for RemoteRuntime {
         with_deadline(
             "ContainerStatus",
             self.deadline(),
-            self.runtime.clone().container_status(request),
+            self.transport.container_status(request),
         )
         .await?
         .status
@@ -226,7 +217,7 @@ impl RuntimeService for RemoteRuntime {
         with_deadline(
             "ReopenContainerLog",
             self.deadline(),
-            self.runtime.clone().reopen_container_log(request),
+            self.transport.reopen_container_log(request),
         )
         .await
         .map(drop)
@@ -246,40 +237,32 @@ impl RuntimeService for RemoteRuntime {
         // A zero timeout means "no limit" in CRI; otherwise the runtime gets the ordinary
         // deadline on top to kill the command and clean up.
         let deadline = (!timeout.is_zero()).then(|| self.request_timeout + timeout);
-        with_deadline(
-            "ExecSync",
-            deadline,
-            self.runtime.clone().exec_sync(request),
-        )
-        .await
-        .map_err(|err| match err {
-            // Report the command's own timeout, which is what a probe author set.
-            crate::CriError::Timeout { rpc, .. } => crate::CriError::Timeout { rpc, timeout },
-            other => other,
-        })
+        with_deadline("ExecSync", deadline, self.transport.exec_sync(request))
+            .await
+            .map_err(|err| match err {
+                // Report the command's own timeout, which is what a probe author set.
+                crate::CriError::Timeout { rpc, .. } => crate::CriError::Timeout { rpc, timeout },
+                other => other,
+            })
     }
 
     async fn exec(&self, request: ExecRequest) -> Result<String> {
-        with_deadline("Exec", self.deadline(), self.runtime.clone().exec(request))
+        with_deadline("Exec", self.deadline(), self.transport.exec(request))
             .await
             .map(|reply| reply.url)
     }
 
     async fn attach(&self, request: AttachRequest) -> Result<String> {
-        with_deadline(
-            "Attach",
-            self.deadline(),
-            self.runtime.clone().attach(request),
-        )
-        .await
-        .map(|reply| reply.url)
+        with_deadline("Attach", self.deadline(), self.transport.attach(request))
+            .await
+            .map(|reply| reply.url)
     }
 
     async fn port_forward(&self, request: PortForwardRequest) -> Result<String> {
         with_deadline(
             "PortForward",
             self.deadline(),
-            self.runtime.clone().port_forward(request),
+            self.transport.port_forward(request),
         )
         .await
         .map(|reply| reply.url)
@@ -293,7 +276,7 @@ impl RuntimeService for RemoteRuntime {
         let reply = with_deadline(
             "ListContainerStats",
             self.deadline(),
-            self.runtime.clone().list_container_stats(request),
+            self.transport.list_container_stats(request),
         )
         .await?;
         Ok(reply.stats)
@@ -307,9 +290,7 @@ impl RuntimeService for RemoteRuntime {
         let events = with_deadline(
             RPC,
             None,
-            self.runtime
-                .clone()
-                .get_container_events(GetEventsRequest {}),
+            self.transport.get_container_events(GetEventsRequest {}),
         )
         .await?;
         Ok(events
