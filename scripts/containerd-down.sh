@@ -10,18 +10,11 @@ if (($# != 1)); then
   exit 2
 fi
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib/host-cleanup.sh
+source "$here/lib/host-cleanup.sh"
 export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
-# The cgroup root every test pod lives under (kubelet_testkit::TestRuntime::cgroup_root).
-cgroup_root=kubelet-rs-test
 
 log() { echo "containerd-down: $*" >&2; }
-mounts_under() { findmnt -rn -o TARGET | awk -v dir="$1/" 'index($0, dir) == 1'; }
-# Mount points of the v1 hierarchies and of cgroup2; optional fields shift the columns of
-# mountinfo, so the filesystem type is found after the "-" separator.
-cgroup_mounts() {
-  awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) ~ /^cgroup2?$/) print $5; break } }' \
-    /proc/self/mountinfo
-}
 failed=0
 problem() { log "$*"; failed=1; }
 
@@ -39,7 +32,7 @@ pid_file=$cd_dir/containerd.pid
 daemon_pid=
 if [[ -f $pid_file ]]; then
   pid=$(cat "$pid_file")
-  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$cd_dir/config.toml"; then
+  if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$cd_dir/config.toml"; then
     daemon_pid=$pid
   fi
 fi
@@ -92,33 +85,7 @@ for cmdline in /proc/[0-9]*/cmdline; do
   fi
 done
 
-# 4. The CNI bridge: containerd does not remove it.
-bridge=kubeletrs0
-if [[ -f $rt/network.env ]]; then
-  bridge=$(sed -n 's/^bridge=//p' "$rt/network.env")
-fi
-if ip link show "$bridge" >/dev/null 2>&1; then
-  ip link del "$bridge" || problem "cannot delete the bridge $bridge"
-fi
-
-# 5. Mounts under RT_DIR (overlay rootfs, netns, shm), deepest first.
-while read -r target; do
-  umount "$target" || problem "cannot unmount $target"
-done < <(mounts_under "$rt" | sort -r)
-
-# 6. Test cgroups in every hierarchy, deepest first; rmdir only removes empty cgroups.
-while read -r mount_point; do
-  dir=$mount_point/$cgroup_root
-  [[ -d $dir ]] || continue
-  find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null \
-    || problem "cgroups are still in use under $dir"
-done < <(cgroup_mounts)
-
-# 7. RT_DIR, never across a mount.
-if [[ -n $(mounts_under "$rt") ]]; then
-  problem "mounts remain under $rt: leaving it in place"
-else
-  rm -rf "$rt"
-fi
+# 4. The bridge, mounts, test cgroups and RT_DIR.
+cleanup_host "$rt"
 
 exit "$failed"

@@ -12,6 +12,8 @@ if (($# != 1)); then
   exit 2
 fi
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib/cni-conflist.sh
+source "$here/lib/cni-conflist.sh"
 bridge=${KUBELET_TEST_BRIDGE:-kubeletrs0}
 subnet=${KUBELET_TEST_SUBNET:-10.88.0.0/16}
 export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin # runc lives in /usr/sbin
@@ -43,7 +45,7 @@ fi
 touch "$rt/.kubelet-rs-test-runtime"
 printf 'bridge=%s\n' "$bridge" >"$rt/network.env"
 rm -rf "$rt/cni/ipam" # fresh pod IPs on every run
-mkdir -p "$cd_dir/certs.d" "$rt/cni/net.d" "$rt/cni/ipam" "$rt/images" "$rt/tests"
+mkdir -p "$cd_dir/certs.d" "$rt/images" "$rt/tests"
 
 "$here/build-images.sh" "$rt/images" >&2
 
@@ -89,32 +91,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       config_path = "$cd_dir/certs.d"
 TOML
 
-# ipMasq stays off so that pods without host ports never touch iptables.
-cat >"$rt/cni/net.d/10-kubelet-rs-test.conflist" <<JSON
-{
-  "cniVersion": "1.0.0",
-  "name": "kubelet-rs-test",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "$bridge",
-      "isGateway": true,
-      "ipMasq": false,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "dataDir": "$rt/cni/ipam",
-        "ranges": [[{ "subnet": "$subnet" }]],
-        "routes": [{ "dst": "0.0.0.0/0" }]
-      }
-    },
-    {
-      "type": "portmap",
-      "capabilities": { "portMappings": true }
-    }
-  ]
-}
-JSON
+write_cni_conflist "$rt/cni/net.d" "$bridge" "$subnet" "$rt/cni/ipam"
 
 containerd --config "$cd_dir/config.toml" config dump >/dev/null \
   || die "containerd rejects $cd_dir/config.toml"

@@ -3,6 +3,7 @@
 
 mod support;
 
+use kubelet_cri::RuntimeService;
 use std::time::Duration;
 use support::cluster::{Cluster, bound_pod, eventually};
 use support::wait_for;
@@ -76,11 +77,11 @@ async fn registers_the_node_renews_its_lease_and_runs_bound_pods() {
         "{status}"
     );
     let info = &status["nodeInfo"];
-    assert!(
-        info["containerRuntimeVersion"]
-            .as_str()
-            .unwrap()
-            .starts_with("containerd://"),
+    // NAME://VERSION of whichever runtime the run uses (containerd, or the built-in kubelet-rs).
+    let runtime = k.cri().await.version().await.unwrap();
+    assert_eq!(
+        info["containerRuntimeVersion"],
+        format!("{}://{}", runtime.runtime_name, runtime.runtime_version),
         "{info}"
     );
     for field in [
@@ -164,7 +165,7 @@ async fn registers_the_node_renews_its_lease_and_runs_bound_pods() {
         cs["containerID"]
             .as_str()
             .unwrap()
-            .starts_with("containerd://")
+            .starts_with(&format!("{}://", runtime.runtime_name))
     );
     assert!(cs["imageID"].as_str().unwrap().contains("sha256:"));
     assert_eq!(cs["restartCount"], 0);
