@@ -1,7 +1,7 @@
 //! Command line: one subcommand per scenario, `all` for every one, and the global options that
-//! choose the kubelets, the runtime and the sizes.
+//! choose the kubelets, the runtimes and the sizes.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -33,6 +33,41 @@ pub enum Scenario {
     All,
 }
 
+/// A container runtime the bench sets up (or is pointed at) and measures every subject on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeKind {
+    /// A private containerd (scripts/containerd-up.sh), or --runtime-endpoint.
+    Containerd,
+    /// kubelet-rs's own runtime, served alone by `KUBELET runtime` (--builtin-binary).
+    Builtin,
+}
+
+impl RuntimeKind {
+    /// How tables, plots and JSON name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RuntimeKind::Containerd => "containerd",
+            RuntimeKind::Builtin => "builtin",
+        }
+    }
+}
+
+impl Options {
+    /// The runtimes to measure on, each once, in the order given; containerd alone by default.
+    pub fn runtimes(&self) -> Vec<RuntimeKind> {
+        let mut out: Vec<RuntimeKind> = Vec::new();
+        for kind in &self.runtimes {
+            if !out.contains(kind) {
+                out.push(*kind);
+            }
+        }
+        if out.is_empty() {
+            out.push(RuntimeKind::Containerd);
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct Options {
     /// A kubelet binary to measure; repeat it to compare kubelets, run alternately [default:
@@ -42,9 +77,18 @@ pub struct Options {
     /// An extra argument for every kubelet under test (repeatable), e.g. --kubelet-arg=-v=0
     #[arg(long = "kubelet-arg", global = true, allow_hyphen_values = true)]
     pub kubelet_args: Vec<String>,
-    /// A CRI endpoint to use instead of starting a private containerd (unix:///path)
+    /// A runtime to measure on; repeat it to compare runtimes, run in turn within each round
+    /// [default: containerd]
+    #[arg(long = "runtime", value_enum, global = true)]
+    pub runtimes: Vec<RuntimeKind>,
+    /// A CRI endpoint to use instead of starting a private containerd (unix:///path); the built-in
+    /// runtime is always started by the bench
     #[arg(long, global = true)]
     pub runtime_endpoint: Option<String>,
+    /// The binary whose `runtime` subcommand serves the built-in runtime [default:
+    /// target/release/kubelet]
+    #[arg(long, global = true)]
+    pub builtin_binary: Option<PathBuf>,
     /// Pods in a burst, at density and in churn
     #[arg(short = 'n', long = "pods", default_value_t = 100, global = true)]
     pub pods: usize,
@@ -72,4 +116,56 @@ pub struct Options {
     /// Seconds to wait for any one step before giving up
     #[arg(long, default_value_t = 300, global = true)]
     pub timeout: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(["kubelet-bench"].iter().chain(args)).unwrap()
+    }
+
+    #[test]
+    fn containerd_alone_by_default() {
+        let cli = parse(&["start"]);
+        assert_eq!(cli.scenario, Scenario::Start);
+        assert_eq!(cli.opts.runtimes(), [RuntimeKind::Containerd]);
+        assert_eq!(cli.opts.builtin_binary, None);
+    }
+
+    #[test]
+    fn runtimes_repeat_in_the_order_given_once_each() {
+        let cli = parse(&[
+            "start",
+            "--runtime",
+            "builtin",
+            "--runtime=containerd",
+            "--runtime",
+            "builtin",
+            "-n",
+            "30",
+        ]);
+        assert_eq!(
+            cli.opts.runtimes(),
+            [RuntimeKind::Builtin, RuntimeKind::Containerd]
+        );
+        assert_eq!(cli.opts.pods, 30);
+        let names: Vec<&str> = cli.opts.runtimes().iter().map(|r| r.name()).collect();
+        assert_eq!(names, ["builtin", "containerd"]);
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_scenario() {
+        let cli = parse(&["--runtime", "builtin", "--builtin-binary", "/k", "floor"]);
+        assert_eq!(cli.scenario, Scenario::Floor);
+        assert_eq!(cli.opts.runtimes(), [RuntimeKind::Builtin]);
+        assert_eq!(cli.opts.builtin_binary, Some(PathBuf::from("/k")));
+    }
+
+    #[test]
+    fn an_unknown_runtime_is_refused() {
+        let err = Cli::try_parse_from(["kubelet-bench", "start", "--runtime", "crio"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+    }
 }

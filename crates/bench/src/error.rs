@@ -48,6 +48,20 @@ pub enum BenchError {
         status: std::process::ExitStatus,
         log_tail: String,
     },
+    #[error(
+        "the built-in runtime {binary} exited on start ({status}); the end of its log:\n{log_tail}"
+    )]
+    RuntimeExited {
+        binary: PathBuf,
+        status: std::process::ExitStatus,
+        log_tail: String,
+    },
+    #[error("{command} failed ({status}); its output:\n{output}")]
+    Command {
+        command: String,
+        status: std::process::ExitStatus,
+        output: String,
+    },
     #[error("timed out after {after:?} waiting for {what}")]
     Timeout { what: String, after: Duration },
     #[error("cannot read {what}: {source}")]

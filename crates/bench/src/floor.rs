@@ -5,7 +5,8 @@
 //!
 //! Per pod it makes the calls a kubelet cannot do without: RunPodSandbox, PodSandboxStatus (the
 //! pod IP for /etc/hosts), ImageStatus (the IfNotPresent check), CreateContainer,
-//! StartContainer; and StopPodSandbox plus RemovePodSandbox to remove it.
+//! StartContainer; and StopPodSandbox plus RemovePodSandbox to remove it. Each call's duration
+//! is recorded, so a run says which of them the time goes to.
 
 use crate::error::{BenchError, Result};
 use crate::pods::BenchPod;
@@ -18,11 +19,47 @@ use kubelet_kuberuntime::container_config::{ContainerInput, container_config};
 use kubelet_kuberuntime::dns::DnsOptions;
 use kubelet_kuberuntime::sandbox_config::{SandboxOptions, pod_sandbox_config};
 use procfs::Current;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
+
+/// The floor's CRI calls, in the order a pod meets them: the table's rows.
+pub const CALLS: [&str; 7] = [
+    "RunPodSandbox",
+    "PodSandboxStatus",
+    "ImageStatus",
+    "CreateContainer",
+    "StartContainer",
+    "StopPodSandbox",
+    "RemovePodSandbox",
+];
+
+/// Each CRI call's durations (ms), by call name.
+#[derive(Clone, Default)]
+struct CallTimes(Arc<Mutex<BTreeMap<String, Vec<f64>>>>);
+
+impl CallTimes {
+    /// Awaits `call`, recording its duration under `name` (failed calls too: they took time).
+    async fn time<T>(&self, name: &str, call: impl Future<Output = T>) -> T {
+        let start = Instant::now();
+        let out = call.await;
+        let took = crate::stats::ms(start, Instant::now());
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .push(took);
+        out
+    }
+
+    fn take(&self) -> BTreeMap<String, Vec<f64>> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
 
 pub struct Floor {
     cri: RemoteRuntime,
@@ -35,6 +72,7 @@ pub struct Floor {
     sandboxes: Arc<Mutex<HashMap<String, String>>>,
     /// Background CRI work: the observer measures, these tasks only report failures.
     tasks: Mutex<JoinSet<Result<()>>>,
+    calls: CallTimes,
 }
 
 impl Floor {
@@ -67,6 +105,7 @@ impl Floor {
             dir,
             sandboxes: Arc::default(),
             tasks: Mutex::new(JoinSet::new()),
+            calls: CallTimes::default(),
         })
     }
 
@@ -83,6 +122,7 @@ impl Floor {
                 memory_capacity: self.memory_capacity,
                 sandboxes: self.sandboxes.clone(),
                 full_name: bench_pod.full_name.clone(),
+                calls: self.calls.clone(),
             };
             tasks.spawn(work.run(pod));
             requested.push((bench_pod.clone(), Instant::now()));
@@ -100,13 +140,16 @@ impl Floor {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&pod.full_name);
             let cri = self.cri.clone();
+            let calls = self.calls.clone();
             tasks.spawn(async move {
                 // A pod whose creation failed has no sandbox: that failure is reported already.
                 if let Some(id) = id {
-                    cri.stop_pod_sandbox(&id)
+                    calls
+                        .time("StopPodSandbox", cri.stop_pod_sandbox(&id))
                         .await
                         .map_err(BenchError::cri("StopPodSandbox"))?;
-                    cri.remove_pod_sandbox(&id)
+                    calls
+                        .time("RemovePodSandbox", cri.remove_pod_sandbox(&id))
                         .await
                         .map_err(BenchError::cri("RemovePodSandbox"))?;
                 }
@@ -119,18 +162,19 @@ impl Floor {
     pub fn check(&self) -> Result<()> {
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(done) = tasks.try_join_next() {
-            match done {
-                Ok(result) => result?,
-                Err(join) => {
-                    return Err(BenchError::PodConfig {
-                        what: "CRI objects",
-                        pod: "(floor task)".into(),
-                        reason: join.to_string(),
-                    });
-                }
-            }
+            task_outcome(done)?;
         }
         Ok(())
+    }
+
+    /// Waits for every background task (the last removal's calls included), then hands over
+    /// the call durations recorded since the last time.
+    pub async fn take_calls(&self) -> Result<BTreeMap<String, Vec<f64>>> {
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        while let Some(done) = tasks.join_next().await {
+            task_outcome(done)?;
+        }
+        Ok(self.calls.take())
     }
 
     /// The pod as the kubelet would see it: the same manifest through the same static pod
@@ -147,6 +191,14 @@ impl Floor {
     }
 }
 
+fn task_outcome(done: std::result::Result<Result<()>, JoinError>) -> Result<()> {
+    done.map_err(|join| BenchError::PodConfig {
+        what: "CRI objects",
+        pod: "(floor task)".into(),
+        reason: join.to_string(),
+    })?
+}
+
 /// One pod's creation, run as its own task.
 struct PodWork {
     cri: RemoteRuntime,
@@ -155,6 +207,7 @@ struct PodWork {
     memory_capacity: u64,
     sandboxes: Arc<Mutex<HashMap<String, String>>>,
     full_name: String,
+    calls: CallTimes,
 }
 
 impl PodWork {
@@ -174,18 +227,20 @@ impl PodWork {
         std::fs::create_dir_all(&pod_dir)
             .map_err(|err| BenchError::io(format!("create {}", pod_dir.display()), err))?;
 
-        let sandbox_id = self
-            .cri
-            .run_pod_sandbox(sandbox_config.clone(), "")
+        let calls = &self.calls;
+        let sandbox_id = calls
+            .time(
+                "RunPodSandbox",
+                self.cri.run_pod_sandbox(sandbox_config.clone(), ""),
+            )
             .await
             .map_err(BenchError::cri("RunPodSandbox"))?;
         self.sandboxes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(self.full_name.clone(), sandbox_id.clone());
-        let status = self
-            .cri
-            .pod_sandbox_status(&sandbox_id)
+        let status = calls
+            .time("PodSandboxStatus", self.cri.pod_sandbox_status(&sandbox_id))
             .await
             .map_err(BenchError::cri("PodSandboxStatus"))?;
         let pod_ip = status.network.map(|n| n.ip).filter(|ip| !ip.is_empty());
@@ -196,12 +251,12 @@ impl PodWork {
             .map(|s| s.containers.as_slice())
             .unwrap_or_default();
         for container in containers {
-            let image = self
-                .cri
-                .image_status(&ImageSpec {
-                    image: BUSYBOX.into(),
-                    ..Default::default()
-                })
+            let spec = ImageSpec {
+                image: BUSYBOX.into(),
+                ..Default::default()
+            };
+            let image = calls
+                .time("ImageStatus", self.cri.image_status(&spec))
                 .await
                 .map_err(BenchError::cri("ImageStatus"))?
                 .ok_or_else(|| config_error("container", format!("image {BUSYBOX} is gone")))?;
@@ -222,13 +277,16 @@ impl PodWork {
             };
             let config = container_config(&input)
                 .map_err(|err| config_error("container config", err.to_string()))?;
-            let id = self
-                .cri
-                .create_container(&sandbox_id, config, sandbox_config.clone())
+            let id = calls
+                .time(
+                    "CreateContainer",
+                    self.cri
+                        .create_container(&sandbox_id, config, sandbox_config.clone()),
+                )
                 .await
                 .map_err(BenchError::cri("CreateContainer"))?;
-            self.cri
-                .start_container(&id)
+            calls
+                .time("StartContainer", self.cri.start_container(&id))
                 .await
                 .map_err(BenchError::cri("StartContainer"))?;
         }

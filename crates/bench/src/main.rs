@@ -1,6 +1,7 @@
 //! kubelet-bench: measures kubelet binaries from outside, on a runtime it sets up itself.
 //! See BENCHMARKS.md for what each scenario measures and how to read the figures.
 
+mod builtin_runtime;
 mod cgroups;
 mod cli;
 mod error;
@@ -73,24 +74,46 @@ async fn run(cli: cli::Cli) -> Result<()> {
             }
         }
     }
-    let env = runtime_env::RuntimeEnv::new(cli.opts.runtime_endpoint.clone())?;
-    let outcome = measure(&cli, &kubelets, &env).await;
-    env.stop();
+    let mut envs = Vec::new();
+    let mut outcome = Ok(());
+    for kind in cli.opts.runtimes() {
+        match runtime_env::RuntimeEnv::start(kind, &cli.opts, &default_kubelet()).await {
+            Ok(env) => envs.push(env),
+            Err(err) => {
+                outcome = Err(err);
+                break;
+            }
+        }
+    }
+    if outcome.is_ok() {
+        outcome = measure(&cli, &kubelets, &envs).await;
+    }
+    // Every bench pod was removed through its runtime by now (sessions and the failure path
+    // clean up): only then may a runtime stop.
+    for env in envs {
+        env.stop();
+    }
     outcome
 }
 
 async fn measure(
     cli: &cli::Cli,
     kubelets: &[kubelet_process::KubeletSpec],
-    env: &runtime_env::RuntimeEnv,
+    envs: &[runtime_env::RuntimeEnv],
 ) -> Result<()> {
-    let cri = env.connect().await?;
+    let mut runtimes = Vec::with_capacity(envs.len());
+    for env in envs {
+        runtimes.push(runner::RuntimeUnderTest {
+            name: env.kind().name(),
+            cri: env.connect().await?,
+            endpoint: env.endpoint().to_string(),
+        });
+    }
     let run = runner::Run {
         scenario: cli.scenario,
         opts: &cli.opts,
         kubelets,
-        cri,
-        endpoint: env.endpoint().to_string(),
+        runtimes,
     };
     // On Ctrl-C the run is dropped (which kills a running kubelet), then cleaned up below.
     let outcome = tokio::select! {

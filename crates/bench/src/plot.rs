@@ -1,5 +1,6 @@
-//! The SVG plot: start-latency distributions (one curve per subject and kind) and the kubelets'
-//! CPU and memory against pod count.
+//! The SVG plot: start-latency distributions (one curve per subject, runtime and kind) and the
+//! kubelets' CPU and memory against pod count. A subject keeps its colour on every runtime; the
+//! first runtime draws solid lines and circles, the others dashed lines and triangles.
 
 use crate::error::{BenchError, Result};
 use crate::report::SubjectSummary;
@@ -16,19 +17,50 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(0xff, 0x7f, 0x0e),
 ];
 
-/// One curve of the latency panel: sorted samples of one subject.
+/// How one summary's curves look: its subject's colour, its runtime's stroke.
+#[derive(Clone, Copy)]
+struct Look {
+    color: RGBColor,
+    /// Not the first runtime: dashed lines, triangles.
+    other_runtime: bool,
+}
+
+/// The look of each summary, in order.
+fn looks(summaries: &[SubjectSummary]) -> Vec<Look> {
+    let mut subjects: Vec<&str> = Vec::new();
+    for s in summaries {
+        if !subjects.contains(&s.subject.as_str()) {
+            subjects.push(&s.subject);
+        }
+    }
+    let first_runtime = summaries.first().map(|s| s.runtime.as_str());
+    summaries
+        .iter()
+        .map(|s| Look {
+            color: PALETTE
+                [subjects.iter().position(|x| *x == s.subject).unwrap_or(0) % PALETTE.len()],
+            other_runtime: Some(s.runtime.as_str()) != first_runtime,
+        })
+        .collect()
+}
+
+/// One curve of the latency panel: sorted samples of one subject on one runtime.
 struct Distribution {
     name: String,
-    color: RGBColor,
+    look: Look,
     /// Few samples (one pod, K repeats) read better as points than as a line.
     points_only: bool,
     sorted_ms: Vec<f64>,
 }
 
-fn distributions(subjects: &[String], sessions: &[SessionResult]) -> Vec<Distribution> {
+fn distributions(summaries: &[SubjectSummary], sessions: &[SessionResult]) -> Vec<Distribution> {
     let mut out = Vec::new();
-    for (i, subject) in subjects.iter().enumerate() {
-        let mine = || sessions.iter().filter(move |s| &s.subject == subject);
+    for (summary, look) in summaries.iter().zip(looks(summaries)) {
+        let mine = || {
+            sessions
+                .iter()
+                .filter(|s| s.subject == summary.subject && s.runtime == summary.runtime)
+        };
         let single: Vec<f64> = mine().flat_map(|s| s.single_ms.iter().copied()).collect();
         let burst: Vec<f64> = mine()
             .flat_map(|s| s.burst.iter().flat_map(|b| b.latencies_ms.iter().copied()))
@@ -40,8 +72,8 @@ fn distributions(subjects: &[String], sessions: &[SessionResult]) -> Vec<Distrib
             }
             samples.sort_by(f64::total_cmp);
             out.push(Distribution {
-                name: format!("{subject}: {kind}"),
-                color: PALETTE[i % PALETTE.len()],
+                name: format!("{}: {kind}", summary.label),
+                look,
                 points_only,
                 sorted_ms: samples,
             });
@@ -59,9 +91,8 @@ pub fn draw(path: &Path, summaries: &[SubjectSummary], sessions: &[SessionResult
     let root = SVGBackend::new(path, (1500, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| failed(&e))?;
     let panels = root.split_evenly((1, 3));
-    let subjects: Vec<String> = summaries.iter().map(|s| s.subject.clone()).collect();
 
-    latency_panel(&panels[0], &distributions(&subjects, sessions)).map_err(|e| failed(&e))?;
+    latency_panel(&panels[0], &distributions(summaries, sessions)).map_err(|e| failed(&e))?;
     let cpu = |s: &SubjectSummary| -> Vec<(f64, f64)> {
         s.steady
             .iter()
@@ -107,18 +138,10 @@ fn latency_panel(area: &Area<'_>, curves: &[Distribution]) -> DrawResult {
             .enumerate()
             .map(|(i, ms)| (*ms, (i + 1) as f64 / n))
             .collect();
-        let style = curve.color.stroke_width(2);
-        let color = curve.color;
         if curve.points_only {
-            chart
-                .draw_series(points.iter().map(|p| Circle::new(*p, 3, style)))?
-                .label(&curve.name)
-                .legend(move |(x, y)| Circle::new((x + 10, y), 3, color.stroke_width(2)));
+            points_series(&mut chart, points, curve.look, 3, Some(&curve.name))?;
         } else {
-            chart
-                .draw_series(LineSeries::new(points, style))?
-                .label(&curve.name)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
+            line_series(&mut chart, points, curve.look, Some(&curve.name))?;
         }
     }
     chart
@@ -146,21 +169,13 @@ fn cost_panel(
         .y_label_area_size(50)
         .build_cartesian_2d(0.0..max_x * 1.05, 0.0..max_y * 1.15)?;
     chart.configure_mesh().x_desc("pods").y_desc(unit).draw()?;
-    for (i, summary) in summaries.iter().enumerate() {
+    for (summary, look) in summaries.iter().zip(looks(summaries)) {
         let points = series(summary);
         if points.is_empty() {
             continue;
         }
-        let color = PALETTE[i % PALETTE.len()];
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
-            .label(&summary.subject)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
-        chart.draw_series(
-            points
-                .into_iter()
-                .map(|p| Circle::new(p, 4, color.filled())),
-        )?;
+        line_series(&mut chart, points.clone(), look, Some(&summary.label))?;
+        points_series(&mut chart, points, look, 4, None)?;
     }
     chart
         .configure_series_labels()
@@ -168,4 +183,73 @@ fn cost_panel(
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
+}
+
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// A line through `points`: solid on the first runtime, dashed on the others; with a legend
+/// entry that looks the same when `label` is given.
+fn line_series<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    points: Vec<(f64, f64)>,
+    look: Look,
+    label: Option<&str>,
+) -> DrawResult {
+    let Look {
+        color,
+        other_runtime,
+    } = look;
+    let style = color.stroke_width(2);
+    let anno = if other_runtime {
+        chart.draw_series(DashedLineSeries::new(points, 6, 4, style))?
+    } else {
+        chart.draw_series(LineSeries::new(points, style))?
+    };
+    if let Some(label) = label {
+        // A short stroke stands for a dashed line.
+        let length = if other_runtime { 8 } else { 20 };
+        anno.label(label).legend(move |(x, y)| {
+            PathElement::new([(x, y), (x + length, y)], color.stroke_width(2))
+        });
+    }
+    Ok(())
+}
+
+/// Markers at `points`: circles on the first runtime, triangles on the others; with a legend
+/// entry when `label` is given.
+fn points_series<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    points: Vec<(f64, f64)>,
+    look: Look,
+    size: i32,
+    label: Option<&str>,
+) -> DrawResult {
+    let Look {
+        color,
+        other_runtime,
+    } = look;
+    let style = color.stroke_width(2);
+    let anno = if other_runtime {
+        chart.draw_series(
+            points
+                .into_iter()
+                .map(|p| TriangleMarker::new(p, size + 1, style)),
+        )?
+    } else {
+        chart.draw_series(points.into_iter().map(|p| Circle::new(p, size, style)))?
+    };
+    if let Some(label) = label {
+        anno.label(label).legend(move |(x, y)| {
+            if other_runtime {
+                TriangleMarker::new((x + 10, y), 4, color.stroke_width(2)).into_dyn()
+            } else {
+                Circle::new((x + 10, y), 3, color.stroke_width(2)).into_dyn()
+            }
+        });
+    }
+    Ok(())
 }

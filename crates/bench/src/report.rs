@@ -1,5 +1,5 @@
-//! The figures of a run: summaries per subject (sessions of all rounds merged), the JSON file,
-//! and the tables with ratios to the floor and to the first kubelet.
+//! The figures of a run: summaries per subject and runtime (sessions of all rounds merged), the
+//! JSON file, and the tables with ratios to the (first runtime's) floor and to the first kubelet.
 
 use crate::proc_sampler::SteadyPoint;
 use crate::results::{FLOOR, SessionResult};
@@ -24,12 +24,14 @@ pub struct Machine {
     pub cpus: usize,
     pub memory_mib: u64,
     pub kernel: String,
-    pub runtime: String,
+    /// Each runtime's name, and its CRI runtime name and version.
+    pub runtimes: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Settings {
     pub scenario: String,
+    pub runtimes: Vec<String>,
     pub pods: usize,
     pub repeat: usize,
     pub rounds: usize,
@@ -46,7 +48,12 @@ pub struct KubeletInfo {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SubjectSummary {
+    /// "floor", or the kubelet's label.
     pub subject: String,
+    pub runtime: String,
+    /// How tables and plots name it: the subject, or SUBJECT@RUNTIME when the run measured
+    /// more than one runtime.
+    pub label: String,
     pub start_single: Option<Summary>,
     pub start_burst: Option<Summary>,
     /// Mean over rounds of the time from the first write to the last pod running.
@@ -58,6 +65,8 @@ pub struct SubjectSummary {
     pub per_pod: Option<PerPod>,
     /// Mean over rounds.
     pub churn_ms: Option<f64>,
+    /// The floor's CRI calls in its single-pod starts, by call name.
+    pub calls: BTreeMap<String, Summary>,
 }
 
 /// What each running pod adds: the difference between the most pods and none, per pod.
@@ -71,25 +80,40 @@ fn mean(values: &[f64]) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
-/// The summaries of each subject, in the order subjects first appear.
+/// The summaries of each subject on each runtime, in the order they first appear.
 pub fn summarize(sessions: &[SessionResult]) -> Vec<SubjectSummary> {
-    let mut order: Vec<&str> = Vec::new();
+    let mut order: Vec<(&str, &str)> = Vec::new();
     for s in sessions {
-        if !order.contains(&s.subject.as_str()) {
-            order.push(&s.subject);
+        let key = (s.subject.as_str(), s.runtime.as_str());
+        if !order.contains(&key) {
+            order.push(key);
         }
     }
+    let first_runtime = order.first().map(|(_, runtime)| *runtime);
+    let several_runtimes = order.iter().any(|(_, r)| Some(*r) != first_runtime);
     order
         .into_iter()
-        .map(|subject| {
-            let mine: Vec<&SessionResult> =
-                sessions.iter().filter(|s| s.subject == subject).collect();
-            summarize_subject(subject, &mine)
+        .map(|(subject, runtime)| {
+            let mine: Vec<&SessionResult> = sessions
+                .iter()
+                .filter(|s| s.subject == subject && s.runtime == runtime)
+                .collect();
+            let label = if several_runtimes {
+                format!("{subject}@{runtime}")
+            } else {
+                subject.to_string()
+            };
+            summarize_subject(subject, runtime, label, &mine)
         })
         .collect()
 }
 
-fn summarize_subject(subject: &str, sessions: &[&SessionResult]) -> SubjectSummary {
+fn summarize_subject(
+    subject: &str,
+    runtime: &str,
+    label: String,
+    sessions: &[&SessionResult],
+) -> SubjectSummary {
     let all = |f: &dyn Fn(&SessionResult) -> Vec<f64>| -> Vec<f64> {
         sessions.iter().flat_map(|s| f(s)).collect()
     };
@@ -131,8 +155,19 @@ fn summarize_subject(subject: &str, sessions: &[&SessionResult]) -> SubjectSumma
         _ => None,
     };
 
+    let mut calls: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for (call, samples) in sessions.iter().flat_map(|s| &s.calls_ms) {
+        calls.entry(call.clone()).or_default().extend(samples);
+    }
+
     SubjectSummary {
         subject: subject.to_string(),
+        runtime: runtime.to_string(),
+        label,
+        calls: calls
+            .into_iter()
+            .filter_map(|(call, samples)| Some((call, Summary::of(&samples)?)))
+            .collect(),
         start_single: Summary::of(&single),
         start_burst: Summary::of(&burst),
         burst_last_pod_ms: mean(&last),
@@ -179,6 +214,18 @@ fn rows(summaries: &[SubjectSummary]) -> Vec<Row> {
             });
         }
     }
+    for call in crate::floor::CALLS {
+        let stats: [(&str, Stat); 2] = [("p50", |s| s.p50_ms), ("p90", |s| s.p90_ms)];
+        for (stat, value) in stats {
+            out.push(Row {
+                metric: format!("floor call: {call} {stat} (ms)"),
+                values: summaries
+                    .iter()
+                    .map(|s| s.calls.get(call).map(value))
+                    .collect(),
+            });
+        }
+    }
     let plain: [(&str, Pick); 4] = [
         ("burst: last pod running (ms)", |s| s.burst_last_pod_ms),
         ("churn: exactly the new set (ms)", |s| s.churn_ms),
@@ -219,18 +266,20 @@ fn rows(summaries: &[SubjectSummary]) -> Vec<Row> {
     out
 }
 
-/// The table: one column per subject, then each kubelet against the floor and against the
-/// first kubelet.
+/// The table: one column per subject (and runtime), then every other column against the first
+/// floor (the first runtime's), and each kubelet against the first kubelet.
 pub fn table(summaries: &[SubjectSummary]) -> String {
-    let subjects: Vec<&str> = summaries.iter().map(|s| s.subject.as_str()).collect();
-    let floor = subjects.iter().position(|s| *s == FLOOR);
-    let kubelets: Vec<usize> = (0..subjects.len()).filter(|i| Some(*i) != floor).collect();
+    let subjects: Vec<&str> = summaries.iter().map(|s| s.label.as_str()).collect();
+    let floor = summaries.iter().position(|s| s.subject == FLOOR);
+    let kubelets: Vec<usize> = (0..summaries.len())
+        .filter(|i| summaries[*i].subject != FLOOR)
+        .collect();
     let mut ratios: Vec<(String, usize, usize)> = Vec::new();
     if let Some(f) = floor {
         ratios.extend(
-            kubelets
-                .iter()
-                .map(|k| (format!("{}/floor", subjects[*k]), *k, f)),
+            (0..subjects.len())
+                .filter(|i| *i != f)
+                .map(|i| (format!("{}/{}", subjects[i], subjects[f]), i, f)),
         );
     }
     if let Some((first, rest)) = kubelets.split_first() {
@@ -290,8 +339,13 @@ mod tests {
     use crate::results::{Burst, Reaction};
 
     fn session(subject: &str, scale: f64) -> SessionResult {
+        on("containerd", subject, scale)
+    }
+
+    fn on(runtime: &str, subject: &str, scale: f64) -> SessionResult {
         SessionResult {
             subject: subject.into(),
+            runtime: runtime.into(),
             round: 0,
             single_ms: vec![100.0 * scale, 200.0 * scale],
             burst: Some(Burst {
@@ -318,7 +372,27 @@ mod tests {
                 },
             ],
             churn_ms: Some(500.0 * scale),
+            calls_ms: BTreeMap::new(),
         }
+    }
+
+    fn floor_on(runtime: &str, scale: f64) -> SessionResult {
+        let mut floor = on(runtime, FLOOR, scale);
+        floor.steady.clear();
+        floor.reaction.clear();
+        floor.calls_ms = BTreeMap::from([
+            (
+                "RunPodSandbox".to_string(),
+                vec![80.0 * scale, 90.0 * scale],
+            ),
+            ("StartContainer".to_string(), vec![10.0 * scale]),
+        ]);
+        floor
+    }
+
+    fn cells<'a>(table: &'a str, row: &str) -> Vec<&'a str> {
+        let line = table.lines().find(|l| l.starts_with(row)).unwrap();
+        line[row.len()..].split_whitespace().collect()
     }
 
     #[test]
@@ -367,6 +441,68 @@ mod tests {
         assert!(
             reaction.contains(" - "),
             "the floor has no reaction: {reaction}"
+        );
+        assert!(!header.contains('@'), "one runtime: plain names: {header}");
+    }
+
+    #[test]
+    fn runtimes_get_columns_of_their_own_with_ratios_to_the_first_floor() {
+        let mut sessions = Vec::new();
+        for round in 0..2 {
+            for mut s in [
+                floor_on("containerd", 0.5),
+                on("containerd", "A", 1.0),
+                floor_on("builtin", 0.25),
+                on("builtin", "A", 0.75),
+            ] {
+                s.round = round;
+                sessions.push(s);
+            }
+        }
+        let summaries = summarize(&sessions);
+        let labels: Vec<&str> = summaries.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "floor@containerd",
+                "A@containerd",
+                "floor@builtin",
+                "A@builtin"
+            ]
+        );
+        assert_eq!(summaries[2].start_single.unwrap().n, 4, "rounds merged");
+        assert_eq!(summaries[2].calls["RunPodSandbox"].n, 4);
+
+        let table = table(&summaries);
+        let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+        assert_eq!(
+            header[1..],
+            [
+                "floor@containerd",
+                "A@containerd",
+                "floor@builtin",
+                "A@builtin",
+                "A@containerd/floor@containerd",
+                "floor@builtin/floor@containerd",
+                "A@builtin/floor@containerd",
+                "A@builtin/A@containerd",
+            ]
+        );
+        // p50 of one pod: 50, 100, 25 and 75 ms.
+        assert_eq!(
+            cells(&table, "start, one pod p50 (ms)"),
+            [
+                "50.0", "100.0", "25.0", "75.0", "2.00x", "0.50x", "1.50x", "0.75x"
+            ]
+        );
+        // Only floors make CRI calls of their own.
+        assert_eq!(
+            cells(&table, "floor call: RunPodSandbox p50 (ms)"),
+            ["40.0", "-", "20.0", "-", "-", "0.50x", "-", "-"]
+        );
+        assert!(
+            !table.contains("floor call: CreateContainer"),
+            "calls nobody timed have no row"
         );
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::proc_sampler::SteadyPoint;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// The floor's subject name in tables and JSON.
 pub const FLOOR: &str = "floor";
@@ -10,6 +11,8 @@ pub const FLOOR: &str = "floor";
 pub struct SessionResult {
     /// "floor", or the kubelet's label ("A", "B", ...).
     pub subject: String,
+    /// The runtime it ran on: "containerd" or "builtin".
+    pub runtime: String,
     pub round: usize,
     /// Single-pod start latencies, one per repeat.
     pub single_ms: Vec<f64>,
@@ -18,6 +21,9 @@ pub struct SessionResult {
     pub steady: Vec<SteadyPoint>,
     /// From the old pods' removal to the runtime holding exactly the new set.
     pub churn_ms: Option<f64>,
+    /// The floor's single-pod starts and removals, call by call: each CRI call's duration as
+    /// the bench's client saw it, by call name.
+    pub calls_ms: BTreeMap<String, Vec<f64>>,
 }
 
 #[derive(Debug, Clone, Serialize)]

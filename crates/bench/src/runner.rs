@@ -1,5 +1,6 @@
-//! A whole run: the subjects of each round in turn (the floor, then each kubelet), each in its
-//! own session on a clean runtime, so every kubelet meets the same conditions.
+//! A whole run: in each round, each runtime in turn, and on it the subjects in turn (the floor,
+//! then each kubelet), each in its own session on a clean runtime, so every kubelet meets the
+//! same conditions and runtimes are compared within one run on the same (noisy) machine.
 
 use crate::cgroups;
 use crate::cli::{Options, Scenario};
@@ -58,60 +59,36 @@ pub fn kubelet_specs(opts: &Options, default_binary: std::path::PathBuf) -> Vec<
         .collect()
 }
 
+/// A runtime every subject runs on: "containerd" or "builtin", and how to reach it.
+pub struct RuntimeUnderTest {
+    pub name: &'static str,
+    pub cri: RemoteRuntime,
+    pub endpoint: String,
+}
+
 pub struct Run<'a> {
     pub scenario: Scenario,
     pub opts: &'a Options,
     pub kubelets: &'a [KubeletSpec],
-    pub cri: RemoteRuntime,
-    pub endpoint: String,
+    pub runtimes: Vec<RuntimeUnderTest>,
 }
 
 impl Run<'_> {
     pub async fn execute(&self) -> Result<Report> {
         let opts = self.opts;
-        let observer = Observer::new(
-            self.cri.clone(),
-            &opts.node_name,
-            Duration::from_secs(opts.timeout),
-        );
-        let placement = Placement {
-            endpoint: self.endpoint.clone(),
-            cgroup_root: opts.cgroup_root.clone(),
-            node: opts.node_name.clone(),
-        };
         self.clean().await?;
         let mut sessions = Vec::new();
         for round in 0..opts.rounds {
-            let floor = floor_phases(self.scenario);
-            if !floor.is_empty() {
-                let subject = Subject::Floor(Box::new(Floor::new(
-                    self.cri.clone(),
-                    &opts.node_name,
-                    &opts.cgroup_root,
-                )?));
-                sessions.push(
-                    self.session(subject, &observer, floor, FLOOR, round)
-                        .await?,
-                );
-            }
-            let phases = kubelet_phases(self.scenario);
-            if phases.is_empty() {
-                continue;
-            }
-            for spec in self.kubelets {
-                let kubelet = KubeletProcess::start(spec, &placement).await?;
-                let subject = Subject::Kubelet(kubelet);
-                sessions.push(
-                    self.session(subject, &observer, phases, &spec.label, round)
-                        .await?,
-                );
+            for runtime in &self.runtimes {
+                self.round_on(runtime, round, &mut sessions).await?;
             }
         }
         Ok(Report {
-            machine: crate::machine::describe(&self.cri).await?,
+            machine: crate::machine::describe(&self.runtimes).await?,
             command: std::env::args().collect(),
             settings: Settings {
                 scenario: format!("{:?}", self.scenario).to_lowercase(),
+                runtimes: self.runtimes.iter().map(|r| r.name.to_string()).collect(),
                 pods: opts.pods,
                 repeat: opts.repeat,
                 rounds: opts.rounds,
@@ -132,15 +109,66 @@ impl Run<'_> {
         })
     }
 
+    /// One round's sessions on `runtime`: the floor, then each kubelet.
+    async fn round_on(
+        &self,
+        runtime: &RuntimeUnderTest,
+        round: usize,
+        sessions: &mut Vec<SessionResult>,
+    ) -> Result<()> {
+        let opts = self.opts;
+        let observer = Observer::new(
+            runtime.cri.clone(),
+            &opts.node_name,
+            Duration::from_secs(opts.timeout),
+        );
+        let floor = floor_phases(self.scenario);
+        if !floor.is_empty() {
+            let subject = Subject::Floor(Box::new(Floor::new(
+                runtime.cri.clone(),
+                &opts.node_name,
+                &opts.cgroup_root,
+            )?));
+            sessions.push(
+                self.session(subject, &observer, floor, FLOOR, runtime, round)
+                    .await?,
+            );
+        }
+        let phases = kubelet_phases(self.scenario);
+        if phases.is_empty() {
+            return Ok(());
+        }
+        let placement = Placement {
+            endpoint: runtime.endpoint.clone(),
+            cgroup_root: opts.cgroup_root.clone(),
+            node: opts.node_name.clone(),
+        };
+        for spec in self.kubelets {
+            let kubelet = KubeletProcess::start(spec, &placement).await?;
+            let subject = Subject::Kubelet(kubelet);
+            sessions.push(
+                self.session(subject, &observer, phases, &spec.label, runtime, round)
+                    .await?,
+            );
+        }
+        Ok(())
+    }
+
     async fn session(
         &self,
         subject: Subject,
         observer: &Observer,
         phases: &[Phase],
         name: &str,
+        runtime: &RuntimeUnderTest,
         round: usize,
     ) -> Result<SessionResult> {
-        info!(subject = name, round, "session starts");
+        info!(
+            subject = name,
+            runtime = runtime.name,
+            round,
+            "session starts"
+        );
         let mut session = Session {
             subject,
             observer,
@@ -153,6 +181,7 @@ impl Run<'_> {
         };
         let mut result = SessionResult {
             subject: name.to_string(),
+            runtime: runtime.name.to_string(),
             round,
             ..Default::default()
         };
@@ -160,13 +189,25 @@ impl Run<'_> {
         if let Subject::Kubelet(kubelet) = session.subject {
             kubelet.stop().await;
         }
-        let cleaned = self.clean().await;
+        let cleaned = self.clean_on(runtime).await;
         outcome.and(cleaned).map(|_| result)
     }
 
-    /// Removes what bench pods and cgroups are left, so the next session starts clean.
+    /// Removes what bench pods and cgroups are left on every runtime, so the next session
+    /// starts clean (and no runtime is stopped with pods).
     pub async fn clean(&self) -> Result<()> {
-        purge(&self.cri, &self.opts.node_name).await?;
+        let mut outcome: Result<()> = Ok(());
+        for runtime in &self.runtimes {
+            if let Err(err) = purge(&runtime.cri, &self.opts.node_name).await {
+                tracing::error!(runtime = runtime.name, %err, "removing the bench's pods failed");
+                outcome = outcome.and(Err(err));
+            }
+        }
+        outcome.and(cgroups::remove_tree(&self.opts.cgroup_root))
+    }
+
+    async fn clean_on(&self, runtime: &RuntimeUnderTest) -> Result<()> {
+        purge(&runtime.cri, &self.opts.node_name).await?;
         cgroups::remove_tree(&self.opts.cgroup_root)
     }
 }

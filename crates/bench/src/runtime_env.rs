@@ -1,7 +1,9 @@
-//! The container runtime the bench measures against: a private containerd started with the
+//! The container runtimes the bench measures on: a private containerd started with the
 //! repository's scripts (its own root, socket, CNI bridge and subnet, and the offline images), or
-//! any CRI endpoint the user names.
+//! any CRI endpoint the user names; and the built-in runtime, served alone by a kubelet binary.
 
+use crate::builtin_runtime::BuiltinRuntime;
+use crate::cli::{Options, RuntimeKind};
 use crate::error::{BenchError, Result};
 use kubelet_cri::ImageService;
 use kubelet_cri::api::ImageSpec;
@@ -17,21 +19,27 @@ pub const PAUSE: &str = "localhost/pause:3.10";
 
 /// A bridge and subnet of the bench's own, so it never collides with a concurrent test run's
 /// containerd (kubeletrs0, 10.88.0.0/16).
-const BRIDGE: &str = "kbench0";
-const SUBNET: &str = "10.77.0.0/16";
+pub(crate) const BRIDGE: &str = "kbench0";
+pub(crate) const SUBNET: &str = "10.77.0.0/16";
 const ENDPOINT_VAR: &str = "KUBELET_TEST_CRI_ENDPOINT";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The repository's scripts, found from this crate's source path: the bench is a tool of this
 /// workspace and runs from a checkout.
-fn scripts_dir() -> PathBuf {
+pub(crate) fn scripts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
 }
 
 /// A runtime in use: its endpoint, and the private daemon to stop when the bench started one.
 pub struct RuntimeEnv {
+    kind: RuntimeKind,
     endpoint: String,
-    private: Option<PrivateContainerd>,
+    private: Option<Private>,
+}
+
+enum Private {
+    Containerd(PrivateContainerd),
+    Builtin(BuiltinRuntime),
 }
 
 struct PrivateContainerd {
@@ -39,10 +47,29 @@ struct PrivateContainerd {
 }
 
 impl RuntimeEnv {
+    /// Starts the runtime `kind` (containerd: unless --runtime-endpoint names one; built-in:
+    /// served by --builtin-binary, else `default_binary`).
+    pub async fn start(kind: RuntimeKind, opts: &Options, default_binary: &Path) -> Result<Self> {
+        match kind {
+            RuntimeKind::Containerd => Self::containerd(opts.runtime_endpoint.clone()),
+            RuntimeKind::Builtin => {
+                let binary = opts.builtin_binary.as_deref().unwrap_or(default_binary);
+                let runtime = BuiltinRuntime::start(binary).await?;
+                Ok(RuntimeEnv {
+                    kind,
+                    endpoint: runtime.endpoint().to_string(),
+                    private: Some(Private::Builtin(runtime)),
+                })
+            }
+        }
+    }
+
     /// Uses `endpoint`, or starts a private containerd when there is none.
-    pub fn new(endpoint: Option<String>) -> Result<Self> {
+    fn containerd(endpoint: Option<String>) -> Result<Self> {
+        let kind = RuntimeKind::Containerd;
         match endpoint {
             Some(endpoint) => Ok(RuntimeEnv {
+                kind,
                 endpoint,
                 private: None,
             }),
@@ -84,8 +111,9 @@ impl RuntimeEnv {
                     });
                 match endpoint {
                     Ok(endpoint) => Ok(RuntimeEnv {
+                        kind,
                         endpoint,
-                        private: Some(private),
+                        private: Some(Private::Containerd(private)),
                     }),
                     Err(err) => {
                         private.stop();
@@ -100,6 +128,10 @@ impl RuntimeEnv {
         &self.endpoint
     }
 
+    pub fn kind(&self) -> RuntimeKind {
+        self.kind
+    }
+
     /// A CRI client, after making sure both images are present.
     pub async fn connect(&self) -> Result<RemoteRuntime> {
         let cri = RemoteRuntime::connect(&self.endpoint, &self.endpoint, REQUEST_TIMEOUT)
@@ -111,10 +143,12 @@ impl RuntimeEnv {
         Ok(cri)
     }
 
-    /// Stops the private containerd, if the bench started one.
+    /// Stops the private runtime, if the bench started one.
     pub fn stop(self) {
-        if let Some(private) = self.private {
-            private.stop();
+        match self.private {
+            Some(Private::Containerd(containerd)) => containerd.stop(),
+            Some(Private::Builtin(builtin)) => builtin.stop(),
+            None => {}
         }
     }
 }

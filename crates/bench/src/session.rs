@@ -96,7 +96,12 @@ impl Session<'_> {
         for phase in phases {
             info!(subject = %result.subject, ?phase, "phase");
             match phase {
-                Phase::Single => result.single_ms = self.single().await?,
+                Phase::Single => {
+                    result.single_ms = self.single().await?;
+                    if let Subject::Floor(floor) = &self.subject {
+                        result.calls_ms = floor.take_calls().await?;
+                    }
+                }
                 Phase::Burst => result.burst = Some(self.burst().await?),
                 Phase::Steady => result.steady.push(self.steady().await?),
                 Phase::Reaction => result.reaction = self.reaction().await?,

@@ -12,6 +12,10 @@ const NODE: &str = "bench-smoke";
 /// Under the test cgroup root, which containerd-down.sh removes even after a crash.
 const CGROUP_ROOT: &str = "/kubelet-rs-test/bench";
 
+/// One bench at a time: the kubelets it starts serve the kubelet's fixed ports (10250), and the
+/// built-in runtime's bridge is the bench's alone.
+static ONE_BENCH: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The kubelet cargo built beside the bench (target/debug/kubelet).
 fn debug_kubelet() -> PathBuf {
     let kubelet = Path::new(env!("CARGO_BIN_EXE_kubelet-bench")).with_file_name("kubelet");
@@ -32,6 +36,7 @@ fn number(value: &Value, path: &str) -> f64 {
 
 #[tokio::test]
 async fn every_scenario_reports_figures_and_leaves_nothing_behind() {
+    let _one = ONE_BENCH.lock().await;
     let runtime = kubelet_testkit::containerd();
     let dir = runtime.temp_dir("bench-smoke");
     let json = dir.path().join("bench.json");
@@ -92,12 +97,9 @@ async fn every_scenario_reports_figures_and_leaves_nothing_behind() {
         assert!(number(point, "/cpu_cores") >= 0.0);
     }
     assert!(number(&report, "/machine/cpus") > 0.0);
-    assert!(
-        report["machine"]["runtime"]
-            .as_str()
-            .unwrap()
-            .contains("containerd")
-    );
+    let runtimes = report["machine"]["runtimes"].as_array().unwrap();
+    assert_eq!(runtimes.len(), 1);
+    assert!(runtimes[0].as_str().unwrap().contains("containerd"));
 
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("pod start latency"));
@@ -119,6 +121,85 @@ async fn every_scenario_reports_figures_and_leaves_nothing_behind() {
         let cgroup = Path::new("/sys/fs/cgroup")
             .join(hierarchy)
             .join(&CGROUP_ROOT[1..]);
+        assert!(!cgroup.exists(), "{} was left behind", cgroup.display());
+    }
+}
+
+/// Both runtimes in one run: the test run's containerd and the built-in runtime the bench starts
+/// itself (served by the debug kubelet), every subject on each, with columns per runtime; and
+/// nothing of the built-in runtime left afterwards (its bridge, its dir's mounts).
+#[tokio::test]
+async fn both_runtimes_side_by_side_and_the_builtin_one_leaves_nothing() {
+    let _one = ONE_BENCH.lock().await;
+    let runtime = kubelet_testkit::containerd();
+    let dir = runtime.temp_dir("bench-smoke-runtimes");
+    let json = dir.path().join("bench.json");
+    let cgroup_root = format!("{CGROUP_ROOT}-runtimes");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_kubelet-bench"))
+        .args(["all", "--runtime", "containerd", "--runtime", "builtin"])
+        .args(["--pods", "2", "--repeat", "1", "--window", "1"])
+        .arg(format!("--runtime-endpoint={}", runtime.endpoint()))
+        .arg(format!("--builtin-binary={}", debug_kubelet().display()))
+        .arg(format!("--kubelet-binary={}", debug_kubelet().display()))
+        .arg(format!("--cgroup-root={cgroup_root}"))
+        .arg(format!("--node-name={NODE}-rt"))
+        .arg(format!("--json={}", json.display()))
+        .output()
+        .expect("run kubelet-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "kubelet-bench failed ({}):\n{stdout}\n{stderr}",
+        output.status,
+    );
+    for column in ["floor@builtin/floor@containerd", "A@builtin/A@containerd"] {
+        assert!(stdout.contains(column), "no {column} column in:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("floor call: RunPodSandbox p50"),
+        "no per-call row in:\n{stdout}"
+    );
+
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let labels: Vec<&str> = report["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "floor@containerd",
+            "A@containerd",
+            "floor@builtin",
+            "A@builtin"
+        ]
+    );
+    for summary in report["summary"].as_array().unwrap() {
+        assert_eq!(number(summary, "/start_single/n"), 1.0);
+        assert!(number(summary, "/start_burst/p99_ms") > 0.0);
+    }
+    let floor_builtin = &report["summary"][2];
+    assert!(number(floor_builtin, "/calls/RunPodSandbox/p50_ms") > 0.0);
+    assert!(number(floor_builtin, "/calls/StartContainer/p50_ms") > 0.0);
+    assert_eq!(report["machine"]["runtimes"].as_array().unwrap().len(), 2);
+
+    assert!(
+        !Path::new("/sys/class/net/kbench1").exists(),
+        "the built-in runtime's bridge was left behind"
+    );
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mountinfo.contains(" /tmp/kbb."),
+        "mounts of the built-in runtime were left behind:\n{mountinfo}"
+    );
+    for hierarchy in ["pids", "memory", "cpu"] {
+        let cgroup = Path::new("/sys/fs/cgroup")
+            .join(hierarchy)
+            .join(&cgroup_root[1..]);
         assert!(!cgroup.exists(), "{} was left behind", cgroup.display());
     }
 }
