@@ -100,7 +100,10 @@ impl Runtime {
     /// Must be called inside a tokio runtime: containers still running get an exit waiter.
     pub async fn open(options: RuntimeOptions) -> Result<Runtime, ServiceError> {
         let layout = Layout::create(&options.root, &options.state)?;
+        // The image store's lock makes this process the only one on these dirs, so writes cut
+        // off by a crash can be cleared (the CNI cache is not a RecordDir, which does it itself).
         let images = ImageStore::open(&layout.images(), options.registry_config.clone())?;
+        runtime_state::remove_temp_files(&layout.cni_cache());
         let cni = Cni::new(
             options.cni_conf_dir.clone(),
             options.cni_bin_dirs.clone(),

@@ -4,9 +4,10 @@
 //! running container gets its exit waiter again, and nothing is restarted. Directories that
 //! belong to no record are removed last.
 
-use crate::records::{ContainerPhase, SandboxPhase, SandboxRecord};
-use crate::{Inner, ServiceError, blocking, container, fsutil, sandbox};
+use crate::records::{ContainerPhase, ContainerRecord, SandboxPhase, SandboxRecord};
+use crate::{Inner, ServiceError, blocking, container, fsutil, now_ns, sandbox};
 use runtime_monitor::{ExitInfo, MonitorError};
+use runtime_oci::OciStatus;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +21,9 @@ pub(crate) enum ContainerFate {
     Keep,
     /// Running with a live monitor: wait for its exit again.
     Watch,
+    /// Recorded Created, but a StartContainer cut off by the crash went through: the OCI
+    /// runtime runs it. Recorded Running (or the kubelet would start a second copy), then watched.
+    Started,
     /// It exited while we were down.
     Exited(ExitInfo),
     /// Monitor and container gone without an exit file.
@@ -100,6 +104,12 @@ pub(crate) async fn recover(inner: &Arc<Inner>) -> Result<(), ServiceError> {
             None
         });
         let mut fate = container_fate(record.phase, runtime_monitor::is_alive(&state_dir), exit);
+        if fate == ContainerFate::Keep
+            && record.phase == ContainerPhase::Created
+            && started_while_down(inner, &record).await
+        {
+            fate = ContainerFate::Started;
+        }
         if !sandbox_ids.contains(&record.sandbox_id) {
             // Its sandbox is gone: nothing can use it any more.
             fate = ContainerFate::RollBack;
@@ -112,6 +122,18 @@ pub(crate) async fn recover(inner: &Arc<Inner>) -> Result<(), ServiceError> {
         match fate {
             ContainerFate::Keep => {}
             ContainerFate::Watch => container::watch_exit(inner, &entry),
+            ContainerFate::Started => {
+                // The start time is not known any closer than "while we were down".
+                match entry.update(|r| {
+                    r.phase = ContainerPhase::Running;
+                    r.started_at = now_ns();
+                }) {
+                    Ok(()) => container::watch_exit(inner, &entry),
+                    Err(err) => {
+                        tracing::error!(container_id = entry.get().id, error = %err, "recording a started container failed")
+                    }
+                }
+            }
             ContainerFate::Exited(exit) => container::record_exit(inner, &entry, Ok(exit)),
             ContainerFate::Lost => {
                 container::record_exit(inner, &entry, Err(MonitorError::Gone { state_dir }))
@@ -125,6 +147,26 @@ pub(crate) async fn recover(inner: &Arc<Inner>) -> Result<(), ServiceError> {
     }
     remove_orphans(inner).await;
     Ok(())
+}
+
+/// Whether the OCI runtime ran a container whose record still says Created.
+async fn started_while_down(inner: &Inner, record: &ContainerRecord) -> bool {
+    let Ok(oci) = inner.handlers.get(&record.runtime_handler).cloned() else {
+        return false;
+    };
+    let id = record.id.clone();
+    match blocking(move || Ok(oci.state(&id)?)).await {
+        Ok(state) => state.is_some_and(|s| {
+            matches!(
+                s.status,
+                OciStatus::Running | OciStatus::Paused | OciStatus::Stopped
+            )
+        }),
+        Err(err) => {
+            tracing::warn!(container_id = record.id, error = %err, "cannot ask the OCI runtime for the container's state");
+            false
+        }
+    }
 }
 
 fn pins_present(record: &SandboxRecord) -> bool {

@@ -67,6 +67,19 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Removes the temporary files that writes interrupted by a crash left in `dir`. Only for a
+/// directory no other process writes to; best effort (a missing dir has none).
+pub fn remove_temp_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().ends_with(TEMP_SUFFIX) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// A directory of JSON records, one file `ID.json` per record.
 #[derive(Clone, Debug)]
 pub struct RecordDir {
@@ -81,13 +94,8 @@ impl RecordDir {
             path: dir.clone(),
             source,
         })?;
-        let records = RecordDir { dir };
-        for entry in records.entries()? {
-            if entry.to_string_lossy().ends_with(TEMP_SUFFIX) {
-                let _ = fs::remove_file(&entry);
-            }
-        }
-        Ok(records)
+        remove_temp_files(&dir);
+        Ok(RecordDir { dir })
     }
 
     pub fn path(&self) -> &Path {

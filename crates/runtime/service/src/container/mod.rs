@@ -27,6 +27,8 @@ use std::time::Duration;
 
 /// How long a SIGKILLed container may take to be reaped before we give up waiting.
 const KILL_WAIT: Duration = Duration::from_secs(30);
+/// How often [`kill_and_delete`] sends SIGKILL again while it waits.
+const KILL_RETRY: Duration = Duration::from_millis(200);
 
 /// The containers of one sandbox.
 pub(crate) fn of_sandbox(inner: &Inner, sandbox_id: &str) -> Vec<Arc<Entry<ContainerRecord>>> {
@@ -113,11 +115,23 @@ pub(crate) async fn kill_and_delete(
     all: bool,
 ) -> Result<(), ServiceError> {
     if runtime_monitor::is_alive(state_dir) && runtime_monitor::read_exit(state_dir)?.is_none() {
-        kill(oci, id, Signal::SIGKILL, all).await;
-        match tokio::time::timeout(KILL_WAIT, runtime_monitor::wait_exit(state_dir)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => tracing::warn!(error = %err, "waiting for a killed container"),
-            Err(_) => tracing::warn!("a killed container was not reaped in time; deleting it"),
+        let deadline = tokio::time::Instant::now() + KILL_WAIT;
+        loop {
+            // Killed again at each retry: a create still under way in the monitor (cut off by a
+            // crash, say) makes the OCI runtime refuse a kill until the container exists.
+            kill(oci, id, Signal::SIGKILL, all).await;
+            match tokio::time::timeout(KILL_RETRY, runtime_monitor::wait_exit(state_dir)).await {
+                Ok(Ok(_)) => break,
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "waiting for a killed container");
+                    break;
+                }
+                Err(_) if tokio::time::Instant::now() < deadline => {}
+                Err(_) => {
+                    tracing::warn!("a killed container was not reaped in time; deleting it");
+                    break;
+                }
+            }
         }
     }
     let (oci, id) = (oci.clone(), id.to_string());
