@@ -325,7 +325,20 @@ impl RuntimeManager {
                 return;
             }
         };
-        let restart_count = previous.map_or(0, |p| p.restart_count() + 1);
+        let restart_count = match previous {
+            // Created but never started (the kubelet, or the runtime inside it, stopped between
+            // create and start): it never ran, so it is replaced at the same attempt instead of
+            // counting as a restart, as upstream would.
+            Some(p) if p.state == ContainerState::Created => {
+                if let Err(e) = self.runtime.remove_container(&p.id).await {
+                    self.fail(pod, name, CREATE_CONTAINER_ERROR, e, result);
+                    return;
+                }
+                p.restart_count()
+            }
+            Some(p) => p.restart_count() + 1,
+            None => 0,
+        };
 
         let mounts = match self.volumes.container_mounts(pod, volumes, container) {
             Ok(m) => m,

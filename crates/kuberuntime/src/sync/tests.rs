@@ -195,3 +195,32 @@ async fn a_missing_config_map_is_a_create_container_config_error() {
     );
     assert!(s.fake.container_id("app").is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_container_created_but_never_started_is_replaced_at_the_same_attempt() {
+    use kubelet_cri::RuntimeService;
+    let s = setup().await;
+    s.fake.add_image("localhost/busybox:1.35");
+    let p = pod(
+        "u3",
+        json!({"name": "app", "image": "localhost/busybox:1.35"}),
+    );
+    // As if the kubelet had stopped between CreateContainer and StartContainer.
+    s.fake.inject_error("StartContainer", "cut off");
+    assert!(!s.sync(&p).await.is_ok());
+    let created = s.fake.container_id("app").expect("the created container");
+
+    assert!(s.sync(&p).await.is_ok());
+    let containers = s.fake.list_containers(None).await.unwrap();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    let running = &containers[0];
+    assert_ne!(
+        running.id, created,
+        "the never-started container is removed"
+    );
+    assert_eq!(running.metadata.as_ref().unwrap().attempt, 0);
+    assert_eq!(
+        running.state,
+        kubelet_cri::api::ContainerState::ContainerRunning as i32
+    );
+}
