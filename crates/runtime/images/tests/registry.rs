@@ -1,10 +1,12 @@
 //! Pulls from a real registry: Debian's docker-registry on loopback, images pushed by skopeo.
-//! Needs /usr/bin/docker-registry (package docker-registry) and skopeo; fails without them.
+//! Needs /usr/bin/docker-registry (package docker-registry), skopeo and openssl; fails without
+//! them.
 
 mod common;
 
 use common::oci::{Compression, E, Options, TestImage, layer, write_archive, write_list_archive};
 use common::registry::{Registry, certs_d};
+use common::token::TokenServer;
 use k8s_cri::v1::AuthConfig;
 use runtime_images::{ImageError, ImageStore};
 use std::path::Path;
@@ -166,6 +168,119 @@ async fn basic_auth_from_the_cri_auth_config() {
         store.pull(&reference, Some(&auth)).await.unwrap().id,
         image.id()
     );
+}
+
+/// Token auth (distribution's `auth: token`): the registry answers 401 with a Bearer challenge
+/// naming the token server in the test; the pull gets a token there with each credential form
+/// of the CRI `AuthConfig`.
+#[tokio::test]
+async fn bearer_token_auth_from_the_cri_auth_config() {
+    let tokens = TokenServer::start("bob", "t0ken-pass", "refresh-me");
+    let registry = Registry::start_token(&tokens);
+    let image = test_image("bearer", Compression::Gzip);
+    push(&registry, &image, "private/app:1");
+    let config = plain_http(&registry);
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(tmp.path(), Some(config.path().to_path_buf())).unwrap();
+    let reference = format!("{}/private/app:1", registry.host());
+    let pull_and_remove = async |auth: &AuthConfig| {
+        let pulled = store.pull(&reference, Some(auth)).await;
+        let pulled = pulled.unwrap_or_else(|e| panic!("{e}\n{:?}", tokens.requests()));
+        assert_eq!(pulled.id, image.id());
+        store.remove(&reference).unwrap();
+    };
+
+    // Username and password: Basic at the token server, the token at the registry.
+    let auth = AuthConfig {
+        username: "bob".into(),
+        password: "t0ken-pass".into(),
+        ..Default::default()
+    };
+    pull_and_remove(&auth).await;
+    assert!(
+        tokens.requests().iter().any(|r| r == "GET user=bob ok"),
+        "{:?}",
+        tokens.requests()
+    );
+
+    // A wrong password: refused, naming the image.
+    let wrong = AuthConfig {
+        username: "bob".into(),
+        password: "wrong".into(),
+        ..Default::default()
+    };
+    let err = store.pull(&reference, Some(&wrong)).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&reference) && msg.contains("refused the credentials"),
+        "{msg}"
+    );
+    assert!(!err.is_not_found(), "{msg}");
+
+    // No credentials at all.
+    let err = store.pull(&reference, None).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&reference) && msg.contains("requires credentials and none were given"),
+        "{msg}"
+    );
+    assert!(store.list().is_empty());
+    assert!(ingest_is_empty(tmp.path()));
+
+    // A registry token: sent as the bearer token as it is, no token server involved.
+    let served = tokens.requests().len();
+    let auth = AuthConfig {
+        registry_token: tokens.mint("carol", "private/app", &["pull"]),
+        ..Default::default()
+    };
+    pull_and_remove(&auth).await;
+    assert_eq!(tokens.requests().len(), served, "{:?}", tokens.requests());
+    // One for another repository does not do.
+    let auth = AuthConfig {
+        registry_token: tokens.mint("carol", "private/other", &["pull"]),
+        ..Default::default()
+    };
+    let err = store.pull(&reference, Some(&auth)).await.unwrap_err();
+    assert!(err.to_string().contains("refused the credentials"), "{err}");
+
+    // An identity token: containerd's OAuth2 refresh-token POST to the token server.
+    let auth = AuthConfig {
+        identity_token: "refresh-me".into(),
+        ..Default::default()
+    };
+    pull_and_remove(&auth).await;
+    let post = "POST grant_type=refresh_token client_id=containerd-client service=test-registry \
+                scope=repository:private/app:pull ok"
+        .to_string();
+    assert!(tokens.requests().contains(&post), "{:?}", tokens.requests());
+    assert!(
+        !tokens.requests().iter().any(|r| r.contains("<token>")),
+        "{:?}",
+        tokens.requests()
+    );
+    // A wrong one is refused, by the POST and by the GET tried next (as containerd does for
+    // token servers that answer a POST with 401).
+    let auth = AuthConfig {
+        identity_token: "stale".into(),
+        ..Default::default()
+    };
+    let served = tokens.requests().len();
+    let err = store.pull(&reference, Some(&auth)).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&reference) && msg.contains("refused the credentials"),
+        "{msg}"
+    );
+    let requests = &tokens.requests()[served..];
+    assert_eq!(
+        requests[..2],
+        [
+            post.replace(" ok", " denied"),
+            "GET user=<token> denied".to_string()
+        ],
+        "{requests:?}"
+    );
+    assert!(store.list().is_empty());
 }
 
 #[tokio::test]

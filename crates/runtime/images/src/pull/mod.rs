@@ -13,8 +13,8 @@ use crate::hosts::{self, Endpoint};
 use crate::manifest::{self, Descriptor, Parsed};
 use crate::reference::ImageRef;
 use crate::store::{Busy, ImageStore};
+use auth::Credentials;
 use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
-use oci_client::secrets::RegistryAuth;
 use registry::Remote;
 use tracing::Instrument as _;
 
@@ -35,7 +35,7 @@ impl ImageStore {
         };
         let image_ref = ImageRef::parse(reference).map_err(|e| wrap(reference, e))?;
         let key = image_ref.to_string();
-        let credentials = auth::registry_auth(auth).map_err(|e| wrap(&key, e))?;
+        let credentials = auth::credentials(auth).map_err(|e| wrap(&key, e))?;
         let shared = {
             let mut pulls = self.inner.pulls.lock().unwrap_or_else(|p| p.into_inner());
             match pulls.get(&key) {
@@ -93,7 +93,11 @@ impl Drop for InFlight {
     }
 }
 
-async fn pull(store: &ImageStore, r: &ImageRef, auth: RegistryAuth) -> Result<Image, ImageError> {
+async fn pull(
+    store: &ImageStore,
+    r: &ImageRef,
+    credentials: Credentials,
+) -> Result<Image, ImageError> {
     let started = std::time::Instant::now();
     let endpoints = hosts::endpoints(store.inner.registry_config.as_deref(), &r.domain)?;
     let (capability, usable): (&'static str, Vec<&Endpoint>) = if r.digest.is_some() {
@@ -109,7 +113,7 @@ async fn pull(store: &ImageStore, r: &ImageRef, auth: RegistryAuth) -> Result<Im
     }
     let mut errors = Vec::new();
     for endpoint in usable {
-        let result = match Remote::new(endpoint, &r.domain, &r.path, auth.clone()) {
+        let result = match Remote::new(endpoint, &r.domain, &r.path, &credentials).await {
             Ok(remote) => pull_from(store, &remote, r).await,
             Err(e) => Err(e),
         };

@@ -2,6 +2,7 @@
 //! configured from the endpoint's hosts.toml settings, the repository on it, and the mapping of
 //! the client's errors to ours.
 
+use super::auth::{self, Credentials};
 use crate::content::Ingest;
 use crate::error::ImageError;
 use crate::hosts::Endpoint;
@@ -38,11 +39,12 @@ pub(crate) struct Remote {
 }
 
 impl Remote {
-    pub fn new(
+    /// A client for `endpoint`; an identity token is exchanged for an access token here.
+    pub async fn new(
         endpoint: &Endpoint,
         upstream: &str,
         path: &str,
-        auth: RegistryAuth,
+        credentials: &Credentials,
     ) -> Result<Remote, ImageError> {
         install_crypto_provider();
         let mut certificates = Vec::new();
@@ -53,6 +55,15 @@ impl Remote {
                 data,
             });
         }
+        let auth = match credentials {
+            Credentials::Registry(auth) => auth.clone(),
+            Credentials::IdentityToken(token) => {
+                let http = Self::http_client(endpoint, &certificates)?;
+                let scheme = if endpoint.plain_http { "http" } else { "https" };
+                let base = format!("{scheme}://{}", endpoint.host);
+                auth::exchange_identity_token(&http, &endpoint.host, &base, path, token).await?
+            }
+        };
         let config = ClientConfig {
             protocol: if endpoint.plain_http {
                 ClientProtocol::Http
@@ -78,6 +89,29 @@ impl Remote {
             path: path.to_string(),
             auth,
         })
+    }
+
+    /// A plain HTTP client with the TLS settings of `endpoint`, as oci-client makes its own.
+    fn http_client(
+        endpoint: &Endpoint,
+        certificates: &[Certificate],
+    ) -> Result<reqwest::Client, ImageError> {
+        let setup = |e: reqwest::Error| ImageError::Registry {
+            registry: endpoint.host.clone(),
+            cause: format!("client setup: {e}"),
+        };
+        let roots = certificates
+            .iter()
+            .map(|c| reqwest::Certificate::from_pem(&c.data))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(setup)?;
+        reqwest::Client::builder()
+            .danger_accept_invalid_certs(endpoint.skip_verify)
+            .tls_certs_merge(roots)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .build()
+            .map_err(setup)
     }
 
     pub fn host(&self) -> &str {
@@ -208,7 +242,7 @@ impl Remote {
 
 /// The error and its causes: the HTTP client's own message ("error sending request") says
 /// nothing of why (connection refused, an unknown certificate authority).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -2,3 +2,4 @@
 
 pub mod oci;
 pub mod registry;
+pub mod token;

@@ -1,8 +1,10 @@
 //! A private Debian `docker-registry` on a free loopback port, with its own config, storage and
-//! log in a temp dir, optionally with htpasswd Basic auth; images pushed into it with skopeo.
+//! log in a temp dir, optionally with htpasswd Basic auth or token auth (see `token.rs`); images
+//! pushed into it with skopeo.
 //! Killed (by its PID, through `Child`) when dropped.
 #![allow(dead_code)] // Each integration test uses a part.
 
+use super::token::{ISSUER, SERVICE, TokenServer};
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -33,7 +35,40 @@ impl Registry {
         Self::start_with(None, true)
     }
 
+    /// Starts a registry with token auth: `token`'s server is the realm, its certificate
+    /// verifies the tokens, and its Basic credentials push.
+    pub fn start_token(token: &TokenServer) -> Registry {
+        let mut registry = Self::start_config(false, |_| {
+            format!(
+                "auth:\n  token:\n    realm: {}\n    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {}\n",
+                token.realm(),
+                token.cert().display()
+            )
+        });
+        registry.creds = Some(token.credentials());
+        registry
+    }
+
     fn start_with(creds: Option<(&str, &str)>, tls: bool) -> Registry {
+        let mut registry = Self::start_config(tls, |dir| match creds {
+            Some((user, password)) => {
+                let htpasswd = dir.join("htpasswd");
+                let hash = bcrypt::hash(password, 5).unwrap();
+                std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
+                    htpasswd.display()
+                )
+            }
+            None => String::new(),
+        });
+        registry.creds = creds.map(|(u, p)| (u.to_string(), p.to_string()));
+        registry
+    }
+
+    /// Starts a registry whose config's auth section is what `auth` returns (given the
+    /// registry's dir, for the files it needs).
+    fn start_config(tls: bool, auth: impl FnOnce(&Path) -> String) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let storage = dir.path().join("storage");
@@ -42,15 +77,6 @@ impl Registry {
             "version: 0.1\nlog:\n  level: info\n  formatter: text\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
             storage.display()
         );
-        if let Some((user, password)) = creds {
-            let htpasswd = dir.path().join("htpasswd");
-            let hash = bcrypt::hash(password, 5).unwrap();
-            std::fs::write(&htpasswd, format!("{user}:{hash}\n")).unwrap();
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
-                htpasswd.display()
-            ));
-        }
         if tls {
             make_certificates(dir.path());
             config.push_str(&format!(
@@ -58,6 +84,8 @@ impl Registry {
                 dir.path().display()
             ));
         }
+        // After `http:`'s tls settings: a top-level section.
+        config.push_str(&auth(dir.path()));
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
         let log = dir.path().join("registry.log");
@@ -75,7 +103,7 @@ impl Registry {
             port,
             dir,
             log,
-            creds: creds.map(|(u, p)| (u.to_string(), p.to_string())),
+            creds: None,
         };
         registry.wait_ready();
         registry
