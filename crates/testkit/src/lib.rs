@@ -31,7 +31,7 @@ mod cgroups;
 mod guard;
 pub mod logind;
 mod pods;
-mod preflight;
+pub mod preflight;
 
 pub use guard::PodGuard;
 pub use pods::{POD_UID_LABEL, remove_sandboxes};

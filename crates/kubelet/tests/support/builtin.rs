@@ -7,6 +7,7 @@
 //! is stopped by PID, then a fresh runtime on the same dirs removes every pod left, and the
 //! bridge goes.
 
+use kubelet_cri::remote::RemoteRuntime;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -271,6 +272,14 @@ impl Node {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.wait();
+    }
+
+    /// A CRI client of `socket`, for polls too quick for crictl (a process start each).
+    pub async fn cri(&self, socket: &Path) -> RemoteRuntime {
+        let endpoint = format!("unix://{}", socket.display());
+        RemoteRuntime::connect(&endpoint, &endpoint, SOCKET_WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("no CRI answer on {endpoint}: {e}"))
     }
 
     /// crictl against `socket`: its stdout, or the failure with stderr.
