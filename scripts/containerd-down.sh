@@ -28,34 +28,9 @@ cd_dir=$rt/containerd
 sock=$cd_dir/containerd.sock
 pid_file=$cd_dir/containerd.pid
 
-# The pid is ours only while its command line still names our config (pids get reused).
-daemon_pid=
-if [[ -f $pid_file ]]; then
-  pid=$(cat "$pid_file")
-  if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$cd_dir/config.toml"; then
-    daemon_pid=$pid
-  fi
-fi
-
-# 1. Pods first: shims and containers outlive the daemon otherwise.
-if [[ -n $daemon_pid ]]; then
-  (cd "$here/.." && cargo run --quiet -p kubelet-testkit --bin cri-cleanup -- "unix://$sock") \
-    || problem "removing the remaining CRI pods failed"
-fi
-
-# 2. The daemon, by its pid.
-if [[ -n $daemon_pid ]]; then
-  kill -TERM "$daemon_pid" 2>/dev/null || true
-  for _ in $(seq 100); do
-    kill -0 "$daemon_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$daemon_pid" 2>/dev/null; then
-    log "containerd (pid $daemon_pid) ignored SIGTERM for 10 s: killing it"
-    kill -KILL "$daemon_pid" 2>/dev/null || true
-    while kill -0 "$daemon_pid" 2>/dev/null; do sleep 0.1; done
-  fi
-fi
+# 1. and 2. The pods, then the daemon, by its pid.
+daemon_pid=$(our_daemon "$pid_file" "$cd_dir/config.toml")
+[[ -z $daemon_pid ]] || stop_daemon "$daemon_pid" "$sock" containerd
 rm -f "$pid_file"
 
 # 3. Containers the pod cleanup missed, through runc's state under our root (one dir per

@@ -1,10 +1,41 @@
 # shellcheck shell=bash
-# Shared by scripts/containerd-down.sh and scripts/runtime-down.sh (sourced, not run): what a
-# private test runtime leaves on the host once its pods and daemon are gone. The caller defines
-# log() and problem() (which records a failure and goes on).
+# Shared by scripts/containerd-down.sh and scripts/runtime-down.sh (sourced, not run): stopping
+# a private test runtime and what it leaves on the host once its pods and daemon are gone. The
+# caller defines log() and problem() (which records a failure and goes on).
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 # The cgroup root every test pod lives under (kubelet_testkit::TestRuntime::cgroup_root).
 test_cgroup_root=kubelet-rs-test
+
+# our_daemon <pid file> <text>: prints the pid in the file while its process's command line
+# still holds <text> (pids get reused), else nothing.
+our_daemon() {
+  local pid
+  [[ -f $1 ]] || return 0
+  pid=$(cat "$1")
+  if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$2"; then
+    echo "$pid"
+  fi
+}
+
+# stop_daemon <pid> <CRI socket> <name>: the pods first, through CRI (containers outlive the
+# daemon otherwise), then the daemon by its pid: SIGTERM, SIGKILL after 10 s.
+stop_daemon() {
+  local pid=$1 sock=$2 name=$3
+  (cd "$repo_root" && cargo run --quiet -p kubelet-testkit --bin cri-cleanup -- "unix://$sock") \
+    || problem "removing the remaining CRI pods failed"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name (pid $pid) ignored SIGTERM for 10 s: killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  fi
+}
 
 mounts_under() { findmnt -rn -o TARGET | awk -v dir="$1/" 'index($0, dir) == 1'; }
 
