@@ -28,11 +28,9 @@ pub enum BuiltinError {
         "the image store under {root} is in use by another runtime on the same root (kubelet runtime, or a kubelet running it embedded): stop that one first; its containers keep running"
     )]
     StoreInUse { root: PathBuf },
-    #[error("cannot import {archive}: {source}")]
-    Import {
-        archive: PathBuf,
-        source: ImageError,
-    },
+    /// The image store's error names the archive and the cause.
+    #[error(transparent)]
+    Import(ImageError),
 }
 
 /// The runtime's options from the kubelet's or `kubelet runtime`'s flags. The monitor binary is
@@ -110,15 +108,11 @@ pub async fn import(
     })
     .await?;
     for archive in command.archives {
-        let images =
-            runtime
-                .images()
-                .import(&archive)
-                .await
-                .map_err(|source| BuiltinError::Import {
-                    archive: archive.clone(),
-                    source,
-                })?;
+        let images = runtime
+            .images()
+            .import(&archive)
+            .await
+            .map_err(BuiltinError::Import)?;
         for image in images {
             if image.repo_tags.is_empty() {
                 report(image.id.clone());

@@ -6,6 +6,7 @@
 use kubelet::builtin_runtime;
 use kubelet_config::{Command, LogFormat, RuntimeCommand};
 use std::future::Future;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -19,7 +20,9 @@ fn init_logging(verbosity: u8, format: LogFormat) {
     let filter = EnvFilter::try_from_env("KUBELET_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: log files and journald would keep them as text.
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
