@@ -190,6 +190,18 @@ pub static RESOURCES: &[Resource] = &[
         selectable_fields: &[],
     },
     Resource {
+        group: "node.k8s.io",
+        version: "v1",
+        plural: "runtimeclasses",
+        singular: "runtimeclass",
+        kind: "RuntimeClass",
+        namespaced: false,
+        short_names: &[],
+        has_status: false,
+        create_only: false,
+        selectable_fields: &[],
+    },
+    Resource {
         group: "certificates.k8s.io",
         version: "v1",
         plural: "certificatesigningrequests",

@@ -185,6 +185,57 @@ async fn registers_the_node_renews_its_lease_and_runs_bound_pods() {
         assert!(types.contains(&t), "{types:?}");
     }
 
+    // runtimeClassName picks the sandbox's runtime handler through the RuntimeClass; a handler
+    // the runtime does not have leaves the pod waiting with upstream's event.
+    cluster.create(
+        "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: plain\nhandler: runc\n---\n\
+         apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: exotic\nhandler: nope\n",
+    );
+    let classed = format!("classed-{node}");
+    let exotic = format!("exotic-{node}");
+    for (name, class) in [(&classed, "plain"), (&exotic, "exotic")] {
+        cluster.create(&bound_pod(
+            name,
+            node,
+            "sleep 3600",
+            &format!("  runtimeClassName: {class}\n"),
+        ));
+    }
+    k.wait_running(&classed, &["app"], START).await;
+    let sandboxes = k.sandboxes(&classed).await;
+    assert_eq!(sandboxes.len(), 1);
+    assert_eq!(sandboxes[0].runtime_handler, "runc");
+    let event = eventually("a FailedCreatePodSandBox event", START, &k, || {
+        let events = cluster
+            .kubectl(&["get", "events", "-o", "json"])
+            .ok()?;
+        let events = json(&events);
+        events["items"]
+            .as_array()?
+            .iter()
+            .find(|e| {
+                e["involvedObject"]["name"] == exotic.as_str()
+                    && e["reason"] == "FailedCreatePodSandBox"
+            })
+            .cloned()
+    })
+    .await;
+    assert_eq!(event["type"], "Warning");
+    let message = event["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Failed to create pod sandbox: ")
+            && message.contains("no runtime for \"nope\" is configured"),
+        "{message}"
+    );
+    let waiting = cluster.get("pod", &exotic, "default").unwrap();
+    assert_eq!(waiting["status"]["phase"], "Pending", "{waiting}");
+    assert!(k.sandboxes(&exotic).await.is_empty());
+    for name in [&classed, &exotic] {
+        cluster
+            .kubectl(&["delete", "pod", name, "--wait=false"])
+            .unwrap();
+    }
+
     // A pod asking for more CPU than the node has is rejected with OutOfcpu, nothing started.
     let big = format!("big-{node}");
     cluster.create(&bound_pod(&big, node, "sleep 3600", "").replace(

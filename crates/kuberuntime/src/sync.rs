@@ -204,9 +204,13 @@ impl RuntimeManager {
                 config.log_directory
             )
         })?;
+        let handler = self
+            .runtime_handler(pod)
+            .await
+            .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
         let id = self
             .runtime
-            .run_pod_sandbox(config.clone(), "")
+            .run_pod_sandbox(config.clone(), &handler)
             .await
             .map_err(|e| format!("Failed to create pod sandbox: {e}"))?;
         let network = self
@@ -229,6 +233,15 @@ impl RuntimeManager {
             ips,
             pull_secrets: Vec::new(),
         }))
+    }
+
+    /// The CRI runtime handler of the pod's runtimeClassName; none means the runtime's default.
+    async fn runtime_handler(&self, pod: &Pod) -> Result<String, kubelet_objects::ObjectError> {
+        let class = pod.spec.as_ref().and_then(|s| s.runtime_class_name.as_deref());
+        match class.filter(|c| !c.is_empty()) {
+            Some(class) => self.objects.runtime_handler(class).await,
+            None => Ok(String::new()),
+        }
     }
 
     /// The pod's image pull Secrets that can be read (upstream getPullSecretsForPod); the

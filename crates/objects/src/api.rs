@@ -3,6 +3,7 @@ use crate::error::{Kind, ObjectError};
 use async_trait::async_trait;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::api::{Api, ListParams, PostParams};
 
 /// Reads objects from the API server on every call: the pod's sync asks again at each resync,
@@ -66,5 +67,13 @@ impl ObjectSource for ApiObjects {
             .create_token_request(service_account, &PostParams::default(), &request)
             .await
             .map_err(|e| api_error(Kind::ServiceAccountToken, namespace, service_account, e))
+    }
+
+    async fn runtime_handler(&self, runtime_class: &str) -> Result<String, ObjectError> {
+        Api::<RuntimeClass>::all(self.client.clone())
+            .get(runtime_class)
+            .await
+            .map(|rc| rc.handler)
+            .map_err(|e| api_error(Kind::RuntimeClass, "", runtime_class, e))
     }
 }

@@ -7,6 +7,7 @@ pub enum Kind {
     Secret,
     Service,
     ServiceAccountToken,
+    RuntimeClass,
 }
 
 impl std::fmt::Display for Kind {
@@ -16,13 +17,14 @@ impl std::fmt::Display for Kind {
             Kind::Secret => "secret",
             Kind::Service => "service",
             Kind::ServiceAccountToken => "serviceaccount token",
+            Kind::RuntimeClass => "runtimeclass.node.k8s.io",
         })
     }
 }
 
 #[derive(Debug, Error)]
 pub enum ObjectError {
-    #[error("{kind} \"{name}\" not found in namespace {namespace}")]
+    #[error("{kind} \"{name}\" not found{}", in_namespace(.namespace))]
     NotFound {
         kind: Kind,
         namespace: String,
@@ -34,7 +36,7 @@ pub enum ObjectError {
         namespace: String,
         name: String,
     },
-    #[error("couldn't get {kind} {namespace}/{name}: {source}")]
+    #[error("couldn't get {kind} {}: {source}", path(.namespace, .name))]
     Api {
         kind: Kind,
         namespace: String,
@@ -42,6 +44,23 @@ pub enum ObjectError {
         #[source]
         source: Box<kube::Error>,
     },
+}
+
+/// Cluster-scoped objects (RuntimeClasses) have no namespace to name.
+fn path(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{namespace}/{name}")
+    }
+}
+
+fn in_namespace(namespace: &str) -> String {
+    if namespace.is_empty() {
+        String::new()
+    } else {
+        format!(" in namespace {namespace}")
+    }
 }
 
 impl ObjectError {

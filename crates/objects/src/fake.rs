@@ -17,6 +17,7 @@ struct Objects {
     config_maps: BTreeMap<(String, String), ConfigMap>,
     secrets: BTreeMap<(String, String), Secret>,
     services: BTreeMap<(String, String), Service>,
+    runtime_classes: BTreeMap<String, String>,
     tokens_issued: u64,
 }
 
@@ -41,6 +42,12 @@ impl FakeObjects {
     pub fn put_service(&self, svc: Service) {
         let k = key(&svc.metadata.namespace, &svc.metadata.name);
         self.inner.lock().unwrap().services.insert(k, svc);
+    }
+
+    /// A RuntimeClass `name` whose handler is `handler`.
+    pub fn put_runtime_class(&self, name: &str, handler: &str) {
+        let mut objects = self.inner.lock().unwrap();
+        objects.runtime_classes.insert(name.into(), handler.into());
     }
 
     pub fn remove_config_map(&self, namespace: &str, name: &str) {
@@ -104,5 +111,10 @@ impl ObjectSource for FakeObjects {
             expiration_timestamp: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(expiry),
         });
         Ok(request)
+    }
+
+    async fn runtime_handler(&self, runtime_class: &str) -> Result<String, ObjectError> {
+        let found = self.inner.lock().unwrap().runtime_classes.get(runtime_class).cloned();
+        found.ok_or_else(|| ObjectError::not_found(Kind::RuntimeClass, "", runtime_class))
     }
 }

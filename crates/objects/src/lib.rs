@@ -1,6 +1,7 @@
 //! The API objects a pod refers to and the kubelet reads on its behalf: ConfigMaps and Secrets
 //! (volumes, env, envFrom, imagePullSecrets), the Services of its namespace (service link env
-//! vars) and service account tokens (projected volumes, through the TokenRequest API).
+//! vars), service account tokens (projected volumes, through the TokenRequest API) and the
+//! RuntimeClass that names its runtime handler.
 //!
 //! [`ObjectSource`] is the seam: [`ApiObjects`] reads the API server, [`NoApi`] is the
 //! standalone kubelet's answer (upstream's "no kubeClient defined"), [`FakeObjects`] serves
@@ -32,6 +33,9 @@ pub trait ObjectSource: Send + Sync + 'static {
         service_account: &str,
         request: TokenRequest,
     ) -> Result<TokenRequest, ObjectError>;
+    /// The CRI runtime handler of the RuntimeClass `runtime_class` (upstream's runtimeclass
+    /// manager LookupRuntimeHandler).
+    async fn runtime_handler(&self, runtime_class: &str) -> Result<String, ObjectError>;
 }
 
 /// The standalone kubelet: there is no API server to read objects from.
@@ -61,5 +65,10 @@ impl ObjectSource for NoApi {
             namespace,
             service_account,
         ))
+    }
+    /// Without a RuntimeClass API the class name is taken as the handler's name, so a
+    /// standalone node can still pick its OCI runtime per pod.
+    async fn runtime_handler(&self, runtime_class: &str) -> Result<String, ObjectError> {
+        Ok(runtime_class.to_owned())
     }
 }

@@ -224,3 +224,44 @@ async fn a_container_created_but_never_started_is_replaced_at_the_same_attempt()
         kubelet_cri::api::ContainerState::ContainerRunning as i32
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_runtime_class_names_the_sandbox_handler() {
+    use kubelet_cri::RuntimeService;
+    let s = setup().await;
+    s.fake.add_image("localhost/busybox:1.35");
+    s.objects.put_runtime_class("fast", "runc");
+    s.objects.put_runtime_class("secure", "kata");
+    let with_class = |uid: &str, class: &str| {
+        let mut p = pod(uid, json!({"name": "app", "image": "localhost/busybox:1.35"}));
+        p.spec.as_mut().unwrap().runtime_class_name = Some(class.into());
+        p
+    };
+
+    assert!(s.sync(&with_class("u4", "fast")).await.is_ok());
+    let sandboxes = s.fake.list_pod_sandbox(None).await.unwrap();
+    assert_eq!(sandboxes.len(), 1, "{sandboxes:?}");
+    assert_eq!(sandboxes[0].runtime_handler, "runc");
+
+    // A handler the runtime does not have, and a class the API does not have: the pod waits
+    // with upstream's event and is tried again.
+    let result = s.sync(&with_class("u5", "secure")).await;
+    assert_eq!(
+        result.pod_error.map(|w| w.reason).as_deref(),
+        Some(CREATE_POD_SANDBOX_ERROR)
+    );
+    let result = s.sync(&with_class("u6", "ghost")).await;
+    assert!(result.pod_error.is_some());
+    let events = s.events(reason::FAILED_CREATE_POD_SANDBOX);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        events[0].starts_with("Failed to create pod sandbox: ")
+            && events[0].contains("no runtime for \"kata\" is configured"),
+        "{events:?}"
+    );
+    assert_eq!(
+        events[1],
+        "Failed to create pod sandbox: runtimeclass.node.k8s.io \"ghost\" not found"
+    );
+    assert_eq!(s.fake.list_pod_sandbox(None).await.unwrap().len(), 1);
+}

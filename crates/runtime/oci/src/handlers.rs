@@ -1,7 +1,7 @@
 //! Runtime handlers (RuntimeClass handler names) to OCI runtimes.
 
 use crate::runtime::{OciError, OciRuntime};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -24,6 +24,8 @@ const FALLBACK_DIRS: [&str; 6] = [
 pub struct Handlers {
     runtimes: BTreeMap<String, OciRuntime>,
     default: String,
+    /// The handlers whose runtime applies recursive read-only mounts.
+    rro: BTreeSet<String>,
 }
 
 impl Handlers {
@@ -40,14 +42,22 @@ impl Handlers {
         Handlers::new(DEFAULT_HANDLER, runtimes)
     }
 
-    /// A table of the given runtimes; `default` names the one "" maps to.
+    /// A table of the given runtimes; `default` names the one "" maps to. Each runtime's
+    /// `features` command is asked once what it supports.
     pub fn new(default: &str, runtimes: impl IntoIterator<Item = OciRuntime>) -> Handlers {
+        let runtimes: BTreeMap<String, OciRuntime> = runtimes
+            .into_iter()
+            .map(|r| (r.handler.clone(), r))
+            .collect();
+        let rro = runtimes
+            .values()
+            .filter(|r| mount_options(&r.binary).iter().any(|o| o == "rro"))
+            .map(|r| r.handler.clone())
+            .collect();
         Handlers {
-            runtimes: runtimes
-                .into_iter()
-                .map(|r| (r.handler.clone(), r))
-                .collect(),
+            runtimes,
             default: default.to_string(),
+            rro,
         }
     }
 
@@ -74,6 +84,34 @@ impl Handlers {
     pub fn default_handler(&self) -> &str {
         &self.default
     }
+
+    /// Whether the handler's runtime applies the `rro` mount option (runc 1.1 does, on kernels
+    /// with mount_setattr; crun 1.8 has no `features` command and is not trusted with it).
+    pub fn recursive_read_only(&self, handler: &str) -> bool {
+        let name = if handler.is_empty() {
+            &self.default
+        } else {
+            handler
+        };
+        self.rro.contains(name)
+    }
+}
+
+/// The mount options `BINARY features` lists (the OCI runtime features document); none when the
+/// runtime has no such command or its answer cannot be read.
+fn mount_options(binary: &Path) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Features {
+        #[serde(rename = "mountOptions", default)]
+        mount_options: Vec<String>,
+    }
+    let output = match std::process::Command::new(binary).arg("features").output() {
+        Ok(output) if output.status.success() => output,
+        _ => return Vec::new(),
+    };
+    serde_json::from_slice::<Features>(&output.stdout)
+        .map(|f| f.mount_options)
+        .unwrap_or_default()
 }
 
 /// The first executable `name` on $PATH or in the usual system dirs.

@@ -1,6 +1,6 @@
 //! The container's mounts: containerd's defaults, the sandbox's files and the CRI mounts.
 
-use crate::{SandboxFiles, SpecError};
+use crate::{SandboxFiles, SpecError, SpecInput};
 use k8s_cri::v1::{ContainerConfig, Mount as CriMount, MountPropagation};
 use oci_spec::runtime::{Mount, MountBuilder};
 use std::fs;
@@ -101,12 +101,12 @@ fn sandbox_mounts(files: &SandboxFiles, readonly_rootfs: bool) -> Vec<CriMount> 
 /// The mounts of the spec and the rootfs propagation the CRI mounts ask for.
 pub(crate) fn build(
     container: &ContainerConfig,
-    files: &SandboxFiles,
+    input: &SpecInput,
     readonly_rootfs: bool,
     privileged: bool,
 ) -> Result<(Vec<Mount>, Option<String>), SpecError> {
     let mut requested: Vec<CriMount> = container.mounts.clone();
-    for extra in sandbox_mounts(files, readonly_rootfs) {
+    for extra in sandbox_mounts(&input.sandbox_files, readonly_rootfs) {
         if !requested
             .iter()
             .any(|m| clean(&m.container_path) == clean(&extra.container_path))
@@ -131,7 +131,7 @@ pub(crate) fn build(
 
     let mut propagation: Option<String> = None;
     for m in &requested {
-        entries.push(bind_entry(m, &mut propagation)?);
+        entries.push(bind_entry(m, &mut propagation, input.recursive_read_only)?);
     }
     let mounts = entries
         .into_iter()
@@ -148,7 +148,11 @@ pub(crate) fn build(
     Ok((mounts, propagation))
 }
 
-fn bind_entry(m: &CriMount, propagation: &mut Option<String>) -> Result<Entry, SpecError> {
+fn bind_entry(
+    m: &CriMount,
+    propagation: &mut Option<String>,
+    rro_supported: bool,
+) -> Result<Entry, SpecError> {
     let host = Path::new(&m.host_path);
     let err = |source| SpecError::Mount {
         path: host.to_path_buf(),
@@ -166,9 +170,13 @@ fn bind_entry(m: &CriMount, propagation: &mut Option<String>) -> Result<Entry, S
             m.host_path
         )));
     }
+    let mode =
+        MountPropagation::try_from(m.propagation).unwrap_or(MountPropagation::PropagationPrivate);
+    if m.recursive_read_only {
+        recursive_read_only_allowed(m, mode, rro_supported)?;
+    }
     let mut options = vec!["rbind".to_string()];
-    match MountPropagation::try_from(m.propagation).unwrap_or(MountPropagation::PropagationPrivate)
-    {
+    match mode {
         MountPropagation::PropagationPrivate => options.push("rprivate".into()),
         MountPropagation::PropagationBidirectional => {
             options.push("rshared".into());
@@ -183,6 +191,9 @@ fn bind_entry(m: &CriMount, propagation: &mut Option<String>) -> Result<Entry, S
     }
     // Not every mount turns read-only with a read-only rootfs: containerd's choice, kept.
     options.push(if m.readonly { "ro" } else { "rw" }.into());
+    if m.recursive_read_only {
+        options.push("rro".into());
+    }
     // selinux_relabel is accepted and ignored: no SELinux on the nodes we run on.
     Ok(Entry {
         destination: m.container_path.clone(),
@@ -190,6 +201,37 @@ fn bind_entry(m: &CriMount, propagation: &mut Option<String>) -> Result<Entry, S
         source,
         options,
     })
+}
+
+/// A recursive read-only mount must be read-only, private (a submount propagated in later
+/// would be writable) and applied by the OCI runtime, as containerd checks.
+fn recursive_read_only_allowed(
+    m: &CriMount,
+    mode: MountPropagation,
+    supported: bool,
+) -> Result<(), SpecError> {
+    let invalid = |reason: String| SpecError::InvalidMount {
+        path: m.container_path.clone(),
+        reason,
+    };
+    if !m.readonly {
+        return Err(invalid(
+            "recursive read-only needs readonly to be true".into(),
+        ));
+    }
+    if mode != MountPropagation::PropagationPrivate {
+        return Err(invalid(format!(
+            "recursive read-only needs private propagation, not {}",
+            mode.as_str_name()
+        )));
+    }
+    if !supported {
+        return Err(SpecError::Unsupported(format!(
+            "recursive read-only mount of {}: the OCI runtime does not support rro",
+            m.container_path
+        )));
+    }
+    Ok(())
 }
 
 /// filepath.Clean for the absolute container paths CRI gives.

@@ -43,14 +43,16 @@ impl Runtime {
                 message: format!("Network plugin returns error: {message}"),
             },
         };
-        let features = Some(RuntimeHandlerFeatures {
-            recursive_read_only_mounts: false,
-            user_namespaces: false,
-        });
         // The default handler is listed under "" too, as the kubelet looks it up by that name.
         let runtime_handlers = std::iter::once(String::new())
             .chain(inner.handlers.names())
-            .map(|name| RuntimeHandler { name, features })
+            .map(|name| RuntimeHandler {
+                features: Some(RuntimeHandlerFeatures {
+                    recursive_read_only_mounts: inner.handlers.recursive_read_only(&name),
+                    user_namespaces: false,
+                }),
+                name,
+            })
             .collect();
         let mut info = HashMap::new();
         if verbose {

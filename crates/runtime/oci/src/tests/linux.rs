@@ -135,6 +135,46 @@ fn cri_mounts_with_propagation_and_readonly() {
 }
 
 #[test]
+fn recursive_read_only_mounts_are_checked_as_containerd_does() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let rro = |p: MountPropagation, ro: bool| CriMount {
+        recursive_read_only: true,
+        ..cri_mount("/ro", dir.path(), p, ro)
+    };
+    let mut c = Case::new();
+    c.container.mounts = vec![rro(MountPropagation::PropagationPrivate, true)];
+    assert_eq!(
+        options(mount(&c.spec(), "/ro").expect("ro")),
+        ["rbind", "rprivate", "ro", "rro"]
+    );
+
+    for (mount, why) in [
+        (
+            rro(MountPropagation::PropagationPrivate, false),
+            "invalid mount of /ro: recursive read-only needs readonly to be true",
+        ),
+        (
+            rro(MountPropagation::PropagationHostToContainer, true),
+            "invalid mount of /ro: recursive read-only needs private propagation, not PROPAGATION_HOST_TO_CONTAINER",
+        ),
+        (
+            rro(MountPropagation::PropagationBidirectional, true),
+            "invalid mount of /ro: recursive read-only needs private propagation, not PROPAGATION_BIDIRECTIONAL",
+        ),
+    ] {
+        c.container.mounts = vec![mount];
+        assert_eq!(c.build().expect_err(why).to_string(), why);
+    }
+
+    c.recursive_read_only = false;
+    c.container.mounts = vec![rro(MountPropagation::PropagationPrivate, true)];
+    assert_eq!(
+        c.build().expect_err("no rro").to_string(),
+        "not supported: recursive read-only mount of /ro: the OCI runtime does not support rro"
+    );
+}
+
+#[test]
 fn cri_mounts_replace_defaults_and_sandbox_files() {
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::write(dir.path().join("hosts"), "sandbox\n").expect("hosts");

@@ -26,6 +26,7 @@ pub(crate) struct Case {
     pub files: SandboxFiles,
     pub pids_limit: Option<i64>,
     pub cdi_dirs: Vec<PathBuf>,
+    pub recursive_read_only: bool,
 }
 
 impl Case {
@@ -61,6 +62,7 @@ impl Case {
             files: SandboxFiles::default(),
             pids_limit: None,
             cdi_dirs: Vec::new(),
+            recursive_read_only: true,
         }
     }
 
@@ -100,6 +102,7 @@ impl Case {
             sandbox_files: self.files.clone(),
             pids_limit: self.pids_limit,
             cdi_spec_dirs: &self.cdi_dirs,
+            recursive_read_only: self.recursive_read_only,
         })
     }
 

@@ -132,6 +132,11 @@ fn handler_table() {
     assert!(
         matches!(h.get("kata"), Err(OciError::UnknownHandler { handler, .. }) if handler == "kata")
     );
+    assert_eq!(
+        h.get("kata").unwrap_err().to_string(),
+        r#"no runtime for "kata" is configured (known: ["fake", "runc"])"#
+    );
+    assert!(!h.recursive_read_only("fake"), "a runtime without `features`");
 }
 
 #[test]
@@ -147,4 +152,8 @@ fn discover_finds_installed_runtimes() {
         h.names().contains(&"crun".to_string()),
         crate::find_binary("crun").is_some()
     );
+    // runc 1.1 lists rro in `runc features`; crun 1.8 has no such command.
+    assert!(h.recursive_read_only("") && h.recursive_read_only("runc"));
+    assert!(!h.recursive_read_only("crun"));
+    assert!(!h.recursive_read_only("kata"));
 }

@@ -158,6 +158,7 @@ pub fn bundle(
         },
         pids_limit: Some(64),
         cdi_spec_dirs: &[],
+        recursive_read_only: true,
     })
     .expect("build_spec");
     let bundle = dir.join("bundle");

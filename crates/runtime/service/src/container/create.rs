@@ -155,6 +155,7 @@ async fn build(
     entry.update(|r| r.rootfs_mounted = true)?;
     let record = entry.get();
     let oci = inner.handlers.get(&record.runtime_handler)?.clone();
+    let rro = inner.handlers.recursive_read_only(&record.runtime_handler);
     let images = inner.images.clone();
     let bundle = inner.layout.container_dir(&record.id);
     let parent = sandbox::cgroup_parent(&sandbox.config).to_string();
@@ -198,6 +199,7 @@ async fn build(
             sandbox_files: sandbox.files.to_oci(),
             pids_limit: None,
             cdi_spec_dirs: &runtime_oci::cdi::DEFAULT_SPEC_DIRS.map(PathBuf::from),
+            recursive_read_only: rro,
         })?;
         runtime_oci::write_bundle(&bundle, &spec)?;
         if let Some(dir) = log_path.as_deref().and_then(Path::parent) {

@@ -54,6 +54,7 @@ pub(super) async fn start(
             sandbox_files: files,
             pids_limit: None,
             cdi_spec_dirs: &[],
+            recursive_read_only: false,
         })?;
         runtime_oci::write_bundle(&bundle, &spec)?;
         let created = container::spawn_monitor(&oci, &monitor_binary, &monitor)?;
