@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use notify::event::{AccessKind, AccessMode};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
@@ -17,9 +17,19 @@ use crate::manifest::{self, ManifestError};
 use crate::mux::SourceSender;
 use crate::static_pod::Origin;
 
-/// Events come in bursts (an editor writes, renames, changes modes): wait this long for the
-/// burst to end, then read once.
+/// A write in progress (a file created or modified, not yet closed) may still be partial: wait
+/// this long for the writer to close it before reading anyway. A closed write, a rename or a
+/// removal is read at once, since that is when a pod starts fastest.
 const SETTLE_DELAY: Duration = Duration::from_millis(50);
+
+/// One relevant inotify event.
+#[derive(Debug, Clone, Copy)]
+struct Change {
+    /// The event concerns the watched directory itself (removed, moved): it needs a new watch.
+    on_target: bool,
+    /// The change is complete (a closed write, a rename, a removal): nothing more to wait for.
+    complete: bool,
+}
 
 /// Why one manifest file gave no pod.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +43,7 @@ pub enum FileError {
 /// Watches and re-reads `path` forever, sending each snapshot to `sender`; the pods are static
 /// pods of the sender's source.
 pub async fn run(path: PathBuf, node_name: String, period: Duration, sender: SourceSender) {
-    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let (events_tx, mut events) = mpsc::unbounded_channel::<Change>();
     let mut watch: Option<ActiveWatch> = None;
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -41,11 +51,22 @@ pub async fn run(path: PathBuf, node_name: String, period: Duration, sender: Sou
         let mut target_changed = false;
         tokio::select! {
             _ = ticker.tick() => {}
-            Some(on_target) = events.recv() => {
-                tokio::time::sleep(SETTLE_DELAY).await;
-                target_changed = on_target;
-                while let Ok(on_target) = events.try_recv() {
-                    target_changed |= on_target;
+            Some(change) = events.recv() => {
+                target_changed = change.on_target;
+                let mut complete = change.complete;
+                let settle = tokio::time::sleep(SETTLE_DELAY);
+                tokio::pin!(settle);
+                while !complete {
+                    tokio::select! {
+                        _ = &mut settle => break,
+                        Some(change) = events.recv() => {
+                            target_changed |= change.on_target;
+                            complete = change.complete;
+                        }
+                    }
+                }
+                while let Ok(change) = events.try_recv() {
+                    target_changed |= change.on_target;
                 }
             }
         }
@@ -83,14 +104,16 @@ struct ActiveWatch {
 }
 
 impl ActiveWatch {
-    /// Starts an inotify watch on `target`. The handler sends `true` when the event concerns the
-    /// target itself (removed, moved), which calls for a new watch.
-    fn start(path: &Path, target: PathBuf, events: mpsc::UnboundedSender<bool>) -> Option<Self> {
+    /// Starts an inotify watch on `target`, sending each relevant event.
+    fn start(path: &Path, target: PathBuf, events: mpsc::UnboundedSender<Change>) -> Option<Self> {
         let manifest_path = path.to_path_buf();
         let watched = target.clone();
         let handler = move |result: notify::Result<Event>| match result {
             Ok(event) if is_relevant(&event, &manifest_path, &watched) => {
-                let _ = events.send(event.paths.contains(&watched));
+                let _ = events.send(Change {
+                    on_target: event.paths.contains(&watched),
+                    complete: is_complete(&event.kind),
+                });
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "static pod manifest watch error"),
@@ -127,6 +150,16 @@ fn is_relevant(event: &Event, manifest_path: &Path, watched: &Path) -> bool {
             || p == watched
             || (watched == manifest_path && p.parent() == Some(watched) && !is_hidden(p))
     })
+}
+
+/// A closed write, a rename or a removal: the file is as its writer meant it.
+fn is_complete(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(_))
+            | EventKind::Remove(_)
+    )
 }
 
 fn is_hidden(path: &Path) -> bool {
