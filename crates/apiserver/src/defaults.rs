@@ -71,6 +71,13 @@ fn pod(obj: &mut Value) {
                 .for_each(container);
         }
     }
+    if let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
+        volumes
+            .iter_mut()
+            .filter_map(Value::as_object_mut)
+            .for_each(volume);
+    }
+    zero_divisors(spec);
     let qos = qos_class(spec);
     let status = object_at(obj, "status");
     default_field(status, "phase", "Pending".into());
@@ -95,6 +102,33 @@ fn container(c: &mut Map<String, Value>) {
     default_field(c, "terminationMessagePath", "/dev/termination-log".into());
     default_field(c, "terminationMessagePolicy", "File".into());
     default_field(c, "resources", json!({}));
+}
+
+/// The volume sources whose files get mode 0644 (420) unless the manifest says otherwise.
+fn volume(v: &mut Map<String, Value>) {
+    for source in ["configMap", "secret", "downwardAPI", "projected"] {
+        if let Some(source) = v.get_mut(source).and_then(Value::as_object_mut) {
+            default_field(source, "defaultMode", 420.into());
+        }
+    }
+}
+
+/// A ResourceFieldSelector's divisor is a Quantity struct in Go, which has no empty form:
+/// every resourceFieldRef (env, downwardAPI and projected items) is stored with "0".
+fn zero_divisors(obj: &mut Map<String, Value>) {
+    for (key, value) in obj.iter_mut() {
+        match value {
+            Value::Object(inner) if key == "resourceFieldRef" => {
+                default_field(inner, "divisor", "0".into());
+            }
+            Value::Object(inner) => zero_divisors(inner),
+            Value::Array(items) => items
+                .iter_mut()
+                .filter_map(Value::as_object_mut)
+                .for_each(zero_divisors),
+            _ => {}
+        }
+    }
 }
 
 /// The pod's QoS class from its containers' requests and limits (v1 qos.GetPodQOS, for cpu
@@ -128,6 +162,46 @@ fn qos_class(spec: &Map<String, Value>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_field_divisors_are_zero_and_volume_modes_0644() {
+        let pods = crate::resources::find("", "v1", "pods").unwrap();
+        let field = json!({"resourceFieldRef": {"resource": "limits.cpu"}});
+        let mut obj = json!({
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": [{"name": "c", "image": "i:1",
+                    "env": [{"name": "CPU", "valueFrom": field.clone()}]}],
+                "volumes": [
+                    {"name": "d", "downwardAPI": {"items": [
+                        {"path": "cpu", "resourceFieldRef": {"resource": "limits.cpu", "divisor": "1m"}},
+                        {"path": "mem", "resourceFieldRef": {"resource": "limits.memory"}}
+                    ]}},
+                    {"name": "p", "projected": {"sources": [{"downwardAPI": {"items": [
+                        {"path": "cpu", "resourceFieldRef": {"resource": "limits.cpu"}}
+                    ]}}]}},
+                    {"name": "s", "secret": {"secretName": "s", "defaultMode": 256}}
+                ]
+            }
+        });
+        apply(pods, &mut obj);
+        let spec = &obj["spec"];
+        assert_eq!(
+            spec["containers"][0]["env"][0]["valueFrom"]["resourceFieldRef"]["divisor"],
+            "0"
+        );
+        let items = &spec["volumes"][0]["downwardAPI"]["items"];
+        assert_eq!(items[0]["resourceFieldRef"]["divisor"], "1m");
+        assert_eq!(items[1]["resourceFieldRef"]["divisor"], "0");
+        assert_eq!(spec["volumes"][0]["downwardAPI"]["defaultMode"], 420);
+        let projected = &spec["volumes"][1]["projected"];
+        assert_eq!(
+            projected["sources"][0]["downwardAPI"]["items"][0]["resourceFieldRef"]["divisor"],
+            "0"
+        );
+        assert_eq!(projected["defaultMode"], 420);
+        assert_eq!(spec["volumes"][2]["secret"]["defaultMode"], 256);
+    }
 
     #[test]
     fn secret_string_data_is_folded_into_data() {

@@ -237,7 +237,10 @@ impl RuntimeManager {
 
     /// The CRI runtime handler of the pod's runtimeClassName; none means the runtime's default.
     async fn runtime_handler(&self, pod: &Pod) -> Result<String, kubelet_objects::ObjectError> {
-        let class = pod.spec.as_ref().and_then(|s| s.runtime_class_name.as_deref());
+        let class = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.runtime_class_name.as_deref());
         match class.filter(|c| !c.is_empty()) {
             Some(class) => self.objects.runtime_handler(class).await,
             None => Ok(String::new()),

@@ -114,7 +114,13 @@ impl ObjectSource for FakeObjects {
     }
 
     async fn runtime_handler(&self, runtime_class: &str) -> Result<String, ObjectError> {
-        let found = self.inner.lock().unwrap().runtime_classes.get(runtime_class).cloned();
+        let found = self
+            .inner
+            .lock()
+            .unwrap()
+            .runtime_classes
+            .get(runtime_class)
+            .cloned();
         found.ok_or_else(|| ObjectError::not_found(Kind::RuntimeClass, "", runtime_class))
     }
 }

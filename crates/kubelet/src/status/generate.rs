@@ -11,6 +11,8 @@ use kubelet_kuberuntime::qos::qos_class;
 use kubelet_kuberuntime::runtime_status::{self, ContainerState as RtState, PodRuntimeStatus};
 use kubelet_kuberuntime::sync::SyncResult;
 
+use super::conditions;
+
 /// Pod phases as the API spells them.
 pub const PENDING: &str = "Pending";
 pub const RUNNING: &str = "Running";
@@ -326,7 +328,8 @@ pub fn generate(input: &StatusInput) -> PodStatus {
     let init_specs = spec
         .and_then(|s| s.init_containers.as_deref())
         .unwrap_or_default();
-    // Initialized: every ordinary init container succeeded and every sidecar has started.
+    // App containers wait for PodInitializing until every ordinary init container succeeded
+    // and every sidecar has started.
     let init_done = init_specs.iter().zip(&inits).all(|(c, s)| {
         if is_sidecar(c) {
             s.started == Some(true)
@@ -356,53 +359,50 @@ pub fn generate(input: &StatusInput) -> PodStatus {
     }
 
     let sandbox_ready = input.runtime.sandbox().is_some_and(|s| s.ready);
-    // Sidecars count for readiness like app containers.
-    let sidecars_ready = init_specs
-        .iter()
-        .zip(&inits)
-        .filter(|(c, _)| is_sidecar(c))
-        .all(|(_, s)| s.ready);
-    let all_ready = !apps.is_empty() && apps.iter().all(|s| s.ready) && sidecars_ready;
-    let terminal = phase == SUCCEEDED || phase == FAILED;
     let now = &input.now;
     let prev = input.previous;
-    let not_ready_reason = |done: bool| {
-        if done {
-            "PodCompleted"
-        } else {
-            "ContainersNotReady"
+    // Conditions the kubelet does not compute (DisruptionTarget, readiness gates set by
+    // controllers) are kept, from the API's status first.
+    let owned = [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+        "PodScheduled",
+    ];
+    let mut others: Vec<PodCondition> = Vec::new();
+    let api_conditions = input
+        .pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref());
+    for c in api_conditions
+        .into_iter()
+        .chain(prev.and_then(|p| p.conditions.as_ref()))
+        .flatten()
+    {
+        if !owned.contains(&c.type_.as_str()) && !others.iter().any(|o| o.type_ == c.type_) {
+            others.push(c.clone());
         }
+    }
+    let initialized = conditions::initialized(init_specs, &inits, &apps, phase);
+    let containers_ready = conditions::containers_ready(init_specs, &inits, &apps, phase);
+    let ready = conditions::ready(input.pod, &containers_ready, &others);
+    let owned_condition = |kind: &str, v: &conditions::Verdict| PodCondition {
+        message: v.message.clone(),
+        ..condition(kind, v.ok, v.reason, prev, now)
     };
     let mut conditions = vec![
         condition("PodReadyToStartContainers", sandbox_ready, None, prev, now),
-        condition(
-            "Initialized",
-            init_done,
-            (!init_done)
-                .then_some("ContainersNotInitialized")
-                .or((terminal && has_inits).then_some("PodCompleted")),
-            prev,
-            now,
-        ),
-        condition(
-            "Ready",
-            all_ready,
-            (!all_ready).then(|| not_ready_reason(terminal)),
-            prev,
-            now,
-        ),
-        condition(
-            "ContainersReady",
-            all_ready,
-            (!all_ready).then(|| not_ready_reason(terminal)),
-            prev,
-            now,
-        ),
+        owned_condition("Initialized", &initialized),
+        owned_condition("Ready", &ready),
+        owned_condition("ContainersReady", &containers_ready),
         condition("PodScheduled", true, None, prev, now),
     ];
     if let Some(e) = &input.sync.pod_error {
         conditions[0].message = Some(e.message.clone());
     }
+    conditions.extend(others);
 
     let ips: Vec<String> = match input.runtime.sandbox() {
         Some(sb) if sb.host_network => input
@@ -418,20 +418,6 @@ pub fn generate(input: &StatusInput) -> PodStatus {
     let start_time = prev
         .and_then(|p| p.start_time.clone())
         .or_else(|| Some(now.clone()));
-
-    // Conditions the kubelet does not compute (DisruptionTarget, readiness gates) are kept.
-    let owned = [
-        "PodReadyToStartContainers",
-        "Initialized",
-        "Ready",
-        "ContainersReady",
-        "PodScheduled",
-    ];
-    let kept = prev
-        .and_then(|p| p.conditions.as_ref())
-        .into_iter()
-        .flatten();
-    conditions.extend(kept.filter(|c| !owned.contains(&c.type_.as_str())).cloned());
 
     // A terminal pod keeps the reason it ended with (DeadlineExceeded, an admission failure, ...).
     let (reason, message) =

@@ -6,6 +6,7 @@
 //! the sync loop gets; standalone, statuses stay local.
 
 pub mod api_sync;
+mod conditions;
 pub mod generate;
 mod manager;
 pub mod merge;

@@ -233,7 +233,10 @@ async fn the_runtime_class_names_the_sandbox_handler() {
     s.objects.put_runtime_class("fast", "runc");
     s.objects.put_runtime_class("secure", "kata");
     let with_class = |uid: &str, class: &str| {
-        let mut p = pod(uid, json!({"name": "app", "image": "localhost/busybox:1.35"}));
+        let mut p = pod(
+            uid,
+            json!({"name": "app", "image": "localhost/busybox:1.35"}),
+        );
         p.spec.as_mut().unwrap().runtime_class_name = Some(class.into());
         p
     };

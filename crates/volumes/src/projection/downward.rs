@@ -213,17 +213,16 @@ fn resource_value(
             .unwrap_or(0),
         _ => 0,
     };
+    // The API server stores an omitted divisor as "0", which upstream reads as 1.
     let divisor = match selector.divisor.as_ref().filter(|d| !d.0.is_empty()) {
         Some(d) => value_of(d)?,
-        None if is_cpu => 1000,
-        None => 1,
+        None => 0,
     };
-    if divisor == 0 {
-        return Err(SetupError::DownwardApi(format!(
-            "invalid divisor 0 for {}",
-            selector.resource
-        )));
-    }
+    let divisor = match divisor {
+        0 if is_cpu => 1000,
+        0 => 1,
+        d => d,
+    };
     Ok(value.div_ceil(divisor).to_string())
 }
 
@@ -347,6 +346,9 @@ mod tests {
     fn resources_with_divisors_and_node_allocatable() {
         assert_eq!(resource("requests.cpu", None).unwrap(), "1");
         assert_eq!(resource("requests.cpu", Some("1m")).unwrap(), "250");
+        // The real API server stores an omitted divisor as "0": read as 1.
+        assert_eq!(resource("requests.cpu", Some("0")).unwrap(), "1");
+        assert_eq!(resource("limits.memory", Some("0")).unwrap(), "134217728");
         assert_eq!(resource("requests.memory", Some("1Mi")).unwrap(), "64");
         assert_eq!(resource("limits.memory", None).unwrap(), "134217728");
         assert_eq!(resource("requests.ephemeral-storage", None).unwrap(), "0");
