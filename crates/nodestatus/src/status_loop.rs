@@ -109,9 +109,11 @@ impl NodeStatusLoop {
             node: name.clone(),
             source: Box::new(source),
         };
+        // GET nodes/NAME, as upstream: the Node authorizer lets a node read its Node but not
+        // the nodes/status subresource.
         let node = self
             .nodes
-            .get_status(name)
+            .get(name)
             .await
             .map_err(|e| node_error("get", e))?;
         let previous = node.status.clone().unwrap_or_default();
