@@ -46,10 +46,10 @@ pub struct SpecInput<'a> {
     pub pids_limit: Option<i64>,
     /// Where CDI specs are looked up, lowest priority first ([`cdi::DEFAULT_SPEC_DIRS`] on a node).
     pub cdi_spec_dirs: &'a [PathBuf],
-}
     /// Whether the OCI runtime applies the `rro` mount option (its `features` lists it); CRI
     /// mounts that ask for recursive read-only are refused otherwise.
     pub recursive_read_only: bool,
+}
 
 /// Namespaces to join. None = a new namespace of that kind, or the host's when the sandbox's
 /// security context says NODE.
@@ -106,9 +106,9 @@ pub enum SpecError {
     Cdi(#[from] cdi::CdiError),
     #[error("not supported: {0}")]
     Unsupported(String),
-    #[error("invalid OCI spec: {0}")]
     #[error("invalid mount of {path}: {reason}")]
     InvalidMount { path: String, reason: String },
+    #[error("invalid OCI spec: {0}")]
     Build(String),
     #[error("cannot encode the OCI spec: {0}")]
     Encode(#[from] serde_json::Error),
