@@ -4,7 +4,24 @@
 //!
 //! The server knows nothing of containers: it hands each session to a [`Backend`], which the
 //! runtime implements (upstream's cri/streaming Runtime interface).
+//!
+//! ```ignore
+//! let server = Server::new(Config::default(), backend);
+//! let address = server.start().await?;
+//! // in the CRI Exec handler:
+//! let response = server.get_exec(&request)?;
+//! ```
 
 mod backend;
+mod portforward;
+mod remotecommand;
+mod resize;
+mod server;
+pub mod spdy;
+mod status;
+mod tokens;
+mod websocket;
 
 pub use backend::{Backend, BackendError, ExecIo, PortStream, TermSize};
+pub use server::{Config, RequestError, Server};
+pub use websocket::tunnel::{PROTOCOL as SPDY_TUNNEL_PROTOCOL, TunnelIo};
