@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::builtin::BuiltinRuntimeConfig;
+use crate::builtin::{BuiltinRuntimeConfig, streaming_address};
 use crate::error::ConfigError;
 use crate::host::{Host, SYSTEMD_MARKER};
 use crate::kubelet_config::{
@@ -64,6 +64,8 @@ pub(crate) fn build(
             s.cni_conf_dir,
             &s.cni_bin_dir,
             s.registry_config,
+            streaming_address(&s.streaming_address)?,
+            s.streaming_connection_idle_timeout,
         ),
         runtime_request_timeout: s.runtime_request_timeout,
         shutdown_grace_period: s.shutdown_grace_period,

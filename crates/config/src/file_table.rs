@@ -92,7 +92,7 @@ pub(crate) static FIELDS: &[FileField] = &[
     pointer("oomScoreAdj", Kind::Int, "-999"),
     done("clusterDomain", Setting::ClusterDomain, ""),
     done("clusterDNS", Setting::ClusterDns, ""),
-    field("streamingConnectionIdleTimeout", Kind::Duration, "4h"),
+    done("streamingConnectionIdleTimeout", Setting::StreamingConnectionIdleTimeout, "4h"),
     done("nodeStatusUpdateFrequency", Setting::NodeStatusUpdateFrequency, "10s"),
     done("nodeStatusReportFrequency", Setting::NodeStatusReportFrequency, "5m"),
     done("nodeLeaseDurationSeconds", Setting::NodeLeaseDurationSeconds, "40"),

@@ -4,7 +4,10 @@
 //! flag we do not implement yet is still recognised, so using it is refused with a clear message
 //! instead of "unknown flag".
 
-use crate::builtin::{DEFAULT_CNI_BIN_DIRS, DEFAULT_CNI_CONF_DIR, DEFAULT_ROOT, DEFAULT_STATE};
+use crate::builtin::{
+    DEFAULT_CNI_BIN_DIRS, DEFAULT_CNI_CONF_DIR, DEFAULT_ROOT, DEFAULT_STATE,
+    DEFAULT_STREAMING_ADDRESS,
+};
 use crate::settings::Setting;
 use crate::value::Kind;
 
@@ -227,7 +230,8 @@ pub(crate) static FLAGS: &[FlagSpec] = &[
     done("runtime-state", Setting::RuntimeState, DEFAULT_STATE, No, "kubelet-rs built-in runtime: files gone at reboot (monitors, pinned namespaces)"),
     later("seccomp-default", Kind::Bool, "false", No, "Use RuntimeDefault as the default seccomp profile"),
     done("serialize-image-pulls", Setting::SerializeImagePulls, "true", Cfg, "Pull images one at a time"),
-    later("streaming-connection-idle-timeout", Kind::Duration, "4h0m0s", Cfg, "Idle timeout of streaming connections"),
+    done("streaming-address", Setting::StreamingAddress, DEFAULT_STREAMING_ADDRESS, No, "kubelet-rs built-in runtime: IP:PORT of the streaming server behind exec, attach and port-forward (port 0: any free one)"),
+    done("streaming-connection-idle-timeout", Setting::StreamingConnectionIdleTimeout, "4h0m0s", Cfg, "Idle timeout of streaming connections"),
     done("sync-frequency", Setting::SyncFrequency, "1m0s", Cfg, "Maximum interval between pod syncs"),
     later("system-cgroups", Kind::Str, "", Cfg, "Cgroup for non-kernel processes outside a cgroup"),
     done("system-reserved", Setting::SystemReserved, "", Cfg, "Resources reserved for system daemons"),

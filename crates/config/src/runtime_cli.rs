@@ -11,6 +11,7 @@ use crate::Command;
 use crate::build::cgroup_driver;
 use crate::builtin::{
     BuiltinRuntimeConfig, DEFAULT_CNI_BIN_DIRS, DEFAULT_CNI_CONF_DIR, DEFAULT_ROOT, DEFAULT_STATE,
+    DEFAULT_STREAMING_ADDRESS, DEFAULT_STREAMING_IDLE_TIMEOUT, streaming_address,
 };
 use crate::error::ConfigError;
 use crate::host::Host;
@@ -93,6 +94,13 @@ static FLAGS: &[Flag] = &[
         value: "DIR",
         default: "",
         usage: "Registry mirrors and insecure hosts, in containerd's certs.d layout (HOST/hosts.toml)",
+        import: false,
+    },
+    Flag {
+        name: "streaming-address",
+        value: "IP:PORT",
+        default: DEFAULT_STREAMING_ADDRESS,
+        usage: "Where the streaming server behind exec, attach and port-forward listens (port 0: any free one)",
         import: false,
     },
     Flag {
@@ -180,6 +188,8 @@ pub(crate) fn parse<I: Iterator<Item = String>>(
             last("cni-conf-dir", DEFAULT_CNI_CONF_DIR),
             &cni_bin_dirs,
             last("registry-config", ""),
+            streaming_address(&last("streaming-address", DEFAULT_STREAMING_ADDRESS))?,
+            DEFAULT_STREAMING_IDLE_TIMEOUT,
         ),
     })))
 }

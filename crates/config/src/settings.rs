@@ -79,6 +79,8 @@ pub(crate) enum Setting {
     CniConfDir,
     CniBinDir,
     RegistryConfig,
+    StreamingAddress,
+    StreamingConnectionIdleTimeout,
 }
 
 impl Setting {
@@ -111,12 +113,14 @@ impl Setting {
             | Setting::RuntimeRoot
             | Setting::RuntimeState
             | Setting::CniConfDir
-            | Setting::RegistryConfig => Kind::Str,
+            | Setting::RegistryConfig
+            | Setting::StreamingAddress => Kind::Str,
             Setting::StaticPodUrlHeader => Kind::Headers,
             Setting::FileCheckFrequency
             | Setting::HttpCheckFrequency
             | Setting::SyncFrequency
             | Setting::RuntimeRequestTimeout
+            | Setting::StreamingConnectionIdleTimeout
             | Setting::ShutdownGracePeriod
             | Setting::ShutdownGracePeriodCriticalPods => Kind::Duration,
             Setting::SerializeImagePulls
@@ -234,6 +238,8 @@ pub(crate) struct Settings {
     pub cni_conf_dir: String,
     pub cni_bin_dir: Vec<String>,
     pub registry_config: String,
+    pub streaming_address: String,
+    pub streaming_connection_idle_timeout: Duration,
 }
 
 impl Settings {
@@ -334,6 +340,10 @@ impl Settings {
             (Setting::CniConfDir, Value::Str(v)) => self.cni_conf_dir = v,
             (Setting::CniBinDir, Value::List(v)) => self.cni_bin_dir = v,
             (Setting::RegistryConfig, Value::Str(v)) => self.registry_config = v,
+            (Setting::StreamingAddress, Value::Str(v)) => self.streaming_address = v,
+            (Setting::StreamingConnectionIdleTimeout, Value::Duration(v)) => {
+                self.streaming_connection_idle_timeout = v
+            }
             (setting, value) => {
                 return Err(format!(
                     "internal error: setting {setting:?} cannot hold {value:?}"

@@ -114,6 +114,8 @@ fn assert_common_defaults(c: &KubeletConfig) {
             cni_conf_dir: "/etc/cni/net.d".into(),
             cni_bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
             registry_config: None,
+            streaming_address: "127.0.0.1:0".parse().unwrap(),
+            streaming_idle_timeout: Duration::from_secs(4 * 3600),
         }
     );
     assert_eq!(c.runtime_request_timeout, Duration::from_secs(120));
@@ -869,6 +871,8 @@ fn built_in_runtime_flags_apply() {
         "--cni-bin-dir=/tmp/rt/bin",
         "--registry-config=/etc/kubelet-rs/certs.d",
         "--root-dir=/tmp/kubelet",
+        "--streaming-address=0.0.0.0:10010",
+        "--streaming-connection-idle-timeout=30m",
     ]);
     assert_eq!(
         c.builtin_runtime,
@@ -878,11 +882,19 @@ fn built_in_runtime_flags_apply() {
             cni_conf_dir: "/tmp/rt/net.d".into(),
             cni_bin_dirs: vec!["/tmp/rt/bin".into()],
             registry_config: Some("/etc/kubelet-rs/certs.d".into()),
+            streaming_address: "0.0.0.0:10010".parse().unwrap(),
+            streaming_idle_timeout: Duration::from_secs(30 * 60),
         }
     );
     assert_eq!(
         c.builtin_runtime_socket(),
         Path::new("/tmp/kubelet/runtime/cri.sock")
     );
-    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // Upstream deprecates the flag in favour of the config file, and so do we.
+    assert_eq!(
+        c.warnings,
+        [
+            "flag --streaming-connection-idle-timeout is deprecated: set it in the config file given by --config"
+        ]
+    );
 }

@@ -46,6 +46,11 @@ fn options(config: &BuiltinRuntimeConfig, cgroup_driver: CgroupDriver) -> Runtim
             CgroupDriver::Cgroupfs => runtime_service::CgroupDriver::Cgroupfs,
             CgroupDriver::Systemd => runtime_service::CgroupDriver::Systemd,
         },
+        streaming: runtime_streaming::Config {
+            address: config.streaming_address,
+            stream_idle_timeout: config.streaming_idle_timeout,
+            ..runtime_streaming::Config::default()
+        },
         ..RuntimeOptions::default()
     }
 }

@@ -1,8 +1,12 @@
 //! The pod lifecycle event generator (upstream pleg/): notices runtime state changes and names the
 //! pods they belong to, so their workers sync at once. It relists every second; where the
-//! runtime streams CRI container events it follows them and relists only as a safety net.
+//! runtime streams CRI container events (the built-in runtime, containerd 1.7+) it follows them
+//! ([`events`]) and relists only as a safety net, and at once whenever the stream starts or
+//! breaks. A woken worker reads the pod's state from the runtime itself: there is no pod cache
+//! to update, so an event needs to name its pod only.
 
-use futures::StreamExt;
+mod events;
+
 use kubelet_cri::Runtime;
 use kubelet_kuberuntime::labels::POD_UID_LABEL;
 use kubelet_stats::KubeletMetrics;
@@ -10,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 pub const RELIST_PERIOD: Duration = Duration::from_secs(1);
 /// With an event stream, relisting only catches what the stream missed (upstream evented PLEG).
@@ -83,67 +87,38 @@ impl Pleg {
         Ok(Snapshot { entries })
     }
 
-    /// Follows the runtime's event stream when it has one; returns when the stream ends.
-    async fn follow_events(
-        runtime: Arc<dyn Runtime>,
-        tx: mpsc::UnboundedSender<String>,
-        evented: Arc<AtomicBool>,
-    ) {
-        let mut stream = match runtime.container_events().await {
-            Ok(s) => s,
-            Err(e) if e.is_unimplemented() => {
-                tracing::info!(
-                    "the runtime has no container events: relisting every {RELIST_PERIOD:?}"
-                );
-                return;
-            }
-            Err(e) => {
-                tracing::warn!("cannot follow container events, relisting instead: {e}");
-                return;
-            }
-        };
-        evented.store(true, Ordering::Relaxed);
-        tracing::info!("following the runtime's container events");
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(ev) => {
-                    let uid = ev
-                        .pod_sandbox_status
-                        .and_then(|s| s.metadata)
-                        .map(|m| m.uid);
-                    if let Some(uid) = uid.filter(|u| !u.is_empty()) {
-                        let _ = tx.send(uid);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!("container event stream failed, relisting instead: {e}");
-                    break;
-                }
-            }
-        }
-        evented.store(false, Ordering::Relaxed);
-    }
-
     /// Runs until the receiver is dropped.
     pub async fn run(self) {
-        let events = tokio::spawn(Self::follow_events(
-            self.runtime.clone(),
-            self.tx.clone(),
-            self.evented.clone(),
-        ));
+        let relist_now = Arc::new(Notify::new());
+        let follower = events::Follower {
+            tx: self.tx.clone(),
+            evented: self.evented.clone(),
+            relist_now: relist_now.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let runtime = self.runtime.clone();
+        let events = tokio::spawn(follower.run(move || {
+            let runtime = runtime.clone();
+            async move { runtime.container_events().await }
+        }));
         let mut last = Snapshot::default();
         let mut since_relist = Duration::ZERO;
         let mut last_relist: Option<tokio::time::Instant> = None;
         loop {
-            tokio::time::sleep(RELIST_PERIOD).await;
-            since_relist += RELIST_PERIOD;
-            let period = if self.evented.load(Ordering::Relaxed) {
-                EVENTED_RELIST_PERIOD
-            } else {
-                RELIST_PERIOD
-            };
-            if since_relist < period {
-                continue;
+            tokio::select! {
+                () = tokio::time::sleep(RELIST_PERIOD) => {
+                    since_relist += RELIST_PERIOD;
+                    let period = if self.evented.load(Ordering::Relaxed) {
+                        EVENTED_RELIST_PERIOD
+                    } else {
+                        RELIST_PERIOD
+                    };
+                    if since_relist < period {
+                        continue;
+                    }
+                }
+                // The event stream began or broke: what it did not say is learnt now.
+                () = relist_now.notified() => {}
             }
             since_relist = Duration::ZERO;
             let started = tokio::time::Instant::now();

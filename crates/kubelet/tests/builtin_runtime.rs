@@ -1,6 +1,8 @@
 //! End to end on the built-in runtime, without containerd: `kubelet runtime` served alone and
-//! driven by crictl as containerd would be, and a kubelet embedding the runtime (no
-//! --container-runtime-endpoint) running a static pod that survives the kubelet's SIGKILL.
+//! driven by crictl as containerd would be, a kubelet embedding the runtime (no
+//! --container-runtime-endpoint) running a static pod that survives the kubelet's SIGKILL, and a
+//! container exit reaching the pod's status through the runtime's container events, and the
+//! /stats/summary of a pod on it.
 
 mod support;
 
@@ -8,7 +10,7 @@ use nix::sys::signal::Signal;
 use serde_json::Value;
 use std::time::Duration;
 use support::builtin::Node;
-use support::{BUSYBOX, busybox_pod, wait_until};
+use support::{BUSYBOX, busybox_pod, free_port, served_container, wait_until};
 
 const START: Duration = Duration::from_secs(60);
 
@@ -179,6 +181,173 @@ async fn the_embedded_runtime_keeps_a_static_pod_across_a_kubelet_kill() {
 
     // Deletion is creation in reverse: the kubelet removes the pod from the runtime.
     std::fs::remove_file(&manifest).unwrap();
+    wait_until("the pod removed", START, node.log_path(), || async {
+        let gone = node.containers(&socket).is_empty()
+            && node
+                .crictl(&socket, &["pods", "-q"])
+                .is_ok_and(|p| p.trim().is_empty());
+        gone.then_some(())
+    })
+    .await;
+    node.stop(Signal::SIGTERM);
+}
+
+#[tokio::test]
+async fn a_container_exit_reaches_the_pod_status_through_container_events() {
+    let mut node = Node::new("evented", 3);
+    let port = free_port();
+    let mut args = node.kubelet_args("builtin-ev");
+    args.extend([
+        "--address=127.0.0.1".to_string(),
+        format!("--port={}", free_port()),
+        format!("--read-only-port={port}"),
+    ]);
+    // The container exits when the test creates a file in this hostPath: no signal, no timing.
+    let trigger = node.dir.join("trigger");
+    std::fs::create_dir_all(&trigger).unwrap();
+    std::fs::write(
+        node.dir.join("manifests/quick.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: quick\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 2\n  volumes:\n  - name: trigger\n    hostPath:\n      path: {}\n      type: Directory\n  containers:\n  - name: app\n    image: {BUSYBOX}\n    imagePullPolicy: IfNotPresent\n    command: [\"/bin/sh\", \"-c\", \"while [ ! -e /trigger/go ]; do sleep 0.1; done; exit 3\"]\n    volumeMounts:\n    - name: trigger\n      mountPath: /trigger\n",
+            trigger.display()
+        ),
+    )
+    .unwrap();
+    node.start_kubelet(&args);
+    let pod = "quick-builtin-ev";
+    let running = wait_until(
+        "the container running in /pods",
+        START,
+        node.log_path(),
+        || async {
+            served_container(port, pod, "app")
+                .await
+                .filter(|c| c["state"]["running"].is_object())
+        },
+    )
+    .await;
+    let id = running["containerID"]
+        .as_str()
+        .and_then(|id| id.split_once("://"))
+        .map(|(_, id)| id.to_string())
+        .expect("a container ID");
+    assert!(
+        node.log()
+            .contains("following the runtime's container events"),
+        "{}",
+        node.log()
+    );
+
+    std::fs::write(trigger.join("go"), "").unwrap();
+    let terminated = wait_until("the exit in /pods", START, node.log_path(), || async {
+        served_container(port, pod, "app")
+            .await
+            .map(|c| c["state"]["terminated"].clone())
+            .filter(|t| t.is_object())
+    })
+    .await;
+    assert_eq!(terminated["exitCode"], 3, "{terminated}");
+    // The exit came as the runtime's CONTAINER_STOPPED event, which woke the pod's worker.
+    let log = node.log();
+    let woken = log.lines().any(|l| {
+        l.contains("pod woken by a container event")
+            && l.contains(&id)
+            && l.contains("CONTAINER_STOPPED_EVENT")
+    });
+    assert!(woken, "no event woke the pod for {id}:\n{log}");
+    assert!(!log.contains("no container events"), "{log}");
+
+    std::fs::remove_file(node.dir.join("manifests/quick.yaml")).unwrap();
+    let socket = node.kubelet_socket();
+    wait_until("the pod removed", START, node.log_path(), || async {
+        let gone = node.containers(&socket).is_empty()
+            && node
+                .crictl(&socket, &["pods", "-q"])
+                .is_ok_and(|p| p.trim().is_empty());
+        gone.then_some(())
+    })
+    .await;
+    node.stop(Signal::SIGTERM);
+}
+
+#[tokio::test]
+async fn the_summary_has_every_figure_of_a_pod_on_the_embedded_runtime() {
+    let mut node = Node::new("summary", 4);
+    let port = free_port();
+    let mut args = node.kubelet_args("builtin-sum");
+    args.extend(["--address=127.0.0.1".to_string(), format!("--port={port}")]);
+    let config = node.dir.join("config.yaml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("authorization: {mode: AlwaysAllow}\nauthentication: {anonymous: {enabled: true}, webhook: {enabled: false}}\n");
+    std::fs::write(&config, text).unwrap();
+    let manifest = node.dir.join("manifests/web.yaml");
+    std::fs::write(
+        &manifest,
+        busybox_pod(
+            "web",
+            "Always",
+            &[("app", "trap 'exit 0' TERM; sleep 3600 & wait")],
+            "",
+        ),
+    )
+    .unwrap();
+    node.start_kubelet(&args);
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    // Each figure's path: CRI ListContainerStats for the container's CPU (with the runtime's
+    // own nano-cores), memory and writable layer; the pod's CPU and memory summed from them;
+    // its network from /proc/PID/net/dev of the container's process (no sandbox process here).
+    let pod = wait_until(
+        "the pod's figures in /stats/summary",
+        START,
+        node.log_path(),
+        || async {
+            let body = client
+                .get(format!("https://127.0.0.1:{port}/stats/summary"))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let summary: Value = serde_json::from_str(&body).ok()?;
+            let pod = summary["pods"]
+                .as_array()?
+                .iter()
+                .find(|p| p["podRef"]["name"] == "web-builtin-sum")?
+                .clone();
+            let container = &pod["containers"][0];
+            let complete = container["cpu"]["usageNanoCores"].is_u64()
+                && container["memory"]["workingSetBytes"].as_u64() > Some(0)
+                && pod["network"]["name"] == "eth0";
+            complete.then_some(pod)
+        },
+    )
+    .await;
+    let container = &pod["containers"][0];
+    assert!(
+        container["cpu"]["usageCoreNanoSeconds"].as_u64() > Some(0),
+        "{pod:#}"
+    );
+    for key in ["usageBytes", "rssBytes", "pageFaults", "majorPageFaults"] {
+        assert!(container["memory"][key].is_u64(), "memory.{key}: {pod:#}");
+    }
+    assert!(container["rootfs"]["usedBytes"].is_u64(), "{pod:#}");
+    assert!(container["rootfs"]["inodesUsed"].is_u64(), "{pod:#}");
+    assert!(
+        pod["cpu"]["usageCoreNanoSeconds"].as_u64() > Some(0),
+        "{pod:#}"
+    );
+    assert!(
+        pod["memory"]["workingSetBytes"].as_u64() > Some(0),
+        "{pod:#}"
+    );
+    assert!(pod["network"]["rxBytes"].is_u64(), "{pod:#}");
+
+    std::fs::remove_file(&manifest).unwrap();
+    let socket = node.kubelet_socket();
     wait_until("the pod removed", START, node.log_path(), || async {
         let gone = node.containers(&socket).is_empty()
             && node

@@ -95,6 +95,9 @@ pub struct KubeletMetrics {
     running_containers: Family<ContainerStateLabels, Gauge>,
     pleg_relist_duration: Histogram,
     pleg_relist_interval: Histogram,
+    evented_pleg_connection_success: Counter,
+    evented_pleg_connection_error: Counter,
+    evented_pleg_connection_latency: Histogram,
     node_name: Family<NodeLabels, Gauge>,
     started_pods: Counter,
     restarted_pods: Family<StaticLabels, Counter>,
@@ -111,6 +114,9 @@ impl KubeletMetrics {
             running_containers: Family::default(),
             pleg_relist_duration: default_histogram(),
             pleg_relist_interval: default_histogram(),
+            evented_pleg_connection_success: Counter::default(),
+            evented_pleg_connection_error: Counter::default(),
+            evented_pleg_connection_latency: default_histogram(),
             node_name: Family::default(),
             started_pods: Counter::default(),
             restarted_pods: Family::default(),
@@ -162,6 +168,23 @@ impl KubeletMetrics {
             "kubelet_pleg_relist_interval_seconds",
             "[ALPHA] Interval in seconds between relisting in PLEG",
             self.pleg_relist_interval.clone(),
+        );
+        // Upstream counters whose names end in _count: the text gains _total like any counter
+        // here (as Prometheus' own OpenMetrics scrape of the Go kubelet shows them).
+        r.register(
+            "kubelet_evented_pleg_connection_success_count",
+            "[ALPHA] The number of times a streaming client was obtained to receive CRI Events",
+            self.evented_pleg_connection_success.clone(),
+        );
+        r.register(
+            "kubelet_evented_pleg_connection_error_count",
+            "[ALPHA] The number of errors encountered during the establishment of streaming connection with the CRI runtime",
+            self.evented_pleg_connection_error.clone(),
+        );
+        r.register(
+            "kubelet_evented_pleg_connection_latency_seconds",
+            "[ALPHA] The latency of streaming connection with the CRI runtime, measured in seconds",
+            self.evented_pleg_connection_latency.clone(),
         );
         r.register(
             "kubelet_node_name",
@@ -236,6 +259,22 @@ impl KubeletMetrics {
 
     pub fn observe_pleg_relist_interval(&self, interval: Duration) {
         self.pleg_relist_interval.observe(interval.as_secs_f64());
+    }
+
+    /// The PLEG subscribed to the runtime's container events.
+    pub fn inc_evented_pleg_connection(&self) {
+        self.evented_pleg_connection_success.inc();
+    }
+
+    /// Subscribing to the runtime's container events failed, or the stream broke.
+    pub fn inc_evented_pleg_connection_error(&self) {
+        self.evented_pleg_connection_error.inc();
+    }
+
+    /// From the runtime creating a container event to the PLEG receiving it.
+    pub fn observe_evented_pleg_latency(&self, latency: Duration) {
+        self.evented_pleg_connection_latency
+            .observe(latency.as_secs_f64());
     }
 
     /// A pod sandbox was created.

@@ -1,5 +1,28 @@
 //! The kubelet's observability data: its own Prometheus metrics (/metrics), the stats Summary
 //! (/stats/summary) and the metrics derived from it (/metrics/resource, /metrics/cadvisor).
+//!
+//! # Where each figure comes from
+//!
+//! The same on every runtime (containerd, CRI-O, the built-in one), so a pod shows the same
+//! figures whichever runs it:
+//!
+//! | figure | path |
+//! | --- | --- |
+//! | node CPU, memory, network, rlimit, fs | the kubelet's own readers ([`host`]): the root cgroup, /proc, statfs of the root dir |
+//! | node imageFs | CRI ImageFsInfo (bytes and inodes used), statfs of its mountpoint for the rest |
+//! | container CPU (cumulative and nano-cores), memory (usage, working set, available, RSS, page faults), rootfs | CRI ListContainerStats; the runtime's nano-cores win over the kubelet's own rate, which fills in when a runtime sends none |
+//! | container logs | the kubelet's disk usage of the pod's log dir |
+//! | pod CPU and memory | the sum of its containers' CRI figures (not the pod cgroup, not PodSandboxStats) |
+//! | pod network | /proc/PID/net/dev of the first process of the sandbox's cgroup (containerd's pause), else of a running container's (the built-in runtime runs no sandbox process unless the PID namespace is shared) |
+//! | pod volumes, ephemeral storage | the kubelet's disk usage of the pod's volume dirs, plus the containers' rootfs and logs |
+//! | /metrics/resource | derived from the Summary above |
+//! | /metrics/cadvisor | CRI ListContainerStats |
+//!
+//! The built-in runtime reads its CRI figures from the cgroup files the way containerd does
+//! (working set = usage − inactive file; nano-cores against the previous sample; v1 or v2), so
+//! the memory counters are the same numbers and CPU differs only by when each was sampled. Its
+//! PodSandboxStats (pod cgroup, netns counters, pids) serve crictl and other CRI clients; the
+//! summary does not use them.
 
 mod cadvisor;
 pub mod error;

@@ -159,13 +159,24 @@ impl StatsProvider {
             .join(file)
     }
 
-    /// The pod's network figures, from /proc/<pid>/net/dev of its sandbox's first process,
-    /// which lives in the pod's network namespace.
-    fn pod_network(&self, pod: &Pod, sandbox_id: &str, now: Timestamp) -> Option<NetworkStats> {
-        let cgroup = self.container_cgroup(pod, sandbox_id);
-        let procs =
-            std::fs::read_to_string(self.cgroup_file("memory", &cgroup, "cgroup.procs")).ok()?;
-        let pid: u32 = procs.lines().next()?.trim().parse().ok()?;
+    /// The pod's network figures, from /proc/<pid>/net/dev of a process in the pod's network
+    /// namespace: the first of its sandbox (containerd's pause), else of one of `containers`
+    /// (the built-in runtime pins the namespace with no process of its own).
+    fn pod_network<'a>(
+        &self,
+        pod: &Pod,
+        sandbox_id: &'a str,
+        containers: impl IntoIterator<Item = &'a str>,
+        now: Timestamp,
+    ) -> Option<NetworkStats> {
+        let pid = std::iter::once(sandbox_id)
+            .chain(containers)
+            .find_map(|id| {
+                let cgroup = self.container_cgroup(pod, id);
+                let procs = self.cgroup_file("memory", &cgroup, "cgroup.procs");
+                let procs = std::fs::read_to_string(procs).ok()?;
+                procs.lines().next()?.trim().parse::<u32>().ok()
+            })?;
         let net_dev = self.config.proc_root.join(pid.to_string()).join("net/dev");
         let interfaces = host::interfaces(&net_dev).ok()?;
         network(interfaces, now)
@@ -320,7 +331,10 @@ impl StatsProvider {
             namespace: meta.namespace.clone(),
             uid: meta.uid.clone(),
         };
-        let network = spec.and_then(|pod| self.pod_network(pod, &sandbox.id, now));
+        let network = spec.and_then(|pod| {
+            let containers = stats.iter().map(|(c, _)| c.id.as_str());
+            self.pod_network(pod, &sandbox.id, containers, now)
+        });
         let log_dir = self.config.pod_logs_dir.join(format!(
             "{}_{}_{}",
             pod_ref.namespace, pod_ref.name, pod_ref.uid

@@ -1,5 +1,6 @@
 use super::*;
 use std::path::Path;
+use std::time::Duration;
 
 struct NoSystemd;
 
@@ -44,6 +45,8 @@ fn serve_defaults() {
             cni_conf_dir: "/etc/cni/net.d".into(),
             cni_bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
             registry_config: None,
+            streaming_address: "127.0.0.1:0".parse().unwrap(),
+            streaming_idle_timeout: Duration::from_secs(4 * 3600),
         }
     );
 }

@@ -1,11 +1,13 @@
-//! The monitor's own cgroup (cgroupfs) and the container's OOM-kill counter.
+//! The monitor's own cgroup and the container's OOM-kill counter.
 //!
 //! A monitor leaves the daemon's cgroup at start, so stopping the daemon's service (systemd's
 //! KillMode=control-group kills every process of the unit's cgroup) cannot take it along. With
 //! cgroupfs it moves to `<cgroup_parent>/monitor-<id>` in every hierarchy, v1 and v2, as CRI-O
-//! places conmon in the pod's cgroup. The systemd driver would instead ask systemd for a
-//! transient scope (StartTransientUnit with the monitor's pid) and let systemd own the cgroup.
+//! places conmon in the pod's cgroup. With the systemd driver systemd owns the cgroups, so the
+//! monitor asks it for a transient scope instead ([`crate::scope`]).
 
+use crate::config::MonitorCgroup;
+use crate::scope;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -77,9 +79,32 @@ pub struct Joined {
     dir: PathBuf,
 }
 
+/// Moves this monitor out of the daemon's cgroup, as `placement` says. Returns the cgroupfs
+/// cgroups joined, for [`leave`]; a scope needs no undo (systemd removes it once it is empty).
+pub fn place(container_id: &str, placement: &MonitorCgroup) -> Result<Vec<Joined>, String> {
+    let failed = |e: &dyn std::fmt::Display| format!("cannot leave the daemon's cgroup: {e}");
+    match placement {
+        MonitorCgroup::Cgroupfs { parent } => {
+            join(&monitor_cgroup(parent.as_deref(), container_id)).map_err(|e| failed(&e))
+        }
+        MonitorCgroup::SystemdScope { slice } => {
+            let unit = scope::unit_name(container_id);
+            scope::start(&unit, slice, std::process::id()).map_err(|e| failed(&e))?;
+            tracing::info!(unit, slice, "in its own transient scope");
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// The monitor's cgroupfs cgroup, relative to each hierarchy's root (no leading slash).
+fn monitor_cgroup(parent: Option<&str>, container_id: &str) -> PathBuf {
+    let parent = parent.unwrap_or("/").trim_start_matches('/');
+    Path::new(parent).join(format!("monitor-{container_id}"))
+}
+
 /// Moves this process into `relative` (no leading slash) in every hierarchy, creating it.
 /// Returns the cgroups joined, to leave and remove when the monitor ends.
-pub fn join(relative: &Path) -> io::Result<Vec<Joined>> {
+fn join(relative: &Path) -> io::Result<Vec<Joined>> {
     let mut joined = Vec::new();
     for hierarchy in hierarchies()? {
         let dir = hierarchy.mount.join(relative);
@@ -233,6 +258,15 @@ mod tests {
                 .file,
             Path::new("/sys/fs/cgroup/unified/kubepods/pod1/c1/memory.events")
         );
+    }
+
+    #[test]
+    fn monitor_cgroup_sits_under_the_pod() {
+        assert_eq!(
+            monitor_cgroup(Some("/kubepods/pod1"), "c1"),
+            Path::new("kubepods/pod1/monitor-c1")
+        );
+        assert_eq!(monitor_cgroup(None, "c1"), Path::new("monitor-c1"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! What the daemon tells a monitor (state_dir/monitor.json) and the files they share.
 
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Files in a container's state dir. The daemon reads them; only the monitor writes them
 /// (runc writes [`CONTAINER_PID`] itself through `--pid-file`).
@@ -43,9 +43,20 @@ pub struct MonitorConfig {
     pub stdin: bool,
     /// Close the container's stdin when the first attach client that wrote to it leaves.
     pub stdin_once: bool,
-    /// The pod's cgroup parent (cgroupfs path such as `/kubepods/pod<uid>`); the monitor moves to
-    /// `<parent>/monitor-<container id>` in every hierarchy. None: the hierarchies' root.
-    pub cgroup_parent: Option<String>,
+    /// Where the monitor moves when it starts, away from the daemon's cgroup.
+    pub cgroup: MonitorCgroup,
+}
+
+/// The monitor's own cgroup, by the runtime's cgroup driver (see `cgroup.rs` and `scope.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MonitorCgroup {
+    /// `<parent>/monitor-<container id>` in every hierarchy; `parent` is the pod's cgroupfs path
+    /// such as `/kubepods/pod<uid>`, None the hierarchies' root.
+    Cgroupfs { parent: Option<String> },
+    /// A transient scope `kubelet-rs-monitor-<container id>.scope` that systemd creates in
+    /// `slice` (the pod's slice), as CRI-O places conmon.
+    SystemdScope { slice: String },
 }
 
 /// The OCI runtime invocation. The monitor runs
@@ -63,11 +74,5 @@ pub struct CreateCommand {
 impl MonitorConfig {
     pub fn config_path(&self) -> PathBuf {
         self.state_dir.join(files::CONFIG)
-    }
-
-    /// The monitor's cgroup, relative to each hierarchy's root (no leading slash).
-    pub(crate) fn monitor_cgroup(&self) -> PathBuf {
-        let parent = self.cgroup_parent.as_deref().unwrap_or("/");
-        Path::new(parent.trim_start_matches('/')).join(format!("monitor-{}", self.container_id))
     }
 }

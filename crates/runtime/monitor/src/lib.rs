@@ -7,20 +7,26 @@
 //! container's stdio or PTY, writes the CRI log ([`cri_log`]), serves attach ([`attach`]) and
 //! ReopenContainerLog, reaps the container as its subreaper and records its exit in the state
 //! dir ([`files`]). It outlives the daemon: its own session and cgroup, not the daemon's child.
+//! `monitor exec-reaper` is instead the subreaper of one tty exec session
+//! ([`exec_reaper_command`]).
 
 pub mod attach;
 mod cgroup;
 mod client;
 mod config;
+pub mod console;
 pub mod cri_log;
 mod error;
+mod exec_reaper;
 mod exit;
 mod monitor;
 mod procfs;
+mod scope;
 mod sock;
 
 pub use client::{Monitor, is_alive, read_exit, read_monitor, reopen_log, spawn, wait_exit};
-pub use config::{CreateCommand, MonitorConfig, files};
+pub use config::{CreateCommand, MonitorCgroup, MonitorConfig, files};
 pub use error::MonitorError;
+pub use exec_reaper::{ReaperReport, exec_reaper_command};
 pub use exit::ExitInfo;
 pub use monitor::main;

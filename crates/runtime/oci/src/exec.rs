@@ -1,5 +1,5 @@
-//! exec_sync: `exec --process FILE` with stdout and stderr captured, and a timeout that kills
-//! the exec'd process.
+//! `exec --process FILE`: the command for a streaming session ([`OciRuntime::exec_command`]), and
+//! exec_sync with stdout and stderr captured and a timeout that kills the exec'd process.
 
 use crate::runtime::{ExecOutput, OciError, OciRuntime, TempFile};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -8,7 +8,8 @@ use nix::unistd::Pid;
 use std::io::{ErrorKind, Read};
 use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, ChildStderr, ChildStdout, Stdio};
+use std::path::Path;
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 use tracing::debug_span;
 
@@ -22,7 +23,60 @@ const TICK: Duration = Duration::from_millis(100);
 /// How long the runtime gets to reap a timed-out process before it is killed too.
 const REAP: Duration = Duration::from_secs(2);
 
+/// The files of one `exec`, removed when dropped (so keep them until the runtime has exited).
+pub struct ExecFiles {
+    pid_file: TempFile,
+    _process_file: TempFile,
+}
+
+impl ExecFiles {
+    /// Where the runtime writes the process's (host) pid.
+    pub fn pid_file(&self) -> &Path {
+        &self.pid_file.path
+    }
+
+    /// Whether the runtime got as far as starting the process: runc exits with the process's
+    /// code, or with its own code 1 and a message before the process ever ran, which only the
+    /// pid file tells apart.
+    pub fn started(&self) -> bool {
+        std::fs::metadata(&self.pid_file.path).is_ok_and(|m| m.len() > 0)
+    }
+}
+
 impl OciRuntime {
+    /// `exec --process FILE --pid-file FILE [--detach --console-socket SOCKET] ID` for
+    /// `process`. With a console socket the exec is detached: runc sends the PTY master to a
+    /// console socket only then (docs/terminals.md), and crun accepts the same.
+    pub fn exec_command(
+        &self,
+        id: &str,
+        process: &oci_spec::runtime::Process,
+        console_socket: Option<&Path>,
+    ) -> Result<(Command, ExecFiles), OciError> {
+        let json = serde_json::to_vec(process).map_err(|e| OciError::Resources {
+            id: id.to_string(),
+            source: crate::SpecError::Encode(e),
+        })?;
+        let process_file = TempFile::new(id, "exec", Some(&json))?;
+        let pid_file = TempFile::new(id, "exec-pid", None)?;
+        let mut command = self.command();
+        command
+            .arg("exec")
+            .arg("--process")
+            .arg(&process_file.path)
+            .arg("--pid-file")
+            .arg(&pid_file.path);
+        if let Some(socket) = console_socket {
+            command.arg("--detach").arg("--console-socket").arg(socket);
+        }
+        command.arg(id);
+        let files = ExecFiles {
+            pid_file,
+            _process_file: process_file,
+        };
+        Ok((command, files))
+    }
+
     /// Runs `process` in the running container `id` and returns its output and exit code; after
     /// `timeout` (None or zero: none) the process is killed and ExecTimeout returned.
     pub fn exec_sync(
@@ -32,20 +86,8 @@ impl OciRuntime {
         timeout: Option<Duration>,
     ) -> Result<ExecOutput, OciError> {
         let _span = debug_span!("oci_exec_sync", container_id = id).entered();
-        let json = serde_json::to_vec(process).map_err(|e| OciError::Resources {
-            id: id.to_string(),
-            source: crate::SpecError::Encode(e),
-        })?;
-        let process_file = TempFile::new(id, "exec", Some(&json))?;
-        let pid_file = TempFile::new(id, "exec-pid", None)?;
-        let mut cmd = self.command();
-        cmd.arg("exec")
-            .arg("--process")
-            .arg(&process_file.path)
-            .arg("--pid-file")
-            .arg(&pid_file.path)
-            .arg(id)
-            .stdin(Stdio::null())
+        let (mut cmd, exec) = self.exec_command(id, process, None)?;
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Its own process group, so a timeout can take the runtime and its init along.
@@ -58,7 +100,7 @@ impl OciRuntime {
         let deadline = timeout.filter(|t| !t.is_zero()).map(|t| Instant::now() + t);
         let (stdout, stderr, timed_out) = collect(&mut child, deadline);
         if timed_out {
-            if let Some(pid) = std::fs::read_to_string(&pid_file.path)
+            if let Some(pid) = std::fs::read_to_string(exec.pid_file())
                 .ok()
                 .and_then(|p| p.trim().parse::<i32>().ok())
             {
@@ -83,13 +125,11 @@ impl OciRuntime {
             command: "exec".into(),
             source,
         })?;
-        // runc exits with the process's code; it fails with its own code 1 and a message
-        // before the process ever ran, which is only told apart by the message.
+        // runc exits with the process's code (see ExecFiles::started for its own failures).
         let exit_code = status
             .code()
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-        let runtime_failed =
-            exit_code != 0 && std::fs::metadata(&pid_file.path).map_or(true, |m| m.len() == 0);
+        let runtime_failed = exit_code != 0 && !exec.started();
         if runtime_failed {
             return Err(self.failed(
                 "exec",

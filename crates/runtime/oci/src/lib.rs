@@ -21,6 +21,7 @@ mod user;
 #[cfg(test)]
 mod tests;
 
+pub use exec::ExecFiles;
 pub use handlers::{DEFAULT_HANDLER, Handlers, find_binary};
 pub use runtime::{ExecOutput, OciError, OciRuntime, OciState, OciStatus};
 pub use spec::{build_spec, write_bundle};

@@ -84,7 +84,8 @@ pub enum OciError {
     ExecTimeout { id: String, timeout: Duration },
     #[error("cannot convert the resources for {id}: {source}")]
     Resources { id: String, source: SpecError },
-    #[error("unknown runtime handler {handler:?} (known: {known:?})")]
+    /// containerd's words, which users and tests match on.
+    #[error("no runtime for {handler:?} is configured (known: {known:?})")]
     UnknownHandler { handler: String, known: Vec<String> },
 }
 

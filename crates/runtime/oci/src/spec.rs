@@ -125,8 +125,7 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     };
     let image_user = image.and_then(|i| i.user().clone()).unwrap_or_default();
     let id = user::resolve(input.rootfs, security, &image_user)?;
-    let (mounts, propagation) =
-        mounts::build(c, input, readonly_rootfs, privileged)?;
+    let (mounts, propagation) = mounts::build(c, input, readonly_rootfs, privileged)?;
     let (mut device_nodes, mut device_rules) = devices::from_cri(&c.devices)?;
     device_rules.splice(0..0, devices::default_rules()?);
 

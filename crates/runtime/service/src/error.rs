@@ -38,6 +38,9 @@ pub enum ServiceError {
     Oci(#[from] runtime_oci::OciError),
     #[error(transparent)]
     Monitor(#[from] runtime_monitor::MonitorError),
+    /// A streaming session's I/O (exec, attach, port-forward) failed.
+    #[error("{what}: {source}")]
+    Stream { what: String, source: io::Error },
     #[error("{what} timed out after {seconds} s")]
     Timeout { what: String, seconds: i64 },
     #[error("{0}")]
@@ -48,6 +51,11 @@ impl ServiceError {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
         move |source| ServiceError::Io { op, path, source }
+    }
+
+    pub(crate) fn stream(what: impl Into<String>) -> impl FnOnce(io::Error) -> Self {
+        let what = what.into();
+        move |source| ServiceError::Stream { what, source }
     }
 
     /// A blocking task that panicked or was cancelled.

@@ -2,14 +2,13 @@
 //! process, [`crate::serve`] puts them on a socket. Each method checks its request and hands it
 //! to the sandbox, container, stats or image code.
 
-use crate::{Runtime, ServiceError, blocking, container, sandbox, stats};
+use crate::{Runtime, ServiceError, blocking, container, sandbox, stats, streaming};
 use k8s_cri::v1::image_service_server::ImageService;
 use k8s_cri::v1::runtime_service_server::RuntimeService;
 use k8s_cri::v1::*;
 use std::collections::HashMap;
 use std::pin::Pin;
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::BroadcastStream;
+use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
 
 const RUNTIME_NAME: &str = "kubelet-rs";
@@ -23,8 +22,14 @@ fn ok<T>(value: T) -> Reply<T> {
     Ok(Response::new(value))
 }
 
-fn streaming_not_built(what: &str) -> Status {
-    Status::unimplemented(format!("{what}: streaming is not built yet"))
+fn streaming_error(error: runtime_streaming::RequestError) -> Status {
+    use runtime_streaming::RequestError;
+    match error {
+        RequestError::InvalidArgument(_) => Status::invalid_argument(error.to_string()),
+        RequestError::TooManyRequests => Status::resource_exhausted(error.to_string()),
+        RequestError::NotStarted => Status::unavailable(error.to_string()),
+        RequestError::Internal(_) => Status::internal(error.to_string()),
+    }
 }
 
 impl Runtime {
@@ -228,16 +233,38 @@ impl RuntimeService for Runtime {
         ok(container::exec_sync(&self.inner, &r.container_id, r.cmd, r.timeout).await?)
     }
 
-    async fn exec(&self, _: Request<ExecRequest>) -> Reply<ExecResponse> {
-        Err(streaming_not_built("Exec"))
+    // The URLs are handed out only for what can stream now, as containerd does; an empty id is
+    // left to the streaming server's own validation.
+    async fn exec(&self, r: Request<ExecRequest>) -> Reply<ExecResponse> {
+        let r = r.into_inner();
+        if !r.container_id.is_empty() {
+            container::running(&self.inner, &r.container_id)?;
+        }
+        ok(self.inner.streaming.get_exec(&r).map_err(streaming_error)?)
     }
 
-    async fn attach(&self, _: Request<AttachRequest>) -> Reply<AttachResponse> {
-        Err(streaming_not_built("Attach"))
+    async fn attach(&self, r: Request<AttachRequest>) -> Reply<AttachResponse> {
+        let r = r.into_inner();
+        if !r.container_id.is_empty() {
+            container::running(&self.inner, &r.container_id)?;
+        }
+        ok(self
+            .inner
+            .streaming
+            .get_attach(&r)
+            .map_err(streaming_error)?)
     }
 
-    async fn port_forward(&self, _: Request<PortForwardRequest>) -> Reply<PortForwardResponse> {
-        Err(streaming_not_built("PortForward"))
+    async fn port_forward(&self, r: Request<PortForwardRequest>) -> Reply<PortForwardResponse> {
+        let r = r.into_inner();
+        if !r.pod_sandbox_id.is_empty() {
+            streaming::ready_sandbox(&self.inner, &r.pod_sandbox_id)?;
+        }
+        ok(self
+            .inner
+            .streaming
+            .get_port_forward(&r)
+            .map_err(streaming_error)?)
     }
 
     async fn container_stats(
@@ -310,15 +337,23 @@ impl RuntimeService for Runtime {
         &self,
         _: Request<GetEventsRequest>,
     ) -> Reply<Self::GetContainerEventsStream> {
-        // A subscriber that lagged loses the oldest events and goes on; its relist covers them.
-        let stream =
-            BroadcastStream::new(self.inner.events.subscribe()).filter_map(|event| match event {
-                Ok(event) => Some(Ok(event)),
-                Err(lagged) => {
-                    tracing::warn!(error = %lagged, "a container event subscriber fell behind");
-                    None
+        // A subscriber that fell behind has lost events: its stream ends with ABORTED, so it
+        // relists and subscribes again rather than go on with a state it cannot trust.
+        let receiver = self.inner.events.subscribe();
+        let stream = futures::stream::unfold(Some(receiver), |receiver| async move {
+            let mut receiver = receiver?;
+            match receiver.recv().await {
+                Ok(event) => Some((Ok(event), Some(receiver))),
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "a container event subscriber fell behind");
+                    let status = Status::aborted(format!(
+                        "the subscriber fell {missed} container events behind: relist and subscribe again"
+                    ));
+                    Some((Err(status), None))
                 }
-            });
+                Err(RecvError::Closed) => None,
+            }
+        });
         ok(Box::pin(stream))
     }
 

@@ -5,7 +5,8 @@
 //! [`Runtime::open`] loads the records and reconciles them with the monitors and exit files left
 //! on disk (restart recovery), so a runtime killed at any moment comes back with the same state
 //! and restarts nothing. The kubelet uses a [`Runtime`] in process; [`serve`] puts it on a socket
-//! for crictl, critest or another kubelet.
+//! for crictl, critest or another kubelet; [`Runtime::streaming_backend`] is what the streaming
+//! server runs exec, attach and port-forward sessions with.
 
 mod container;
 mod error;
@@ -23,6 +24,7 @@ mod sandbox;
 mod serve;
 mod stats;
 mod store;
+mod streaming;
 
 pub use error::ServiceError;
 pub use serve::{ServeError, serve};
@@ -58,6 +60,8 @@ pub struct RuntimeOptions {
     /// The binary that runs `monitor --config FILE` (the kubelet binary).
     pub monitor_binary: PathBuf,
     pub cgroup_driver: CgroupDriver,
+    /// Where the streaming server (exec, attach, port-forward URLs) listens, and its timeouts.
+    pub streaming: runtime_streaming::Config,
 }
 
 impl Default for RuntimeOptions {
@@ -70,6 +74,7 @@ impl Default for RuntimeOptions {
             registry_config: None,
             monitor_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("kubelet")),
             cgroup_driver: CgroupDriver::Cgroupfs,
+            streaming: runtime_streaming::Config::default(),
         }
     }
 }
@@ -90,6 +95,9 @@ pub(crate) struct Inner {
     containers: Store<ContainerRecord>,
     names: names::Names,
     events: events::Events,
+    /// Serves the URLs that Exec, Attach and PortForward answer with.
+    streaming: runtime_streaming::Server,
+    stats: stats::Stats,
     /// Dropped with the runtime: exit waiters (which hold only a weak reference) then stop, so a
     /// runtime that is dropped and reopened never has two writers of one record.
     alive: tokio::sync::watch::Sender<()>,
@@ -112,8 +120,16 @@ impl Runtime {
         let handlers = Handlers::discover(&layout.oci_root());
         let sandboxes = Store::open(layout.sandbox_records())?;
         let containers = Store::open(layout.container_records())?;
+        let stats = stats::Stats::new(options.cgroup_driver);
+        let streaming_config = options.streaming.clone();
         let runtime = Runtime {
-            inner: Arc::new(Inner {
+            // The streaming server's backend holds the runtime weakly, so the two can be made
+            // together without a reference cycle.
+            inner: Arc::new_cyclic(|weak| Inner {
+                streaming: runtime_streaming::Server::new(
+                    streaming_config,
+                    streaming::backend(weak.clone()),
+                ),
                 options,
                 layout,
                 images,
@@ -123,16 +139,31 @@ impl Runtime {
                 containers,
                 names: names::Names::default(),
                 events: events::Events::new(),
+                stats,
                 alive: tokio::sync::watch::Sender::new(()),
             }),
         };
         recovery::recover(&runtime.inner).await?;
+        let streaming_address =
+            runtime
+                .inner
+                .streaming
+                .start()
+                .await
+                .map_err(|source| ServiceError::Stream {
+                    what: format!(
+                        "cannot start the streaming server on {}",
+                        runtime.inner.options.streaming.address
+                    ),
+                    source,
+                })?;
         tracing::info!(
             root = %runtime.inner.options.root.display(),
             state = %runtime.inner.options.state.display(),
             handlers = ?runtime.inner.handlers.names(),
             sandboxes = runtime.inner.sandboxes.len(),
             containers = runtime.inner.containers.len(),
+            streaming = %streaming_address,
             "built-in runtime open"
         );
         Ok(runtime)

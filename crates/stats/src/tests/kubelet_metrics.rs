@@ -28,6 +28,10 @@ fn exposes_upstream_names_labels_and_values() {
     metrics.observe_pleg_relist_interval(Duration::from_secs(1));
     metrics.inc_started_pods();
     metrics.inc_restarted_pods(true);
+    metrics.inc_evented_pleg_connection();
+    metrics.inc_evented_pleg_connection_error();
+    metrics.inc_evented_pleg_connection_error();
+    metrics.observe_evented_pleg_latency(Duration::from_millis(3));
     let text = metrics.encode();
     let e = Exposition::parse(&text);
 
@@ -95,6 +99,24 @@ fn exposes_upstream_names_labels_and_values() {
     );
     assert_eq!(
         e.one("kubelet_pleg_relist_interval_seconds_sum", &[]).value,
+        1.0
+    );
+    assert_eq!(
+        e.one("kubelet_evented_pleg_connection_success_count_total", &[])
+            .value,
+        1.0
+    );
+    assert_eq!(
+        e.one("kubelet_evented_pleg_connection_error_count_total", &[])
+            .value,
+        2.0
+    );
+    assert_eq!(
+        e.one(
+            "kubelet_evented_pleg_connection_latency_seconds_bucket",
+            &[("le", "0.005")]
+        )
+        .value,
         1.0
     );
     assert_eq!(e.types["kubelet_started_pods"], "counter");

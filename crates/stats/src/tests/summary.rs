@@ -170,19 +170,20 @@ async fn node_memory_and_cpu_come_from_the_root_cgroups() {
     assert_eq!(memory.major_page_faults, Some(7));
 }
 
-#[tokio::test(start_paused = true)]
-async fn pod_network_comes_from_its_sandbox_process() {
+/// The pod's network as read through the first process of the cgroup of `owner` (its sandbox,
+/// or a container where the runtime runs no sandbox process); this test process stands in for
+/// it, so the netns is the host's.
+async fn pod_network_through(owner: fn(&super::fixture::Fixture) -> &str) {
     let cgroups = TempDir::new().expect("temp dir");
     let root = cgroups.path();
     write(&root.join("cpuacct/cpuacct.usage"), "1\n");
     write(&root.join("memory/memory.usage_in_bytes"), "1\n");
     write(&root.join("memory/memory.stat"), "total_inactive_file 0\n");
     let f = fixture_with_cgroups(root.to_path_buf()).await;
-    // This test process stands in for the pause process: its netns is the host's.
     write(
         &root
             .join(format!("memory/kubepods/besteffort/pod{UID}"))
-            .join(&f.sandbox_id)
+            .join(owner(&f))
             .join("cgroup.procs"),
         &format!("{}\n", std::process::id()),
     );
@@ -205,6 +206,16 @@ async fn pod_network_comes_from_its_sandbox_process() {
             assert!(network.get(key).is_some(), "network.{key} in {network:#}");
         }
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn pod_network_comes_from_its_sandbox_process() {
+    pod_network_through(|f| &f.sandbox_id).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn pod_network_without_a_sandbox_process_comes_from_a_container() {
+    pod_network_through(|f| &f.container_id).await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -9,10 +9,9 @@ use crate::config::{MonitorConfig, files};
 use crate::cri_log::Stream;
 use crate::sock;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 use nix::unistd::pipe2;
-use std::io::{self, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -68,7 +67,9 @@ pub(super) fn start(cfg: &MonitorConfig) -> io::Result<(i32, Io)> {
         io.outputs.push((err_read, Stream::Stderr));
         command.stdout(out_write).stderr(err_write);
         if cfg.stdin {
-            let (in_read, in_write) = pipe()?;
+            // Only our end is non-blocking: the container's read end must block (busybox cat
+            // fails with EAGAIN otherwise; runc happens to reset it, crun does not).
+            let (in_read, in_write) = pipe2(OFlag::O_CLOEXEC)?;
             set_nonblocking(&in_write)?;
             io.stdin = Some(in_write);
             command.stdin(in_read);
@@ -104,32 +105,7 @@ pub(super) fn receive_console(listener: &UnixListener) -> io::Result<Option<Owne
     };
     // The runtime sends the fd right after connecting; never wait on a stuck one for long.
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut name = [0u8; 256];
-    let mut iov = [IoSliceMut::new(&mut name)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let message = recvmsg::<()>(
-        stream.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
-    let mut master = None;
-    for cmsg in message.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = cmsg {
-            for fd in fds {
-                // SAFETY: SCM_RIGHTS installed this descriptor in our table just now; nothing
-                // else owns it. Extra descriptors are wrapped too, so they are closed.
-                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-                master.get_or_insert(owned);
-            }
-        }
-    }
-    let master = master.ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            "the console socket message held no fd",
-        )
-    })?;
+    let master = crate::console::recv_master(stream.as_fd())?;
     set_nonblocking(&master)?;
     Ok(Some(master))
 }

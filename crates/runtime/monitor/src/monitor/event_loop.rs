@@ -285,22 +285,7 @@ impl Monitor {
 }
 
 fn resize(tty: &OwnedFd, width: u16, height: u16) {
-    let size = nix::libc::winsize {
-        ws_row: height,
-        ws_col: width,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads one winsize from the pointer, which outlives the call; the fd is
-    // our open PTY master.
-    let result = unsafe {
-        nix::libc::ioctl(
-            std::os::fd::AsRawFd::as_raw_fd(tty),
-            nix::libc::TIOCSWINSZ,
-            &size,
-        )
-    };
-    if result != 0 {
-        tracing::warn!(error = %Errno::last(), "cannot resize the tty");
+    if let Err(error) = crate::console::set_size(tty.as_fd(), width, height) {
+        tracing::warn!(%error, "cannot resize the tty");
     }
 }

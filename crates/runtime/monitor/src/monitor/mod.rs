@@ -27,8 +27,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// The monitor's entry. `args` are the arguments after `monitor`: `--config PATH` and, from
-/// `spawn`, `--ready-fd N`. Must run before any other thread exists in the process (it forks).
+/// `spawn`, `--ready-fd N`; or `exec-reaper ...` ([`crate::exec_reaper`]). Must run before any other thread exists in the process (it forks).
 pub fn main(args: Vec<String>) -> ExitCode {
+    if args.first().map(String::as_str) == Some(crate::exec_reaper::SUBCOMMAND) {
+        return crate::exec_reaper::main(&args[1..]);
+    }
     let (config_path, ready_fd) = match parse_args(&args) {
         Ok(parsed) => parsed,
         Err(message) => {

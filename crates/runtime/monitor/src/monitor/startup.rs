@@ -63,8 +63,7 @@ fn start(cfg: &MonitorConfig, cgroups: &mut Vec<cgroup::Joined>) -> Result<Monit
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| format!("cannot become a child subreaper: {e}"))?;
     write_identity(&cfg.state_dir)?;
-    *cgroups = cgroup::join(&cfg.monitor_cgroup())
-        .map_err(|e| format!("cannot leave the daemon's cgroup: {e}"))?;
+    *cgroups = cgroup::place(&cfg.container_id, &cfg.cgroup)?;
     let log = LogFile::open(cfg.log_path.clone())
         .map_err(|e| format!("cannot open the container log {:?}: {e}", cfg.log_path))?;
     let attach = bind(files::ATTACH_SOCKET)?;

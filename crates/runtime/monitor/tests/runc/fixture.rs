@@ -1,7 +1,7 @@
 //! Real containers for the tests: the offline busybox image unpacked once, hand-written OCI
 //! bundles, a private runc root, cgroups under /kubelet-rs-test, all removed at the end.
 
-use runtime_monitor::{CreateCommand, MonitorConfig};
+use runtime_monitor::{CreateCommand, MonitorCgroup, MonitorConfig};
 use serde_json::{Value, json};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -83,7 +83,9 @@ impl Fixture {
             tty: spec.tty,
             stdin: spec.stdin,
             stdin_once: spec.stdin_once,
-            cgroup_parent: Some(self.cgroup_parent.clone()),
+            cgroup: MonitorCgroup::Cgroupfs {
+                parent: Some(self.cgroup_parent.clone()),
+            },
         }
     }
 

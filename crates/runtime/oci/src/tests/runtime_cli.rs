@@ -136,7 +136,10 @@ fn handler_table() {
         h.get("kata").unwrap_err().to_string(),
         r#"no runtime for "kata" is configured (known: ["fake", "runc"])"#
     );
-    assert!(!h.recursive_read_only("fake"), "a runtime without `features`");
+    assert!(
+        !h.recursive_read_only("fake"),
+        "a runtime without `features`"
+    );
 }
 
 #[test]

@@ -2,11 +2,11 @@
 //! rootfs, OCI spec and bundle, and the monitor that runs the OCI runtime's `create`. A failure
 //! rolls back every step; after a crash recovery does.
 
-use super::{cgroups_path, monitor_config, remove, spawn_monitor, status};
+use super::{cgroups_path, monitor_config, remove, spawn_monitor};
 use crate::names::container_name;
 use crate::records::{ContainerPhase, ContainerRecord, SandboxPhase, SandboxRecord};
 use crate::store::Entry;
-use crate::{Inner, ServiceError, blocking, now_ns, sandbox};
+use crate::{Inner, ServiceError, blocking, events, now_ns, sandbox};
 use k8s_cri::v1::{ContainerConfig, ContainerEventType};
 use runtime_images::{Image, mount_rootfs};
 use runtime_oci::{NamespacePaths, SpecInput};
@@ -59,7 +59,7 @@ pub(crate) async fn create(
         match build(inner, &entry, &sandbox, image).await {
             Ok(()) => {
                 tracing::info!(pid = entry.get().pid, "container created");
-                status::emit(
+                events::container_event(
                     inner,
                     &entry.get(),
                     ContainerEventType::ContainerCreatedEvent,

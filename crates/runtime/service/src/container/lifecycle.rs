@@ -1,11 +1,11 @@
 //! StartContainer, StopContainer and the exit waiter that turns a monitor's exit file into the
 //! container's Exited state and a CONTAINER_STOPPED event.
 
-use super::{KILL_WAIT, kill, shares_pid_namespace, status};
+use super::{KILL_WAIT, kill, shares_pid_namespace};
 use crate::reason::{ERROR, START_ERROR, UNKNOWN_EXIT_CODE, exit_reason};
 use crate::records::{ContainerPhase, ContainerRecord};
 use crate::store::Entry;
-use crate::{Inner, ServiceError, blocking, now_ns};
+use crate::{Inner, ServiceError, blocking, events, now_ns};
 use k8s_cri::v1::ContainerEventType;
 use nix::sys::signal::Signal;
 use runtime_monitor::{ExitInfo, MonitorError};
@@ -44,7 +44,7 @@ pub(crate) async fn start(inner: &Arc<Inner>, id: &str) -> Result<(), ServiceErr
                 r.reason = START_ERROR.into();
                 r.message = err.to_string();
             })?;
-            status::emit(
+            events::container_event(
                 inner,
                 &entry.get(),
                 ContainerEventType::ContainerStoppedEvent,
@@ -56,7 +56,7 @@ pub(crate) async fn start(inner: &Arc<Inner>, id: &str) -> Result<(), ServiceErr
             r.started_at = now_ns();
         })?;
         tracing::info!(pid = record.pid, "container started");
-        status::emit(
+        events::container_event(
             inner,
             &entry.get(),
             ContainerEventType::ContainerStartedEvent,
@@ -185,7 +185,7 @@ pub(crate) fn record_exit(
                 reason,
                 "container exited"
             );
-            status::emit(
+            events::container_event(
                 inner,
                 &entry.get(),
                 ContainerEventType::ContainerStoppedEvent,
@@ -211,6 +211,9 @@ pub(crate) fn watch_exit(inner: &Arc<Inner>, entry: &Arc<Entry<ContainerRecord>>
             tokio::select! {
                 exit = runtime_monitor::wait_exit(&state_dir) => {
                     if let Some(inner) = weak.upgrade() {
+                        // After any stop or remove under way, which record the exit themselves:
+                        // so the STOPPED event never trails that remove's DELETED.
+                        let _op = entry.op.lock().await;
                         record_exit(&inner, &entry, exit);
                     }
                 }

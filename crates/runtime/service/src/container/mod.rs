@@ -9,7 +9,7 @@ mod remove;
 mod status;
 
 pub(crate) use create::create;
-pub(crate) use exec::{exec_sync, reopen_log, update_resources};
+pub(crate) use exec::{ExecTarget, exec_sync, exec_target, reopen_log, running, update_resources};
 pub(crate) use lifecycle::{record_exit, start, stop, watch_exit};
 pub(crate) use remove::{remove, rollback};
 pub(crate) use status::{list, status, to_cri_status};
@@ -19,7 +19,7 @@ use crate::store::Entry;
 use crate::{CgroupDriver, Inner, ServiceError, blocking};
 use k8s_cri::v1::ContainerConfig;
 use nix::sys::signal::Signal;
-use runtime_monitor::{CreateCommand, Monitor, MonitorConfig};
+use runtime_monitor::{CreateCommand, Monitor, MonitorCgroup, MonitorConfig};
 use runtime_oci::OciRuntime;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,6 +45,24 @@ pub(crate) fn cgroups_path(driver: CgroupDriver, parent: &str, id: &str) -> Stri
     match driver {
         CgroupDriver::Cgroupfs => format!("{}/{id}", parent.trim_end_matches('/')),
         CgroupDriver::Systemd => format!("{parent}:kubelet-rs:{id}"),
+    }
+}
+
+/// The monitor's own cgroup sits next to the container's: under the pod's cgroupfs parent, or
+/// a scope in the pod's slice (runc's default slice when the pod names none).
+fn monitor_cgroup(driver: CgroupDriver, parent: &str) -> MonitorCgroup {
+    match driver {
+        CgroupDriver::Cgroupfs => MonitorCgroup::Cgroupfs {
+            parent: (!parent.is_empty()).then(|| parent.to_string()),
+        },
+        CgroupDriver::Systemd => MonitorCgroup::SystemdScope {
+            slice: if parent.is_empty() {
+                "system.slice"
+            } else {
+                parent
+            }
+            .to_string(),
+        },
     }
 }
 
@@ -75,9 +93,7 @@ pub(crate) fn monitor_config(
         tty: config.tty,
         stdin: config.stdin,
         stdin_once: config.stdin_once,
-        // The monitor's own cgroup sits next to the container's, under the pod's parent; a
-        // systemd slice is no cgroupfs path, so there the monitor keeps the hierarchy root.
-        cgroup_parent: (!cgroup_parent.is_empty() && !systemd).then(|| cgroup_parent.to_string()),
+        cgroup: monitor_cgroup(inner.options.cgroup_driver, cgroup_parent),
     }
 }
 
@@ -166,6 +182,32 @@ mod tests {
         assert_eq!(
             cgroups_path(CgroupDriver::Systemd, "kubepods-podu1.slice", "abc"),
             "kubepods-podu1.slice:kubelet-rs:abc"
+        );
+    }
+
+    #[test]
+    fn monitor_cgroups_per_driver() {
+        assert_eq!(
+            monitor_cgroup(CgroupDriver::Cgroupfs, "/kubepods/podu1"),
+            MonitorCgroup::Cgroupfs {
+                parent: Some("/kubepods/podu1".into())
+            }
+        );
+        assert_eq!(
+            monitor_cgroup(CgroupDriver::Cgroupfs, ""),
+            MonitorCgroup::Cgroupfs { parent: None }
+        );
+        assert_eq!(
+            monitor_cgroup(CgroupDriver::Systemd, "kubepods-podu1.slice"),
+            MonitorCgroup::SystemdScope {
+                slice: "kubepods-podu1.slice".into()
+            }
+        );
+        assert_eq!(
+            monitor_cgroup(CgroupDriver::Systemd, ""),
+            MonitorCgroup::SystemdScope {
+                slice: "system.slice".into()
+            }
         );
     }
 }

@@ -2,12 +2,13 @@
 //! same idempotent steps in the same order, so either can be repeated after an error or crash.
 
 use super::create::rootfs_dir;
-use super::{kill_and_delete, shares_pid_namespace, status};
+use super::{kill_and_delete, record_exit, shares_pid_namespace};
 use crate::records::{ContainerPhase, ContainerRecord};
 use crate::store::Entry;
-use crate::{Inner, ServiceError, blocking, fsutil};
+use crate::{Inner, ServiceError, blocking, events, fsutil};
 use k8s_cri::v1::ContainerEventType;
 use runtime_images::unmount_rootfs;
+use runtime_monitor::MonitorError;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -46,6 +47,16 @@ pub(super) async fn remove_locked(
     let oci = inner.handlers.get(&record.runtime_handler)?.clone();
     let all = shares_pid_namespace(inner, &record.sandbox_id);
     kill_and_delete(&oci, &record.id, &state_dir, all).await?;
+    if record.phase == ContainerPhase::Running {
+        // Recorded here, before the exit file goes with the state dir: an event follower must
+        // see STOPPED before DELETED for every container that ran.
+        let exit = runtime_monitor::read_exit(&state_dir).and_then(|exit| {
+            exit.ok_or_else(|| MonitorError::Gone {
+                state_dir: state_dir.clone(),
+            })
+        });
+        record_exit(inner, entry, exit);
+    }
     let bundle = inner.layout.container_dir(&record.id);
     let images = inner.images.clone();
     let (id, mounted) = (record.id.clone(), record.rootfs_mounted);
@@ -61,7 +72,11 @@ pub(super) async fn remove_locked(
     inner.containers.remove(&record.id)?;
     inner.names.release(&record.name, &record.id);
     if record.phase != ContainerPhase::Creating {
-        status::emit(inner, &record, ContainerEventType::ContainerDeletedEvent);
+        events::container_event(
+            inner,
+            &entry.get(),
+            ContainerEventType::ContainerDeletedEvent,
+        );
     }
     tracing::info!("container removed");
     Ok(())

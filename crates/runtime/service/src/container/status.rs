@@ -1,12 +1,11 @@
-//! ContainerStatus, ListContainers and the events the kubelet's PLEG follows.
+//! ContainerStatus and ListContainers.
 
-use super::of_sandbox;
 use crate::filters::{Filter, Subject};
 use crate::records::{ContainerPhase, ContainerRecord};
-use crate::{Inner, ServiceError, now_ns, sandbox};
+use crate::{Inner, ServiceError};
 use k8s_cri::v1::{
-    Container, ContainerEventResponse, ContainerEventType, ContainerFilter, ContainerResources,
-    ContainerState, ContainerStatus, ContainerStatusResponse,
+    Container, ContainerFilter, ContainerResources, ContainerState, ContainerStatus,
+    ContainerStatusResponse,
 };
 use std::collections::HashMap;
 
@@ -107,25 +106,4 @@ pub(crate) fn list(inner: &Inner, filter: Option<&ContainerFilter>) -> Vec<Conta
         })
         .map(to_cri_container)
         .collect()
-}
-
-/// Sends a container event with the pod's sandbox status and its containers' statuses, as the
-/// evented PLEG expects them.
-pub(crate) fn emit(inner: &Inner, record: &ContainerRecord, kind: ContainerEventType) {
-    let pod_sandbox_status = inner
-        .sandboxes
-        .find(&record.sandbox_id)
-        .ok()
-        .map(|s| sandbox::to_cri_status(&s.get()));
-    let containers_statuses = of_sandbox(inner, &record.sandbox_id)
-        .iter()
-        .map(|c| to_cri_status(&c.get()))
-        .collect();
-    inner.events.send(ContainerEventResponse {
-        container_id: record.id.clone(),
-        container_event_type: kind as i32,
-        created_at: now_ns(),
-        pod_sandbox_status,
-        containers_statuses,
-    });
 }

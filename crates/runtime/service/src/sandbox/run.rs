@@ -6,8 +6,8 @@ use super::{Modes, files, pause, stop};
 use crate::ids::new_id;
 use crate::names::sandbox_name;
 use crate::records::{SandboxFiles, SandboxPhase, SandboxRecord};
-use crate::{Inner, ServiceError, blocking, now_ns};
-use k8s_cri::v1::PodSandboxConfig;
+use crate::{Inner, ServiceError, blocking, events, now_ns};
+use k8s_cri::v1::{ContainerEventType, PodSandboxConfig};
 use runtime_network::{Attachment, PinRequest, PinnedNamespaces};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -54,6 +54,9 @@ pub(crate) async fn run(
         match set_up(inner, &entry).await {
             Ok(()) => {
                 tracing::info!("pod sandbox ready");
+                let ready = entry.get();
+                events::sandbox_event(inner, &ready, ContainerEventType::ContainerCreatedEvent);
+                events::sandbox_event(inner, &ready, ContainerEventType::ContainerStartedEvent);
                 Ok(id.clone())
             }
             Err(err) => {

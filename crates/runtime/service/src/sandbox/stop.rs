@@ -6,7 +6,8 @@ use super::run::attachment;
 use super::{files, pause};
 use crate::records::{SandboxPhase, SandboxRecord};
 use crate::store::Entry;
-use crate::{Inner, ServiceError, blocking, container, fsutil};
+use crate::{Inner, ServiceError, blocking, container, events, fsutil};
+use k8s_cri::v1::ContainerEventType;
 use runtime_network::PinnedNamespaces;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -103,6 +104,14 @@ async fn stop_locked(
     if record.phase != SandboxPhase::NotReady {
         entry.update(|r| r.phase = SandboxPhase::NotReady)?;
         tracing::info!("pod sandbox stopped");
+        // A sandbox that never became ready had no CREATED event either.
+        if record.phase == SandboxPhase::Ready {
+            events::sandbox_event(
+                inner,
+                &entry.get(),
+                ContainerEventType::ContainerStoppedEvent,
+            );
+        }
     }
     Ok(())
 }
@@ -112,6 +121,8 @@ pub(super) async fn remove_locked(
     entry: &Entry<SandboxRecord>,
     network: Network,
 ) -> Result<(), ServiceError> {
+    // Past Creating, the sandbox had its CREATED event; a rolled-back one goes silently.
+    let announced = entry.get().phase != SandboxPhase::Creating;
     stop_locked(inner, entry, network).await?;
     let record = entry.get();
     for c in container::of_sandbox(inner, &record.id) {
@@ -126,6 +137,9 @@ pub(super) async fn remove_locked(
     inner.sandboxes.remove(&record.id)?;
     inner.names.release(&record.name, &record.id);
     tracing::info!("pod sandbox removed");
+    if announced {
+        events::sandbox_event(inner, &record, ContainerEventType::ContainerDeletedEvent);
+    }
     Ok(())
 }
 

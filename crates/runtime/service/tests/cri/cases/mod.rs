@@ -1,9 +1,12 @@
 //! The cases, and the CRI requests they share.
 
 mod containers;
+mod events;
 mod recovery;
 mod sandboxes;
 mod service;
+mod stats;
+mod streaming;
 
 use crate::fixture::{BUSYBOX, Fixture};
 use k8s_cri::v1::runtime_service_server::RuntimeService;
@@ -39,6 +42,10 @@ pub const ALL: &[(&str, Case)] = &[
     ("recovery_cut_off_creates", recovery::cut_off_creates),
     ("recovery_after_kill_9", recovery::after_kill_9),
     ("burst_of_pods", containers::burst),
+    ("events_under_churn", events::churn_order_and_completeness),
+    ("stats_match_the_kernel", stats::figures_match_the_kernel),
+    ("streaming_runc", streaming::sessions_runc),
+    ("streaming_crun", streaming::sessions_crun),
 ];
 
 /// A pod with its own namespaces (pid CONTAINER, as the kubelet sets it) below the fixture's

@@ -96,12 +96,34 @@ pub fn version_status_and_config(fx: &Fixture) {
 pub fn unimplemented(fx: &Fixture) {
     fx.tokio.block_on(async {
         let rt = Runtime::open(fx.options("svc-unimpl")).await.expect("open");
-        let code = rt
+        // Streaming URLs are handed out only for what exists, after the request's own checks.
+        let status = rt
             .exec(Request::new(ExecRequest::default()))
             .await
-            .unwrap_err()
-            .code();
-        assert_eq!(code, Code::Unimplemented);
+            .unwrap_err();
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::InvalidArgument, "missing required container_id")
+        );
+        let status = rt
+            .exec(Request::new(ExecRequest {
+                container_id: "nosuchcontainer".into(),
+                cmd: vec!["true".into()],
+                stdout: true,
+                ..Default::default()
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+        let status = rt
+            .port_forward(Request::new(PortForwardRequest {
+                pod_sandbox_id: "nosuchsandbox".into(),
+                port: vec![80],
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+
         let code = rt
             .checkpoint_container(Request::new(CheckpointContainerRequest::default()))
             .await

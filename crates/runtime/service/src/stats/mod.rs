@@ -1,73 +1,70 @@
-//! Container and pod stats from the cgroup v1 files of the cgroupfs driver: CPU time from
-//! cpuacct.usage, memory working set as usage minus inactive file pages (the kubelet's and
-//! cAdvisor's definition), and the bytes and inodes of a container's writable layer.
+//! ContainerStats, ListContainerStats, PodSandboxStats and ListPodSandboxStats as containerd
+//! answers them: CPU (cumulative, and nano-cores against the previous sample), memory (usage,
+//! working set, available, RSS, page faults) and processes from the cgroup files, v1 or v2
+//! ([`cgroup`]); a container's writable layer in bytes and inodes; a pod's network counters from
+//! inside its network namespace ([`net`]).
+
+mod cgroup;
+mod cpu;
+mod net;
 
 use crate::filters::{Filter, Subject};
-use crate::records::ContainerRecord;
+use crate::records::{ContainerRecord, SandboxPhase, SandboxRecord};
 use crate::{CgroupDriver, Inner, ServiceError, now_ns, sandbox};
 use k8s_cri::v1::{
     ContainerAttributes, ContainerStats, ContainerStatsFilter, CpuUsage, FilesystemIdentifier,
     FilesystemUsage, LinuxPodSandboxStats, MemoryUsage, PodSandboxAttributes, PodSandboxStats,
-    PodSandboxStatsFilter, UInt64Value,
+    PodSandboxStatsFilter, ProcessUsage, UInt64Value,
 };
+use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
+/// What stats keep between calls: where the cgroups are, and the last CPU samples.
+#[derive(Debug)]
+pub(crate) struct Stats {
+    cgroups: cgroup::Cgroups,
+    cpu: cpu::CpuSamples,
+}
+
+impl Stats {
+    pub(crate) fn new(driver: CgroupDriver) -> Stats {
+        Stats {
+            cgroups: cgroup::Cgroups::new(Path::new(CGROUP_ROOT), driver),
+            cpu: cpu::CpuSamples::default(),
+        }
+    }
+
+    /// CPU, memory and process count of the cgroup `cgroups_path`, sampled for `id`.
+    fn sample(
+        &self,
+        id: &str,
+        cgroups_path: &str,
+    ) -> (Option<CpuUsage>, Option<MemoryUsage>, Option<u64>) {
+        let sample = self.cgroups.sample(cgroups_path);
+        let timestamp = now_ns();
+        let cpu = sample.cpu_usage_ns.map(|usage| CpuUsage {
+            timestamp,
+            usage_core_nano_seconds: value(usage),
+            usage_nano_cores: value(self.cpu.nano_cores(id, usage, timestamp)),
+        });
+        let memory = sample.memory.map(|m| MemoryUsage {
+            timestamp,
+            working_set_bytes: value(m.working_set),
+            available_bytes: value(m.available),
+            usage_bytes: value(m.usage),
+            rss_bytes: value(m.rss),
+            page_faults: value(m.page_faults),
+            major_page_faults: value(m.major_page_faults),
+        });
+        (cpu, memory, sample.pids)
+    }
+}
+
 fn value(v: u64) -> Option<UInt64Value> {
     Some(UInt64Value { value: v })
-}
-
-/// `/sys/fs/cgroup/CONTROLLER/PATH`, for cgroupfs paths only (a systemd slice path would need
-/// the slice expanded first, which this runtime does not do yet for stats).
-fn cgroup_dir(driver: CgroupDriver, controller: &str, path: &str) -> Option<PathBuf> {
-    (driver == CgroupDriver::Cgroupfs && !path.is_empty()).then(|| {
-        Path::new(CGROUP_ROOT)
-            .join(controller)
-            .join(path.trim_start_matches('/'))
-    })
-}
-
-fn read_u64(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-fn cpu(driver: CgroupDriver, path: &str, timestamp: i64) -> Option<CpuUsage> {
-    let usage = read_u64(&cgroup_dir(driver, "cpuacct", path)?.join("cpuacct.usage"))?;
-    Some(CpuUsage {
-        timestamp,
-        usage_core_nano_seconds: value(usage),
-        usage_nano_cores: None,
-    })
-}
-
-fn memory(driver: CgroupDriver, path: &str, timestamp: i64) -> Option<MemoryUsage> {
-    let dir = cgroup_dir(driver, "memory", path)?;
-    let usage = read_u64(&dir.join("memory.usage_in_bytes"))?;
-    let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
-    let field = |name: &str| {
-        stat.lines().find_map(|l| {
-            l.strip_prefix(name)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-    };
-    Some(MemoryUsage {
-        timestamp,
-        working_set_bytes: value(working_set(usage, field("total_inactive_file"))),
-        available_bytes: None,
-        usage_bytes: value(usage),
-        rss_bytes: field("total_rss").and_then(value),
-        page_faults: field("total_pgfault").and_then(value),
-        major_page_faults: field("total_pgmajfault").and_then(value),
-    })
-}
-
-pub(crate) fn working_set(usage: u64, inactive_file: Option<u64>) -> u64 {
-    usage.saturating_sub(inactive_file.unwrap_or(0))
 }
 
 /// Bytes and inodes below `dir`, not crossing into other file systems.
@@ -97,8 +94,7 @@ fn tree_usage(dir: &Path) -> (u64, u64) {
 }
 
 fn container_stats(inner: &Inner, r: &ContainerRecord) -> ContainerStats {
-    let now = now_ns();
-    let driver = inner.options.cgroup_driver;
+    let (cpu, memory, _) = inner.stats.sample(&r.id, &r.cgroups_path);
     let upper = inner.layout.container_dir(&r.id).join("upper");
     let (bytes, inodes) = tree_usage(&upper);
     ContainerStats {
@@ -108,10 +104,10 @@ fn container_stats(inner: &Inner, r: &ContainerRecord) -> ContainerStats {
             labels: r.config.labels.clone(),
             annotations: r.config.annotations.clone(),
         }),
-        cpu: cpu(driver, &r.cgroups_path, now),
-        memory: memory(driver, &r.cgroups_path, now),
+        cpu,
+        memory,
         writable_layer: Some(FilesystemUsage {
-            timestamp: now,
+            timestamp: now_ns(),
             fs_id: Some(FilesystemIdentifier {
                 mountpoint: upper.to_string_lossy().into_owned(),
             }),
@@ -120,6 +116,18 @@ fn container_stats(inner: &Inner, r: &ContainerRecord) -> ContainerStats {
         }),
         swap: None,
     }
+}
+
+/// Forgets the CPU samples of containers and sandboxes that are gone.
+fn prune(inner: &Inner) {
+    let live: HashSet<String> = inner
+        .containers
+        .snapshot()
+        .into_iter()
+        .map(|r| r.id)
+        .chain(inner.sandboxes.snapshot().into_iter().map(|r| r.id))
+        .collect();
+    inner.stats.cpu.retain(|id| live.contains(id));
 }
 
 pub(crate) fn container(inner: &Inner, id: &str) -> Result<ContainerStats, ServiceError> {
@@ -131,6 +139,7 @@ pub(crate) fn containers(
     inner: &Inner,
     filter: Option<&ContainerStatsFilter>,
 ) -> Vec<ContainerStats> {
+    prune(inner);
     let filter = Filter::from(filter);
     inner
         .containers
@@ -154,6 +163,7 @@ pub(crate) fn pod(inner: &Inner, id: &str) -> Result<PodSandboxStats, ServiceErr
 }
 
 pub(crate) fn pods(inner: &Inner, filter: Option<&PodSandboxStatsFilter>) -> Vec<PodSandboxStats> {
+    prune(inner);
     let filter = Filter::from(filter);
     inner
         .sandboxes
@@ -172,10 +182,18 @@ pub(crate) fn pods(inner: &Inner, filter: Option<&PodSandboxStatsFilter>) -> Vec
 }
 
 /// The pod's cgroup parent holds all its containers (and their monitors' cgroups).
-fn pod_stats(inner: &Inner, r: &crate::records::SandboxRecord) -> PodSandboxStats {
-    let now = now_ns();
-    let driver = inner.options.cgroup_driver;
-    let parent = sandbox::cgroup_parent(&r.config);
+fn pod_stats(inner: &Inner, r: &SandboxRecord) -> PodSandboxStats {
+    let (cpu, memory, pids) = inner.stats.sample(&r.id, sandbox::cgroup_parent(&r.config));
+    let timestamp = now_ns();
+    // Host-network pods have no namespace of their own; a stopped pod's is unpinned.
+    let network = match (&r.namespaces.net, r.phase) {
+        (Some(netns), SandboxPhase::Ready) => net::usage(netns, timestamp)
+            .inspect_err(|err| {
+                tracing::debug!(sandbox_id = %r.id, error = %err, "no network stats");
+            })
+            .ok(),
+        _ => None,
+    };
     PodSandboxStats {
         attributes: Some(PodSandboxAttributes {
             id: r.id.clone(),
@@ -184,10 +202,13 @@ fn pod_stats(inner: &Inner, r: &crate::records::SandboxRecord) -> PodSandboxStat
             annotations: r.config.annotations.clone(),
         }),
         linux: Some(LinuxPodSandboxStats {
-            cpu: cpu(driver, parent, now),
-            memory: memory(driver, parent, now),
-            network: None,
-            process: None,
+            cpu,
+            memory,
+            network,
+            process: pids.map(|count| ProcessUsage {
+                timestamp,
+                process_count: value(count),
+            }),
             containers: crate::container::of_sandbox(inner, &r.id)
                 .iter()
                 .map(|c| container_stats(inner, &c.get()))
@@ -200,13 +221,6 @@ fn pod_stats(inner: &Inner, r: &crate::records::SandboxRecord) -> PodSandboxStat
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn working_set_is_usage_minus_inactive_file() {
-        assert_eq!(working_set(100, Some(30)), 70);
-        assert_eq!(working_set(100, None), 100);
-        assert_eq!(working_set(10, Some(30)), 0);
-    }
 
     #[test]
     fn writable_layer_usage_counts_files_and_dirs() {
