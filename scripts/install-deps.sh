@@ -14,6 +14,7 @@ packages=(
   crun                                          # the second OCI runtime handler of the built-in runtime
   iproute2 kmod ca-certificates
   dbus                                          # dbus-daemon: the private bus of the fake logind
+  etcd-server                                   # with ../shared/tools' kube-apiserver: the real control plane of cluster tests
 )
 
 # Downloaded, not installed (it conflicts with busybox-static): Debian's dynamic busybox, whose

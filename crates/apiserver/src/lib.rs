@@ -28,6 +28,7 @@ pub mod csr;
 mod defaults;
 mod discovery;
 pub mod error;
+pub mod kubeconfig;
 mod meta;
 pub mod patch;
 mod path;
@@ -42,7 +43,7 @@ pub mod store;
 mod watch;
 
 pub use audit::RequestRecord;
-pub use auth::UserInfo;
+pub use auth::{UserInfo, bootstrap_token_secret};
 pub use error::ApiError;
 pub use reviews::{AccessDecision, AccessReview};
 pub use server::{

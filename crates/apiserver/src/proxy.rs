@@ -325,6 +325,26 @@ const HOP_BY_HOP: [HeaderName; 6] = [
     HeaderName::from_static("keep-alive"),
 ];
 
+/// Whether nodes/NAME/proxy may reach `host`: upstream's proxyutil.IsProxyableIP refuses
+/// loopback and link-local addresses (pods' log, exec and port-forward are not checked).
+fn proxyable(host: &str) -> bool {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => {
+            !(ip.is_loopback()
+                || ip.is_link_local()
+                || ip.octets()[0] == 224 && ip.octets()[1] == 0 && ip.octets()[2] == 0)
+        }
+        Ok(std::net::IpAddr::V6(ip)) => {
+            let first = ip.segments()[0];
+            !(ip.is_loopback()
+                || first & 0xffc0 == 0xfe80
+                || first & 0xff0f == 0xff02
+                || first & 0xff0f == 0xff01)
+        }
+        Err(_) => true,
+    }
+}
+
 /// Forwards `req` to the kubelet behind `target`.
 pub async fn forward(
     state: &AppState,
@@ -333,6 +353,9 @@ pub async fn forward(
 ) -> Result<Response, ApiError> {
     let (node, path) = location(state, &target, req.uri().query().unwrap_or_default())?;
     let (host, port) = kubelet_address(state, &node)?;
+    if matches!(target, ProxyPath::Node { .. }) && !proxyable(&host) {
+        return Err(ApiError::BadRequest("address not allowed".into()));
+    }
     let unreachable =
         |e: &dyn std::fmt::Display| ApiError::Internal(format!("error dialing backend: {e}"));
     let tcp = TcpStream::connect((host.as_str(), port as u16))

@@ -11,8 +11,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -29,6 +27,7 @@ use crate::ca::{self, CaError};
 use crate::cluster::{Cluster, ClusterOptions};
 use crate::csr::{self, CsrSettings};
 use crate::error::ApiError;
+use crate::kubeconfig::{self, Credentials};
 use crate::reviews::{AccessDecision, AccessReview};
 use crate::store::Store;
 use crate::{discovery, rest};
@@ -540,7 +539,7 @@ impl TestApiServer {
             let (cert, key) = self.issue_client_cert("kubernetes-admin", &["system:masters"]);
             return self.kubeconfig_with_cert(path, &cert, &key);
         }
-        std::fs::write(path, self.kubeconfig_text("{}"))
+        self.write_kubeconfig(path, Credentials::Anonymous)
     }
 
     /// Writes a kubeconfig that authenticates with a client certificate and key (PEM).
@@ -550,35 +549,23 @@ impl TestApiServer {
         cert_pem: &str,
         key_pem: &str,
     ) -> std::io::Result<()> {
-        let user = format!(
-            "\n    client-certificate-data: {}\n    client-key-data: {}",
-            STANDARD.encode(cert_pem),
-            STANDARD.encode(key_pem)
-        );
-        std::fs::write(path, self.kubeconfig_text(&user))
+        self.write_kubeconfig(path, Credentials::Certificate { cert_pem, key_pem })
     }
 
     /// Writes a kubeconfig that authenticates with a bearer token.
     pub fn kubeconfig_with_token(&self, path: &Path, token: &str) -> std::io::Result<()> {
-        std::fs::write(path, self.kubeconfig_text(&format!("\n    token: {token}")))
+        self.write_kubeconfig(path, Credentials::Token(token))
     }
 
-    /// A kubeconfig with `user` as the user entry's body; over TLS the cluster trusts the CA.
-    fn kubeconfig_text(&self, user: &str) -> String {
-        let ca = if self.is_tls() {
-            format!(
-                "\n    certificate-authority-data: {}",
-                STANDARD.encode(self.ca_pem())
-            )
-        } else {
-            String::new()
-        };
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}{ca}\n\
-             users:\n- name: test\n  user: {user}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n\
-             current-context: test\n",
-            self.url()
-        )
+    /// Writes a kubeconfig for this server with `credentials`; over TLS its cluster trusts the
+    /// CA.
+    pub fn write_kubeconfig(
+        &self,
+        path: &Path,
+        credentials: Credentials<'_>,
+    ) -> std::io::Result<()> {
+        let ca = self.is_tls().then(|| self.ca_pem());
+        kubeconfig::write(path, &self.url(), ca, credentials)
     }
 }
 

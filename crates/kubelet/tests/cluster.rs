@@ -1,14 +1,24 @@
-//! End to end in cluster mode: the kubelet binary against the test API server, driven with the
-//! real kubectl, running pods on the private containerd.
+//! End to end in cluster mode: the kubelet binary against an API server, driven with the real
+//! kubectl, running pods on the private containerd. Every case runs twice: against the
+//! project's test API server (`CASE::test_apiserver`) and against the upstream kube-apiserver
+//! with Node,RBAC authorization and NodeRestriction (`CASE::kube_apiserver`).
 
 mod support;
 
 use kubelet_cri::RuntimeService;
 use std::time::Duration;
-use support::cluster::{Cluster, bound_pod, eventually};
+use support::cluster::{Backend, Cluster, bound_pod, eventually};
 use support::wait_for;
 
 const START: Duration = Duration::from_secs(40);
+
+crate::against_both_api_servers!(
+    registers_the_node_renews_its_lease_and_runs_bound_pods,
+    static_pods_get_mirror_pods_and_api_objects_reach_volumes,
+    an_api_outage_and_a_forced_relist_restart_nothing,
+    a_kubelet_joins_through_tls_bootstrap,
+    a_node_keeps_its_status_lease_and_pods_current_as_the_node_authorizer_allows,
+);
 
 /// The node Lease's renewTime.
 fn renew_time(cluster: &Cluster, node: &str) -> Option<String> {
@@ -16,14 +26,26 @@ fn renew_time(cluster: &Cluster, node: &str) -> Option<String> {
     lease["spec"]["renewTime"].as_str().map(str::to_owned)
 }
 
+/// The Ready condition's lastHeartbeatTime and the node's capacity.
+fn heartbeat(cluster: &Cluster, node: &str) -> Option<(String, serde_json::Value)> {
+    let n = cluster.get("node", node, "default")?;
+    let ready = n["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready" && c["status"] == "True")?;
+    Some((
+        ready["lastHeartbeatTime"].as_str()?.to_owned(),
+        n["status"]["capacity"].clone(),
+    ))
+}
+
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
-#[tokio::test]
-async fn registers_the_node_renews_its_lease_and_runs_bound_pods() {
+async fn registers_the_node_renews_its_lease_and_runs_bound_pods(backend: Backend) {
     let _serial = support::serial().await;
-    let cluster = Cluster::start();
+    let cluster = Cluster::start(backend);
     let node = "e2e-cluster";
     let mut k = cluster.kubelet(node).with_args(&[
         "--node-labels=tier=test",
@@ -206,9 +228,7 @@ async fn registers_the_node_renews_its_lease_and_runs_bound_pods() {
     assert_eq!(sandboxes.len(), 1);
     assert_eq!(sandboxes[0].runtime_handler, "runc");
     let event = eventually("a FailedCreatePodSandBox event", START, &k, || {
-        let events = cluster
-            .kubectl(&["get", "events", "-o", "json"])
-            .ok()?;
+        let events = cluster.kubectl(&["get", "events", "-o", "json"]).ok()?;
         let events = json(&events);
         events["items"]
             .as_array()?
@@ -283,10 +303,9 @@ spec:
     )
 }
 
-#[tokio::test]
-async fn static_pods_get_mirror_pods_and_api_objects_reach_volumes() {
+async fn static_pods_get_mirror_pods_and_api_objects_reach_volumes(backend: Backend) {
     let _serial = support::serial().await;
-    let cluster = Cluster::start();
+    let cluster = Cluster::start(backend);
     let node = "e2e-mirror";
     let mut k = cluster.kubelet(node).with_config("syncFrequency: 3s\n");
     k.write_manifest("static.yaml", &mounts_static_pod("static"));
@@ -387,10 +406,9 @@ async fn static_pods_get_mirror_pods_and_api_objects_reach_volumes() {
     k.cleanup().await;
 }
 
-#[tokio::test]
-async fn an_api_outage_and_a_forced_relist_restart_nothing() {
+async fn an_api_outage_and_a_forced_relist_restart_nothing(backend: Backend) {
     let _serial = support::serial().await;
-    let cluster = Cluster::start();
+    let cluster = Cluster::start(backend);
     let node = "e2e-outage";
     let mut k = cluster.kubelet(node);
     k.start();
@@ -412,14 +430,14 @@ async fn an_api_outage_and_a_forced_relist_restart_nothing() {
 
     // 30 s without an API server.
     let lease_before = eventually("the lease", START, &k, || renew_time(&cluster, node)).await;
-    cluster.api.stop_listener();
+    cluster.stop_api();
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(
         k.running(&pod).await["app"].id,
         before,
         "the container was restarted"
     );
-    cluster.api.restart_listener().unwrap();
+    cluster.restart_api();
     eventually("the lease renewed after the outage", START, &k, || {
         let now = renew_time(&cluster, node)?;
         (now != lease_before).then_some(())
@@ -441,10 +459,10 @@ async fn an_api_outage_and_a_forced_relist_restart_nothing() {
     .await;
 
     // A forced 410 Gone: the watch resumes from a compacted resourceVersion and relists.
-    cluster.api.compact();
-    cluster.api.stop_listener();
+    cluster.compact();
+    cluster.stop_api();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    cluster.api.restart_listener().unwrap();
+    cluster.restart_api();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let p = cluster.get("pod", &pod, "default").unwrap();
     assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
@@ -466,24 +484,15 @@ async fn an_api_outage_and_a_forced_relist_restart_nothing() {
     k.cleanup().await;
 }
 
-#[tokio::test]
-async fn a_kubelet_joins_through_tls_bootstrap() {
+async fn a_kubelet_joins_through_tls_bootstrap(backend: Backend) {
     let _serial = support::serial().await;
-    let cluster = Cluster::with(
-        kubelet_test_apiserver::TestApiServer::builder()
-            .tls(true)
-            .auto_approve_csrs(true)
-            .start(),
-    );
-    let token = "abcdef.0123456789abcdef";
-    cluster.api.add_bootstrap_token(token, &[]);
+    // No controller manager on the real back end: the harness approves with kubectl and signs
+    // with the cluster CA, writing status.certificate through the API.
+    let cluster = Cluster::signing_csrs(backend);
     let node = "e2e-bootstrap";
     let k = support::Kubelet::new(node);
     let bootstrap = k.dir.join("bootstrap.kubeconfig");
-    cluster
-        .api
-        .kubeconfig_with_token(&bootstrap, token)
-        .unwrap();
+    cluster.bootstrap_kubeconfig(&bootstrap, "abcdef.0123456789abcdef");
     let kubeconfig = k.dir.join("kubelet.kubeconfig");
     let port = support::free_port();
     let mut k = k.with_args(&[
@@ -511,15 +520,90 @@ async fn a_kubelet_joins_through_tls_bootstrap() {
     .await;
     assert!(kubeconfig.exists());
     assert!(k.dir.join("pki/kubelet-client-current.pem").exists());
-    let users: Vec<String> = cluster
-        .api
-        .requests()
-        .into_iter()
-        .filter_map(|r| r.user.map(|u| u.username))
-        .collect();
+    let users: Vec<String> = cluster.requests().into_iter().map(|r| r.user).collect();
     assert!(
         users.iter().any(|u| u == &format!("system:node:{node}")),
         "{users:?}"
     );
+    k.cleanup().await;
+}
+
+/// Issue 15, item 1: with a node's own credentials (system:node:NAME in system:nodes), under the
+/// Node authorizer and NodeRestriction, every request the node loop, the lease and the pod
+/// status manager make is allowed: the node registers, its status is posted again and again,
+/// its Lease is renewed, and a bound pod's status reaches the API.
+async fn a_node_keeps_its_status_lease_and_pods_current_as_the_node_authorizer_allows(
+    backend: Backend,
+) {
+    let _serial = support::serial().await;
+    let cluster = Cluster::start(backend);
+    let node = "e2e-authz";
+    let mut k = cluster
+        .kubelet(node)
+        .with_config("nodeStatusUpdateFrequency: 1s\nnodeStatusReportFrequency: 3s\n");
+    k.start();
+
+    let (first, capacity) = eventually("the node registered Ready", START, &k, || {
+        heartbeat(&cluster, node)
+    })
+    .await;
+    for resource in ["cpu", "memory", "pods", "ephemeral-storage"] {
+        assert!(
+            capacity[resource].is_string(),
+            "capacity {resource}: {capacity}"
+        );
+    }
+    let mut beats = vec![first];
+    while beats.len() < 3 {
+        let last = beats.last().unwrap().clone();
+        let (next, _) = eventually("the next status heartbeat", START, &k, || {
+            heartbeat(&cluster, node).filter(|(t, _)| *t != last)
+        })
+        .await;
+        beats.push(next);
+    }
+    let renewed = eventually("the lease", START, &k, || renew_time(&cluster, node)).await;
+    eventually("a lease renewal", Duration::from_secs(25), &k, || {
+        renew_time(&cluster, node).filter(|t| *t != renewed)
+    })
+    .await;
+
+    let pod = format!("authz-{node}");
+    cluster.create(&bound_pod(
+        &pod,
+        node,
+        "trap 'exit 0' TERM; sleep 3600 & wait",
+        "",
+    ));
+    eventually("the pod Running and ready in the API", START, &k, || {
+        let p = cluster.get("pod", &pod, "default")?;
+        let s = &p["status"];
+        (s["phase"] == "Running" && s["containerStatuses"][0]["ready"] == true).then_some(())
+    })
+    .await;
+
+    let user = format!("system:node:{node}");
+    let requests: Vec<_> = cluster
+        .requests()
+        .into_iter()
+        .filter(|r| r.user == user)
+        .collect();
+    let status_writes = requests
+        .iter()
+        .filter(|r| r.uri.contains(&format!("/nodes/{node}/status")) && r.status < 300)
+        .count();
+    assert!(status_writes >= 2, "{requests:#?}");
+    let refused: Vec<_> = requests.iter().filter(|r| r.status == 403).collect();
+    assert!(
+        refused.is_empty(),
+        "refused requests of the node: {refused:#?}"
+    );
+    cluster
+        .kubectl(&["delete", "pod", &pod, "--wait=false"])
+        .unwrap();
+    eventually("the pod gone from the API", START, &k, || {
+        cluster.get("pod", &pod, "default").is_none().then_some(())
+    })
+    .await;
     k.cleanup().await;
 }

@@ -1,12 +1,13 @@
-//! End to end: kubectl logs, exec and port-forward reach the kubelet through the test API
-//! server's proxy, and the kubelet port authenticates and authorizes through the API server.
+//! End to end: kubectl logs, exec and port-forward reach the kubelet through the API server's
+//! proxy, and the kubelet port authenticates and authorizes through the API server; against
+//! the project's test API server and the upstream kube-apiserver.
 
 mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::cluster::{Cluster, bound_pod, eventually};
+use support::cluster::{Backend, Cluster, bound_pod, eventually, host_ip};
 use support::{free_port, wait_for};
 
 const START: Duration = Duration::from_secs(40);
@@ -26,15 +27,16 @@ fn pod(name: &str, node: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn kubectl_logs_exec_and_port_forward_through_the_api_server() {
+crate::against_both_api_servers!(kubectl_logs_exec_and_port_forward_through_the_api_server);
+
+async fn kubectl_logs_exec_and_port_forward_through_the_api_server(backend: Backend) {
     let _serial = support::serial().await;
-    let cluster = Cluster::start();
+    let cluster = Cluster::start(backend);
     let node = "e2e-kubectl";
     let ca = cluster.kubeconfig.with_file_name("ca.pem");
-    cluster.api.write_ca(&ca).unwrap();
+    cluster.write_ca(&ca);
     let mut k = cluster
-        .kubelet(node)
+        .kubelet_at(node, &host_ip())
         .with_args(&[&format!("--client-ca-file={}", ca.display())])
         .with_config("containerLogMaxSize: 2Ki\ncontainerLogMaxFiles: 3\n");
     k.start();
@@ -266,21 +268,18 @@ async fn kubectl_logs_exec_and_port_forward_through_the_api_server() {
     assert!(pod_stats["memory"]["workingSetBytes"].as_u64().unwrap() > 0);
 
     // The kubelet port itself: a token the API server knows passes; a denied review is 403.
-    cluster
-        .api
-        .add_token("viewer-token", "viewer", &["viewers"]);
+    let (_, viewer) = cluster.kubelet_api_user("viewer", true);
     let port = k.port();
-    let (code, _) = https_get(port, "/pods", Some("viewer-token")).await;
+    let (code, _) = https_get(port, "/pods", Some(&viewer)).await;
     assert_eq!(code, 200);
     let (code, _) = https_get(port, "/pods", None).await;
     assert_eq!(code, 401);
-    cluster.api.add_token("nosy-token", "nosy", &[]);
-    cluster.api.deny_access("nosy", "get", "nodes", "stats");
-    let (code, body) = https_get(port, "/stats/summary", Some("nosy-token")).await;
+    let (nosy_user, nosy) = cluster.kubelet_api_user("nosy", false);
+    let (code, body) = https_get(port, "/stats/summary", Some(&nosy)).await;
     assert_eq!(code, 403);
     assert_eq!(
         body,
-        "Forbidden (user=nosy, verb=get, resource=nodes, subresource=stats)"
+        format!("Forbidden (user={nosy_user}, verb=get, resource=nodes, subresource=stats)")
     );
     k.cleanup().await;
 }

@@ -26,9 +26,17 @@
 //! Each test keeps to its own pods (a unique pod UID), puts their cgroups under
 //! [`TestRuntime::cgroup_root`], and removes both at the end; [`PodGuard`] does that even when
 //! the test panics.
+//!
+//! # A real control plane
+//!
+//! [`apiserver::RealApiServer`] runs the upstream kube-apiserver on a private etcd with the
+//! Node authorizer and NodeRestriction on, for cluster tests that must hold against the real
+//! server rather than the project's test API server.
 
+pub mod apiserver;
 mod cgroups;
 mod guard;
+pub mod kubectl;
 pub mod logind;
 mod pods;
 pub mod preflight;
@@ -48,6 +56,17 @@ pub const CRI_ENDPOINT_VAR: &str = "KUBELET_TEST_CRI_ENDPOINT";
 pub const RT_DIR_VAR: &str = "KUBELET_TEST_RT_DIR";
 /// The cgroup every test pod lives under, in every hierarchy; `containerd-down.sh` removes it.
 pub const CGROUP_ROOT: &str = "/kubelet-rs-test";
+
+/// A TCP port of 127.0.0.1 that was free a moment ago.
+///
+/// # Panics
+/// When no port can be bound.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
 
 /// The deadline of each CRI call the tests make.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);

@@ -37,7 +37,7 @@ pub fn require_cni_plugins(dir: &Path, names: &[&str]) {
     }
 }
 
-fn on_path(name: &str) -> bool {
+pub(crate) fn on_path(name: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(EXTRA_DIRS.iter().map(Into::into))

@@ -10,6 +10,7 @@ use kubelet_cri::api::{ContainerFilter, PodSandboxFilter};
 use kubelet_cri::remote::RemoteRuntime;
 use kubelet_cri::{RuntimeService, api};
 use kubelet_testkit::TestRuntime;
+pub use kubelet_testkit::free_port;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -382,15 +383,6 @@ pub fn busybox_pod(
 
 pub fn exists(p: &Path) -> bool {
     std::fs::symlink_metadata(p).is_ok()
-}
-
-/// A free port on 127.0.0.1 (bound, then released for the kubelet to take).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A plain HTTP/1.0 GET; returns the status code and the body.
