@@ -4,7 +4,8 @@
 #   eval "$(scripts/containerd-up.sh /tmp/krt)"
 # Stop it with scripts/containerd-down.sh RT_DIR. See /work/shared/RUNTIME-NOTES.md.
 # Environment: KUBELET_TEST_BRIDGE (default kubeletrs0) and KUBELET_TEST_SUBNET (default
-# 10.88.0.0/16) give a second concurrent daemon its own CNI network.
+# 10.88.0.0/16) give a second concurrent daemon its own CNI network; KUBELET_TEST_REGISTRY_CONFIG,
+# a containerd-style certs.d dir to read instead of an empty one of its own (critest's registry).
 set -euo pipefail
 
 if (($# != 1)); then
@@ -15,6 +16,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/lib/cni-conflist.sh
 source "$here/lib/cni-conflist.sh"
 bridge=${KUBELET_TEST_BRIDGE:-kubeletrs0}
+registry_config=${KUBELET_TEST_REGISTRY_CONFIG:-}
 subnet=${KUBELET_TEST_SUBNET:-10.88.0.0/16}
 export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin # runc lives in /usr/sbin
 
@@ -88,7 +90,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       conf_dir = "$rt/cni/net.d"
       max_conf_num = 1
     [plugins."io.containerd.grpc.v1.cri".registry]
-      config_path = "$cd_dir/certs.d"
+      config_path = "${registry_config:-$cd_dir/certs.d}"
 TOML
 
 write_cni_conflist "$rt/cni/net.d" "$bridge" "$subnet" "$rt/cni/ipam"

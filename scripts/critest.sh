@@ -12,6 +12,10 @@
 #       [plugins."io.containerd.grpc.v1.cri".registry] config_path; built-in runtime:
 #       kubelet runtime --registry-config DIR) ...
 #   scripts/critest.sh run STATE_DIR ENDPOINT [RUN OPTIONS]
+#   scripts/critest.sh compare BASE_DIR SUBJECT_DIR [--margin N] [--floor N]
+#       compares two runs' reports (--out dirs): exits 1 when a spec that passed in BASE_DIR did
+#       not pass in SUBJECT_DIR, or when SUBJECT_DIR passed fewer than max(N of --floor, BASE_DIR's
+#       count + N of --margin) specs
 #   scripts/critest.sh registry-down STATE_DIR
 #       kills the registry by pid, removes the hosts.toml files and what registry-up made in
 #       STATE_DIR (STATE_DIR itself once empty: a report under it stays)
@@ -301,6 +305,47 @@ run() { # <state> <endpoint> [RUN OPTIONS]
   fi
 }
 
+# The full names of the specs in a ginkgo JSON report that ended in STATE (passed, failed...).
+specs_in_state() { # <report.json> <state>
+  jq -r --arg state "$2" '.[].SpecReports[]? | select(.LeafNodeType == "It" and .State == $state)
+    | (.ContainerHierarchyTexts + [.LeafNodeText]) | join(" ")' "$1" | sort -u
+}
+
+compare() { # <base report dir> <subject report dir> [--margin N] [--floor N]
+  local base=$1 subject=$2 margin=0 floor=0
+  shift 2
+  while (($#)); do
+    case $1 in
+      --margin) margin=${2:?--margin needs N}; shift 2 ;;
+      --floor) floor=${2:?--floor needs N}; shift 2 ;;
+      *) die "compare: unknown option $1" ;;
+    esac
+  done
+  [[ $margin =~ ^[0-9]+$ && $floor =~ ^[0-9]+$ ]] || die "--margin and --floor want numbers"
+  local dir
+  for dir in "$base" "$subject"; do
+    [[ -s $dir/report.json ]] || die "no critest report in $dir (run critest.sh run --out $dir first)"
+  done
+  need_cmds jq
+  local base_passed subject_passed lost need
+  base_passed=$(specs_in_state "$base/report.json" passed | wc -l)
+  subject_passed=$(specs_in_state "$subject/report.json" passed | wc -l)
+  lost=$(comm -23 <(specs_in_state "$base/report.json" passed) <(specs_in_state "$subject/report.json" passed))
+  need=$((base_passed + margin > floor ? base_passed + margin : floor))
+  echo "critest: $subject_passed passed in $subject, $base_passed in $base; at least $need needed"
+  local status=0
+  if [[ -n $lost ]]; then
+    log "specs that passed in $base but not in $subject:"
+    sed 's/^/  /' <<<"$lost" >&2
+    status=1
+  fi
+  if ((subject_passed < need)); then
+    log "$subject_passed specs passed in $subject, fewer than max($floor, $base_passed + $margin) = $need"
+    status=1
+  fi
+  return "$status"
+}
+
 all_in_one() { # <endpoint> --registry-config DIR [RUN OPTIONS]
   local endpoint=$1 certs='' run_args=()
   shift
@@ -325,5 +370,6 @@ case $1 in
   registry-up) (($# >= 2)) || usage; shift; registry_up "$@" ;;
   registry-down) (($# == 2)) || usage; registry_down "$2" ;;
   run) (($# >= 3)) || usage; shift; run "$@" ;;
+  compare) (($# >= 3)) || usage; shift; compare "$@" ;;
   *) all_in_one "$@" ;;
 esac
