@@ -375,6 +375,7 @@ async fn discovery_documents() {
         names,
         [
             "coordination.k8s.io",
+            "node.k8s.io",
             "certificates.k8s.io",
             "authentication.k8s.io",
             "authorization.k8s.io"
