@@ -121,22 +121,8 @@ pub(crate) fn forwarded_ports(query: &[(String, String)]) -> Result<Vec<i32>, St
     if values.is_empty() {
         return Err("query parameter \"port\" is required".into());
     }
-    let mut ports = Vec::new();
-    for value in values {
-        if value.is_empty() {
-            return Err("query parameter \"port\" cannot be empty".into());
-        }
-        for part in value.split(',') {
-            let port: u16 = part
-                .parse()
-                .map_err(|e| format!("unable to parse {value:?} as a port: {e}"))?;
-            if port == 0 {
-                return Err(format!("port {value:?} must be > 0"));
-            }
-            ports.push(i32::from(port));
-        }
-    }
-    Ok(ports)
+    let ports = runtime_streaming::parse_ports(values)?;
+    Ok(ports.into_iter().map(i32::from).collect())
 }
 
 fn is_websocket(request: &Request) -> bool {

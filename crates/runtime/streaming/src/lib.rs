@@ -23,5 +23,6 @@ mod tokens;
 mod websocket;
 
 pub use backend::{Backend, BackendError, ExecIo, PortStream, TermSize};
+pub use portforward::parse_ports;
 pub use server::{Config, RequestError, Server};
 pub use websocket::tunnel::{PROTOCOL as SPDY_TUNNEL_PROTOCOL, TunnelIo};

@@ -24,7 +24,7 @@ pub fn parse_ports<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec<
             let port: u16 = part
                 .parse()
                 .map_err(|e| format!("unable to parse {value:?} as a port: {e}"))?;
-            if port < 1 {
+            if port == 0 {
                 return Err(format!("port {value:?} must be > 0"));
             }
             ports.push(port);
