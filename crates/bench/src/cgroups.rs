@@ -3,31 +3,12 @@
 //! cgroup; the directories above it stay until someone rmdirs them, deepest first.
 
 use crate::error::{BenchError, Result};
-use std::io;
 use std::path::{Path, PathBuf};
-
-/// The mount points of the cgroup filesystems (every v1 hierarchy, and cgroup2).
-fn mount_points() -> Result<Vec<PathBuf>> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|err| BenchError::io("read /proc/self/mountinfo", err))?;
-    Ok(mountinfo.lines().filter_map(cgroup_mount_point).collect())
-}
-
-/// A mountinfo line's mount point when its filesystem is cgroup or cgroup2. Optional fields
-/// shift the columns, so the type is the field after the "-" separator.
-fn cgroup_mount_point(line: &str) -> Option<PathBuf> {
-    let fields: Vec<&str> = line.split(' ').collect();
-    let separator = fields.iter().skip(6).position(|field| *field == "-")? + 6;
-    match fields.get(separator + 1) {
-        Some(&"cgroup" | &"cgroup2") => fields.get(4).map(PathBuf::from),
-        _ => None,
-    }
-}
 
 /// The pids in the cgroup of container `container_id`, somewhere under `root` (the pod cgroup
 /// layout is the subject's business, so the bench searches rather than assume it).
 pub fn container_pids(root: &str, container_id: &str) -> Result<Vec<i32>> {
-    for mount in mount_points()? {
+    for mount in kubelet_host::cgroupfs::mount_points()? {
         let Some(dir) = find_dir(&mount.join(root.trim_start_matches('/')), container_id) else {
             continue;
         };
@@ -64,56 +45,49 @@ fn find_dir(dir: &Path, name: &str) -> Option<PathBuf> {
     None
 }
 
-/// Removes `root` and everything below it from every hierarchy, deepest first. Missing
-/// directories are fine; a cgroup that still has processes is an error.
-pub fn remove_tree(root: &str) -> Result<()> {
-    for mount in mount_points()? {
-        remove_deepest_first(&mount.join(root.trim_start_matches('/')))
-            .map_err(|err| BenchError::io(format!("remove cgroup {root}"), err))?;
+/// Creates `root` in every hierarchy: the upstream kubelet refuses a --cgroup-root that is missing
+/// from any of them. A new cpuset cgroup (v1) starts with no CPUs or memory nodes, so it takes its
+/// parent's.
+pub fn create_root(root: &str) -> Result<()> {
+    for mount in kubelet_host::cgroupfs::mount_points()? {
+        let dir = mount.join(root.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir)
+            .map_err(|err| BenchError::io(format!("create cgroup {}", dir.display()), err))?;
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            inherit(&dir, file)?;
+        }
     }
     Ok(())
 }
 
-fn remove_deepest_first(dir: &Path) -> io::Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(err) => return Err(err),
+/// Copies `file` from the parent of `dir` when both have it and `dir`'s is empty.
+fn inherit(dir: &Path, file: &str) -> Result<()> {
+    let own = dir.join(file);
+    let Some(parent) = dir.parent().map(|p| p.join(file)) else {
+        return Ok(());
     };
-    for entry in entries {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            remove_deepest_first(&entry.path())?;
-        }
+    let (Ok(current), Ok(from_parent)) = (
+        std::fs::read_to_string(&own),
+        std::fs::read_to_string(&parent),
+    ) else {
+        return Ok(());
+    };
+    if current.trim().is_empty() {
+        std::fs::write(&own, from_parent.trim())
+            .map_err(|err| BenchError::io(format!("write {}", own.display()), err))?;
     }
-    match std::fs::remove_dir(dir) {
-        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(io::Error::new(
-            err.kind(),
-            format!("{}: {err}", dir.display()),
-        )),
-        _ => Ok(()),
-    }
+    Ok(())
+}
+
+/// Removes `root` and everything below it from every hierarchy, deepest first. Missing
+/// directories are fine; a cgroup that still has processes is an error.
+pub fn remove_tree(root: &str) -> Result<()> {
+    Ok(kubelet_host::cgroupfs::remove_everywhere(root)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mount_points_come_from_the_field_after_the_separator() {
-        let v1 = "30 25 0:26 / /sys/fs/cgroup/pids rw,nosuid shared:12 - cgroup cgroup rw,pids";
-        let v2 = "29 25 0:25 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw";
-        let other = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw";
-        assert_eq!(
-            cgroup_mount_point(v1),
-            Some(PathBuf::from("/sys/fs/cgroup/pids"))
-        );
-        assert_eq!(
-            cgroup_mount_point(v2),
-            Some(PathBuf::from("/sys/fs/cgroup/unified"))
-        );
-        assert_eq!(cgroup_mount_point(other), None);
-    }
 
     #[test]
     fn a_container_cgroup_is_found_at_any_depth() {

@@ -15,7 +15,7 @@ use crate::builtin::{
 };
 use crate::error::ConfigError;
 use crate::host::Host;
-use crate::kubelet_config::CgroupDriver;
+use crate::kubelet_config::{CgroupDriver, LogFormat};
 
 /// What `kubelet runtime ...` asks for.
 #[derive(Debug)]
@@ -30,6 +30,7 @@ pub struct RuntimeServe {
     pub socket: PathBuf,
     pub runtime: BuiltinRuntimeConfig,
     pub cgroup_driver: CgroupDriver,
+    pub logging: RuntimeLogging,
 }
 
 /// `kubelet runtime import [--root DIR] [--state DIR] ARCHIVE...`: the runtime is opened on its
@@ -39,6 +40,14 @@ pub struct RuntimeImport {
     pub root: PathBuf,
     pub state: PathBuf,
     pub archives: Vec<PathBuf>,
+    pub logging: RuntimeLogging,
+}
+
+/// -v and --logging-format, as the kubelet takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuntimeLogging {
+    pub verbosity: u8,
+    pub format: LogFormat,
 }
 
 struct Flag {
@@ -104,6 +113,20 @@ static FLAGS: &[Flag] = &[
         import: false,
     },
     Flag {
+        name: "v",
+        value: "N",
+        default: "0",
+        usage: "Log verbosity as the kubelet's -v: 0 info, warnings and errors; 2 adds debug events; 4 and up add trace events",
+        import: true,
+    },
+    Flag {
+        name: "logging-format",
+        value: "text|json",
+        default: "text",
+        usage: "Log format: text (klog's) or json (upstream's component-base schema)",
+        import: true,
+    },
+    Flag {
         name: "cgroup-driver",
         value: "cgroupfs|systemd",
         default: "cgroupfs",
@@ -128,6 +151,13 @@ pub(crate) fn parse<I: Iterator<Item = String>>(
             positional.extend(args.by_ref());
             break;
         }
+        // -v's shorthand forms, as pflag takes them: -v N, -v=N, -vN.
+        let arg = match arg.strip_prefix("-v") {
+            Some("") => "--v".to_string(),
+            Some(rest) if rest.starts_with('=') => format!("--v{rest}"),
+            Some(rest) if rest.bytes().all(|b| b.is_ascii_digit()) => format!("--v={rest}"),
+            _ => arg,
+        };
         let Some(body) = arg.strip_prefix("--") else {
             if arg.starts_with('-') && arg.len() > 1 {
                 return Err(ConfigError::UnknownFlag { flag: arg });
@@ -160,6 +190,7 @@ pub(crate) fn parse<I: Iterator<Item = String>>(
             .unwrap_or_else(|| default.to_string())
     };
     let root = last("root", DEFAULT_ROOT);
+    let logging = logging(&last("v", "0"), &last("logging-format", "text"))?;
     let state = last("state", DEFAULT_STATE);
     if import {
         if positional.is_empty() {
@@ -169,6 +200,7 @@ pub(crate) fn parse<I: Iterator<Item = String>>(
             root: PathBuf::from(root),
             state: PathBuf::from(state),
             archives: positional.into_iter().map(PathBuf::from).collect(),
+            logging,
         })));
     }
     if let Some(arg) = positional.into_iter().next() {
@@ -182,6 +214,7 @@ pub(crate) fn parse<I: Iterator<Item = String>>(
     Ok(Command::Runtime(RuntimeCommand::Serve(RuntimeServe {
         socket: socket_path(&listen)?,
         cgroup_driver: cgroup_driver(&last("cgroup-driver", "cgroupfs"), host)?,
+        logging,
         runtime: BuiltinRuntimeConfig::new(
             root,
             state,
@@ -192,6 +225,24 @@ pub(crate) fn parse<I: Iterator<Item = String>>(
             DEFAULT_STREAMING_IDLE_TIMEOUT,
         ),
     })))
+}
+
+fn logging(verbosity: &str, format: &str) -> Result<RuntimeLogging, ConfigError> {
+    let bad = |flag: &str, value: &str, reason: &str| ConfigError::BadFlagValue {
+        flag: flag.into(),
+        value: value.into(),
+        reason: reason.into(),
+    };
+    Ok(RuntimeLogging {
+        verbosity: verbosity
+            .parse()
+            .map_err(|_| bad("v", verbosity, "a number from 0 to 255"))?,
+        format: match format {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => return Err(bad("logging-format", format, "text or json")),
+        },
+    })
 }
 
 fn split_dirs(text: &str) -> Vec<String> {
@@ -236,7 +287,10 @@ fn help(import: bool) -> String {
     let rows: Vec<(String, &Flag)> = FLAGS
         .iter()
         .filter(|flag| flag.import || !import)
-        .map(|flag| (format!("      --{} {}", flag.name, flag.value), flag))
+        .map(|flag| {
+            let short = if flag.name == "v" { "  -v," } else { "     " };
+            (format!("{short} --{} {}", flag.name, flag.value), flag)
+        })
         .collect();
     let width = rows.iter().map(|(left, _)| left.len()).max().unwrap_or(0);
     for (left, flag) in rows {

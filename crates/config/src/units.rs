@@ -1,5 +1,5 @@
 //! Parsers for the value syntaxes upstream's flags and config file use: Go durations
-//! (`time.ParseDuration`), Kubernetes quantities (`resource.Quantity`), Go booleans
+//! (`time.ParseDuration`), Kubernetes quantities (`resource.Quantity`, through kubelet-quantity), Go booleans
 //! (`strconv.ParseBool`) and integers.
 
 use std::time::Duration;
@@ -80,61 +80,15 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Parses a Kubernetes quantity (`10Mi`, `1.5Gi`, `100M`, `500m`, `1e3`) and returns its value
 /// rounded up to a whole number, like `Quantity.Value()`.
 pub(crate) fn parse_quantity(text: &str) -> Result<i128, String> {
-    let invalid = || format!("{text:?} is not a quantity (examples: 10Mi, 512Ki, 1G, 1500)");
-    let (negative, body) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let number_len = body
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(body.len());
-    let (number, suffix) = body.split_at(number_len);
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
-        return Err(invalid());
-    }
-    // value = digits / 10^fraction_len * base^power
-    let (base, power): (u128, i32) = match suffix {
-        "" => (10, 0),
-        "n" => (10, -9),
-        "u" => (10, -6),
-        "m" => (10, -3),
-        "k" => (10, 3),
-        "M" => (10, 6),
-        "G" => (10, 9),
-        "T" => (10, 12),
-        "P" => (10, 15),
-        "E" => (10, 18),
-        "Ki" => (2, 10),
-        "Mi" => (2, 20),
-        "Gi" => (2, 30),
-        "Ti" => (2, 40),
-        "Pi" => (2, 50),
-        "Ei" => (2, 60),
-        exponent if exponent.starts_with(['e', 'E']) => {
-            (10, exponent[1..].parse::<i32>().map_err(|_| invalid())?)
+    match kubelet_quantity::Quantity::parse(text) {
+        Ok(quantity) => Ok(quantity.scaled_ceil(0)),
+        Err(kubelet_quantity::QuantityError::TooLarge) => {
+            Err(format!("quantity {text:?} is too large"))
         }
-        _ => return Err(invalid()),
-    };
-    let too_large = || format!("quantity {text:?} is too large");
-    let digits: u128 = format!("{whole}{fraction}")
-        .parse()
-        .map_err(|_| too_large())?;
-    let mut numerator = digits;
-    let mut denominator: u128 = 10u128
-        .checked_pow(u32::try_from(fraction.len()).map_err(|_| too_large())?)
-        .ok_or_else(too_large)?;
-    let factor = base
-        .checked_pow(power.unsigned_abs())
-        .ok_or_else(too_large)?;
-    if power >= 0 {
-        numerator = numerator.checked_mul(factor).ok_or_else(too_large)?;
-    } else {
-        denominator = denominator.checked_mul(factor).ok_or_else(too_large)?;
+        Err(kubelet_quantity::QuantityError::Syntax) => Err(format!(
+            "{text:?} is not a quantity (examples: 10Mi, 512Ki, 1G, 1500)"
+        )),
     }
-    let value = i128::try_from(numerator.div_ceil(denominator)).map_err(|_| too_large())?;
-    Ok(if negative { -value } else { value })
 }
 
 /// Parses a boolean the way Go's `strconv.ParseBool` does.

@@ -3,9 +3,7 @@
 //! nodefs.available, nodefs.inodesFree, imagefs.*, pid.available), plus the runtime's own
 //! readiness, published for the node status loop. Pods are not evicted here.
 
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kubelet_cri::Runtime;
-use kubelet_kuberuntime::qos::quantity;
 use kubelet_nodestatus::PressureInputs;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,7 +44,7 @@ impl Thresholds {
                     .parse::<f64>()
                     .ok()
                     .map(|p| Amount::Share(p / 100.0)),
-                None => quantity::value(&Quantity(text.clone()))
+                None => kubelet_quantity::value(text)
                     .ok()
                     .and_then(|v| u64::try_from(v).ok())
                     .map(Amount::Bytes),
@@ -124,7 +122,7 @@ fn memory(proc_root: &Path) -> Option<Signal> {
     })
 }
 
-fn filesystem(path: &Path) -> Option<(Signal, Signal)> {
+pub(crate) fn filesystem(path: &Path) -> Option<(Signal, Signal)> {
     let st = nix::sys::statvfs::statvfs(path).ok()?;
     let block = st.fragment_size() as u64;
     Some((
@@ -215,7 +213,7 @@ impl PressureMonitor {
     }
 }
 
-async fn image_fs_mountpoint(runtime: &dyn Runtime) -> Option<PathBuf> {
+pub(crate) async fn image_fs_mountpoint(runtime: &dyn Runtime) -> Option<PathBuf> {
     let usage = runtime.image_fs_info().await.ok()?;
     let mountpoint = &usage.first()?.fs_id.as_ref()?.mountpoint;
     Some(PathBuf::from(mountpoint))

@@ -8,24 +8,16 @@ use kubelet_config::{Command, LogFormat, RuntimeCommand};
 use std::future::Future;
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
+/// klog text or upstream's JSON on stderr, as --logging-format and -v say (kubelet-logging).
 fn init_logging(verbosity: u8, format: LogFormat) {
-    // klog levels: 0-1 are the normal operational messages, 2-4 debugging, 5+ tracing.
-    let level = match verbosity {
-        0 | 1 => "info",
-        2..=4 => "debug",
-        _ => "trace",
+    let format = match format {
+        LogFormat::Text => kubelet_logging::Format::Text,
+        LogFormat::Json => kubelet_logging::Format::Json,
     };
-    let filter = EnvFilter::try_from_env("KUBELET_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only for a terminal: log files and journald would keep them as text.
-        .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+    let terminal = std::io::stderr().is_terminal();
+    if let Err(error) = kubelet_logging::init(verbosity, format, std::io::stderr, terminal) {
+        eprintln!("Error: cannot set up logging: {error}");
     }
 }
 
@@ -38,18 +30,20 @@ fn main() -> ExitCode {
     }
     match kubelet_config::parse_args(args) {
         Ok(Command::Run(cfg)) => {
+            // SAFETY: one thread still: no logging and no async runtime yet.
+            unsafe { kubelet::sd_notify::take_socket_from_env() };
             init_logging(cfg.verbosity, cfg.logging_format);
             block_on(kubelet::app::run(*cfg))
         }
         Ok(Command::Runtime(RuntimeCommand::Serve(serve))) => {
-            init_logging(0, LogFormat::Text);
+            init_logging(serve.logging.verbosity, serve.logging.format);
             block_on(builtin_runtime::serve_alone(
                 serve,
                 kubelet::app::shutdown_signal(),
             ))
         }
         Ok(Command::Runtime(RuntimeCommand::Import(import))) => {
-            init_logging(0, LogFormat::Text);
+            init_logging(import.logging.verbosity, import.logging.format);
             block_on(builtin_runtime::import(import, |line| println!("{line}")))
         }
         Ok(Command::Help(text)) => {
@@ -79,7 +73,7 @@ fn block_on<E: std::fmt::Display>(work: impl Future<Output = Result<(), E>>) -> 
     match rt.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
+            tracing::error!(error = %e, "exiting on an error");
             eprintln!("Error: {e}");
             ExitCode::from(1)
         }

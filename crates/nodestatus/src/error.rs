@@ -17,6 +17,8 @@ pub enum NodeStatusError {
         #[source]
         source: Box<kube::Error>,
     },
+    #[error(transparent)]
+    Machine(#[from] kubelet_host::HostError),
     #[error("cannot read {path}: {source}")]
     ReadHost {
         path: PathBuf,

@@ -24,8 +24,6 @@ pub struct MachineFacts {
     pub os_image: String,
 }
 
-const CPU_ONLINE: &str = "/sys/devices/system/cpu/online";
-const MEMINFO: &str = "/proc/meminfo";
 const HUGEPAGES_DIR: &str = "/sys/kernel/mm/hugepages";
 const MACHINE_ID: &str = "/etc/machine-id";
 const PRODUCT_UUID: &str = "/sys/class/dmi/id/product_uuid";
@@ -37,8 +35,8 @@ impl MachineFacts {
     /// Reads the facts of this host; `root_dir` is the kubelet root dir whose filesystem is nodefs.
     pub fn read(root_dir: &Path) -> Result<Self, NodeStatusError> {
         Ok(MachineFacts {
-            num_cpus: parse_cpu_list(&read(CPU_ONLINE)?),
-            memory_bytes: parse_mem_total(&read(MEMINFO)?),
+            num_cpus: kubelet_host::machine::online_cpus()?,
+            memory_bytes: kubelet_host::machine::memory_bytes()?,
             hugepages: read_hugepages()?,
             ephemeral_storage_bytes: filesystem_size(root_dir)?,
             machine_id: read(MACHINE_ID)?.trim().to_string(),
@@ -57,35 +55,6 @@ fn read(path: &str) -> Result<String, NodeStatusError> {
         path: PathBuf::from(path),
         source,
     })
-}
-
-/// Counts the CPUs of a kernel CPU list such as "0-3,6,8-9".
-fn parse_cpu_list(list: &str) -> u64 {
-    list.trim()
-        .split(',')
-        .filter(|part| !part.is_empty())
-        .map(|part| match part.split_once('-') {
-            Some((first, last)) => match (first.parse::<u64>(), last.parse::<u64>()) {
-                (Ok(first), Ok(last)) if last >= first => last - first + 1,
-                _ => 0,
-            },
-            None => u64::from(part.parse::<u64>().is_ok()),
-        })
-        .sum()
-}
-
-fn parse_mem_total(meminfo: &str) -> u64 {
-    meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or(0, |kib| kib * 1024)
 }
 
 /// Huge pages per size from /sys/kernel/mm/hugepages/hugepages-<size>kB/nr_hugepages.
@@ -154,19 +123,6 @@ fn pretty_name(os_release: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cpu_lists_count_ranges_and_singles() {
-        assert_eq!(parse_cpu_list("0-3\n"), 4);
-        assert_eq!(parse_cpu_list("0"), 1);
-        assert_eq!(parse_cpu_list("0-1,4,6-7"), 5);
-    }
-
-    #[test]
-    fn mem_total_is_in_bytes() {
-        let meminfo = "MemTotal:       16377012 kB\nMemFree:         1000 kB\n";
-        assert_eq!(parse_mem_total(meminfo), 16_377_012 * 1024);
-    }
 
     #[test]
     fn pretty_name_unquotes_and_defaults() {

@@ -11,7 +11,7 @@ use crate::quantity;
 
 /// The resource name of huge pages of one size, e.g. "hugepages-2Mi".
 pub fn hugepages_resource(page_bytes: u64) -> String {
-    format!("hugepages-{}", quantity::binary_string(page_bytes))
+    format!("hugepages-{}", kubelet_quantity::binary_string(page_bytes))
 }
 
 pub fn capacity(machine: &MachineFacts, max_pods: u32) -> BTreeMap<String, Quantity> {

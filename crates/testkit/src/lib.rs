@@ -34,7 +34,6 @@
 //! server rather than the project's test API server.
 
 pub mod apiserver;
-mod cgroups;
 mod guard;
 pub mod kubectl;
 pub mod logind;
@@ -153,12 +152,12 @@ impl TestRuntime {
     /// Removes the cgroup `relative` (for example `pod<uid>`) under the test cgroup root in every
     /// hierarchy, deepest directories first. Missing directories are fine; a cgroup that still
     /// has processes is an error.
-    pub fn remove_cgroup_tree(&self, relative: &str) -> std::io::Result<()> {
-        cgroups::remove_tree(&format!("{CGROUP_ROOT}/{relative}"))
+    pub fn remove_cgroup_tree(&self, relative: &str) -> Result<(), kubelet_host::HostError> {
+        kubelet_host::cgroupfs::remove_everywhere(&format!("{CGROUP_ROOT}/{relative}"))
     }
 
     /// Removes the cgroups of a pod whose sandbox used [`Self::pod_cgroup_parent`].
-    pub fn remove_pod_cgroups(&self, pod_uid: &str) -> std::io::Result<()> {
+    pub fn remove_pod_cgroups(&self, pod_uid: &str) -> Result<(), kubelet_host::HostError> {
         self.remove_cgroup_tree(&format!("pod{pod_uid}"))
     }
 

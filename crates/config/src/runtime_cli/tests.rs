@@ -164,3 +164,38 @@ fn help_documents_every_flag() {
     assert!(text.contains("--state DIR"), "{text}");
     assert!(!text.contains("--listen"), "{text}");
 }
+
+#[test]
+fn logging_flags_as_the_kubelet_takes_them() {
+    let default = RuntimeLogging {
+        verbosity: 0,
+        format: LogFormat::Text,
+    };
+    assert_eq!(serve(&[]).logging, default);
+    for form in [
+        &["-v", "4"][..],
+        &["-v=4"],
+        &["-v4"],
+        &["--v=4"],
+        &["--v", "4"],
+    ] {
+        assert_eq!(serve(form).logging.verbosity, 4, "{form:?}");
+    }
+    assert_eq!(
+        serve(&["--logging-format=json"]).logging.format,
+        LogFormat::Json
+    );
+    match command(&["import", "-v=2", "--logging-format", "json", "a.tar"]).unwrap() {
+        Command::Runtime(RuntimeCommand::Import(import)) => assert_eq!(
+            import.logging,
+            RuntimeLogging {
+                verbosity: 2,
+                format: LogFormat::Json
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(error(&["-v=300"]).contains("--v"));
+    assert!(error(&["--logging-format=xml"]).contains("--logging-format"));
+    assert_eq!(error(&["-version"]), "unknown flag: -version");
+}

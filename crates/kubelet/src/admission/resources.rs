@@ -4,7 +4,6 @@
 use crate::cm::machine::MachineInfo;
 use k8s_openapi::api::core::v1::{Container, Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kubelet_kuberuntime::qos::quantity;
 use std::collections::BTreeMap;
 
 pub const CPU: &str = "cpu";
@@ -18,9 +17,9 @@ pub type Amounts = BTreeMap<String, i64>;
 fn amount(name: &str, q: &Quantity) -> i64 {
     // An unparsable quantity counts as none: the source validated the pod.
     let v = if name == CPU {
-        quantity::milli_value(q)
+        kubelet_quantity::milli_value(&q.0)
     } else {
-        quantity::value(q)
+        kubelet_quantity::value(&q.0)
     };
     v.unwrap_or(0)
 }

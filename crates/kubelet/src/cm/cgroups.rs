@@ -178,7 +178,7 @@ impl PodCgroups {
             .filter(|(uid, _)| uid == pod_uid)
             .map(|(_, d)| d)
         {
-            remove_tree(&dir)?;
+            kubelet_host::cgroupfs::remove_tree(&dir).map_err(io::Error::other)?;
         }
         Ok(())
     }
@@ -230,21 +230,6 @@ impl PodCgroups {
 
 fn write_if_present(file: &Path, value: &str) -> io::Result<()> {
     match std::fs::write(file, value) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        r => r,
-    }
-}
-
-/// rmdir a cgroup and its children, deepest first; cgroup dirs cannot be unlinked recursively.
-fn remove_tree(dir: &Path) -> io::Result<()> {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&e.path())?;
-            }
-        }
-    }
-    match std::fs::remove_dir(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         r => r,
     }

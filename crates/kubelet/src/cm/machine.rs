@@ -1,16 +1,15 @@
 //! What the machine has, for admission and resource math.
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kubelet_kuberuntime::qos::quantity;
 
 /// CPU in millicores; an unparsable quantity counts as none (the source validated it).
 pub fn milli_cpu(q: &Quantity) -> u64 {
-    quantity::milli_value(q).map_or(0, |v| v.max(0) as u64)
+    kubelet_quantity::milli_value(&q.0).map_or(0, |v| v.max(0) as u64)
 }
 
 /// Bytes; an unparsable quantity counts as none.
 pub fn bytes(q: &Quantity) -> u64 {
-    quantity::value(q).map_or(0, |v| v.max(0) as u64)
+    kubelet_quantity::value(&q.0).map_or(0, |v| v.max(0) as u64)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,19 +19,10 @@ pub struct MachineInfo {
 }
 
 impl MachineInfo {
-    pub fn read() -> std::io::Result<Self> {
-        let cpus = std::thread::available_parallelism()
-            .map(|n| n.get() as u64)
-            .unwrap_or(1);
-        let meminfo = std::fs::read_to_string("/proc/meminfo")?;
-        let kib = meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap_or(0);
+    pub fn read() -> Result<Self, kubelet_host::HostError> {
         Ok(Self {
-            cpu_milli: cpus * 1000,
-            memory_bytes: kib * 1024,
+            cpu_milli: kubelet_host::machine::online_cpus()? * 1000,
+            memory_bytes: kubelet_host::machine::memory_bytes()?,
         })
     }
 }

@@ -8,7 +8,6 @@ use super::env_sources::{EnvSources, Fetched, ServicesUnavailable};
 use super::expansion::expand;
 use super::service_env;
 use crate::container_config::resources::amount;
-use crate::qos::quantity;
 use k8s_openapi::api::core::v1::{Container, ObjectFieldSelector, Pod, ResourceFieldSelector};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::{BTreeMap, HashMap};
@@ -449,9 +448,9 @@ fn resource_value(
         .filter(|d| !d.0.is_empty())
         .unwrap_or_else(|| Quantity("1".into()));
     let divisor = if is_cpu {
-        quantity::milli_value(&divisor_q)
+        kubelet_quantity::milli_value(&divisor_q.0)
     } else {
-        quantity::value(&divisor_q)
+        kubelet_quantity::value(&divisor_q.0)
     };
     let invalid = || EnvError::InvalidDivisor {
         resource: r.resource.clone(),

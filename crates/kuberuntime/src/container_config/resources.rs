@@ -2,7 +2,7 @@
 //! `calculateLinuxResources`, `generateLinuxContainerResources`, and pkg/kubelet/cm helpers).
 
 use super::host;
-use crate::qos::{self, RESOURCE_CPU, RESOURCE_MEMORY, quantity};
+use crate::qos::{self, RESOURCE_CPU, RESOURCE_MEMORY};
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kubelet_cri::api::{HugepageLimit, LinuxContainerResources};
@@ -58,9 +58,9 @@ pub fn linux_resources(
 pub(crate) fn amount(list: Option<&BTreeMap<String, Quantity>>, name: &str) -> Option<i64> {
     let q = list?.get(name)?;
     let parsed = if name == RESOURCE_CPU {
-        quantity::milli_value(q)
+        kubelet_quantity::milli_value(&q.0)
     } else {
-        quantity::value(q)
+        kubelet_quantity::value(&q.0)
     };
     Some(parsed.unwrap_or_else(|e| {
         warn!(resource = name, error = %e, "ignoring an unparsable resource quantity");
@@ -107,10 +107,10 @@ fn hugepage_limits(
         let Some(size) = name.strip_prefix("hugepages-") else {
             continue;
         };
-        let page = quantity::value(&Quantity(size.to_owned()))
+        let page = kubelet_quantity::value(size)
             .ok()
             .and_then(host::hugepage_unit_size);
-        match (page, quantity::value(q)) {
+        match (page, kubelet_quantity::value(&q.0)) {
             (Some(page), Ok(v)) => {
                 asked.insert(page, u64::try_from(v).unwrap_or_default());
             }

@@ -2,8 +2,6 @@
 //! hierarchy (pkg/kubelet/cm, cgroupfs driver) and the OOM score a container gets
 //! (pkg/kubelet/qos/policy.go).
 
-pub mod quantity;
-
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
@@ -52,9 +50,9 @@ type ResourceList = BTreeMap<String, Quantity>;
 /// A resource amount in the unit the QoS rules compare: millicores, or bytes.
 fn amount(name: &str, q: &Quantity) -> i64 {
     let parsed = if name == RESOURCE_CPU {
-        quantity::milli_value(q)
+        kubelet_quantity::milli_value(&q.0)
     } else {
-        quantity::value(q)
+        kubelet_quantity::value(&q.0)
     };
     parsed.unwrap_or_else(|e| {
         warn!(resource = name, error = %e, "ignoring an unparsable resource quantity");

@@ -3,7 +3,6 @@
 
 use super::port::{join_host_port, resolve_container_port};
 use super::tcp::connect;
-use super::tls::insecure_client_config;
 use super::{HandlerError, MAX_OUTPUT_BYTES, Outcome, truncate_output};
 use crate::types::ProbeResult;
 use bytes::Bytes;
@@ -94,7 +93,12 @@ pub struct HttpProber {
 impl Default for HttpProber {
     fn default() -> Self {
         HttpProber {
-            tls: TlsConnector::from(Arc::new(insecure_client_config())),
+            // As upstream's InsecureSkipVerify: pods serve self-signed certificates.
+            tls: TlsConnector::from(Arc::new(
+                kubelet_tls::insecure_client_builder()
+                    .expect("the ring provider supports the default TLS versions")
+                    .with_no_client_auth(),
+            )),
         }
     }
 }

@@ -5,7 +5,6 @@ pub mod grpc;
 pub mod http;
 pub mod port;
 pub mod tcp;
-mod tls;
 
 use crate::types::ProbeResult;
 use k8s_openapi::api::core::v1::{Container, Probe};

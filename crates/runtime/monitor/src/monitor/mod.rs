@@ -101,7 +101,8 @@ fn parse_args(args: &[String]) -> Result<(PathBuf, Option<RawFd>), String> {
     Ok((config.ok_or("--config PATH is required")?, ready))
 }
 
-/// The monitor's diagnostics go to monitor.log in its state dir (its stdio is /dev/null).
+/// The monitor's diagnostics go to monitor.log in its state dir (its stdio is /dev/null), in
+/// the kubelet's klog format.
 fn init_tracing() {
     let Ok(file) = std::fs::OpenOptions::new()
         .append(true)
@@ -110,10 +111,12 @@ fn init_tracing() {
     else {
         return;
     };
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::sync::Mutex::new(file))
-        .with_ansi(false)
-        .try_init();
+    let _ = kubelet_logging::init(
+        0,
+        kubelet_logging::Format::Text,
+        std::sync::Mutex::new(file),
+        false,
+    );
 }
 
 /// The spawner's end of the handshake: one message, then the pipe closes.

@@ -119,21 +119,10 @@ impl Fixture {
             let top = hierarchy
                 .path()
                 .join(self.cgroup_parent.trim_start_matches('/'));
-            remove_tree(&top);
-            let _ = std::fs::remove_dir(hierarchy.path().join("kubelet-rs-test"));
-        }
-    }
-}
-
-fn remove_tree(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&entry.path());
+            if let Err(e) = kubelet_host::cgroupfs::remove_tree(&top) {
+                eprintln!("cleanup: {e}");
             }
-        }
-        if let Err(e) = std::fs::remove_dir(dir) {
-            eprintln!("cleanup: cannot remove {}: {e}", dir.display());
+            let _ = std::fs::remove_dir(hierarchy.path().join("kubelet-rs-test"));
         }
     }
 }

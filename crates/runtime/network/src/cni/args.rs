@@ -79,9 +79,15 @@ pub(crate) fn capability_args(attachment: &Attachment) -> Result<Map<String, Val
 /// A Kubernetes quantity in bits per second, between 1k and 1P as the kubelet's
 /// ExtractPodBandwidthResources requires, rounded up like Quantity.Value().
 pub(crate) fn bandwidth_bits(text: &str) -> Result<u64, String> {
-    const MIN: u128 = 1_000;
-    const MAX: u128 = 1_000_000_000_000_000;
-    let value = quantity(text.trim())?;
+    const MIN: i128 = 1_000;
+    const MAX: i128 = 1_000_000_000_000_000;
+    let value = match kubelet_quantity::Quantity::parse(text) {
+        Ok(quantity) => quantity.scaled_ceil(0),
+        Err(kubelet_quantity::QuantityError::TooLarge) => i128::MAX,
+        Err(kubelet_quantity::QuantityError::Syntax) => {
+            return Err(format!("{text:?} is not a quantity"));
+        }
+    };
     if value < MIN {
         return Err("resource is unreasonably small (< 1kbit)".into());
     }
@@ -89,75 +95,6 @@ pub(crate) fn bandwidth_bits(text: &str) -> Result<u64, String> {
         return Err("resource is unreasonably large (> 1Pbit)".into());
     }
     Ok(value as u64)
-}
-
-/// Parses `<number><suffix>` (suffix: k M G T P E, Ki..Ei, m u n, or e<N>), rounding up.
-/// Negative numbers come out as 0; absurdly large ones as u128::MAX.
-fn quantity(text: &str) -> Result<u128, String> {
-    let bad = || format!("{text:?} is not a quantity");
-    let (negative, unsigned) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let split = unsigned
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(unsigned.len());
-    let (number, suffix) = unsigned.split_at(split);
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() && fraction.is_empty() {
-        return Err(bad());
-    }
-    let digits = format!("{whole}{fraction}");
-    let mantissa: u128 = digits.trim_start_matches('0').parse().or_else(|_| {
-        if digits.bytes().all(|b| b == b'0') {
-            Ok(0)
-        } else {
-            Err(bad())
-        }
-    })?;
-    let (factor, exp10): (u128, i64) = match suffix {
-        "" => (1, 0),
-        "n" => (1, -9),
-        "u" => (1, -6),
-        "m" => (1, -3),
-        "k" => (1, 3),
-        "M" => (1, 6),
-        "G" => (1, 9),
-        "T" => (1, 12),
-        "P" => (1, 15),
-        "E" => (1, 18),
-        "Ki" => (1 << 10, 0),
-        "Mi" => (1 << 20, 0),
-        "Gi" => (1 << 30, 0),
-        "Ti" => (1 << 40, 0),
-        "Pi" => (1 << 50, 0),
-        "Ei" => (1 << 60, 0),
-        _ => {
-            let exp = suffix
-                .strip_prefix(['e', 'E'])
-                .and_then(|e| e.parse::<i64>().ok())
-                .ok_or_else(bad)?;
-            (1, exp)
-        }
-    };
-    if negative || mantissa == 0 {
-        return Ok(0);
-    }
-    let exp = exp10 - fraction.len() as i64;
-    let scaled = mantissa.saturating_mul(factor);
-    Ok(if exp >= 0 {
-        u32::try_from(exp)
-            .ok()
-            .and_then(|e| 10u128.checked_pow(e))
-            .and_then(|p| scaled.checked_mul(p))
-            .unwrap_or(u128::MAX)
-    } else {
-        match u32::try_from(-exp).ok().and_then(|e| 10u128.checked_pow(e)) {
-            Some(p) => scaled.div_ceil(p),
-            None => 1,
-        }
-    })
 }
 
 #[cfg(test)]

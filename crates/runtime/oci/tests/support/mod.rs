@@ -182,21 +182,10 @@ impl Drop for Cleanup<'_> {
         for h in hierarchies.filter_map(Result::ok) {
             let base = h.path();
             let parent = base.join(self.cgroup_parent.trim_start_matches('/'));
-            remove_tree(&parent);
+            let _ = kubelet_host::cgroupfs::remove_tree(&parent);
             let _ = std::fs::remove_dir(base.join(CGROUP_BASE));
         }
     }
-}
-
-fn remove_tree(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.filter_map(Result::ok) {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                remove_tree(&e.path());
-            }
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
 }
 
 /// The memory limit of a container's cgroup, in v1 or v2 form.

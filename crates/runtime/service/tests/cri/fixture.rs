@@ -188,7 +188,7 @@ impl Fixture {
             let base = hierarchy
                 .path()
                 .join(self.cgroup_base.trim_start_matches('/'));
-            remove_cgroups(&base);
+            let _ = kubelet_host::cgroupfs::remove_tree(&base);
         }
         left
     }
@@ -220,19 +220,6 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
         .collect();
     found.sort_by_key(|p| std::cmp::Reverse(p.len()));
     found
-}
-
-/// rmdir, deepest first (never rm -r on cgroupfs).
-fn remove_cgroups(dir: &Path) {
-    if !dir.is_dir() {
-        return;
-    }
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_cgroups(&entry.path());
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
 }
 
 /// The `serve` subcommand: opens the runtime on the given dirs and serves it until killed.

@@ -1,28 +1,30 @@
-//! TLS for HTTPS probes: like upstream's `InsecureSkipVerify`, the server's certificate chain
-//! and name are not checked (pods serve self-signed certificates), but the handshake signature
-//! still must match the certificate presented.
+//! TLS clients that do not verify the server's certificate, as upstream's
+//! `InsecureSkipVerify`: HTTPS probes (pods serve self-signed certificates) and the test API
+//! server's connections to kubelets (no --kubelet-certificate-authority). The chain and name
+//! go unchecked, but the handshake signature must still match the certificate presented.
 
+use rustls::client::WantsClientCert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::{ClientConfig, ConfigBuilder, DigitallySignedStruct, SignatureScheme};
 use std::sync::Arc;
 
-/// A client configuration that accepts any server certificate.
-pub fn insecure_client_config() -> ClientConfig {
+/// A client configuration builder with the ring provider, the default TLS versions and a
+/// verifier that accepts any server certificate; the caller adds client auth or none.
+pub fn insecure_client_builder()
+-> Result<ConfigBuilder<ClientConfig, WantsClientCert>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("the ring provider supports the default TLS versions")
+    Ok(ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-        .with_no_client_auth()
+        .with_custom_certificate_verifier(Arc::new(AnyServerCertificate(provider))))
 }
 
 #[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
+struct AnyServerCertificate(Arc<CryptoProvider>);
 
-impl ServerCertVerifier for AnyCertificate {
+impl ServerCertVerifier for AnyServerCertificate {
     fn verify_server_cert(
         &self,
         _end_entity: &CertificateDer<'_>,
