@@ -2,7 +2,7 @@
 //! results (upstream computePodActions and computeInitContainerActions, with sidecars). Pure: the
 //! same inputs always give the same actions.
 
-use crate::hash::container_hash;
+use crate::hash::spec_unchanged;
 use crate::runtime_status::{ContainerState, ContainerStatus, PodRuntimeStatus};
 use k8s_openapi::api::core::v1::{Container, Pod, Probe};
 use std::collections::BTreeMap;
@@ -29,6 +29,8 @@ pub struct PodActions {
     pub init_containers_to_start: Vec<usize>,
     /// Indexes into spec.containers of the containers to start.
     pub containers_to_start: Vec<usize>,
+    /// Indexes into spec.ephemeralContainers of the ephemeral containers to start.
+    pub ephemeral_containers_to_start: Vec<usize>,
     /// Running containers to stop, by container id.
     pub containers_to_kill: BTreeMap<String, ContainerToKill>,
 }
@@ -206,7 +208,7 @@ fn init_container_actions(
                 } else if !previously_initialized {
                     to_start.push(i + 1);
                 }
-                if s.hash() != container_hash(c) {
+                if !spec_unchanged(s, c) {
                     let msg = format!("Init container {} definition changed", c.name);
                     actions
                         .containers_to_kill
@@ -310,6 +312,8 @@ pub fn compute_pod_actions(
         return actions;
     }
 
+    // Ephemeral containers may start before initialization completes.
+    actions.ephemeral_containers_to_start = crate::ephemeral::to_start(pod, status);
     if !init_container_actions(pod, status, probes, &mut actions) || actions.kill_pod {
         return actions;
     }
@@ -333,7 +337,7 @@ pub fn compute_pod_actions(
             continue;
         };
         let mut restart = restarts_on_failure(pod);
-        let (message, grace) = if s.hash() != container_hash(c) {
+        let (message, grace) = if !spec_unchanged(s, c) {
             // A changed spec restarts the container whatever the restart policy says.
             restart = true;
             (format!("Container {} definition changed", c.name), None)
@@ -372,6 +376,7 @@ pub fn compute_pod_actions(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::container_hash;
     use crate::labels::ContainerInfo;
     use crate::runtime_status::SandboxStatus;
     use serde_json::json;
@@ -513,7 +518,9 @@ mod tests {
     fn changed_spec_restarts_only_that_container() {
         let p = pod("Never", &[], &["a", "b"]);
         let mut changed = ctr(&p, "a", None, 1);
+        // Started from another image: neither the hash nor what the runtime shows matches.
         changed.info.hash ^= 1;
+        changed.image = "localhost/other:1".into();
         let a = actions_of(
             &p,
             &status(vec![sandbox(true, 0)], vec![changed, ctr(&p, "b", None, 1)]),

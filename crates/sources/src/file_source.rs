@@ -12,10 +12,10 @@ use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::FILE_SOURCE;
 use crate::manifest::{self, ManifestError};
 use crate::mux::SourceSender;
 use crate::static_pod::Origin;
+use crate::{AdoptedUids, FILE_SOURCE};
 
 /// A write in progress (a file created or modified, not yet closed) may still be partial: wait
 /// this long for the writer to close it before reading anyway. A closed write, a rename or a
@@ -42,7 +42,13 @@ pub enum FileError {
 
 /// Watches and re-reads `path` forever, sending each snapshot to `sender`; the pods are static
 /// pods of the sender's source.
-pub async fn run(path: PathBuf, node_name: String, period: Duration, sender: SourceSender) {
+pub async fn run(
+    path: PathBuf,
+    node_name: String,
+    period: Duration,
+    adopted: AdoptedUids,
+    sender: SourceSender,
+) {
     let (events_tx, mut events) = mpsc::unbounded_channel::<Change>();
     let mut watch: Option<ActiveWatch> = None;
     let mut ticker = tokio::time::interval(period);
@@ -76,7 +82,12 @@ pub async fn run(path: PathBuf, node_name: String, period: Duration, sender: Sou
             watch = target.and_then(|target| ActiveWatch::start(&path, target, events_tx.clone()));
         }
         let (read_path, node, source) = (path.clone(), node_name.clone(), sender.name());
-        match tokio::task::spawn_blocking(move || read_manifests(&read_path, source, &node)).await {
+        let adopted = adopted.clone();
+        match tokio::task::spawn_blocking(move || {
+            read_manifests(&read_path, source, &node, &adopted)
+        })
+        .await
+        {
             Ok(Some(pods)) => sender.send_snapshot(pods),
             Ok(None) => {}
             Err(e) => {
@@ -171,7 +182,12 @@ fn is_hidden(path: &Path) -> bool {
 /// single manifest file is unusable, or the path cannot be examined. A missing path or an
 /// unreadable directory counts as empty, like upstream, so the source is seen and the kubelet can
 /// proceed.
-pub fn read_manifests(path: &Path, source: &'static str, node_name: &str) -> Option<Vec<Pod>> {
+pub fn read_manifests(
+    path: &Path,
+    source: &'static str,
+    node_name: &str,
+    adopted: &AdoptedUids,
+) -> Option<Vec<Pod>> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             // The local pods directory is only made when a first pod is submitted.
@@ -186,8 +202,8 @@ pub fn read_manifests(path: &Path, source: &'static str, node_name: &str) -> Opt
             tracing::error!(path = %path.display(), error = %e, "cannot examine static pod path");
             None
         }
-        Ok(meta) if meta.is_dir() => Some(read_dir(path, source, node_name)),
-        Ok(meta) if meta.is_file() => match read_file(path, source, node_name) {
+        Ok(meta) if meta.is_dir() => Some(read_dir(path, source, node_name, adopted)),
+        Ok(meta) if meta.is_file() => match read_file(path, source, node_name, adopted) {
             Ok(pod) => Some(vec![pod]),
             Err(e) => {
                 tracing::error!(path = %path.display(), error = %e, "invalid static pod manifest, skipping it");
@@ -202,7 +218,7 @@ pub fn read_manifests(path: &Path, source: &'static str, node_name: &str) -> Opt
 }
 
 /// One pod per file, in file name order; the first file to define a namespace/name wins.
-fn read_dir(dir: &Path, source: &'static str, node_name: &str) -> Vec<Pod> {
+fn read_dir(dir: &Path, source: &'static str, node_name: &str, adopted: &AdoptedUids) -> Vec<Pod> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
@@ -234,7 +250,7 @@ fn read_dir(dir: &Path, source: &'static str, node_name: &str) -> Vec<Pod> {
                 continue;
             }
         }
-        let pod = match read_file(&file, source, node_name) {
+        let pod = match read_file(&file, source, node_name, adopted) {
             Ok(pod) => pod,
             Err(e) => {
                 tracing::error!(path = %file.display(), error = %e, "invalid static pod manifest, skipping it");
@@ -261,15 +277,21 @@ fn read_dir(dir: &Path, source: &'static str, node_name: &str) -> Vec<Pod> {
     pods
 }
 
-fn read_file(path: &Path, source: &'static str, node_name: &str) -> Result<Pod, FileError> {
+fn read_file(
+    path: &Path,
+    source: &'static str,
+    node_name: &str,
+    adopted: &AdoptedUids,
+) -> Result<Pod, FileError> {
     let data = std::fs::read(path).map_err(|source| FileError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    Ok(manifest::decode_pod(
+    Ok(manifest::decode_pod_adopting(
         &data,
         &Origin::file_in(source, path),
         node_name,
+        adopted,
     )?)
 }
 
@@ -309,7 +331,8 @@ mod tests {
         .unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/d.yaml"), manifest("d", "x:1")).unwrap();
-        let pods = read_manifests(dir.path(), FILE_SOURCE, "node1").unwrap();
+        let pods =
+            read_manifests(dir.path(), FILE_SOURCE, "node1", &AdoptedUids::default()).unwrap();
         assert_eq!(names(&pods), ["a-node1", "b-node1"]);
     }
 
@@ -318,7 +341,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("2-web.yaml"), manifest("web", "second:1")).unwrap();
         std::fs::write(dir.path().join("1-web.yaml"), manifest("web", "first:1")).unwrap();
-        let pods = read_manifests(dir.path(), FILE_SOURCE, "node1").unwrap();
+        let pods =
+            read_manifests(dir.path(), FILE_SOURCE, "node1", &AdoptedUids::default()).unwrap();
         assert_eq!(pods.len(), 1);
         let image = pods[0].spec.as_ref().unwrap().containers[0]
             .image
@@ -330,17 +354,25 @@ mod tests {
     fn missing_directory_is_empty_and_bad_single_file_sends_nothing() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            read_manifests(&dir.path().join("absent"), FILE_SOURCE, "n"),
+            read_manifests(
+                &dir.path().join("absent"),
+                FILE_SOURCE,
+                "n",
+                &AdoptedUids::default()
+            ),
             Some(Vec::new())
         );
         let file = dir.path().join("web.yaml");
         std::fs::write(&file, manifest("web", "x:1")).unwrap();
         assert_eq!(
-            names(&read_manifests(&file, FILE_SOURCE, "n").unwrap()),
+            names(&read_manifests(&file, FILE_SOURCE, "n", &AdoptedUids::default()).unwrap()),
             ["web-n"]
         );
         std::fs::write(&file, "not: [a pod").unwrap();
-        assert_eq!(read_manifests(&file, FILE_SOURCE, "n"), None);
+        assert_eq!(
+            read_manifests(&file, FILE_SOURCE, "n", &AdoptedUids::default()),
+            None
+        );
     }
 
     #[tokio::test]
@@ -352,6 +384,7 @@ mod tests {
             dir.clone(),
             "node1".to_owned(),
             Duration::from_secs(3600),
+            AdoptedUids::default(),
             mux.source(FILE_SOURCE),
         ));
         wait_ready(&mux.ready()).await;
@@ -377,6 +410,7 @@ mod tests {
             file.clone(),
             "node1".to_owned(),
             Duration::from_secs(3600),
+            AdoptedUids::default(),
             mux.source(FILE_SOURCE),
         ));
         assert_eq!(next_update(&mut rx).await.op, PodOperation::Add);
@@ -407,7 +441,9 @@ mod tests {
     fn file_errors_name_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gone.yaml");
-        let text = read_file(&path, FILE_SOURCE, "n").unwrap_err().to_string();
+        let text = read_file(&path, FILE_SOURCE, "n", &AdoptedUids::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             text.starts_with(&format!("{}: could not read:", path.display())),
             "{text}"
@@ -431,6 +467,7 @@ mod tests {
             dir.path().to_path_buf(),
             "node1".to_owned(),
             Duration::from_secs(3600),
+            AdoptedUids::default(),
             mux.source(FILE_SOURCE),
         ));
         wait_ready(&ready).await;

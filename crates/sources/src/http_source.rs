@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::AdoptedUids;
 use crate::manifest;
 use crate::mux::SourceSender;
 use crate::static_pod::Origin;
@@ -33,6 +34,7 @@ pub async fn run(
     headers: Vec<(String, String)>,
     node_name: String,
     period: Duration,
+    adopted: AdoptedUids,
     sender: SourceSender,
 ) {
     let client = match reqwest::Client::builder()
@@ -68,7 +70,7 @@ pub async fn run(
             tracing::error!(%url, "zero-length manifest received from URL");
             sender.send_snapshot(Vec::new());
         } else {
-            match manifest::decode_pods(&body, &origin, &node_name) {
+            match manifest::decode_pods_adopting(&body, &origin, &node_name, &adopted) {
                 Ok(pods) => sender.send_snapshot(pods),
                 Err(e) => {
                     tracing::error!(%url, error = %e, "invalid pod manifest from URL, keeping the previous pods");
@@ -193,6 +195,7 @@ mod tests {
             vec![("X-Token".to_owned(), "secret".to_owned())],
             "node1".to_owned(),
             Duration::from_millis(100),
+            AdoptedUids::default(),
             mux.source(HTTP_SOURCE),
         ));
 

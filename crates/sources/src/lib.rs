@@ -35,19 +35,20 @@ pub struct PodUpdate {
     pub pods: Vec<Pod>,
 }
 
+mod adopted_uids;
 mod api_defaults;
 mod api_source;
 mod file_source;
 mod http_source;
 mod manifest;
 mod mux;
-mod quantity;
 mod static_pod;
 mod validation;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use adopted_uids::AdoptedUids;
 pub use api_defaults::pull_policy_for_image;
 pub use api_source::ApiSourceConfig;
 pub use file_source::{FileError, read_manifests};
@@ -80,6 +81,9 @@ pub struct SourcesConfig {
     /// The local pods directory, watched as the manifest directory is (same check period), its
     /// pods sent as source [`LOCAL_SOURCE`]; `None` or empty: no local source.
     pub local_pods_dir: Option<PathBuf>,
+    /// UIDs of the static pods running at start, for the file and HTTP sources' manifests
+    /// without `metadata.uid`.
+    pub adopted_uids: AdoptedUids,
 }
 
 /// The merged pod configuration: the update stream, readiness, and the mux to add sources to.
@@ -97,6 +101,7 @@ pub fn start(cfg: SourcesConfig) -> PodConfig {
             path,
             cfg.node_name.clone(),
             period_or_default(cfg.file_check_frequency),
+            cfg.adopted_uids.clone(),
             mux.source(FILE_SOURCE),
         ));
     }
@@ -105,6 +110,8 @@ pub fn start(cfg: SourcesConfig) -> PodConfig {
             dir,
             cfg.node_name.clone(),
             period_or_default(cfg.file_check_frequency),
+            // Our own pods, never the upstream kubelet's: their content UIDs are ours already.
+            AdoptedUids::default(),
             mux.source(LOCAL_SOURCE),
         ));
     }
@@ -121,6 +128,7 @@ pub fn start(cfg: SourcesConfig) -> PodConfig {
             cfg.manifest_url_headers,
             cfg.node_name,
             period_or_default(cfg.http_check_frequency),
+            cfg.adopted_uids,
             mux.source(HTTP_SOURCE),
         ));
     }

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::static_pod::Origin;
 use crate::validation::{FieldError, FieldErrors, validate_pod};
-use crate::{api_defaults, static_pod};
+use crate::{AdoptedUids, api_defaults, static_pod};
 
 /// Why a manifest gave no pod. Each names the file or URL, and the field at fault when known.
 #[derive(Debug, thiserror::Error)]
@@ -28,9 +28,19 @@ pub enum ManifestError {
 
 /// Decodes a manifest that must hold one Pod (a file of the manifest directory).
 pub fn decode_pod(data: &[u8], origin: &Origin, node_name: &str) -> Result<Pod, ManifestError> {
+    decode_pod_adopting(data, origin, node_name, &AdoptedUids::default())
+}
+
+/// [`decode_pod`], a pod without a UID taking the one `adopted` holds for it.
+pub(crate) fn decode_pod_adopting(
+    data: &[u8],
+    origin: &Origin,
+    node_name: &str,
+    adopted: &AdoptedUids,
+) -> Result<Pod, ManifestError> {
     let value = parse_object(data, origin)?;
     check_type(&value, &["Pod"], origin)?;
-    finish(value, origin, node_name, "")
+    finish(value, origin, node_name, adopted, "")
 }
 
 /// Decodes a manifest holding a Pod or a PodList (the manifest URL). Like upstream, one bad pod
@@ -40,9 +50,19 @@ pub fn decode_pods(
     origin: &Origin,
     node_name: &str,
 ) -> Result<Vec<Pod>, ManifestError> {
+    decode_pods_adopting(data, origin, node_name, &AdoptedUids::default())
+}
+
+/// [`decode_pods`], pods without a UID taking the one `adopted` holds for them.
+pub(crate) fn decode_pods_adopting(
+    data: &[u8],
+    origin: &Origin,
+    node_name: &str,
+    adopted: &AdoptedUids,
+) -> Result<Vec<Pod>, ManifestError> {
     let mut value = parse_object(data, origin)?;
     if check_type(&value, &["Pod", "PodList"], origin)? == "Pod" {
-        return Ok(vec![finish(value, origin, node_name, "")?]);
+        return Ok(vec![finish(value, origin, node_name, adopted, "")?]);
     }
     let items = match value.get_mut("items").map(Value::take) {
         None | Some(Value::Null) => Vec::new(),
@@ -58,7 +78,7 @@ pub fn decode_pods(
     items
         .into_iter()
         .enumerate()
-        .map(|(i, item)| finish(item, origin, node_name, &format!("items[{i}].")))
+        .map(|(i, item)| finish(item, origin, node_name, adopted, &format!("items[{i}].")))
         .collect()
 }
 
@@ -123,6 +143,7 @@ fn finish(
     value: Value,
     origin: &Origin,
     node_name: &str,
+    adopted: &AdoptedUids,
     prefix: &str,
 ) -> Result<Pod, ManifestError> {
     let mut pod: Pod = serde_path_to_error::deserialize(value).map_err(|e| {
@@ -142,7 +163,7 @@ fn finish(
         ));
     }
     api_defaults::apply(&mut pod);
-    static_pod::apply(&mut pod, origin, node_name);
+    static_pod::apply(&mut pod, origin, node_name, adopted);
     validate_pod(&pod).map_err(|FieldErrors(errors)| ManifestError::Invalid {
         location: origin.location.clone(),
         errors: FieldErrors(

@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::{Pod, Toleration};
 use sha2::{Digest, Sha256};
 
-use crate::{FILE_SOURCE, LOCAL_SOURCE};
+use crate::{AdoptedUids, FILE_SOURCE, LOCAL_SOURCE};
 
 /// Hash of the pod as its source defined it; equals the UID unless the manifest set one.
 pub const CONFIG_HASH_ANNOTATION: &str = "kubernetes.io/config.hash";
@@ -43,20 +43,26 @@ impl Origin {
     }
 }
 
-/// Applies the static pod defaults to a pod that already has the API server's defaults.
-pub fn apply(pod: &mut Pod, origin: &Origin, node_name: &str) {
+/// Applies the static pod defaults to a pod that already has the API server's defaults. A pod
+/// without a UID gets the one `adopted` holds for it, else its content hash.
+pub fn apply(pod: &mut Pod, origin: &Origin, node_name: &str, adopted: &AdoptedUids) {
     let hash = content_hash(pod, origin, node_name);
     let metadata = &mut pod.metadata;
-    if metadata.uid.as_deref().unwrap_or("").is_empty() {
-        metadata.uid = Some(hash.clone());
-    }
     let name = metadata.name.as_deref().unwrap_or("");
     metadata.name = Some(format!("{name}-{}", node_name.to_lowercase()));
     if metadata.namespace.as_deref().unwrap_or("").is_empty() {
         metadata.namespace = Some("default".to_owned());
     }
+    if metadata.uid.as_deref().unwrap_or("").is_empty() {
+        let namespace = metadata.namespace.as_deref().unwrap_or("");
+        let name = metadata.name.as_deref().unwrap_or("");
+        metadata.uid = Some(adopted.uid_for(namespace, name, hash));
+    }
+    // Upstream's config hash is the UID, given or generated: mirror pods carry it, so a node
+    // switched from the Go kubelet keeps their mirror pods.
+    let config_hash = metadata.uid.clone().unwrap_or_default();
     let annotations = metadata.annotations.get_or_insert_with(Default::default);
-    annotations.insert(CONFIG_HASH_ANNOTATION.to_owned(), hash);
+    annotations.insert(CONFIG_HASH_ANNOTATION.to_owned(), config_hash);
     annotations.insert(
         CONFIG_SOURCE_ANNOTATION.to_owned(),
         origin.source.to_owned(),
@@ -125,7 +131,7 @@ mod tests {
     }
 
     fn applied(mut pod: Pod, origin: &Origin, node: &str) -> Pod {
-        apply(&mut pod, origin, node);
+        apply(&mut pod, origin, node, &AdoptedUids::default());
         pod
     }
 
@@ -185,7 +191,7 @@ mod tests {
         let pod = applied(p, &Origin::file(Path::new("/m/web.yaml")), "n1");
         assert_eq!(pod.metadata.uid.as_deref(), Some("my-uid"));
         let hash = &pod.metadata.annotations.as_ref().unwrap()[CONFIG_HASH_ANNOTATION];
-        assert_eq!(hash.len(), 32);
+        assert_eq!(hash, "my-uid");
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub const POD_DELETION_GRACE_PERIOD_ANNOTATION: &str = "io.kubernetes.pod.deleti
 pub const POD_TERMINATION_GRACE_PERIOD_ANNOTATION: &str =
     "io.kubernetes.pod.terminationGracePeriod";
 pub const CONTAINER_HASH_ANNOTATION: &str = "io.kubernetes.container.hash";
+/// Written by upstream v1.28-v1.30 with in-place resize on; read, never written.
+pub const CONTAINER_HASH_WITHOUT_RESOURCES_ANNOTATION: &str =
+    "io.kubernetes.container.hashWithoutResources";
 pub const CONTAINER_RESTART_COUNT_ANNOTATION: &str = "io.kubernetes.container.restartCount";
 pub const CONTAINER_TERMINATION_MESSAGE_PATH_ANNOTATION: &str =
     "io.kubernetes.container.terminationMessagePath";
@@ -166,6 +169,7 @@ pub struct ContainerInfo {
     pub pod_uid: String,
     pub container_name: String,
     pub hash: u64,
+    pub hash_without_resources: Option<u64>,
     pub restart_count: u32,
     pub termination_message_path: String,
     pub termination_message_policy: String,
@@ -186,6 +190,15 @@ impl ContainerInfo {
                 .get(CONTAINER_HASH_ANNOTATION)
                 .and_then(|v| log_bad(CONTAINER_HASH_ANNOTATION, v, u64::from_str_radix(v, 16)))
                 .unwrap_or_default(),
+            hash_without_resources: annotations
+                .get(CONTAINER_HASH_WITHOUT_RESOURCES_ANNOTATION)
+                .and_then(|v| {
+                    log_bad(
+                        CONTAINER_HASH_WITHOUT_RESOURCES_ANNOTATION,
+                        v,
+                        u64::from_str_radix(v, 16),
+                    )
+                }),
             restart_count: parsed(annotations, CONTAINER_RESTART_COUNT_ANNOTATION)
                 .unwrap_or_default(),
             termination_message_path: string_value(
