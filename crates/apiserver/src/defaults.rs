@@ -63,7 +63,7 @@ fn pod(obj: &mut Value) {
     default_field(spec, "enableServiceLinks", true.into());
     default_field(spec, "priority", 0.into());
     default_field(spec, "serviceAccountName", "default".into());
-    for list in ["initContainers", "containers"] {
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
         if let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) {
             containers
                 .iter_mut()
@@ -84,7 +84,8 @@ fn pod(obj: &mut Value) {
     default_field(status, "qosClass", qos.into());
 }
 
-fn container(c: &mut Map<String, Value>) {
+/// A container's defaults; ephemeral containers get the same ones.
+pub(crate) fn container(c: &mut Map<String, Value>) {
     let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
     // The tag is what follows the last ':' after the last '/', so a registry port is no tag.
     let tag = image

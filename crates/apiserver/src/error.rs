@@ -94,7 +94,9 @@ impl ApiError {
             ApiError::NotFound { resource, name }
             | ApiError::AlreadyExists { resource, name }
             | ApiError::Conflict { resource, name, .. } => Some(details(resource, name)),
-            ApiError::Invalid { kind, name, .. } => Some(json!({"name": name, "kind": kind})),
+            ApiError::Invalid { kind, name, cause } => {
+                Some(json!({"name": name, "kind": kind, "causes": causes(cause)}))
+            }
             _ => None,
         };
         if let Some(details) = details {
@@ -102,6 +104,65 @@ impl ApiError {
         }
         status
     }
+}
+
+/// The field errors of an Invalid error's text (one `FIELD: TYPE: DETAIL`, or several in
+/// brackets joined by ", ") as details.causes, which kubectl prints.
+fn causes(text: &str) -> Vec<Value> {
+    let list = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    let mut errors: Vec<String> = Vec::new();
+    for part in list.split(", ") {
+        // A new error starts with its field path and error type; anything else continues the
+        // message of the one before.
+        match errors.last_mut() {
+            Some(last) if !starts_field_error(part) => {
+                last.push_str(", ");
+                last.push_str(part);
+            }
+            _ => errors.push(part.to_string()),
+        }
+    }
+    errors
+        .iter()
+        .map(|e| {
+            let (field, message) = e.split_once(": ").unwrap_or(("", e));
+            let kind = message.split(':').next().unwrap_or_default();
+            let reason = match kind {
+                "Forbidden" => "FieldValueForbidden",
+                "Required value" => "FieldValueRequired",
+                "Duplicate value" => "FieldValueDuplicate",
+                "Not found" => "FieldValueNotFound",
+                "Unsupported value" => "FieldValueNotSupported",
+                "Too long" => "FieldValueTooLong",
+                _ => "FieldValueInvalid",
+            };
+            let mut cause = json!({"reason": reason, "message": message});
+            if !field.is_empty() {
+                cause["field"] = field.into();
+            }
+            cause
+        })
+        .collect()
+}
+
+fn starts_field_error(part: &str) -> bool {
+    part.split_once(": ").is_some_and(|(field, rest)| {
+        !field.contains(' ')
+            && [
+                "Forbidden",
+                "Required value",
+                "Duplicate value",
+                "Not found",
+                "Unsupported value",
+                "Too long",
+                "Invalid value",
+            ]
+            .iter()
+            .any(|t| rest.starts_with(t))
+    })
 }
 
 /// Status details name the resource by plural and group separately, as upstream does.
@@ -115,5 +176,31 @@ fn details(qualified: &str, name: &str) -> Value {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.code(), axum::Json(self.status())).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_errors_carry_their_causes() {
+        let e = ApiError::Invalid {
+            kind: "Pod".into(),
+            name: "web".into(),
+            cause: "[spec.ephemeralContainers[0].name: Duplicate value: \"app\", \
+                    spec.ephemeralContainers: Forbidden: existing ephemeral containers \"d\" may not be removed\n]"
+                .into(),
+        };
+        assert_eq!(
+            e.status()["details"]["causes"],
+            json!([
+                {"reason": "FieldValueDuplicate", "message": "Duplicate value: \"app\"",
+                 "field": "spec.ephemeralContainers[0].name"},
+                {"reason": "FieldValueForbidden",
+                 "message": "Forbidden: existing ephemeral containers \"d\" may not be removed\n",
+                 "field": "spec.ephemeralContainers"}
+            ])
+        );
     }
 }

@@ -27,6 +27,7 @@ pub mod cluster;
 pub mod csr;
 mod defaults;
 mod discovery;
+mod ephemeral;
 pub mod error;
 pub mod kubeconfig;
 mod meta;

@@ -96,6 +96,9 @@ fn dispatch(state: &AppState, request: &RestRequest<'_>) -> Result<Response, Api
     let scope = match target.subresource.as_deref() {
         None => UpdateScope::Main,
         Some("status") if target.resource.has_status => UpdateScope::Status,
+        Some("ephemeralcontainers") if target.resource.kind == "Pod" => {
+            UpdateScope::EphemeralContainers
+        }
         Some("approval") if target.resource.kind == "CertificateSigningRequest" => {
             return approval(state, &target, request);
         }

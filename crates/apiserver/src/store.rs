@@ -51,6 +51,8 @@ pub enum UpdateScope {
     Main,
     /// The status subresource: only `.status`.
     Status,
+    /// A pod's ephemeralcontainers subresource: only `.spec.ephemeralContainers`.
+    EphemeralContainers,
 }
 
 /// What a DELETE asks for (metav1.DeleteOptions, the parts this server honours).
@@ -301,6 +303,7 @@ impl Store {
                 }
                 next
             }
+            UpdateScope::EphemeralContainers => crate::ephemeral::update(&current, &obj)?,
             UpdateScope::Main => {
                 crate::defaults::normalize(resource, &mut obj);
                 if resource.has_status {

@@ -3,19 +3,23 @@
 //! container alone.
 
 use crate::actions::{PodActions, ProbeResults, compute_pod_actions, is_sidecar};
-use crate::container_config::env::{INVALID_ENVIRONMENT_VARIABLE_NAMES, invalid_env_from_keys};
+use crate::container_config::env::{
+    INVALID_ENVIRONMENT_VARIABLE_NAMES, environment, invalid_env_from_keys,
+};
 use crate::container_config::env_sources::EnvSources;
 use crate::container_config::{ContainerInput, container_config};
+use crate::ephemeral;
 use crate::events::{EventType, reason};
 use crate::hash::container_hash;
 use crate::hooks::{FAILED_POST_START_HOOK, POST_START_HOOK_ERROR};
 use crate::manager::RuntimeManager;
 use crate::runtime_status::{ContainerState, PodRuntimeStatus};
 use crate::sandbox_config::pod_sandbox_config;
-use k8s_openapi::api::core::v1::{Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, Secret};
 use kubelet_cri::CriError;
 use kubelet_cri::api::PodSandboxConfig;
 use kubelet_volumes::PodVolumes;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -152,13 +156,43 @@ impl RuntimeManager {
         };
         result.sandbox_created = actions.create_sandbox;
         let spec = pod.spec.as_ref().expect("a pod that syncs has a spec");
-        if !actions.init_containers_to_start.is_empty() || !actions.containers_to_start.is_empty() {
+        if !actions.init_containers_to_start.is_empty()
+            || !actions.containers_to_start.is_empty()
+            || !actions.ephemeral_containers_to_start.is_empty()
+        {
             sandbox.pull_secrets = self.pull_secrets(pod).await;
+        }
+        // Ephemeral containers first, so a failing init container cannot keep a debugger out.
+        let ephemerals = spec.ephemeral_containers.as_deref().unwrap_or_default();
+        for &i in &actions.ephemeral_containers_to_start {
+            let ec = &ephemerals[i];
+            let c = ephemeral::as_container(ec);
+            match ephemeral::target_id(ec, &status) {
+                Ok(target) => {
+                    self.start_container(
+                        pod,
+                        &c,
+                        target.as_deref(),
+                        &sandbox,
+                        &status,
+                        volumes,
+                        &mut result,
+                    )
+                    .await
+                }
+                Err(message) => self.fail(
+                    pod,
+                    &c.name,
+                    CREATE_CONTAINER_CONFIG_ERROR,
+                    message,
+                    &mut result,
+                ),
+            }
         }
         let inits = spec.init_containers.as_deref().unwrap_or_default();
         for &i in &actions.init_containers_to_start {
             let c = &inits[i];
-            self.start_container(pod, c, &sandbox, &status, volumes, &mut result)
+            self.start_container(pod, c, None, &sandbox, &status, volumes, &mut result)
                 .await;
             // An ordinary init container must run before anything after it; a sidecar that
             // failed to start does not hold the others back.
@@ -170,6 +204,7 @@ impl RuntimeManager {
             self.start_container(
                 pod,
                 &spec.containers[i],
+                None,
                 &sandbox,
                 &status,
                 volumes,
@@ -287,11 +322,14 @@ impl RuntimeManager {
     }
 
     /// Starts one container: back-off, image, config, create, start. A failure is recorded as the
-    /// container's waiting reason.
+    /// container's waiting reason. `pid_target`: the running container whose process namespace
+    /// an ephemeral container joins.
+    #[allow(clippy::too_many_arguments)]
     async fn start_container(
         &self,
         pod: &Pod,
         container: &Container,
+        pid_target: Option<&str>,
         sandbox: &Sandbox,
         status: &PodRuntimeStatus,
         volumes: &PodVolumes,
@@ -356,13 +394,6 @@ impl RuntimeManager {
             None => 0,
         };
 
-        let mounts = match self.volumes.container_mounts(pod, volumes, container) {
-            Ok(m) => m,
-            Err(e) => {
-                self.fail(pod, name, CREATE_CONTAINER_CONFIG_ERROR, e, result);
-                return;
-            }
-        };
         let env_sources = EnvSources::fetch(self.objects.as_ref(), pod, container).await;
         for message in invalid_env_from_keys(pod, container, &env_sources) {
             self.events.event(
@@ -372,12 +403,12 @@ impl RuntimeManager {
                 &message,
             );
         }
-        let input = ContainerInput {
+        let mut input = ContainerInput {
             pod,
             container,
             restart_count,
             image_ref,
-            mounts,
+            mounts: Vec::new(),
             pod_ip: pod_ips.first().cloned(),
             pod_ips: pod_ips.to_vec(),
             host_ip: self.cfg.host_ip.clone(),
@@ -387,19 +418,36 @@ impl RuntimeManager {
             node_allocatable_cpu_milli: self.cfg.node_allocatable_cpu_milli,
             env_sources,
         };
-        let config = match container_config(&input) {
+        let mounted = match with_resolved_env(&input) {
+            Ok(c) => self.volumes.container_mounts(pod, volumes, &c),
+            Err(e) => {
+                self.fail(pod, name, CREATE_CONTAINER_CONFIG_ERROR, e, result);
+                return;
+            }
+        };
+        input.mounts = match mounted {
+            Ok(m) => m,
+            Err(e) => {
+                self.fail(pod, name, CREATE_CONTAINER_CONFIG_ERROR, e, result);
+                return;
+            }
+        };
+        let mut config = match container_config(&input) {
             Ok(c) => c,
             Err(e) => {
                 self.fail(pod, name, CREATE_CONTAINER_CONFIG_ERROR, e, result);
                 return;
             }
         };
+        if let Some(target) = pid_target {
+            ephemeral::target_pid_namespace(&mut config, target);
+        }
         let log_path = Path::new(&sandbox_config.log_directory).join(&config.log_path);
         if let Some(dir) = log_path.parent()
             && let Err(e) = std::fs::create_dir_all(dir)
         {
             let message = format!(
-                "Error: cannot create the container log directory {}: {e}",
+                "cannot create the container log directory {}: {e}",
                 dir.display()
             );
             result.wait(name, CREATE_CONTAINER_CONFIG_ERROR, message);
@@ -454,9 +502,14 @@ impl RuntimeManager {
                 .await
         {
             // A failed postStart hook kills the container; the restart policy decides the rest.
-            let message = format!("PostStartHook failed: {e}");
-            self.events
-                .event(pod, EventType::Warning, FAILED_POST_START_HOOK, &message);
+            // As upstream, the event leaves the hook's output out so that no secret leaks.
+            tracing::warn!(pod_uid = %uid, container = name, "postStart hook failed: {e}");
+            self.events.event(
+                pod,
+                EventType::Warning,
+                FAILED_POST_START_HOOK,
+                "PostStartHook failed",
+            );
             if let Err(e) = self
                 .stop_container(&id, name, self.grace_period(Some(pod), None))
                 .await
@@ -473,7 +526,8 @@ impl RuntimeManager {
 }
 
 impl RuntimeManager {
-    /// A container that could not be started: a Failed event and its waiting reason.
+    /// A container that could not be started: a Failed event ("Error: ..."), and its waiting
+    /// reason with the bare message, as upstream's reason cache holds it.
     fn fail(
         &self,
         pod: &Pod,
@@ -482,11 +536,43 @@ impl RuntimeManager {
         error: impl std::fmt::Display,
         result: &mut SyncResult,
     ) {
-        let message = format!("Error: {error}");
-        self.events
-            .event(pod, EventType::Warning, reason::FAILED, &message);
+        let message = error.to_string();
+        self.events.event(
+            pod,
+            EventType::Warning,
+            reason::FAILED,
+            &format!("Error: {message}"),
+        );
         result.wait(name, waiting_reason, message);
     }
+}
+
+/// The container as subPathExpr sees it: upstream expands it with the container's resolved
+/// environment, so variables set with valueFrom (fieldRef, configMapKeyRef, ...) take part.
+fn with_resolved_env<'a>(
+    input: &ContainerInput<'a>,
+) -> Result<Cow<'a, Container>, crate::container_config::env::EnvError> {
+    let c = input.container;
+    let uses_expr = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .any(|m| m.sub_path_expr.as_deref().is_some_and(|e| !e.is_empty()));
+    if !uses_expr {
+        return Ok(Cow::Borrowed(c));
+    }
+    let env = environment(input)?
+        .into_iter()
+        .map(|(name, value)| EnvVar {
+            name,
+            value: Some(value),
+            value_from: None,
+        })
+        .collect();
+    Ok(Cow::Owned(Container {
+        env: Some(env),
+        ..c.clone()
+    }))
 }
 
 /// Formats a duration the way Go prints time.Duration for whole seconds and minutes ("10s", "5m0s").

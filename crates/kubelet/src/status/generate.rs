@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kubelet_kuberuntime::actions::{is_sidecar, should_restart};
+use kubelet_kuberuntime::ephemeral;
 use kubelet_kuberuntime::qos::qos_class;
 use kubelet_kuberuntime::runtime_status::{self, ContainerState as RtState, PodRuntimeStatus};
 use kubelet_kuberuntime::sync::SyncResult;
@@ -95,9 +96,22 @@ fn waiting(reason: &str, message: Option<String>) -> ContainerState {
     }
 }
 
+/// Which list of the spec a container comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    App,
+    Init,
+    /// Never restarted, never ready, and without the prober's `started`, as upstream reports it.
+    Ephemeral,
+}
+
 /// Whether the container's current instance, no longer running, will run again. An init container
-/// runs again only after a failure.
-fn runs_again(pod: &Pod, c: &Container, cur: &runtime_status::ContainerStatus, init: bool) -> bool {
+/// runs again only after a failure; an ephemeral one never does.
+fn runs_again(pod: &Pod, c: &Container, cur: &runtime_status::ContainerStatus, role: Role) -> bool {
+    let init = role == Role::Init;
+    if role == Role::Ephemeral {
+        return false;
+    }
     if init && is_sidecar(c) {
         return true;
     }
@@ -117,8 +131,9 @@ fn container_status(
     input: &StatusInput,
     c: &Container,
     default_reason: &str,
-    init: bool,
+    role: Role,
 ) -> ContainerStatus {
+    let init = role == Role::Init;
     let mut instances = input.runtime.instances(&c.name);
     let current = instances.next();
     let previous = instances.next();
@@ -152,14 +167,17 @@ fn container_status(
             let uid = input.pod.metadata.uid.as_deref().unwrap_or_default();
             // An ordinary init container is never ready while it runs.
             let started = input.probes.started(uid, &cur.id);
-            status.started = Some(started);
-            status.ready = (!init || is_sidecar(c)) && started && input.probes.ready(uid, &cur.id);
+            status.ready = role != Role::Ephemeral
+                && (!init || is_sidecar(c))
+                && started
+                && input.probes.ready(uid, &cur.id);
+            status.started = (role != Role::Ephemeral).then_some(started);
             status.last_state = previous.map(|p| ContainerState {
                 terminated: Some(terminated(p, input.runtime_name)),
                 ..Default::default()
             });
         }
-        RtState::Exited | RtState::Unknown if runs_again(input.pod, c, cur, init) => {
+        RtState::Exited | RtState::Unknown if runs_again(input.pod, c, cur, role) => {
             // It will run again: waiting, with this run as the last state.
             let (reason, message) = match sync_wait {
                 Some(w) => (w.reason.as_str(), Some(w.message.clone())),
@@ -183,7 +201,7 @@ fn container_status(
                 terminated: Some(terminated(p, input.runtime_name)),
                 ..Default::default()
             });
-            status.started = Some(false);
+            status.started = (role != Role::Ephemeral).then_some(false);
         }
         RtState::Created => {
             let (reason, message) = match sync_wait {
@@ -191,10 +209,27 @@ fn container_status(
                 None => ("ContainerCreating", None),
             };
             status.state = Some(waiting(reason, message));
-            status.started = Some(false);
+            status.started = (role != Role::Ephemeral).then_some(false);
         }
     }
     status
+}
+
+/// Statuses of the ephemeral containers, none without any (upstream passes hasInitContainers, so
+/// one not yet run waits for PodInitializing in a pod with init containers).
+fn ephemeral_statuses(input: &StatusInput, has_inits: bool) -> Option<Vec<ContainerStatus>> {
+    let specs = ephemeral::containers(input.pod);
+    let default_reason = if has_inits {
+        "PodInitializing"
+    } else {
+        "ContainerCreating"
+    };
+    (!specs.is_empty()).then(|| {
+        specs
+            .iter()
+            .map(|c| container_status(input, c, default_reason, Role::Ephemeral))
+            .collect()
+    })
 }
 
 fn is_terminated(s: &ContainerStatus) -> Option<&ContainerStateTerminated> {
@@ -320,7 +355,7 @@ pub fn generate(input: &StatusInput) -> PodStatus {
         .and_then(|s| s.init_containers.as_ref())
         .map(|cs| {
             cs.iter()
-                .map(|c| container_status(input, c, "PodInitializing", true))
+                .map(|c| container_status(input, c, "PodInitializing", Role::Init))
                 .collect()
         })
         .unwrap_or_default();
@@ -346,7 +381,7 @@ pub fn generate(input: &StatusInput) -> PodStatus {
         .map(|s| {
             s.containers
                 .iter()
-                .map(|c| container_status(input, c, default_reason, false))
+                .map(|c| container_status(input, c, default_reason, Role::App))
                 .collect()
         })
         .unwrap_or_default();
@@ -438,6 +473,7 @@ pub fn generate(input: &StatusInput) -> PodStatus {
         qos_class: Some(qos_class(input.pod).as_str().into()),
         init_container_statuses: has_inits.then_some(inits),
         container_statuses: Some(apps),
+        ephemeral_container_statuses: ephemeral_statuses(input, has_inits),
         ..Default::default()
     }
 }

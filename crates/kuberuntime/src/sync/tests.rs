@@ -71,6 +71,7 @@ async fn setup() -> Setup {
         node_memory_capacity: 1 << 30,
         node_allocatable_cpu_milli: None,
         serialize_image_pulls: true,
+        dead_containers: Default::default(),
     };
     let manager = RuntimeManager::new(
         Arc::new(fake.clone()),
@@ -190,7 +191,7 @@ async fn a_missing_config_map_is_a_create_container_config_error() {
         result.waiting["app"],
         Waiting {
             reason: CREATE_CONTAINER_CONFIG_ERROR.into(),
-            message: "Error: configmap \"ghost\" not found".into(),
+            message: "configmap \"ghost\" not found".into(),
         }
     );
     assert!(s.fake.container_id("app").is_none());
@@ -267,4 +268,55 @@ async fn the_runtime_class_names_the_sandbox_handler() {
         "Failed to create pod sandbox: runtimeclass.node.k8s.io \"ghost\" not found"
     );
     assert_eq!(s.fake.list_pod_sandbox(None).await.unwrap().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ephemeral_container_runs_once_and_needs_its_target_running() {
+    let s = setup().await;
+    s.fake.add_image("localhost/busybox:1.35");
+    let mut p = pod(
+        "u9",
+        json!({"name": "app", "image": "localhost/busybox:1.35"}),
+    );
+    let spec = p.spec.as_mut().unwrap();
+    spec.restart_policy = Some("Never".into());
+    spec.containers.push(
+        serde_json::from_value(json!({"name": "side", "image": "localhost/busybox:1.35"})).unwrap(),
+    );
+    assert!(s.sync(&p).await.is_ok());
+    let debugger = |target: &str| {
+        serde_json::from_value(json!({
+            "name": format!("dbg-{target}"), "image": "localhost/busybox:1.35",
+            "targetContainerName": target
+        }))
+        .unwrap()
+    };
+
+    // A target that no longer runs: upstream's config error, and no container made.
+    s.fake
+        .exit_container(&s.fake.container_id("side").unwrap(), 0);
+    p.spec.as_mut().unwrap().ephemeral_containers = Some(vec![debugger("side")]);
+    let result = s.sync(&p).await;
+    assert_eq!(
+        result.waiting["dbg-side"],
+        Waiting {
+            reason: CREATE_CONTAINER_CONFIG_ERROR.into(),
+            message: "unable to find target container side".into(),
+        }
+    );
+    assert!(s.fake.container_id("dbg-side").is_none());
+
+    // A running target: it starts, once; exited, it stays exited.
+    p.spec.as_mut().unwrap().ephemeral_containers = Some(vec![debugger("app")]);
+    assert!(s.sync(&p).await.is_ok());
+    let dbg = s.fake.container_id("dbg-app").expect("dbg-app started");
+    assert!(
+        s.events("Started")
+            .contains(&"Started container dbg-app".to_string())
+    );
+    let started = s.events("Started").len();
+    s.fake.exit_container(&dbg, 1);
+    assert!(s.sync(&p).await.is_ok());
+    assert_eq!(s.fake.container_id("dbg-app"), Some(dbg));
+    assert_eq!(s.events("Started").len(), started);
 }

@@ -7,7 +7,7 @@ use crate::names::container_name;
 use crate::records::{ContainerPhase, ContainerRecord, SandboxPhase, SandboxRecord};
 use crate::store::Entry;
 use crate::{Inner, ServiceError, blocking, events, now_ns, sandbox};
-use k8s_cri::v1::{ContainerConfig, ContainerEventType};
+use k8s_cri::v1::{ContainerConfig, ContainerEventType, NamespaceMode};
 use runtime_images::{Image, mount_rootfs};
 use runtime_oci::{NamespacePaths, SpecInput};
 use std::path::{Path, PathBuf};
@@ -169,6 +169,7 @@ async fn build(
         &parent,
     );
     let monitor_binary = inner.options.monitor_binary.clone();
+    let target_pid_namespace = target_pid_namespace(inner, &record.config)?;
     let sandbox = sandbox.clone();
     let created = blocking(move || {
         let lowers = images.lease(&record.id, &image.id)?;
@@ -178,10 +179,12 @@ async fn build(
             std::fs::create_dir_all(dir).map_err(ServiceError::io("create", dir))?;
         }
         mount_rootfs(&lowers, &upper, &work, &rootfs)?;
-        let pid_namespace = sandbox
-            .pause
-            .as_ref()
-            .map(|init| PathBuf::from(format!("/proc/{}/ns/pid", init.pid)));
+        let pid_namespace = target_pid_namespace.or_else(|| {
+            sandbox
+                .pause
+                .as_ref()
+                .map(|init| PathBuf::from(format!("/proc/{}/ns/pid", init.pid)))
+        });
         let spec = runtime_oci::build_spec(&SpecInput {
             container_id: &record.id,
             sandbox_id: &sandbox.id,
@@ -213,4 +216,28 @@ async fn build(
         r.phase = ContainerPhase::Created;
     })?;
     Ok(())
+}
+
+/// The process namespace of the container a TARGET pid mode names (an ephemeral container
+/// debugging it), which must be running.
+fn target_pid_namespace(
+    inner: &Inner,
+    config: &ContainerConfig,
+) -> Result<Option<PathBuf>, ServiceError> {
+    let options = config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|sc| sc.namespace_options.as_ref());
+    let Some(target) = options.filter(|o| o.pid == NamespaceMode::Target as i32) else {
+        return Ok(None);
+    };
+    let pid = inner.containers.find(&target.target_id)?.get().pid;
+    if pid <= 0 {
+        return Err(ServiceError::FailedPrecondition(format!(
+            "target container {} is not running",
+            target.target_id
+        )));
+    }
+    Ok(Some(PathBuf::from(format!("/proc/{pid}/ns/pid"))))
 }
