@@ -15,6 +15,7 @@ packages=(
   iproute2 kmod ca-certificates
   dbus                                          # dbus-daemon: the private bus of the fake logind
   etcd-server                                   # with ../shared/tools' kube-apiserver: the real control plane of cluster tests
+  dpkg-dev binutils systemd                     # scripts/build-deb.sh and check-deb.sh: dpkg-shlibdeps, strip, systemd-analyze
 )
 
 # Downloaded, not installed (it conflicts with busybox-static): Debian's dynamic busybox, whose

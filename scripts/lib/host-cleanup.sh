@@ -23,8 +23,12 @@ our_daemon() {
 # daemon otherwise), then the daemon by its pid: SIGTERM, SIGKILL after 10 s.
 stop_daemon() {
   local pid=$1 sock=$2 name=$3
-  (cd "$repo_root" && cargo run --quiet -p kubelet-testkit --bin cri-cleanup -- "unix://$sock") \
-    || problem "removing the remaining CRI pods failed"
+  # KUBELET_RS_CRI_CLEANUP: a cri-cleanup binary built beforehand (scripts/run-example.sh).
+  if [[ -n ${KUBELET_RS_CRI_CLEANUP:-} ]]; then
+    "$KUBELET_RS_CRI_CLEANUP" "unix://$sock"
+  else
+    (cd "$repo_root" && cargo run --quiet -p kubelet-testkit --bin cri-cleanup -- "unix://$sock")
+  fi || problem "removing the remaining CRI pods failed"
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 100); do
     kill -0 "$pid" 2>/dev/null || break

@@ -70,8 +70,12 @@ fn describe(flag: &FlagSpec) -> String {
             let _ = write!(line, " [deprecated: {reason}]");
         }
     }
-    if matches!(flag.role, Role::NotYet) {
-        line.push_str(" [not supported yet]");
+    match flag.role {
+        Role::NotYet => line.push_str(" [not supported yet]"),
+        Role::NoEffect(reason) => {
+            let _ = write!(line, " [no effect: {reason}]");
+        }
+        _ => {}
     }
     line
 }

@@ -66,6 +66,9 @@ fn check_flags(flags: &GivenFlags, with_config_file: bool) -> Result<Vec<String>
                 flag: flag.name.to_string(),
             });
         }
+        if let Role::NoEffect(reason) = flag.role {
+            warnings.push(format!("flag --{} has no effect: {reason}", flag.name));
+        }
         match flag.deprecation {
             Deprecation::No => {}
             Deprecation::UseConfigFile => warnings.push(format!(
