@@ -9,7 +9,8 @@ use crate::builtin::{BuiltinRuntimeConfig, streaming_address};
 use crate::error::ConfigError;
 use crate::host::{Host, SYSTEMD_MARKER};
 use crate::kubelet_config::{
-    AuthorizationMode, CgroupDriver, ContainerRuntime, KubeletConfig, LogFormat, TaintSpec,
+    AuthorizationMode, CgroupDriver, ContainerRuntime, ImageGcPolicy, KubeletConfig, LogFormat,
+    TaintSpec,
 };
 use crate::paths::clean;
 use crate::settings::Settings;
@@ -46,6 +47,7 @@ pub(crate) fn build(
             "must be set together",
         ));
     }
+    let image_gc = image_gc(&s)?;
     let container_runtime =
         container_runtime(s.container_runtime_endpoint, s.image_service_endpoint)?;
     Ok(KubeletConfig {
@@ -208,6 +210,16 @@ pub(crate) fn build(
         system_reserved: s.system_reserved.into_iter().collect(),
         rotate_certificates: s.rotate_certificates,
         server_tls_bootstrap: s.server_tls_bootstrap,
+        image_gc,
+        maximum_dead_containers: dead_count(
+            s.maximum_dead_containers,
+            "--maximum-dead-containers",
+        )?,
+        maximum_dead_containers_per_container: dead_count(
+            s.maximum_dead_containers_per_container,
+            "--maximum-dead-containers-per-container",
+        )?,
+        minimum_container_ttl_duration: s.minimum_container_ttl_duration,
         node_status_update_frequency: s.node_status_update_frequency,
         node_status_report_frequency: s.node_status_report_frequency,
         node_lease_duration_seconds: non_negative(
@@ -333,6 +345,60 @@ fn eviction_hard(pairs: Vec<(String, String)>) -> Result<BTreeMap<String, String
         }
     }
     Ok(pairs.into_iter().collect())
+}
+
+fn dead_count(value: i64, flag: &str) -> Result<i32, ConfigError> {
+    i32::try_from(value).map_err(|_| invalid(flag, format!("{value} is out of range")))
+}
+
+/// Upstream's checks, with its messages: both thresholds are percents, the low one below the
+/// high one, and a maximum age above the minimum.
+fn image_gc(s: &Settings) -> Result<ImageGcPolicy, ConfigError> {
+    let percent = |value: i64, setting: &str| {
+        u8::try_from(value)
+            .ok()
+            .filter(|p| *p <= 100)
+            .ok_or_else(|| {
+                invalid(
+                    setting,
+                    format!("{value} must be between 0 and 100, inclusive"),
+                )
+            })
+    };
+    let high = percent(
+        s.image_gc_high_threshold_percent,
+        "imageGCHighThresholdPercent (--image-gc-high-threshold)",
+    )?;
+    let low = percent(
+        s.image_gc_low_threshold_percent,
+        "imageGCLowThresholdPercent (--image-gc-low-threshold)",
+    )?;
+    if low >= high {
+        return Err(invalid(
+            "imageGCLowThresholdPercent (--image-gc-low-threshold)",
+            format!(
+                "{low} must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) {high}"
+            ),
+        ));
+    }
+    let max_age = Some(s.image_maximum_gc_age).filter(|age| !age.is_zero());
+    if let Some(max) = max_age
+        && s.image_minimum_gc_age >= max
+    {
+        return Err(invalid(
+            "imageMaximumGCAge",
+            format!(
+                "{max:?} must be greater than imageMinimumGCAge {:?}",
+                s.image_minimum_gc_age
+            ),
+        ));
+    }
+    Ok(ImageGcPolicy {
+        high_threshold_percent: high,
+        low_threshold_percent: low,
+        min_age: s.image_minimum_gc_age,
+        max_age,
+    })
 }
 
 fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {

@@ -39,6 +39,21 @@ pub enum ContainerRuntime {
     Builtin,
 }
 
+/// When image garbage collection frees space and which images it may take (upstream's
+/// ImageGCPolicy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageGcPolicy {
+    /// Image filesystem usage, in percent, at or above which images are removed; 100 turns image
+    /// garbage collection off.
+    pub high_threshold_percent: u8,
+    /// The usage, in percent, that a collection frees down to.
+    pub low_threshold_percent: u8,
+    /// An unused image younger than this (since first seen) is kept.
+    pub min_age: Duration,
+    /// An image unused for longer than this is removed whatever the disk usage; None is off.
+    pub max_age: Option<Duration>,
+}
+
 /// A taint given by --register-with-taints or registerWithTaints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaintSpec {
@@ -152,6 +167,14 @@ pub struct KubeletConfig {
     pub node_status_update_frequency: Duration,
     pub node_status_report_frequency: Duration,
     pub node_lease_duration_seconds: u32,
+    pub image_gc: ImageGcPolicy,
+    /// Dead containers kept on the node (--maximum-dead-containers); negative is no limit.
+    pub maximum_dead_containers: i32,
+    /// Dead instances kept per container (--maximum-dead-containers-per-container); negative
+    /// keeps all.
+    pub maximum_dead_containers_per_container: i32,
+    /// A dead container younger than this is kept (--minimum-container-ttl-duration).
+    pub minimum_container_ttl_duration: Duration,
 
     /// Warnings to log once logging is up (config fields parsed but not supported yet, ...).
     pub warnings: Vec<String>,

@@ -30,9 +30,10 @@ mod tests;
 pub use builtin::BuiltinRuntimeConfig;
 pub use error::ConfigError;
 pub use kubelet_config::{
-    AuthorizationMode, CgroupDriver, ContainerRuntime, KubeletConfig, LogFormat, TaintSpec,
+    AuthorizationMode, CgroupDriver, ContainerRuntime, ImageGcPolicy, KubeletConfig, LogFormat,
+    TaintSpec,
 };
-pub use runtime_cli::{RuntimeCommand, RuntimeImport, RuntimeServe};
+pub use runtime_cli::{RuntimeCommand, RuntimeImport, RuntimeLogging, RuntimeServe};
 pub use version::KUBERNETES_VERSION;
 
 /// What the command line asks for.

@@ -73,6 +73,13 @@ pub(crate) enum Setting {
     NodeStatusUpdateFrequency,
     NodeStatusReportFrequency,
     NodeLeaseDurationSeconds,
+    ImageGcHighThresholdPercent,
+    ImageGcLowThresholdPercent,
+    ImageMinimumGcAge,
+    ImageMaximumGcAge,
+    MaximumDeadContainers,
+    MaximumDeadContainersPerContainer,
+    MinimumContainerTtlDuration,
     LocalPodSubmission,
     RuntimeRoot,
     RuntimeState,
@@ -142,7 +149,11 @@ impl Setting {
             | Setting::KubeApiBurst
             | Setting::EventQps
             | Setting::EventBurst
-            | Setting::NodeLeaseDurationSeconds => Kind::Int,
+            | Setting::NodeLeaseDurationSeconds
+            | Setting::ImageGcHighThresholdPercent
+            | Setting::ImageGcLowThresholdPercent
+            | Setting::MaximumDeadContainers
+            | Setting::MaximumDeadContainersPerContainer => Kind::Int,
             Setting::RegisterNode
             | Setting::RotateCertificates
             | Setting::ServerTlsBootstrap
@@ -155,7 +166,10 @@ impl Setting {
             | Setting::AuthorizationWebhookCacheAuthorizedTtl
             | Setting::AuthorizationWebhookCacheUnauthorizedTtl
             | Setting::NodeStatusUpdateFrequency
-            | Setting::NodeStatusReportFrequency => Kind::Duration,
+            | Setting::NodeStatusReportFrequency
+            | Setting::ImageMinimumGcAge
+            | Setting::ImageMaximumGcAge
+            | Setting::MinimumContainerTtlDuration => Kind::Duration,
         }
     }
 }
@@ -232,6 +246,13 @@ pub(crate) struct Settings {
     pub node_status_update_frequency: Duration,
     pub node_status_report_frequency: Duration,
     pub node_lease_duration_seconds: i64,
+    pub image_gc_high_threshold_percent: i64,
+    pub image_gc_low_threshold_percent: i64,
+    pub image_minimum_gc_age: Duration,
+    pub image_maximum_gc_age: Duration,
+    pub maximum_dead_containers: i64,
+    pub maximum_dead_containers_per_container: i64,
+    pub minimum_container_ttl_duration: Duration,
     pub local_pod_submission: bool,
     pub runtime_root: String,
     pub runtime_state: String,
@@ -333,6 +354,21 @@ impl Settings {
             }
             (Setting::NodeLeaseDurationSeconds, Value::Int(v)) => {
                 self.node_lease_duration_seconds = v
+            }
+            (Setting::ImageGcHighThresholdPercent, Value::Int(v)) => {
+                self.image_gc_high_threshold_percent = v
+            }
+            (Setting::ImageGcLowThresholdPercent, Value::Int(v)) => {
+                self.image_gc_low_threshold_percent = v
+            }
+            (Setting::ImageMinimumGcAge, Value::Duration(v)) => self.image_minimum_gc_age = v,
+            (Setting::ImageMaximumGcAge, Value::Duration(v)) => self.image_maximum_gc_age = v,
+            (Setting::MaximumDeadContainers, Value::Int(v)) => self.maximum_dead_containers = v,
+            (Setting::MaximumDeadContainersPerContainer, Value::Int(v)) => {
+                self.maximum_dead_containers_per_container = v
+            }
+            (Setting::MinimumContainerTtlDuration, Value::Duration(v)) => {
+                self.minimum_container_ttl_duration = v
             }
             (Setting::LocalPodSubmission, Value::Bool(v)) => self.local_pod_submission = v,
             (Setting::RuntimeRoot, Value::Str(v)) => self.runtime_root = v,

@@ -8,7 +8,7 @@ use crate::host::Host;
 use crate::resolve::run;
 use crate::{
     AuthorizationMode, BuiltinRuntimeConfig, CgroupDriver, Command, ConfigError, ContainerRuntime,
-    KubeletConfig, LogFormat,
+    ImageGcPolicy, KubeletConfig, LogFormat,
 };
 
 struct FakeHost {
@@ -433,9 +433,21 @@ fn unsupported_flags_are_refused_unless_default() {
     ]);
     assert_eq!(c.max_pods, 110);
     // Deprecated flags stay recognised.
+    let dead = config(&[
+        "--maximum-dead-containers=5",
+        "--maximum-dead-containers-per-container=2",
+        "--minimum-container-ttl-duration=1m",
+    ]);
+    assert_eq!(dead.maximum_dead_containers, 5);
+    assert_eq!(dead.maximum_dead_containers_per_container, 2);
+    assert_eq!(dead.minimum_container_ttl_duration, Duration::from_secs(60));
+    let defaults = config(&[]);
     assert_eq!(
-        error(&["--maximum-dead-containers=5"]),
-        "flag --maximum-dead-containers is not supported yet"
+        (
+            defaults.maximum_dead_containers,
+            defaults.maximum_dead_containers_per_container
+        ),
+        (-1, 1)
     );
     assert!(
         config(&["--maximum-dead-containers=-1"])
@@ -896,5 +908,152 @@ fn built_in_runtime_flags_apply() {
         [
             "flag --streaming-connection-idle-timeout is deprecated: set it in the config file given by --config"
         ]
+    );
+}
+
+/// kubeadm's files (testdata/kubeadm, from kubeadm's source): its generated config.yaml and the
+/// flags of its drop-in and kubeadm-flags.env resolve as upstream reads them, and the only
+/// warnings are upstream's deprecations of two flags kubeadm writes (and that one of them does
+/// nothing here).
+#[test]
+fn kubeadm_files_of_v1_28_and_v1_32_are_read_as_upstream_reads_them() {
+    const SYSTEMD_HOST: FakeHost = FakeHost {
+        hostname: "worker-1",
+        systemd: true,
+    };
+    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/kubeadm");
+    for (release, node, pause) in [
+        ("v1.28", "kubeadm-v1-28", "registry.k8s.io/pause:3.9"),
+        ("v1.32", "kubeadm-v1-32", "registry.k8s.io/pause:3.10"),
+    ] {
+        let dir = testdata.join(release);
+        let env = std::fs::read_to_string(dir.join("kubeadm-flags.env")).unwrap();
+        let kubeadm_args = env
+            .trim()
+            .strip_prefix("KUBELET_KUBEADM_ARGS=")
+            .and_then(|v| v.strip_prefix('"')?.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("{release}: KUBELET_KUBEADM_ARGS=\"...\" expected: {env}"));
+        let mut args = vec![
+            "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf".to_string(),
+            "--kubeconfig=/etc/kubernetes/kubelet.conf".to_string(),
+            format!("--config={}", dir.join("config.yaml").display()),
+        ];
+        args.extend(kubeadm_args.split_whitespace().map(str::to_string));
+        assert!(
+            args.contains(&format!("--pod-infra-container-image={pause}")),
+            "{args:?}"
+        );
+        let c = match run(args.clone(), &SYSTEMD_HOST) {
+            Ok(Command::Run(c)) => *c,
+            other => panic!("{release}: {args:?} gave {other:?}"),
+        };
+        assert_eq!(c.node_name, node);
+        assert_eq!(
+            c.container_runtime,
+            ContainerRuntime::Remote {
+                endpoint: "unix:///var/run/containerd/containerd.sock".into(),
+                image_endpoint: "unix:///var/run/containerd/containerd.sock".into(),
+            }
+        );
+        assert_eq!(
+            c.bootstrap_kubeconfig.as_deref(),
+            Some(Path::new("/etc/kubernetes/bootstrap-kubelet.conf"))
+        );
+        assert_eq!(
+            c.kubeconfig.as_deref(),
+            Some(Path::new("/etc/kubernetes/kubelet.conf"))
+        );
+        assert!(!c.anonymous_auth);
+        assert!(c.authentication_webhook);
+        assert_eq!(c.authentication_webhook_cache_ttl, Duration::from_secs(120));
+        assert_eq!(
+            c.client_ca_file.as_deref(),
+            Some(Path::new("/etc/kubernetes/pki/ca.crt"))
+        );
+        assert_eq!(c.authorization_mode, AuthorizationMode::Webhook);
+        assert_eq!(
+            c.authorization_webhook_cache_authorized_ttl,
+            Duration::from_secs(300)
+        );
+        assert_eq!(c.cgroup_driver, CgroupDriver::Systemd);
+        assert_eq!(c.cluster_dns, vec![ip("10.96.0.10")]);
+        assert_eq!(c.cluster_domain, "cluster.local");
+        assert!(c.rotate_certificates);
+        assert_eq!(
+            c.static_pod_path.as_deref(),
+            Some(Path::new("/etc/kubernetes/manifests"))
+        );
+        assert_eq!(c.healthz_bind_address, ip("127.0.0.1"));
+        assert_eq!(c.healthz_port, 10248);
+        assert_eq!(
+            c.resolv_conf,
+            PathBuf::from("/run/systemd/resolve/resolv.conf")
+        );
+        // Zero durations in the file are upstream's "unset": the defaults apply.
+        assert_eq!(c.sync_frequency, Duration::from_secs(60));
+        assert_eq!(c.node_status_update_frequency, Duration::from_secs(10));
+        assert_eq!(c.runtime_request_timeout, Duration::from_secs(120));
+        assert_eq!(c.read_only_port, 0);
+        assert_eq!(c.port, 10250);
+        assert_eq!(c.cert_dir, PathBuf::from("/var/lib/kubelet/pki"));
+        assert_eq!(c.root_dir, PathBuf::from("/var/lib/kubelet"));
+        assert_eq!(
+            c.warnings,
+            vec![
+                "flag --container-runtime-endpoint is deprecated: set it in the config file given by --config".to_string(),
+                "flag --pod-infra-container-image has no effect: image garbage collection leaves alone the images the runtime pins, its sandbox image among them".to_string(),
+                "flag --pod-infra-container-image is deprecated: the image garbage collector gets the sandbox image from the CRI".to_string(),
+            ],
+            "{release}"
+        );
+    }
+}
+
+#[test]
+fn image_gc_policy_has_upstream_defaults_flags_fields_and_checks() {
+    let defaults = config(&[]).image_gc;
+    assert_eq!(
+        defaults,
+        ImageGcPolicy {
+            high_threshold_percent: 85,
+            low_threshold_percent: 80,
+            min_age: Duration::from_secs(120),
+            max_age: None,
+        }
+    );
+    let flags = config(&[
+        "--image-gc-high-threshold=90",
+        "--image-gc-low-threshold=70",
+        "--minimum-image-ttl-duration=5m",
+    ])
+    .image_gc;
+    assert_eq!(
+        (flags.high_threshold_percent, flags.low_threshold_percent),
+        (90, 70)
+    );
+    assert_eq!(flags.min_age, Duration::from_secs(300));
+    let file = ConfigFile::yaml(
+        "imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 0\nimageMaximumGCAge: 48h\n",
+    )
+    .config(&[])
+    .image_gc;
+    assert_eq!(
+        (file.high_threshold_percent, file.low_threshold_percent),
+        (100, 0)
+    );
+    assert_eq!(file.max_age, Some(Duration::from_secs(48 * 3600)));
+
+    assert_eq!(
+        error(&["--image-gc-high-threshold=101"]),
+        "invalid configuration: imageGCHighThresholdPercent (--image-gc-high-threshold) 101 must be between 0 and 100, inclusive"
+    );
+    assert_eq!(
+        error(&["--image-gc-low-threshold=85"]),
+        "invalid configuration: imageGCLowThresholdPercent (--image-gc-low-threshold) 85 must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) 85"
+    );
+    assert!(
+        ConfigFile::yaml("imageMinimumGCAge: 2h\nimageMaximumGCAge: 1h\n")
+            .error(&[])
+            .contains("imageMaximumGCAge 3600s must be greater than imageMinimumGCAge 7200s"),
     );
 }

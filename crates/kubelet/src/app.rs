@@ -4,6 +4,7 @@ use crate::builtin_runtime::{self, BuiltinError};
 use crate::cluster;
 use crate::cm::cgroups::PodCgroups;
 use crate::cm::machine::MachineInfo;
+use crate::image_gc::{self, ImageGc};
 use crate::mirror_pods::MirrorPods;
 use crate::nodeshutdown;
 use crate::pleg::Pleg;
@@ -12,8 +13,10 @@ use crate::pod_sync::PodSyncer;
 use crate::pod_workers::PodWorkers;
 use crate::probes::Probes;
 use crate::runonce;
+use crate::sd_notify;
 use crate::server::view::{self, View};
 use crate::server::{self, healthz, read_only};
+use crate::static_pod_uids;
 use crate::status::StatusManager;
 use crate::sync_loop::SyncLoop;
 use kubelet_config::AuthorizationMode;
@@ -24,6 +27,7 @@ use kubelet_cri::remote::RemoteRuntime;
 use kubelet_events::ApiEventRecorder;
 use kubelet_kuberuntime::dns::DnsOptions;
 use kubelet_kuberuntime::events::{EventRecorder, LogRecorder};
+use kubelet_kuberuntime::gc::{self, DeadContainerPolicy};
 use kubelet_kuberuntime::manager::{ManagerConfig, RuntimeManager};
 use kubelet_kuberuntime::sandbox_config::SandboxOptions;
 use kubelet_nodeshutdown::{ShutdownConfig, ShutdownWatcher};
@@ -172,6 +176,11 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
         node_memory_capacity: machine.memory_bytes,
         node_allocatable_cpu_milli: Some(machine.cpu_milli),
         serialize_image_pulls: cfg.serialize_image_pulls,
+        dead_containers: DeadContainerPolicy {
+            min_age: cfg.minimum_container_ttl_duration,
+            max_per_pod_container: cfg.maximum_dead_containers_per_container,
+            max_containers: cfg.maximum_dead_containers,
+        },
     };
     let hooks = Arc::new(LifecycleHandlers::new(Handlers::new(runtime.clone())));
     let (prober, probe_updates) = ProbeManager::new(runtime.clone(), events.clone());
@@ -206,7 +215,7 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
 
     let status = Arc::new(StatusManager::with_metrics(metrics.clone()));
     let syncer = Arc::new(PodSyncer {
-        runtime: manager,
+        runtime: manager.clone(),
         volumes,
         cgroups,
         status: status.clone(),
@@ -315,6 +324,8 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
     )
     .map_err(|e| AppError::Setup(format!("container log rotation: {e}")))?;
     tokio::spawn(async move { logs.run(std::future::pending()).await });
+    tokio::spawn(ImageGc::new(runtime.clone(), cfg.image_gc.clone()).run(image_gc::PERIOD));
+    tokio::spawn(gc::run_node_gc(manager.clone()));
 
     let (pleg, pleg_events) = Pleg::new(runtime.clone());
     let pleg = pleg.with_metrics(metrics.clone());
@@ -332,6 +343,7 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
             server: api.server.clone(),
         }),
         local_pods_dir,
+        adopted_uids: static_pod_uids::running(runtime.as_ref()).await,
     });
     if let (Some(api), Some(node)) = (&api, &node) {
         let mirrors = MirrorPods::new(
@@ -370,6 +382,8 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
         Err(e) => tracing::error!("cannot watch for node shutdown: {e}"),
     }
     tracing::info!(node = %cfg.node_name, "kubelet started");
+    // Every port is bound by now: healthz, the kubelet API and the read-only port.
+    sd_notify::ready();
 
     if cfg.run_once {
         let (forward, loop_updates) = tokio::sync::mpsc::unbounded_channel();
@@ -390,6 +404,7 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
 
     let main_loop = tokio::spawn(sync_loop.run(sources.updates, pleg_events, probe_updates));
     shutdown_signal().await;
+    sd_notify::stopping();
     tracing::info!("shutting down; pods keep running");
     main_loop.abort();
     Ok(())

@@ -4,11 +4,9 @@
 use crate::app::AppError;
 use crate::eviction::{PressureMonitor, Thresholds};
 use k8s_openapi::api::core::v1::{Node, Taint};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kubelet_certificates::CertificateManager;
 use kubelet_config::KubeletConfig;
 use kubelet_cri::Runtime;
-use kubelet_kuberuntime::qos::quantity;
 use kubelet_nodestatus::{
     ApiRateLimit, HardEviction, LeaseConfig, LeaseLoop, MachineFacts, NodeInfoSource,
     NodeStatusConfig, NodeStatusLoop, PressureInputs, Reserved, Threshold,
@@ -216,7 +214,7 @@ fn threshold(amount: Option<&String>) -> Option<Threshold> {
 }
 
 fn bytes(text: &str) -> Option<u64> {
-    u64::try_from(quantity::value(&Quantity(text.to_owned())).ok()?).ok()
+    u64::try_from(kubelet_quantity::value(text).ok()?).ok()
 }
 
 /// --kube-reserved plus --system-reserved.
@@ -224,7 +222,7 @@ fn reserved(kube: &BTreeMap<String, String>, system: &BTreeMap<String, String>) 
     let mut total = Reserved::default();
     for map in [kube, system] {
         if let Some(cpu) = map.get("cpu") {
-            let millis = quantity::milli_value(&Quantity(cpu.clone())).unwrap_or(0);
+            let millis = kubelet_quantity::milli_value(cpu).unwrap_or(0);
             total.cpu_millis += u64::try_from(millis).unwrap_or(0);
         }
         total.memory_bytes += map.get("memory").and_then(|m| bytes(m)).unwrap_or(0);

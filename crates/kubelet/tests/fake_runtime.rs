@@ -62,6 +62,7 @@ async fn node(sources: &[&'static str]) -> Node {
         node_memory_capacity: 8 << 30,
         node_allocatable_cpu_milli: Some(4000),
         serialize_image_pulls: true,
+        dead_containers: Default::default(),
     };
     std::fs::write(dir.path().join("resolv.conf"), "nameserver 192.0.2.53\n").unwrap();
     let hooks = Arc::new(LifecycleHandlers::new(Handlers::new(runtime.clone())));

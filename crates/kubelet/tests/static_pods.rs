@@ -124,8 +124,23 @@ async fn a_failing_container_is_restarted_with_back_off() {
     );
     let log = k.log();
     assert!(log.contains("CrashLoopBackOff"), "the back-off is reported");
-    // Dead instances are garbage collected: at most the current and one previous remain.
+    // Dead instances are garbage collected: at most the current and one previous remain, and
+    // the first instance's log file goes with it.
     assert!(k.containers(&name).await.len() <= 2);
+    let uid = k.pod_uid(&name).await.expect("the pod's uid");
+    let logs = k
+        .dir
+        .join("pod-logs")
+        .join(format!("default_{name}_{uid}"))
+        .join("fail");
+    wait_for("the first instance's log removed", START, &k, || async {
+        (!logs.join("0.log").exists()).then_some(())
+    })
+    .await;
+    assert!(
+        logs.join("1.log").exists(),
+        "the previous instance keeps its log"
+    );
     k.cleanup().await;
 }
 

@@ -1,14 +1,12 @@
-//! Stopping and removing a pod's containers and sandboxes (upstream KillPod, killContainer and the
-//! per-pod part of container GC).
+//! Stopping and removing a pod's containers and sandboxes (upstream KillPod and killContainer).
 
 use crate::events::{EventType, reason};
 use crate::hooks::FAILED_PRE_STOP_HOOK;
 use crate::manager::RuntimeManager;
-use crate::runtime_status::{ContainerState, ContainerStatus, PodRuntimeStatus};
+use crate::runtime_status::{ContainerStatus, PodRuntimeStatus};
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
 use kubelet_cri::CriError;
-use std::collections::HashSet;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -180,7 +178,7 @@ impl RuntimeManager {
         Ok(())
     }
 
-    async fn remove_container(&self, id: &str) -> Result<(), CriError> {
+    pub(crate) async fn remove_container(&self, id: &str) -> Result<(), CriError> {
         if let Err(e) = kubelet_logs::remove_symlinks_for(&self.cfg.container_logs_symlink_dir, id)
         {
             tracing::warn!(
@@ -192,39 +190,5 @@ impl RuntimeManager {
             Err(e) if !e.is_not_found() => Err(e),
             _ => Ok(()),
         }
-    }
-
-    /// Removes dead instances of a live pod beyond the newest dead one per container name, and dead
-    /// sandboxes that are not the newest and hold no container (upstream container GC with
-    /// MaxPerPodContainer = 1).
-    pub async fn gc_pod(&self, status: &PodRuntimeStatus) -> Result<(), CriError> {
-        let mut seen_dead = HashSet::new();
-        let mut removed = HashSet::new();
-        for c in &status.containers {
-            if matches!(c.state, ContainerState::Exited | ContainerState::Unknown)
-                && !seen_dead.insert(c.name.as_str())
-            {
-                self.remove_container(&c.id).await?;
-                removed.insert(c.id.as_str());
-            }
-        }
-        let newest = status.sandbox().map(|s| s.id.as_str());
-        for sb in status
-            .sandboxes
-            .iter()
-            .filter(|s| !s.ready && Some(s.id.as_str()) != newest)
-        {
-            let in_use = status
-                .containers
-                .iter()
-                .any(|c| !removed.contains(c.id.as_str()) && c.sandbox_id == sb.id);
-            if !in_use {
-                match self.runtime.remove_pod_sandbox(&sb.id).await {
-                    Err(e) if !e.is_not_found() => return Err(e),
-                    _ => {}
-                }
-            }
-        }
-        Ok(())
     }
 }

@@ -28,6 +28,7 @@ pub struct ManagerConfig {
     pub node_memory_capacity: u64,
     pub node_allocatable_cpu_milli: Option<u64>,
     pub serialize_image_pulls: bool,
+    pub dead_containers: crate::gc::DeadContainerPolicy,
 }
 
 pub struct RuntimeManager {

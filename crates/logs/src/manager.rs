@@ -125,17 +125,7 @@ impl ContainerLogManager {
     /// Removes all of a container's log files: the live one, rotated and compressed copies.
     pub async fn clean(&self, container_id: &str) -> Result<(), LogError> {
         let _busy = self.busy.lock().await;
-        let log = self.log_path(container_id).await?;
-        let Some(log) = log else { return Ok(()) };
-        let in_container = |source| LogError::ContainerFile {
-            container_id: container_id.to_string(),
-            source,
-        };
-        for file in files_starting_with(&log, "").map_err(in_container)? {
-            remove(&file, "removing log").map_err(in_container)?;
-        }
-        debug!(container_id, log = %log.display(), "removed container logs");
-        Ok(())
+        remove_container_logs(self.runtime.as_ref(), container_id).await
     }
 
     async fn rotate_container(&self, container_id: &str) -> Result<(), LogError> {
@@ -186,21 +176,8 @@ impl ContainerLogManager {
         Ok(())
     }
 
-    /// The container's log path as the runtime reports it; `None` when it has none.
     async fn log_path(&self, container_id: &str) -> Result<Option<PathBuf>, LogError> {
-        let status = self
-            .runtime
-            .container_status(container_id)
-            .await
-            .map_err(|source| LogError::ContainerStatus {
-                container_id: container_id.to_string(),
-                source,
-            })?;
-        if status.log_path.is_empty() {
-            debug!(container_id, "container has no log path");
-            return Ok(None);
-        }
-        Ok(Some(PathBuf::from(status.log_path)))
+        log_path(self.runtime.as_ref(), container_id).await
     }
 
     async fn reopen(&self, container_id: &str, log: &Path) -> Result<(), LogError> {
@@ -219,4 +196,44 @@ fn log_size(log: &Path) -> Result<u64, FileError> {
     fs::metadata(log)
         .map(|m| m.len())
         .map_err(|e| FileError::new("reading the size of", log, e))
+}
+
+/// The container's log path as the runtime reports it; `None` when it has none.
+async fn log_path(
+    runtime: &dyn RuntimeService,
+    container_id: &str,
+) -> Result<Option<PathBuf>, LogError> {
+    let status = runtime
+        .container_status(container_id)
+        .await
+        .map_err(|source| LogError::ContainerStatus {
+            container_id: container_id.to_string(),
+            source,
+        })?;
+    if status.log_path.is_empty() {
+        debug!(container_id, "container has no log path");
+        return Ok(None);
+    }
+    Ok(Some(PathBuf::from(status.log_path)))
+}
+
+/// Removes all of a container's log files (the live one, rotated and compressed copies), as
+/// upstream's container garbage collection does before the container goes. Outside a
+/// [`ContainerLogManager`], the container must no longer run: a rotation could race it.
+pub async fn remove_container_logs(
+    runtime: &dyn RuntimeService,
+    container_id: &str,
+) -> Result<(), LogError> {
+    let Some(log) = log_path(runtime, container_id).await? else {
+        return Ok(());
+    };
+    let in_container = |source| LogError::ContainerFile {
+        container_id: container_id.to_string(),
+        source,
+    };
+    for file in files_starting_with(&log, "").map_err(in_container)? {
+        remove(&file, "removing log").map_err(in_container)?;
+    }
+    debug!(container_id, log = %log.display(), "removed container logs");
+    Ok(())
 }

@@ -282,10 +282,11 @@ impl Node {
             .unwrap_or_else(|e| panic!("no CRI answer on {endpoint}: {e}"))
     }
 
-    /// crictl against `socket`: its stdout, or the failure with stderr.
-    pub fn crictl(&self, socket: &Path, args: &[&str]) -> Result<String, String> {
+    /// A crictl command against `socket`, for the caller to wire up and run.
+    pub fn crictl_command(&self, socket: &Path, args: &[&str]) -> Command {
         let endpoint = format!("unix://{}", socket.display());
-        let out: Output = Command::new(&self.crictl)
+        let mut command = Command::new(&self.crictl);
+        command
             .args([
                 "--runtime-endpoint",
                 &endpoint,
@@ -293,7 +294,14 @@ impl Node {
                 &endpoint,
             ])
             .args(["--timeout", "60s"])
-            .args(args)
+            .args(args);
+        command
+    }
+
+    /// crictl against `socket`: its stdout, or the failure with stderr.
+    pub fn crictl(&self, socket: &Path, args: &[&str]) -> Result<String, String> {
+        let out: Output = self
+            .crictl_command(socket, args)
             .output()
             .map_err(|e| format!("cannot run crictl: {e}"))?;
         if out.status.success() {

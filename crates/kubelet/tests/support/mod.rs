@@ -49,7 +49,9 @@ impl Kubelet {
         std::fs::write(
             dir.join("config.yaml"),
             format!(
-                "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\npodLogsDir: {}\n",
+                // Image GC off: the suites share one runtime, whose images a kubelet must not
+                // collect while another test waits to use them (upstream's e2e nodes do the same).
+                "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\npodLogsDir: {}\nimageGCHighThresholdPercent: 100\n",
                 dir.join("pod-logs").display()
             ),
         )
