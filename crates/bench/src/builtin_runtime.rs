@@ -119,6 +119,12 @@ impl BuiltinRuntime {
         &self.endpoint
     }
 
+    /// The dir every process of this runtime names on its command line (the daemon's root and
+    /// state, each monitor's state).
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_ref().map(|dir| dir.path())
+    }
+
     async fn wait_serving(&mut self, socket: &Path) -> Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -185,7 +191,7 @@ impl BuiltinRuntime {
             return;
         };
         remove_leftover_containers(&dir.path().join("state/oci"));
-        let leftover = processes_naming(dir.path());
+        let leftover = crate::proc_sampler::processes_naming(dir.path());
         if !leftover.is_empty() {
             warn!(pids = ?leftover, dir = %dir.path().display(),
                 "processes of the built-in runtime are still running (pods not removed?)");
@@ -315,22 +321,6 @@ fn mounts_under(dir: &Path) -> Vec<PathBuf> {
         .filter_map(|line| line.split(' ').nth(4))
         .map(PathBuf::from)
         .filter(|target| target.starts_with(dir))
-        .collect()
-}
-
-/// Processes whose command line names `dir` (container monitors point at its state dir).
-fn processes_naming(dir: &Path) -> Vec<i32> {
-    let needle = dir.display().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&needle))
-        })
         .collect()
 }
 

@@ -11,6 +11,8 @@ pub enum BenchError {
         what: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Host(#[from] kubelet_host::HostError),
     #[error("{script} failed ({status}); its output:\n{output}")]
     Script {
         script: PathBuf,

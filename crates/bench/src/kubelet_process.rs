@@ -56,19 +56,14 @@ impl KubeletProcess {
                 .map_err(|err| BenchError::io(format!("create {}", path.display()), err))?;
         }
         let config = dir.path().join("config.yaml");
-        std::fs::write(
-            &config,
-            format!(
-                "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\npodLogsDir: {}\n",
-                dir.path().join("pod-logs").display()
-            ),
-        )
-        .map_err(|err| BenchError::io(format!("write {}", config.display()), err))?;
+        std::fs::write(&config, kubelet_config(&dir.path().join("pod-logs")))
+            .map_err(|err| BenchError::io(format!("write {}", config.display()), err))?;
         let read_only_port = free_port()?;
         let args = kubelet_args(
             dir.path(),
             placement,
             read_only_port,
+            free_port()?,
             &spec.extra_args,
             takes_symlink_dir(&spec.binary),
         );
@@ -195,6 +190,7 @@ impl KubeletProcess {
         let deadline = Instant::now() + STOP_GRACE;
         while Instant::now() < deadline {
             if child.try_wait().ok().flatten().is_some() {
+                self.unmount_root();
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -202,6 +198,15 @@ impl KubeletProcess {
         warn!(kubelet = %self.spec.label, pid = self.pid, "the kubelet ignored SIGTERM: killing it");
         let _ = child.kill();
         let _ = child.wait();
+        self.unmount_root();
+    }
+
+    /// The upstream kubelet bind-mounts its root dir onto itself (to make it shared); that mount
+    /// outlives it and would keep the temp dir. For a kubelet that made none, there is nothing to
+    /// unmount and the call fails harmlessly.
+    fn unmount_root(&self) {
+        let root = self.dir.path().join("root");
+        let _ = nix::mount::umount2(&root, nix::mount::MntFlags::MNT_DETACH);
     }
 }
 
@@ -211,6 +216,7 @@ impl Drop for KubeletProcess {
         if let Some(mut child) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = child.kill();
             let _ = child.wait();
+            self.unmount_root();
         }
     }
 }
@@ -229,6 +235,7 @@ fn kubelet_args(
     dir: &Path,
     at: &Placement,
     read_only_port: u16,
+    port: u16,
     extra: &[String],
     symlink_dir: bool,
 ) -> Vec<String> {
@@ -243,6 +250,7 @@ fn kubelet_args(
         "--healthz-port=0".into(),
         "--address=127.0.0.1".into(),
         format!("--read-only-port={read_only_port}"),
+        format!("--port={port}"),
     ];
     if symlink_dir {
         args.push(format!(
@@ -252,6 +260,31 @@ fn kubelet_args(
     }
     args.extend(extra.iter().cloned());
     args
+}
+
+/// The config file every kubelet gets: standalone on a machine with swap and no API server (what
+/// the upstream kubelet needs to run here, and ours reads the same way), with no eviction
+/// thresholds and no image garbage collection: the upstream kubelet finds no image filesystem
+/// capacity on a private containerd, counts that as pressure and removes the bench's images.
+fn kubelet_config(pod_logs: &Path) -> String {
+    format!(
+        "apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+podLogsDir: {}
+failSwapOn: false
+cgroupDriver: cgroupfs
+authentication:
+  anonymous:
+    enabled: true
+  webhook:
+    enabled: false
+authorization:
+  mode: AlwaysAllow
+imageGCHighThresholdPercent: 100
+evictionHard: {{}}
+",
+        pod_logs.display()
+    )
 }
 
 /// A port nobody listens on right now (the kernel's pick).

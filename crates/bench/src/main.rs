@@ -107,6 +107,7 @@ async fn measure(
             name: env.kind().name(),
             cri: env.connect().await?,
             endpoint: env.endpoint().to_string(),
+            process_marker: env.process_marker(),
         });
     }
     let run = runner::Run {

@@ -1,5 +1,5 @@
 //! The SVG plot: start-latency distributions (one curve per subject, runtime and kind) and the
-//! kubelets' CPU and memory against pod count. A subject keeps its colour on every runtime; the
+//! kubelets' CPU and memory and the runtimes' memory against pod count. A subject keeps its colour on every runtime; the
 //! first runtime draws solid lines and circles, the others dashed lines and triangles.
 
 use crate::error::{BenchError, Result};
@@ -88,9 +88,9 @@ pub fn draw(path: &Path, summaries: &[SubjectSummary], sessions: &[SessionResult
         path: path.to_path_buf(),
         reason: err.to_string(),
     };
-    let root = SVGBackend::new(path, (1500, 480)).into_drawing_area();
+    let root = SVGBackend::new(path, (2000, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| failed(&e))?;
-    let panels = root.split_evenly((1, 3));
+    let panels = root.split_evenly((1, 4));
 
     latency_panel(&panels[0], &distributions(summaries, sessions)).map_err(|e| failed(&e))?;
     let cpu = |s: &SubjectSummary| -> Vec<(f64, f64)> {
@@ -106,7 +106,23 @@ pub fn draw(path: &Path, summaries: &[SubjectSummary], sessions: &[SessionResult
             .collect()
     };
     cost_panel(&panels[1], summaries, "kubelet CPU", "millicores", &cpu).map_err(|e| failed(&e))?;
+    // The same runtime under every kubelet: its memory tells the runtimes apart, not the kubelets.
+    let runtime_rss = |s: &SubjectSummary| -> Vec<(f64, f64)> {
+        s.steady
+            .iter()
+            .filter(|p| p.runtime_processes > 0.0)
+            .map(|p| (p.pods as f64, p.runtime_rss_mib_mean))
+            .collect()
+    };
     cost_panel(&panels[2], summaries, "kubelet RSS", "MiB", &rss).map_err(|e| failed(&e))?;
+    cost_panel(
+        &panels[3],
+        summaries,
+        "runtime RSS (daemon + shims/monitors)",
+        "MiB",
+        &runtime_rss,
+    )
+    .map_err(|e| failed(&e))?;
     root.present().map_err(|e| failed(&e))
 }
 

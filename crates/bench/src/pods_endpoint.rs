@@ -16,8 +16,9 @@ static CLIENT: LazyLock<reqwest::Client> = LazyLock::new(|| {
 
 #[derive(Debug, Deserialize)]
 struct PodList {
+    /// The upstream kubelet (Go) sends `"items": null` when it has no pods.
     #[serde(default)]
-    items: Vec<Pod>,
+    items: Option<Vec<Pod>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +45,7 @@ pub async fn fetch(port: u16) -> Result<Vec<Pod>, PodsEndpointError> {
         .map_err(request)?;
     let list: PodList = serde_json::from_slice(&body)
         .map_err(|source| PodsEndpointError::Decode { port, source })?;
-    Ok(list.items)
+    Ok(list.items.unwrap_or_default())
 }
 
 /// Whether the kubelet reports that container `container_id` of pod `full_name` terminated,
@@ -78,7 +79,10 @@ mod tests {
     use super::*;
 
     fn pods(json: serde_json::Value) -> Vec<Pod> {
-        serde_json::from_value::<PodList>(json).unwrap().items
+        serde_json::from_value::<PodList>(json)
+            .unwrap()
+            .items
+            .unwrap_or_default()
     }
 
     fn list(state: serde_json::Value, last_state: serde_json::Value) -> Vec<Pod> {
@@ -112,6 +116,12 @@ mod tests {
             serde_json::json!({}),
         );
         assert!(exit_reported(&pods, "kb-react-0-node", "abc"));
+    }
+
+    #[test]
+    fn an_empty_list_may_come_as_null_items() {
+        let empty = serde_json::json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": null});
+        assert!(pods(empty).is_empty());
     }
 
     #[test]

@@ -144,6 +144,10 @@ fn summarize_subject(
                 cpu_cores: avg(|p| p.cpu_cores),
                 rss_mib_mean: avg(|p| p.rss_mib_mean),
                 rss_mib_max: avg(|p| p.rss_mib_max),
+                pss_mib_mean: avg(|p| p.pss_mib_mean),
+                runtime_rss_mib_mean: avg(|p| p.runtime_rss_mib_mean),
+                runtime_pss_mib_mean: avg(|p| p.runtime_pss_mib_mean),
+                runtime_processes: avg(|p| p.runtime_processes),
             }
         })
         .collect();
@@ -188,6 +192,7 @@ struct Row {
 type Pick = fn(&SubjectSummary) -> Option<f64>;
 type PickSummary = fn(&SubjectSummary) -> Option<Summary>;
 type Stat = fn(&Summary) -> f64;
+type PickPoint = fn(&SteadyPoint) -> Option<f64>;
 
 fn rows(summaries: &[SubjectSummary]) -> Vec<Row> {
     let summary_rows: [(&str, PickSummary); 4] = [
@@ -253,13 +258,30 @@ fn rows(summaries: &[SubjectSummary]) -> Vec<Row> {
                 .map(|s| at(s).map(|p| p.cpu_cores * 1000.0))
                 .collect(),
         });
-        out.push(Row {
-            metric: format!("{pods} pods: RSS (MiB)"),
-            values: summaries
-                .iter()
-                .map(|s| at(s).map(|p| p.rss_mib_mean))
-                .collect(),
-        });
+        let memory: [(&str, PickPoint); 5] = [
+            ("RSS (MiB)", |p| Some(p.rss_mib_mean)),
+            ("PSS (MiB)", |p| {
+                (p.pss_mib_mean > 0.0).then_some(p.pss_mib_mean)
+            }),
+            ("runtime RSS (MiB)", |p| {
+                (p.runtime_processes > 0.0).then_some(p.runtime_rss_mib_mean)
+            }),
+            ("runtime PSS (MiB)", |p| {
+                (p.runtime_processes > 0.0).then_some(p.runtime_pss_mib_mean)
+            }),
+            ("runtime processes", |p| {
+                (p.runtime_processes > 0.0).then_some(p.runtime_processes)
+            }),
+        ];
+        for (name, pick) in memory {
+            out.push(Row {
+                metric: format!("{pods} pods: {name}"),
+                values: summaries
+                    .iter()
+                    .map(|s| at(s).and_then(|p| pick(&p)))
+                    .collect(),
+            });
+        }
     }
     // Rows nobody measured in this run would be noise.
     out.retain(|row| row.values.iter().any(Option::is_some));
@@ -363,12 +385,17 @@ mod tests {
                     cpu_cores: 0.01,
                     rss_mib_mean: 10.0,
                     rss_mib_max: 10.0,
+                    ..Default::default()
                 },
                 SteadyPoint {
                     pods: 2,
                     cpu_cores: 0.03,
                     rss_mib_mean: 11.0,
                     rss_mib_max: 11.0,
+                    pss_mib_mean: 9.0,
+                    runtime_rss_mib_mean: 40.0 * scale,
+                    runtime_pss_mib_mean: 30.0 * scale,
+                    runtime_processes: 3.0,
                 },
             ],
             churn_ms: Some(500.0 * scale),
@@ -503,6 +530,16 @@ mod tests {
         assert!(
             !table.contains("floor call: CreateContainer"),
             "calls nobody timed have no row"
+        );
+        // Each runtime's daemon and shims (or monitors), sampled under the kubelet.
+        assert_eq!(
+            cells(&table, "2 pods: runtime RSS (MiB)"),
+            ["-", "40.0", "-", "30.0", "-", "-", "-", "0.75x"]
+        );
+        assert_eq!(cells(&table, "2 pods: PSS (MiB)")[1], "9.0");
+        assert!(
+            !table.contains("0 pods: runtime RSS"),
+            "no row where the runtime was not sampled"
         );
     }
 }

@@ -64,6 +64,8 @@ pub struct RuntimeUnderTest {
     pub name: &'static str,
     pub cri: RemoteRuntime,
     pub endpoint: String,
+    /// What the runtime's processes name on their command lines, to sample their memory.
+    pub process_marker: Option<std::path::PathBuf>,
 }
 
 pub struct Run<'a> {
@@ -144,6 +146,7 @@ impl Run<'_> {
             node: opts.node_name.clone(),
         };
         for spec in self.kubelets {
+            cgroups::create_root(&opts.cgroup_root)?;
             let kubelet = KubeletProcess::start(spec, &placement).await?;
             let subject = Subject::Kubelet(kubelet);
             sessions.push(
@@ -177,6 +180,7 @@ impl Run<'_> {
             window: Duration::from_secs(self.opts.window),
             node: &self.opts.node_name,
             cgroup_root: &self.opts.cgroup_root,
+            runtime_marker: runtime.process_marker.as_deref(),
             running: Vec::new(),
         };
         let mut result = SessionResult {

@@ -132,6 +132,18 @@ impl RuntimeEnv {
         self.kind
     }
 
+    /// What the command line of each of the runtime's processes names: the built-in runtime's
+    /// dir; for containerd the socket's dir (its config file lives there, and every shim is
+    /// started with `-address SOCKET`).
+    pub fn process_marker(&self) -> Option<PathBuf> {
+        match &self.private {
+            Some(Private::Builtin(builtin)) => builtin.dir().map(Path::to_path_buf),
+            _ => Path::new(self.endpoint.trim_start_matches("unix://"))
+                .parent()
+                .map(Path::to_path_buf),
+        }
+    }
+
     /// A CRI client, after making sure both images are present.
     pub async fn connect(&self) -> Result<RemoteRuntime> {
         let cri = RemoteRuntime::connect(&self.endpoint, &self.endpoint, REQUEST_TIMEOUT)

@@ -77,6 +77,9 @@ pub struct Session<'a> {
     pub window: Duration,
     pub node: &'a str,
     pub cgroup_root: &'a str,
+    /// What the runtime's processes name on their command lines (see
+    /// [`proc_sampler::RuntimeProcesses`]); `None`: the runtime's memory is not sampled.
+    pub runtime_marker: Option<&'a std::path::Path>,
     /// The pods running now.
     pub running: Vec<BenchPod>,
 }
@@ -152,7 +155,19 @@ impl Session<'_> {
         };
         tokio::time::sleep(SETTLE).await;
         kubelet.check_alive()?;
-        proc_sampler::measure(kubelet.pid(), self.running.len(), self.window).await
+        let runtime = self
+            .runtime_marker
+            .map(|marker| proc_sampler::RuntimeProcesses {
+                marker,
+                exclude: vec![kubelet.pid(), std::process::id() as i32],
+            });
+        proc_sampler::measure(
+            kubelet.pid(),
+            self.running.len(),
+            self.window,
+            runtime.as_ref(),
+        )
+        .await
     }
 
     async fn churn(&mut self) -> Result<f64> {

@@ -27,6 +27,31 @@ fn debug_kubelet() -> PathBuf {
     kubelet
 }
 
+/// The upstream kubelet (v1.28): $KUBELET_TEST_UPSTREAM_KUBELET, or what `../shared/tools/get`
+/// unpacks.
+fn upstream_kubelet() -> PathBuf {
+    if let Ok(path) = std::env::var("KUBELET_TEST_UPSTREAM_KUBELET") {
+        return PathBuf::from(path);
+    }
+    let get = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/get");
+    let out = Command::new(&get)
+        .arg("kubelet")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} cannot run ({e}); set KUBELET_TEST_UPSTREAM_KUBELET to a kubelet v1.28 binary",
+                get.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "{} kubelet failed: {}",
+        get.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
 fn number(value: &Value, path: &str) -> f64 {
     value
         .pointer(path)
@@ -94,7 +119,15 @@ async fn every_scenario_reports_figures_and_leaves_nothing_behind() {
     assert_eq!(pod_counts, [0.0, 1.0, 2.0]);
     for point in kubelet["steady"].as_array().unwrap() {
         assert!(number(point, "/rss_mib_mean") > 0.0);
+        assert!(number(point, "/pss_mib_mean") > 0.0);
         assert!(number(point, "/cpu_cores") >= 0.0);
+        // containerd itself, plus a shim per running pod.
+        let pods = number(point, "/pods");
+        assert!(
+            number(point, "/runtime_processes") >= 1.0 + pods,
+            "{point:#}"
+        );
+        assert!(number(point, "/runtime_rss_mib_mean") > 0.0);
     }
     assert!(number(&report, "/machine/cpus") > 0.0);
     let runtimes = report["machine"]["runtimes"].as_array().unwrap();
@@ -197,6 +230,54 @@ async fn both_runtimes_side_by_side_and_the_builtin_one_leaves_nothing() {
         "mounts of the built-in runtime were left behind:\n{mountinfo}"
     );
     for hierarchy in ["pids", "memory", "cpu"] {
+        let cgroup = Path::new("/sys/fs/cgroup")
+            .join(hierarchy)
+            .join(&cgroup_root[1..]);
+        assert!(!cgroup.exists(), "{} was left behind", cgroup.display());
+    }
+}
+
+/// The upstream kubelet as the second subject: it runs every scenario the bench has (it needs
+/// the cgroup root in every hierarchy, and reports exits on its read-only /pods), and its column
+/// stands beside ours.
+#[tokio::test]
+async fn the_upstream_kubelet_runs_every_scenario_beside_ours() {
+    let _one = ONE_BENCH.lock().await;
+    let runtime = kubelet_testkit::containerd();
+    let dir = runtime.temp_dir("bench-smoke-upstream");
+    let json = dir.path().join("bench.json");
+    let cgroup_root = format!("{CGROUP_ROOT}-upstream");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_kubelet-bench"))
+        .arg("all")
+        .args(["--pods", "2", "--repeat", "1", "--window", "1"])
+        .arg(format!("--runtime-endpoint={}", runtime.endpoint()))
+        .arg(format!("--kubelet-binary={}", debug_kubelet().display()))
+        .arg(format!("--kubelet-binary={}", upstream_kubelet().display()))
+        .arg(format!("--cgroup-root={cgroup_root}"))
+        .arg(format!("--node-name={NODE}-up"))
+        .arg(format!("--json={}", json.display()))
+        .output()
+        .expect("run kubelet-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "kubelet-bench failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("B/A"), "no B/A column in:\n{stdout}");
+
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let upstream = &report["summary"][2];
+    assert_eq!(upstream["subject"], "B");
+    assert!(number(upstream, "/reaction_restart/max_ms") > 0.0);
+    assert!(number(upstream, "/reaction_reported/max_ms") > 0.0);
+    assert!(number(upstream, "/churn_ms") > 0.0);
+    for point in upstream["steady"].as_array().unwrap() {
+        assert!(number(point, "/pss_mib_mean") > 0.0);
+    }
+    for hierarchy in ["pids", "memory", "cpu", "cpuset"] {
         let cgroup = Path::new("/sys/fs/cgroup")
             .join(hierarchy)
             .join(&cgroup_root[1..]);
