@@ -5,6 +5,10 @@
 # test in a Debian guest, and stops what it started.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# As root, or as a user with sudo: it runs itself again through sudo.
+# shellcheck source=scripts/lib/as-root.sh
+source scripts/lib/as-root.sh
+run_as_root test scripts/test.sh "$@"
 export PATH=$HOME/.cargo/bin:$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
 bash scripts/install-deps.sh
@@ -23,6 +27,8 @@ critest_margin=3
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --all-targets --locked
+# The .deb: control fields, contents, and kubelet.service as systemd reads it.
+bash scripts/check-deb.sh "$CARGO_TARGET_DIR/debug/kubelet"
 
 rt=$(mktemp -d /tmp/krt.XXXXXX)
 brt=
@@ -56,7 +62,7 @@ eval "$(KUBELET_TEST_REGISTRY_CONFIG=$CRITEST_REGISTRY_CONFIG \
   bash scripts/runtime-up.sh "$brt" "$CARGO_TARGET_DIR/debug/kubelet")"
 # The cluster suites met the real kube-apiserver in step 1 already; here the runtime is the subject.
 cargo test --locked -p kubelet --test static_pods --test lifecycle --test cluster --test api_pods \
-  --test api_sync --test kubectl_proxy -- --skip kube_apiserver
+  --test api_sync --test kubectl_proxy --test summary_figures --test conformance -- --skip kube_apiserver
 cargo test --locked -p kubelet-server --test streaming
 bash scripts/critest.sh run "$registry" "$KUBELET_TEST_CRI_ENDPOINT" --out "$registry/builtin"
 bash scripts/critest.sh compare "$registry/containerd" "$registry/builtin" \

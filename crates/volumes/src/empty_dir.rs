@@ -1,7 +1,6 @@
 //! emptyDir: a directory under the pod dir, or a tmpfs there for medium Memory.
 
 use crate::error::{PathIo, SetupError};
-use crate::quantity;
 use k8s_openapi::api::core::v1::EmptyDirVolumeSource;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sys::statfs::{TMPFS_MAGIC, statfs};
@@ -30,10 +29,12 @@ impl Medium {
             "Memory" => {
                 let size_limit = match source.and_then(|s| s.size_limit.as_ref()) {
                     None => None,
-                    Some(q) => match quantity::bytes(&q.0) {
-                        Some(0) => None,
-                        Some(bytes) => Some(bytes),
-                        None => return Err(SetupError::InvalidSizeLimit(q.0.clone())),
+                    Some(q) => match kubelet_quantity::value(&q.0).map(u64::try_from) {
+                        Ok(Ok(0)) => None,
+                        Ok(Ok(bytes)) => Some(bytes),
+                        Ok(Err(_)) | Err(_) => {
+                            return Err(SetupError::InvalidSizeLimit(q.0.clone()));
+                        }
                     },
                 };
                 Ok(Medium::Memory { size_limit })

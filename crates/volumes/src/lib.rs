@@ -8,13 +8,13 @@
 mod cleanup;
 mod empty_dir;
 mod error;
+mod fs_group;
 mod host_path;
 mod layout;
 mod manager;
 mod mountinfo;
 mod node;
 mod projection;
-mod quantity;
 mod source;
 mod subpath;
 

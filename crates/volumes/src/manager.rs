@@ -3,6 +3,7 @@
 
 use crate::empty_dir::{self, Medium, Undo};
 use crate::error::{MountError, PathIo, SetupError, VolumeError};
+use crate::fs_group::{self, FsGroup};
 use crate::layout::{self, EMPTY_DIR_PLUGIN, PodDir};
 use crate::projection::token::TokenCache;
 use crate::projection::{self, Context, Payload, Projection, ResourceList, atomic_writer};
@@ -168,6 +169,7 @@ impl VolumeManager {
             steps.push((volume, step));
         }
 
+        let group = FsGroup::of(pod);
         let mut undo: Vec<Undo> = Vec::new();
         let mut mounted = PodVolumes::default();
         for (volume, step) in steps {
@@ -175,14 +177,11 @@ impl VolumeManager {
             let host_path = match step {
                 Step::EmptyDir(medium) => {
                     let path = dir.volume(EMPTY_DIR_PLUGIN, &volume.name);
-                    empty_dir::set_up(&path, medium).map(|steps| {
-                        undo.extend(steps);
-                        path
-                    })
+                    set_up_empty_dir(&path, medium, group, &mut undo).map(|()| path)
                 }
                 Step::HostPath(host) => host_path::set_up(host),
                 Step::Projection(path, medium, fetched) => {
-                    set_up_projection(&path, medium, fetched, &mut undo).map(|stale| {
+                    set_up_projection(&path, medium, fetched, group, &mut undo).map(|stale| {
                         if let Some(cause) = stale {
                             tracing::warn!(pod_uid = uid, volume = %volume.name, %cause, "volume update failed, keeping its contents");
                             mounted
@@ -313,12 +312,34 @@ fn plan(volume: &Volume) -> Result<Source<'_>, VolumeError> {
     })
 }
 
-/// The volume's directory (a tmpfs for secrets) and its payload written into it. Returns the
-/// cause when an update of existing contents failed and they were kept.
+/// The emptyDir and, when it is new, its ownership for the pod's fsGroup (a directory in place
+/// from an earlier sync got it then, and the walk would cost a pass over the user's data).
+fn set_up_empty_dir(
+    path: &Path,
+    medium: Medium,
+    group: Option<FsGroup>,
+    undo: &mut Vec<Undo>,
+) -> Result<(), SetupError> {
+    let steps = empty_dir::set_up(path, medium)?;
+    if let Some(group) = group
+        && !steps.is_empty()
+        && let Err(e) = fs_group::set_ownership(path, group, false)
+    {
+        steps.into_iter().rev().for_each(Undo::run);
+        return Err(e.into());
+    }
+    undo.extend(steps);
+    Ok(())
+}
+
+/// The volume's directory (a tmpfs for secrets) and its payload written into it, given to the
+/// pod's fsGroup when it changed. Returns the cause when an update of existing contents failed
+/// and they were kept.
 fn set_up_projection(
     path: &Path,
     medium: Medium,
     fetched: Fetched,
+    group: Option<FsGroup>,
     undo: &mut Vec<Undo>,
 ) -> Result<Option<SetupError>, SetupError> {
     let had_contents = atomic_writer::is_written(path);
@@ -330,7 +351,13 @@ fn set_up_projection(
         })
         .collect();
     let written = match fetched {
-        Fetched::Ready(payload) => atomic_writer::write(path, &payload).map(|_| None),
+        Fetched::Ready(payload) => atomic_writer::write(path, &payload).and_then(|changed| {
+            match group {
+                Some(group) if changed => fs_group::set_ownership(path, group, true)?,
+                _ => {}
+            }
+            Ok(None)
+        }),
         Fetched::Stale(cause) => Ok(Some(cause)),
     };
     match written {

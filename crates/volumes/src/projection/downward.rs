@@ -3,7 +3,6 @@
 
 use super::{FileProjection, Payload, file_mode};
 use crate::error::SetupError;
-use crate::quantity;
 use k8s_openapi::api::core::v1::{
     Container, DownwardAPIVolumeFile, ObjectFieldSelector, Pod, ResourceFieldSelector,
 };
@@ -188,10 +187,11 @@ fn resource_value(
     let is_cpu = resource == "cpu";
     let value_of = |q: &Quantity| {
         let parsed = if is_cpu {
-            quantity::millis(&q.0)
+            kubelet_quantity::milli_value(&q.0)
         } else {
-            quantity::bytes(&q.0)
+            kubelet_quantity::value(&q.0)
         };
+        let parsed = parsed.ok().and_then(|v| u64::try_from(v).ok());
         parsed.ok_or_else(|| {
             SetupError::DownwardApi(format!(
                 "invalid quantity {:?} for {}",
