@@ -83,8 +83,8 @@ impl RuntimeManager {
                 .await
             {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    let msg = format!("PreStopHook failed: {e}");
+                // As upstream, the event carries the handler's own message.
+                Ok(Err(msg)) => {
                     self.events
                         .event(p, EventType::Warning, FAILED_PRE_STOP_HOOK, &msg);
                 }

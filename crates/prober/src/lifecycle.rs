@@ -20,21 +20,26 @@ impl LifecycleHandlers {
         Self { handlers }
     }
 
-    async fn exec(&self, container_id: &str, command: &[String]) -> Result<(), String> {
+    /// Runs the command; on failure, upstream's error (RunInContainer's) and the output.
+    async fn exec(&self, container_id: &str, command: &[String]) -> Result<(), (String, String)> {
         let out = self
             .handlers
             .runtime()
             .exec_sync(container_id, command.to_vec(), Duration::ZERO)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| (e.to_string(), String::new()))?;
         if out.exit_code == 0 {
             return Ok(());
         }
-        let mut message = String::from_utf8_lossy(&out.stdout).into_owned();
-        message.push_str(&String::from_utf8_lossy(&out.stderr));
-        Err(format!(
-            "command {command:?} exited with {}: {message}",
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let error = format!(
+            "command '{}' exited with {}: {stderr}",
+            command.join(" "),
             out.exit_code
+        );
+        Err((
+            error,
+            format!("{}{stderr}", String::from_utf8_lossy(&out.stdout)),
         ))
     }
 
@@ -70,16 +75,25 @@ impl HookRunner for LifecycleHandlers {
         pod_ip: Option<&str>,
         handler: &LifecycleHandler,
     ) -> Result<(), String> {
-        let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+        // Upstream's format.Pod: name_namespace(uid).
+        let pod_name = format!(
+            "{}_{}({})",
+            pod.metadata.name.as_deref().unwrap_or_default(),
+            pod.metadata.namespace.as_deref().unwrap_or_default(),
+            pod.metadata.uid.as_deref().unwrap_or_default()
+        );
         if let Some(exec) = &handler.exec {
             let command = exec.command.as_deref().unwrap_or_default();
-            return self.exec(container_id, command).await.map_err(|e| {
-                format!("Exec lifecycle hook ({command:?}) for Container {container_name:?} in Pod {pod_name:?} failed - error: {e}")
+            return self.exec(container_id, command).await.map_err(|(error, output)| {
+                format!(
+                    "Exec lifecycle hook ([{}]) for Container {container_name:?} in Pod {pod_name:?} failed - error: {error}, message: {output:?}",
+                    command.join(" ")
+                )
             });
         }
         if let Some(action) = &handler.http_get {
             return self.http(pod, container_name, pod_ip, action).await.map_err(|e| {
-                format!("HTTP lifecycle hook ({}) for Container {container_name:?} in Pod {pod_name:?} failed - error: {e}", action.path.as_deref().unwrap_or("/"))
+                format!("HTTP lifecycle hook ({}) for Container {container_name:?} in Pod {pod_name:?} failed - error: {e}", action.path.as_deref().unwrap_or_default())
             });
         }
         if let Some(sleep) = &handler.sleep {
@@ -89,5 +103,84 @@ impl HookRunner for LifecycleHandlers {
         Err(format!(
             "lifecycle hook for Container {container_name:?} in Pod {pod_name:?} has no handler (exec, httpGet or sleep)"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ExecAction;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use kubelet_cri::RuntimeService;
+    use kubelet_cri::api::{
+        ContainerConfig, ContainerMetadata, ExecSyncResponse, ImageSpec, PodSandboxConfig,
+        PodSandboxMetadata,
+    };
+    use kubelet_cri::fake::FakeRuntime;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_failed_exec_hook_reads_as_upstream_s_event() {
+        let fake = FakeRuntime::new();
+        let image = ImageSpec {
+            image: "busybox".into(),
+            ..Default::default()
+        };
+        fake.add_image("busybox");
+        let sandbox = PodSandboxConfig {
+            metadata: Some(PodSandboxMetadata {
+                name: "web".into(),
+                uid: "u1".into(),
+                namespace: "default".into(),
+                attempt: 0,
+            }),
+            ..Default::default()
+        };
+        let pod_id = fake.run_pod_sandbox(sandbox.clone(), "").await.unwrap();
+        let config = ContainerConfig {
+            metadata: Some(ContainerMetadata {
+                name: "app".into(),
+                attempt: 0,
+            }),
+            image: Some(image),
+            ..Default::default()
+        };
+        let id = fake
+            .create_container(&pod_id, config, sandbox)
+            .await
+            .unwrap();
+        fake.start_container(&id).await.unwrap();
+        fake.set_exec_result(
+            "app",
+            ExecSyncResponse {
+                stdout: b"out\n".to_vec(),
+                stderr: b"err\n".to_vec(),
+                exit_code: 1,
+            },
+        );
+        let hooks = LifecycleHandlers::new(Handlers::new(Arc::new(fake)));
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("default".into()),
+                uid: Some("u1".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let handler = LifecycleHandler {
+            exec: Some(ExecAction {
+                command: Some(vec!["sh".into(), "-c".into(), "exit 1".into()]),
+            }),
+            ..Default::default()
+        };
+        let message = hooks
+            .run(&pod, "app", &id, None, &handler)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            message,
+            "Exec lifecycle hook ([sh -c exit 1]) for Container \"app\" in Pod \"web_default(u1)\" failed - error: command 'sh -c exit 1' exited with 1: err\n, message: \"out\\nerr\\n\""
+        );
     }
 }
