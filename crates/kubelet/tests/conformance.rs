@@ -305,9 +305,14 @@ async fn readiness_gates_hold_ready_until_their_condition_is_true(backend: Backe
     )
     .await;
     set("True");
-    eventually("Ready True", START, &k, ready_of(("True", "", ""))).await;
+    let ready = eventually("Ready True", START, &k, ready_of(("True", "", ""))).await;
     // The kubelet's later status patches (a container restart forces one) keep the condition.
-    let id = k.running("gated").await["app"].id.clone();
+    // The container is the one the status names: the other API server's case left a pod of
+    // the same name in the shared runtime, which this kubelet removes in its own time.
+    let id = container_status(&ready, "containerStatuses", "app")
+        .and_then(|app| app["containerID"].as_str()?.split_once("://"))
+        .map(|(_, id)| id.to_string())
+        .unwrap_or_else(|| panic!("the app's container id in {ready}"));
     k.cri()
         .await
         .stop_container(&id, Duration::from_secs(0))
