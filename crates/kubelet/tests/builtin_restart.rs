@@ -274,11 +274,7 @@ async fn a_kill_during_a_burst_of_pods_loses_nothing_and_restarts_nothing() {
     for name in pod_names() {
         std::fs::remove_file(manifests.join(format!("{name}.yaml"))).unwrap();
     }
-    wait_until("the pods removed", WAIT, node.log_path(), || async {
-        let gone = node.containers(&socket).is_empty() && node.sandboxes(&socket).is_empty();
-        gone.then_some(())
-    })
-    .await;
+    node.wait_until_empty(&socket, WAIT).await;
     // Removal waits for a monitor's exit file, written just before the monitor ends: a monitor
     // may outlive its container's removal by a moment.
     let deadline = Instant::now() + Duration::from_secs(5);

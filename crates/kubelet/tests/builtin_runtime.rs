@@ -181,14 +181,7 @@ async fn the_embedded_runtime_keeps_a_static_pod_across_a_kubelet_kill() {
 
     // Deletion is creation in reverse: the kubelet removes the pod from the runtime.
     std::fs::remove_file(&manifest).unwrap();
-    wait_until("the pod removed", START, node.log_path(), || async {
-        let gone = node.containers(&socket).is_empty()
-            && node
-                .crictl(&socket, &["pods", "-q"])
-                .is_ok_and(|p| p.trim().is_empty());
-        gone.then_some(())
-    })
-    .await;
+    node.wait_until_empty(&socket, START).await;
     node.stop(Signal::SIGTERM);
 }
 
@@ -259,14 +252,7 @@ async fn a_container_exit_reaches_the_pod_status_through_container_events() {
 
     std::fs::remove_file(node.dir.join("manifests/quick.yaml")).unwrap();
     let socket = node.kubelet_socket();
-    wait_until("the pod removed", START, node.log_path(), || async {
-        let gone = node.containers(&socket).is_empty()
-            && node
-                .crictl(&socket, &["pods", "-q"])
-                .is_ok_and(|p| p.trim().is_empty());
-        gone.then_some(())
-    })
-    .await;
+    node.wait_until_empty(&socket, START).await;
     node.stop(Signal::SIGTERM);
 }
 
@@ -348,13 +334,6 @@ async fn the_summary_has_every_figure_of_a_pod_on_the_embedded_runtime() {
 
     std::fs::remove_file(&manifest).unwrap();
     let socket = node.kubelet_socket();
-    wait_until("the pod removed", START, node.log_path(), || async {
-        let gone = node.containers(&socket).is_empty()
-            && node
-                .crictl(&socket, &["pods", "-q"])
-                .is_ok_and(|p| p.trim().is_empty());
-        gone.then_some(())
-    })
-    .await;
+    node.wait_until_empty(&socket, START).await;
     node.stop(Signal::SIGTERM);
 }

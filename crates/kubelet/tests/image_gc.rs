@@ -90,13 +90,6 @@ async fn image_gc_removes_unused_images_and_keeps_those_of_any_container() {
     );
 
     std::fs::remove_file(&manifest).unwrap();
-    wait_until("the pod removed", START, node.log_path(), || async {
-        let gone = node.containers(&socket).is_empty()
-            && node
-                .crictl(&socket, &["pods", "-q"])
-                .is_ok_and(|p| p.trim().is_empty());
-        gone.then_some(())
-    })
-    .await;
+    node.wait_until_empty(&socket, START).await;
     node.stop(Signal::SIGTERM);
 }

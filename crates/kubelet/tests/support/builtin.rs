@@ -321,6 +321,15 @@ impl Node {
             .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", self.log()))
     }
 
+    /// Waits until the runtime on `socket` holds no container and no pod sandbox.
+    pub async fn wait_until_empty(&self, socket: &Path, timeout: Duration) {
+        super::wait_until("the pods removed", timeout, self.log_path(), || async {
+            let gone = self.containers(socket).is_empty() && self.sandboxes(socket).is_empty();
+            gone.then_some(())
+        })
+        .await
+    }
+
     /// The containers `crictl ps -a -o json` lists, as JSON.
     pub fn containers(&self, socket: &Path) -> Vec<Value> {
         let out = self.crictl_ok(socket, &["ps", "-a", "-o", "json"]);
