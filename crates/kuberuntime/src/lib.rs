@@ -10,6 +10,7 @@ pub mod dns;
 pub mod ephemeral;
 pub mod events;
 pub mod gc;
+pub mod go_duration;
 pub mod hash;
 pub mod hooks;
 pub mod images;

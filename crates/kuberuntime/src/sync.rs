@@ -10,6 +10,7 @@ use crate::container_config::env_sources::EnvSources;
 use crate::container_config::{ContainerInput, container_config};
 use crate::ephemeral;
 use crate::events::{EventType, reason};
+use crate::go_duration::go_duration;
 use crate::hash::container_hash;
 use crate::hooks::{FAILED_POST_START_HOOK, POST_START_HOOK_ERROR};
 use crate::manager::RuntimeManager;
@@ -573,16 +574,6 @@ fn with_resolved_env<'a>(
         env: Some(env),
         ..c.clone()
     }))
-}
-
-/// Formats a duration the way Go prints time.Duration for whole seconds and minutes ("10s", "5m0s").
-fn go_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 60 {
-        format!("{}m{}s", s / 60, s % 60)
-    } else {
-        format!("{s}s")
-    }
 }
 
 #[cfg(test)]

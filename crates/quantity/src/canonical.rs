@@ -2,6 +2,7 @@
 //! parsing: the suffix family of the input kept, the value in its shortest exact form
 //! ("0.5" is "500m", "2000" is "2k", "1536Mi" is "1536Mi", "8192" is "8192").
 
+use crate::format::binary_suffixed;
 use crate::{Quantity, QuantityError};
 
 /// The notation a quantity was written in; `String()` keeps it.
@@ -24,7 +25,6 @@ const DECIMAL_SUFFIXES: [(i32, &str); 10] = [
     (15, "P"),
     (18, "E"),
 ];
-const BINARY_SUFFIXES: [&str; 7] = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
 const BINARY_STEP: i128 = 1024;
 
 /// Parses `text` and prints it in canonical form.
@@ -54,13 +54,7 @@ fn print(nanos: i128, format: Format) -> String {
     let binary =
         format == Format::BinarySi && nanos % NANOS == 0 && (nanos / NANOS).abs() >= BINARY_STEP;
     if binary {
-        let mut value = nanos / NANOS;
-        let mut power = 0;
-        while value % BINARY_STEP == 0 && power + 1 < BINARY_SUFFIXES.len() {
-            value /= BINARY_STEP;
-            power += 1;
-        }
-        return format!("{value}{}", BINARY_SUFFIXES[power]);
+        return binary_suffixed(nanos / NANOS);
     }
     let (mantissa, exponent) = decimal_canonical(nanos);
     let suffix = match format {

@@ -5,9 +5,15 @@ const BINARY_SUFFIXES: [&str; 7] = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
 /// A byte count with the largest binary suffix that divides it exactly, as
 /// `resource.NewQuantity(n, BinarySI)` prints: 2147483648 is "2Gi", 1000 stays "1000".
 pub fn binary_string(bytes: u64) -> String {
-    let mut value = bytes;
+    binary_suffixed(i128::from(bytes))
+}
+
+/// `value` with the largest binary suffix that divides it exactly (one home for the suffix
+/// table: the canonical printer uses it too).
+pub(crate) fn binary_suffixed(value: i128) -> String {
+    let mut value = value;
     let mut suffix = 0;
-    while value != 0 && value.is_multiple_of(1024) && suffix + 1 < BINARY_SUFFIXES.len() {
+    while value != 0 && value % 1024 == 0 && suffix + 1 < BINARY_SUFFIXES.len() {
         value /= 1024;
         suffix += 1;
     }

@@ -5,6 +5,7 @@ use super::Outcome;
 use super::tcp::connect;
 use crate::types::ProbeResult;
 use hyper_util::rt::TokioIo;
+use kubelet_kuberuntime::go_duration::go_duration;
 use std::time::Duration;
 use tonic::Code;
 use tonic::transport::{Endpoint, Uri};
@@ -89,27 +90,4 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// A whole-second timeout as Go prints a time.Duration ("1s", "1m30s").
-fn go_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    match (secs / 3600, secs / 60 % 60, secs % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, m, s) => format!("{h}h{m}m{s}s"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::go_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations_read_like_go() {
-        assert_eq!(go_duration(Duration::from_secs(1)), "1s");
-        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
-        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
-    }
 }
