@@ -22,6 +22,7 @@
 
 mod audit;
 mod auth;
+mod binding;
 pub mod ca;
 pub mod cluster;
 pub mod csr;
@@ -33,6 +34,7 @@ pub mod kubeconfig;
 mod meta;
 pub mod patch;
 mod path;
+mod pod_update;
 mod proto;
 mod proxy;
 pub mod resources;

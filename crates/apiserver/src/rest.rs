@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::auth::UserInfo;
+use crate::binding;
 use crate::csr;
 use crate::error::ApiError;
 use crate::meta;
@@ -98,6 +99,16 @@ fn dispatch(state: &AppState, request: &RestRequest<'_>) -> Result<Response, Api
         Some("status") if target.resource.has_status => UpdateScope::Status,
         Some("ephemeralcontainers") if target.resource.kind == "Pod" => {
             UpdateScope::EphemeralContainers
+        }
+        Some("binding") if target.resource.kind == "Pod" => {
+            let (&Method::POST, Some(name)) = (method, target.name.as_deref()) else {
+                return Err(ApiError::MethodNotAllowed);
+            };
+            require_json(headers)?;
+            let ns = target.namespace.as_deref().unwrap_or_default();
+            let answer =
+                binding::bind(&state.store, target.resource, ns, name, &parse_body(body)?)?;
+            return Ok((StatusCode::CREATED, Json(answer)).into_response());
         }
         Some("approval") if target.resource.kind == "CertificateSigningRequest" => {
             return approval(state, &target, request);

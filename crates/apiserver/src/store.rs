@@ -53,6 +53,9 @@ pub enum UpdateScope {
     Status,
     /// A pod's ephemeralcontainers subresource: only `.spec.ephemeralContainers`.
     EphemeralContainers,
+    /// A pod's binding subresource: spec.nodeName and the PodScheduled condition, as set by
+    /// [`crate::binding`].
+    Binding,
 }
 
 /// What a DELETE asks for (metav1.DeleteOptions, the parts this server honours).
@@ -304,8 +307,12 @@ impl Store {
                 next
             }
             UpdateScope::EphemeralContainers => crate::ephemeral::update(&current, &obj)?,
+            UpdateScope::Binding => obj,
             UpdateScope::Main => {
                 crate::defaults::normalize(resource, &mut obj);
+                if resource.kind == "Pod" {
+                    crate::pod_update::validate(&current, &obj)?;
+                }
                 if resource.has_status {
                     match current.get("status") {
                         Some(status) => obj["status"] = status.clone(),

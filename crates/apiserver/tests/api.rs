@@ -398,22 +398,37 @@ async fn binding_a_pod_is_an_addition_for_the_nodes_watch() {
             rv(&unbound)
         ))
         .await;
-    let merge = "application/merge-patch+json";
-    c.patch(
-        &format!("{PODS}/a"),
-        merge,
-        &json!({"spec": {"nodeName": "n1"}}),
-    )
-    .await;
-    assert_eq!(w.next_of("ADDED").await["object"]["spec"]["nodeName"], "n1");
-    let (_, moved) = c
+    let binding = |node: &str| json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "a"}, "target": {"kind": "Node", "name": node}});
+    let (code, status) = c.post(&format!("{PODS}/a/binding"), &binding("n1")).await;
+    assert_eq!(
+        (code, &status["status"]),
+        (201, &json!("Success")),
+        "{status}"
+    );
+    let added = w.next_of("ADDED").await;
+    assert_eq!(added["object"]["spec"]["nodeName"], "n1");
+    assert_eq!(
+        added["object"]["status"]["conditions"][0]["type"],
+        "PodScheduled"
+    );
+    // A pod is bound once; nodeName changes no other way.
+    let (code, refused) = c.post(&format!("{PODS}/a/binding"), &binding("n2")).await;
+    assert_eq!(code, 409);
+    assert_eq!(
+        refused["message"],
+        "Operation cannot be fulfilled on pods/binding \"a\": pod a is already assigned to node \"n1\""
+    );
+    let (code, refused) = c
         .patch(
             &format!("{PODS}/a"),
-            merge,
+            "application/merge-patch+json",
             &json!({"spec": {"nodeName": "n2"}}),
         )
         .await;
-    let left = w.next_of("DELETED").await;
-    assert_eq!(left["object"]["spec"]["nodeName"], "n1");
-    assert_eq!(rv(&left["object"]), rv(&moved));
+    assert_eq!(code, 422);
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Pod \"a\" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`"),
+        "{message}"
+    );
 }

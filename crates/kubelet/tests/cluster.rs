@@ -207,6 +207,61 @@ async fn registers_the_node_renews_its_lease_and_runs_bound_pods(backend: Backen
         assert!(types.contains(&t), "{types:?}");
     }
 
+    // A pod a scheduler binds through pods/binding runs; a pod is bound once, and an update may
+    // change only what upstream lets it change.
+    let scheduled = format!("scheduled-{node}");
+    cluster.create(&bound_pod(&scheduled, "", "sleep 3600", ""));
+    let binding_path = format!("/api/v1/namespaces/default/pods/{scheduled}/binding");
+    let bind = |target: &str| {
+        let binding = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": scheduled},
+            "target": {"kind": "Node", "name": target},
+        });
+        cluster.kubectl_stdin(
+            &["create", "--raw", &binding_path, "-f", "-"],
+            Some(&binding.to_string()),
+        )
+    };
+    bind(node).unwrap();
+    k.wait_running(&scheduled, &["app"], START).await;
+    let p = cluster.get("pod", &scheduled, "default").unwrap();
+    assert!(
+        p["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "PodScheduled" && c["status"] == "True"),
+        "{p}"
+    );
+    let refused = bind("elsewhere").unwrap_err();
+    assert_eq!(
+        refused.trim_end(),
+        format!(
+            "Error from server (Conflict): Operation cannot be fulfilled on pods/binding \"{scheduled}\": pod {scheduled} is already assigned to node \"{node}\""
+        )
+    );
+    let refused = cluster
+        .kubectl(&[
+            "patch",
+            "pod",
+            &scheduled,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"restartPolicy":"Never"}}"#,
+        ])
+        .unwrap_err();
+    assert!(
+        refused.starts_with(&format!(
+            "The Pod \"{scheduled}\" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)\n"
+        )),
+        "{refused}"
+    );
+    cluster
+        .kubectl(&["delete", "pod", &scheduled, "--wait=false"])
+        .unwrap();
+
     // runtimeClassName picks the sandbox's runtime handler through the RuntimeClass; a handler
     // the runtime does not have leaves the pod waiting with upstream's event.
     cluster.create(
