@@ -247,14 +247,22 @@ impl ImageStore {
             image_id: id,
             chain_ids,
         };
-        self.inner.records.save_lease(&lease)?;
         let dirs = lease
             .chain_ids
             .iter()
             .rev()
             .map(|c| self.inner.snapshots.path(c))
             .collect();
-        state.leases.insert(holder.to_string(), lease);
+        // In memory first, which is what garbage collection reads, so the lock need not be held
+        // across the durable write: concurrent creates would queue behind each other's fsync.
+        state.leases.insert(holder.to_string(), lease.clone());
+        drop(state);
+        if let Err(err) = self.inner.records.save_lease(&lease) {
+            self.inner.state().leases.remove(holder);
+            // The image may have been removed meanwhile, kept only by this lease.
+            self.collect_garbage()?;
+            return Err(err);
+        }
         Ok(dirs)
     }
 

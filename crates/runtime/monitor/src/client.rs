@@ -63,39 +63,24 @@ pub fn spawn(monitor_binary: &Path, cfg: &MonitorConfig) -> Result<Monitor, Moni
     };
     let (ready_read, ready_write) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| start_error(e.into()))?;
-    // The write end keeps its number in the child; only its close-on-exec flag is cleared
-    // there, so no other thread's fork ever inherits it.
-    let ready_fd: RawFd = ready_write.as_raw_fd();
+    // The ready pipe is the monitor's stdout and it starts in a process group of its own (the
+    // monitor itself then calls setsid): no pre_exec closure, so std spawns through
+    // posix_spawn (vfork) instead of forking this multi-threaded daemon's address space.
     let mut command = Command::new(monitor_binary);
     command
         .arg("monitor")
         .arg("--config")
         .arg(&config_path)
         .arg("--ready-fd")
-        .arg(ready_fd.to_string())
+        .arg("1")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: the closure runs in the forked child before exec and calls only setsid and
-    // fcntl, which are async-signal-safe; it allocates nothing (io::Error::last_os_error holds
-    // just the errno). ready_fd stays open in the parent until spawn returns.
-    unsafe {
-        command.pre_exec(move || {
-            // A session of its own: no signal to the daemon's process group or terminal
-            // reaches the monitor.
-            if nix::libc::setsid() < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if nix::libc::fcntl(ready_fd, nix::libc::F_SETFD, 0) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut first = command.spawn().map_err(start_error)?;
-    drop(ready_write);
-    // The first process forks the real monitor and exits at once: reap it. Its status says
-    // little (the ready pipe tells the outcome), and with SIGCHLD ignored there is none.
+        .stdout(ready_write)
+        .stderr(Stdio::null())
+        .process_group(0);
+    let spawned = command.spawn();
+    // The command holds our copy of the write end: drop it, or the pipe never reaches EOF.
+    drop(command);
+    let mut first = spawned.map_err(start_error)?;
     let status = first.wait();
     let mut message = String::new();
     fs::File::from(ready_read)

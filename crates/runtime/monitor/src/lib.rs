@@ -23,6 +23,7 @@ mod monitor;
 mod procfs;
 mod scope;
 mod sock;
+mod startup_pages;
 
 pub use client::{Monitor, is_alive, read_exit, read_monitor, reopen_log, spawn, wait_exit};
 pub use config::{CreateCommand, MonitorCgroup, MonitorConfig, files};

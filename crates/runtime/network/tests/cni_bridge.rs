@@ -1,4 +1,4 @@
-//! CNI against Debian's real plugins (bridge, host-local, portmap, bandwidth, loopback) in
+//! CNI against Debian's real plugins (bridge, host-local, portmap, bandwidth) in
 //! pinned network namespaces.
 
 mod common;
@@ -116,7 +116,7 @@ fn nat_rules() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridge_host_local_portmap_setup_and_teardown() {
     require_root();
-    require_plugins(&["bridge", "host-local", "portmap", "bandwidth", "loopback"]);
+    require_plugins(&["bridge", "host-local", "portmap", "bandwidth"]);
     let net = network(tempfile::tempdir().unwrap());
     let cni = Cni::new(
         net.root.join("conf"),
@@ -249,7 +249,7 @@ fn results_ip(result: &runtime_network::NetworkResult) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn teardown_after_the_netns_is_gone_releases_the_ip() {
     require_root();
-    require_plugins(&["bridge", "host-local", "portmap", "bandwidth", "loopback"]);
+    require_plugins(&["bridge", "host-local", "portmap", "bandwidth"]);
     let net = network(tempfile::tempdir().unwrap());
     // A bridge of its own: the two tests of this binary run in parallel.
     let bridge = format!("{}g", net.bridge);

@@ -113,8 +113,11 @@ pub enum SpecError {
     Build(String),
     #[error("cannot encode the OCI spec: {0}")]
     Encode(#[from] serde_json::Error),
-    #[error("cannot write the bundle: {0}")]
-    Write(#[from] runtime_state::StateError),
+    #[error("cannot write the bundle's {path}: {source}")]
+    BundleFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot create the bundle dir {path}: {source}")]
     BundleDir {
         path: PathBuf,

@@ -287,14 +287,16 @@ fn cri_annotations(input: &SpecInput) -> HashMap<String, String> {
     .collect()
 }
 
-/// Writes `bundle_dir/config.json` atomically (creating the dir), so a crash leaves either no
-/// spec or a whole one.
+/// Writes `bundle_dir/config.json` (creating the dir). Not fsynced: the OCI runtime reads it at
+/// once, and exec only while the container runs, which no host crash survives; a crash of the
+/// daemon leaves the page cache intact, and a container still being created is removed with
+/// its bundle by recovery.
 pub fn write_bundle(bundle_dir: &Path, spec: &Spec) -> Result<(), SpecError> {
     std::fs::create_dir_all(bundle_dir).map_err(|source| SpecError::BundleDir {
         path: bundle_dir.to_path_buf(),
         source,
     })?;
     let bytes = serde_json::to_vec_pretty(spec)?;
-    runtime_state::write_atomic(&bundle_dir.join("config.json"), &bytes)?;
-    Ok(())
+    let path = bundle_dir.join("config.json");
+    std::fs::write(&path, bytes).map_err(|source| SpecError::BundleFile { path, source })
 }

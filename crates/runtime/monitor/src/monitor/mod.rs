@@ -22,12 +22,13 @@ use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::unistd::{ForkResult, fork};
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// The monitor's entry. `args` are the arguments after `monitor`: `--config PATH` and, from
-/// `spawn`, `--ready-fd N`; or `exec-reaper ...` ([`crate::exec_reaper`]). Must run before any other thread exists in the process (it forks).
+/// `spawn`, `--ready-fd N` (its stdout: 1); or `exec-reaper ...` ([`crate::exec_reaper`]).
+/// Must run before any other thread exists in the process (it forks).
 pub fn main(args: Vec<String>) -> ExitCode {
     if args.first().map(String::as_str) == Some(crate::exec_reaper::SUBCOMMAND) {
         return crate::exec_reaper::main(&args[1..]);
@@ -50,13 +51,12 @@ pub fn main(args: Vec<String>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    // SAFETY: the spawner handed us this descriptor for our exclusive use; nothing else in
-    // this process refers to it.
-    let ready = Ready(ready_fd.map(|fd| unsafe { File::from_raw_fd(fd) }));
-    // Never pass the ready pipe on to the runtime and the container: the spawner reads it
-    // until EOF.
-    if let Some(file) = &ready.0 {
-        let _ = fcntl(file, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    let ready = Ready(ready_fd.map(take_ready_fd));
+    // A session of our own, so no signal to the spawner's process group or terminal reaches
+    // us; a forked child is never a group leader, so this cannot fail with EPERM.
+    if let Err(error) = nix::unistd::setsid() {
+        ready.fail(&format!("setsid: {error}"));
+        return ExitCode::FAILURE;
     }
     let cfg: MonitorConfig = match std::fs::read(&config_path)
         .map_err(|e| e.to_string())
@@ -99,6 +99,32 @@ fn parse_args(args: &[String]) -> Result<(PathBuf, Option<RawFd>), String> {
         }
     }
     Ok((config.ok_or("--config PATH is required")?, ready))
+}
+
+/// The ready pipe as a close-on-exec file, so the runtime and the container never inherit it
+/// (the spawner reads it until EOF). The spawner passes it as our stdout: then it moves off
+/// fd 1 and /dev/null takes its place, so stdio stays valid.
+fn take_ready_fd(fd: RawFd) -> File {
+    // SAFETY: the spawner handed us this descriptor for our exclusive use; nothing else in
+    // this process refers to it.
+    let mut passed = unsafe { OwnedFd::from_raw_fd(fd) };
+    if fd > 2 {
+        let _ = fcntl(&passed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+        return File::from(passed);
+    }
+    let moved = fcntl(&passed, FcntlArg::F_DUPFD_CLOEXEC(3));
+    match (moved, File::open("/dev/null")) {
+        (Ok(moved), Ok(null)) if nix::unistd::dup2(&null, &mut passed).is_ok() => {
+            // The stdio descriptor is /dev/null now and must stay open.
+            std::mem::forget(passed);
+            // SAFETY: F_DUPFD_CLOEXEC returned a fresh descriptor that nothing else owns.
+            unsafe { File::from_raw_fd(moved) }
+        }
+        _ => {
+            let _ = fcntl(&passed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+            File::from(passed)
+        }
+    }
 }
 
 /// The monitor's diagnostics go to monitor.log in its state dir (its stdio is /dev/null), in

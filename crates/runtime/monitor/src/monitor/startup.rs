@@ -31,6 +31,10 @@ pub(super) fn run(cfg: MonitorConfig, ready: Ready) -> ExitCode {
         Ok(mut monitor) => {
             tracing::info!(pid = monitor.container_pid, "container created");
             ready.ok(monitor.container_pid);
+            match crate::startup_pages::release() {
+                Ok(bytes) => tracing::debug!(advised_kb = bytes / 1024, "start-up pages unmapped"),
+                Err(error) => tracing::warn!(%error, "cannot unmap the start-up pages"),
+            }
             monitor.run();
             ExitCode::SUCCESS
         }

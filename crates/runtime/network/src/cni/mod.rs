@@ -1,18 +1,20 @@
-//! CNI for pod sandboxes, as containerd's CRI plugin drives it: `lo` up through the loopback
-//! plugin, then the first network list of the conf dir, plugin by plugin with prevResult; the
-//! list and result cached per sandbox so DEL (reverse order) repeats exactly what ADD did.
+//! CNI for pod sandboxes, as containerd's CRI plugin drives it: `lo` up (ourselves, beside the
+//! chain, where containerd execs the loopback plugin), and the first network list of the conf
+//! dir, plugin by plugin with prevResult; the list and result cached per sandbox so DEL (reverse
+//! order) repeats exactly what ADD did.
 
 mod args;
 mod cache;
 mod config;
 mod exec;
+mod loopback;
 mod result;
 
 use crate::NetworkError;
 use cache::CacheRecord;
 use exec::Invocation;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -98,7 +100,7 @@ impl Cni {
             .clone()
     }
 
-    /// CNI ADD: loopback on lo, then each plugin of the first network list on eth0. On failure
+    /// CNI ADD: `lo` up, and each plugin of the first network list on eth0. On failure
     /// what was added is deleted again and the error names the plugin and sandbox.
     #[tracing::instrument(skip_all, fields(sandbox_id = %attachment.sandbox_id))]
     pub async fn setup(&self, attachment: &Attachment) -> Result<NetworkResult, NetworkError> {
@@ -136,7 +138,8 @@ impl Cni {
         }
     }
 
-    /// CNI DEL with the cached list in reverse order, then loopback. Idempotent: no cache and no
+    /// CNI DEL with the cached list in reverse order (`lo` goes with the namespace, so it is left
+    /// alone). Idempotent: no cache and no
     /// namespace is Ok; without a cache a live namespace is torn down with the current config.
     #[tracing::instrument(skip_all, fields(sandbox_id = %attachment.sandbox_id))]
     pub async fn teardown(&self, attachment: &Attachment) -> Result<(), NetworkError> {
@@ -210,9 +213,35 @@ impl Cni {
         record: &CacheRecord,
     ) -> Result<(Value, Vec<String>), NetworkError> {
         let netns = path_str(&attachment.netns, &attachment.sandbox_id)?;
-        let lo = self.invocation("ADD", attachment, netns, "lo", &record.cni_args);
-        exec::run(&lo, "loopback", &loopback_conf()).await?;
+        let lo_path = attachment.netns.clone();
+        let lo = tokio::task::spawn_blocking(move || loopback::up(&lo_path));
+        let chain = self.chain(attachment, record, netns);
+        let (lo, chain) = tokio::join!(lo, chain);
+        lo.map_err(|_| NetworkError::ThreadPanicked)??;
+        let (result, plugin) = chain?;
+        let bad = |reason: String| NetworkError::BadResult {
+            plugin: plugin.into(),
+            sandbox_id: attachment.sandbox_id.clone(),
+            reason,
+        };
+        let ips = result::pod_ips(&result).map_err(bad)?;
+        if ips.is_empty() {
+            return Err(bad(format!(
+                "no IP address for {}: {result}",
+                result::POD_IFNAME
+            )));
+        }
+        Ok((result, ips))
+    }
 
+    /// ADD of each plugin of the list in order, each given the previous one's result; returns
+    /// the last result and the plugin that gave it.
+    async fn chain<'a>(
+        &self,
+        attachment: &Attachment,
+        record: &'a CacheRecord,
+        netns: &str,
+    ) -> Result<(Value, &'a str), NetworkError> {
         let network = &record.network;
         let add = self.invocation(
             "ADD",
@@ -233,25 +262,11 @@ impl Cni {
             })?;
             prev = Some((result, plugin));
         }
-        let (result, plugin) = prev.expect("a network list has at least one plugin");
-        let bad = |reason: String| NetworkError::BadResult {
-            plugin: plugin.into(),
-            sandbox_id: attachment.sandbox_id.clone(),
-            reason,
-        };
-        let ips = result::pod_ips(&result).map_err(bad)?;
-        if ips.is_empty() {
-            return Err(bad(format!(
-                "no IP address for {}: {result}",
-                result::POD_IFNAME
-            )));
-        }
-        Ok((result, ips))
+        Ok(prev.expect("a network list has at least one plugin"))
     }
 
     /// DEL of every plugin in reverse, with the cached result as prevResult (from CNI 0.4.0 on,
-    /// as libcni), then loopback while the namespace exists. Stops at the first real error, so a
-    /// retry repeats the whole DEL.
+    /// as libcni). Stops at the first real error, so a retry repeats the whole DEL.
     async fn del(
         &self,
         attachment: &Attachment,
@@ -286,17 +301,8 @@ impl Cni {
                 }
             }
         }
-        if netns_present {
-            let lo = self.invocation("DEL", attachment, netns, "lo", &record.cni_args);
-            exec::run(&lo, "loopback", &loopback_conf()).await?;
-        }
         Ok(())
     }
-}
-
-/// containerd's built-in loopback network (go-cni's WithLoNetwork).
-fn loopback_conf() -> Value {
-    json!({"cniVersion": "0.3.1", "name": "cni-loopback", "type": "loopback"})
 }
 
 fn path_str<'a>(path: &'a Path, sandbox_id: &str) -> Result<&'a str, NetworkError> {

@@ -3,6 +3,7 @@
 
 use super::*;
 use k8s_cri::v1::PortMapping;
+use serde_json::json;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
@@ -37,12 +38,11 @@ impl Fixture {
             fs::create_dir_all(dir).unwrap();
         }
         let script = SCRIPT.replace("$LOG", &log.display().to_string());
-        for plugin in ["loopback", "one", "two"] {
+        for plugin in ["one", "two"] {
             let path = bin.join(plugin);
             fs::write(&path, &script).unwrap();
             fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
         }
-        fs::write(bin.join("loopback.ADD.out"), r#"{"cniVersion":"0.3.1"}"#).unwrap();
         fs::write(bin.join("one.ADD.out"), RESULT_ONE).unwrap();
         fs::write(bin.join("two.ADD.out"), RESULT_TWO).unwrap();
         fs::write(
@@ -116,14 +116,15 @@ fn attachment(netns: &str) -> Attachment {
 }
 
 #[tokio::test]
-async fn setup_runs_loopback_then_the_chain_with_prev_result_and_caches() {
+async fn setup_runs_the_chain_with_prev_result_and_caches_and_no_loopback_plugin() {
     let f = Fixture::new();
     let att = attachment("/proc/self/ns/net");
     let result = f.cni().setup(&att).await.unwrap();
     assert_eq!(result.ips, ["10.9.0.3", "fd00::2"], "last plugin's result");
     assert_eq!(
         f.calls(),
-        ["loopback ADD lo", "one ADD eth0", "two ADD eth0"]
+        ["one ADD eth0", "two ADD eth0"],
+        "lo is ours to bring up"
     );
 
     let env = f.env("one-ADD-eth0");
@@ -142,7 +143,6 @@ async fn setup_runs_loopback_then_the_chain_with_prev_result_and_caches() {
     ] {
         assert!(env.lines().any(|l| l == line), "{line} not in\n{env}");
     }
-    assert!(f.env("loopback-ADD-lo").contains("CNI_IFNAME=lo"));
     assert!(
         std::env::var_os("CNI_COMMAND").is_none(),
         "the daemon's environment is never changed"
@@ -189,10 +189,7 @@ async fn teardown_uses_the_cached_list_in_reverse_and_is_idempotent() {
     .unwrap();
     f.clear_log();
     cni.teardown(&att).await.unwrap();
-    assert_eq!(
-        f.calls(),
-        ["two DEL eth0", "one DEL eth0", "loopback DEL lo"]
-    );
+    assert_eq!(f.calls(), ["two DEL eth0", "one DEL eth0"]);
     let del = f.stdin("one-DEL-eth0");
     assert_eq!(del["name"], "testnet");
     assert_eq!(
@@ -225,11 +222,7 @@ async fn teardown_of_a_gone_netns_passes_no_netns_and_tolerates_gone_errors() {
     f.clear_log();
     let gone = attachment("/nonexistent/netns");
     cni.teardown(&gone).await.unwrap();
-    assert_eq!(
-        f.calls(),
-        ["two DEL eth0", "one DEL eth0"],
-        "no loopback DEL without netns"
-    );
+    assert_eq!(f.calls(), ["two DEL eth0", "one DEL eth0"]);
     assert!(f.env("one-DEL-eth0").lines().any(|l| l == "CNI_NETNS="));
     assert!(!f.cache.join("sb1.json").exists());
 }
@@ -278,12 +271,10 @@ async fn failed_add_names_plugin_and_sandbox_and_rolls_back() {
     assert_eq!(
         f.calls(),
         [
-            "loopback ADD lo",
             "one ADD eth0",
             "two ADD eth0",
             "two DEL eth0",
-            "one DEL eth0",
-            "loopback DEL lo"
+            "one DEL eth0"
         ]
     );
     assert!(!f.cache.join("sb1.json").exists());
@@ -392,10 +383,7 @@ async fn teardown_without_cache_uses_the_current_config_while_the_netns_lives() 
     let f = Fixture::new();
     let att = attachment("/proc/self/ns/net");
     f.cni().teardown(&att).await.unwrap();
-    assert_eq!(
-        f.calls(),
-        ["two DEL eth0", "one DEL eth0", "loopback DEL lo"]
-    );
+    assert_eq!(f.calls(), ["two DEL eth0", "one DEL eth0"]);
     assert!(f.stdin("one-DEL-eth0").get("prevResult").is_none());
 }
 

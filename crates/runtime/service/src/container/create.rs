@@ -126,7 +126,9 @@ fn new_record(
             .as_ref()
             .and_then(|c| c.stop_signal().clone())
             .filter(|s| !s.is_empty()),
-        rootfs_mounted: false,
+        // Set from the first write: removal and recovery then undo the lease and mount that
+        // build() makes, and a mount that never happened unmounts as a no-op.
+        rootfs_mounted: true,
     })?;
     Ok((entry, image))
 }
@@ -151,8 +153,6 @@ async fn build(
     sandbox: &SandboxRecord,
     image: Image,
 ) -> Result<(), ServiceError> {
-    // Recorded before the lease and mount exist, so removal and recovery undo them.
-    entry.update(|r| r.rootfs_mounted = true)?;
     let record = entry.get();
     let oci = inner.handlers.get(&record.runtime_handler)?.clone();
     let rro = inner.handlers.recursive_read_only(&record.runtime_handler);

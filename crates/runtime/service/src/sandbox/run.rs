@@ -95,26 +95,42 @@ async fn set_up(
     };
     let ns_dir = stop::namespaces_dir(&dir);
     let namespaces = blocking(move || Ok(runtime_network::pin(&ns_dir, &request)?)).await?;
-    entry.update(|r| r.namespaces = namespaces.clone())?;
+    // Each record write is durable (fsync), so steps share one where a crash in between leaves
+    // the same cleanup to do. network_attached goes with the namespaces, before ADD: a crash
+    // during ADD still owes a DEL.
+    let attach = namespaces.net.clone();
+    entry.update(|r| {
+        r.network_attached = namespaces.net.is_some();
+        r.namespaces = namespaces;
+    })?;
 
-    if let Some(netns) = &namespaces.net {
-        // Recorded before ADD: a crash during ADD still owes a DEL.
-        entry.update(|r| r.network_attached = true)?;
-        let result = inner.cni.setup(&attachment(&record, netns)).await?;
-        tracing::info!(ips = ?result.ips, "pod network attached");
-        entry.update(|r| r.network = Some(result))?;
-    }
+    let network = match &attach {
+        Some(netns) => {
+            let network = inner.cni.setup(&attachment(&record, netns)).await?;
+            tracing::info!(ips = ?network.ips, "pod network attached");
+            Some(network)
+        }
+        None => None,
+    };
 
     let config = record.config.clone();
     let files_dir = dir.clone();
     let sandbox_files = blocking(move || files::write(&files_dir, &config, modes)).await?;
-    entry.update(|r| r.files = sandbox_files)?;
 
+    entry.update(|r| {
+        r.network = network;
+        r.files = sandbox_files;
+        if !modes.shared_pid {
+            r.phase = SandboxPhase::Ready;
+        }
+    })?;
     if modes.shared_pid {
         let pause = pause::start(inner, &entry.get()).await?;
-        entry.update(|r| r.pause = Some(pause))?;
+        entry.update(|r| {
+            r.pause = Some(pause);
+            r.phase = SandboxPhase::Ready;
+        })?;
     }
-    entry.update(|r| r.phase = SandboxPhase::Ready)?;
     Ok(())
 }
 
