@@ -28,6 +28,7 @@ fn main() -> ExitCode {
     if args.first().is_some_and(|arg| arg == "monitor") {
         return runtime_monitor::main(args[1..].to_vec());
     }
+    limit_malloc_arenas();
     match kubelet_config::parse_args(args) {
         Ok(Command::Run(cfg)) => {
             // SAFETY: one thread still: no logging and no async runtime yet.
@@ -57,6 +58,23 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("Error: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// One glibc malloc arena instead of up to eight per core: the kubelet allocates little and
+/// rarely, and every arena keeps its own free pages resident (0.6 MB at 30 pods). An operator's
+/// MALLOC_ARENA_MAX or GLIBC_TUNABLES wins.
+fn limit_malloc_arenas() {
+    #[cfg(target_env = "gnu")]
+    {
+        let tuned = ["MALLOC_ARENA_MAX", "GLIBC_TUNABLES"]
+            .iter()
+            .any(|var| std::env::var_os(var).is_some());
+        if !tuned {
+            // SAFETY: mallopt only sets a malloc parameter; one thread still, before any
+            // allocation from another thread.
+            unsafe { nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1) };
         }
     }
 }

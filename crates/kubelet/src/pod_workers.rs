@@ -183,15 +183,17 @@ async fn run_worker(
         }
 
         let current = *state.lock().unwrap();
+        // Every step below is boxed: a worker idles between syncs for most of its life, and its
+        // task would otherwise keep the largest step's state allocated all that time.
         if let Some((grace, remove)) = terminate {
             if current != WorkerState::Terminated {
                 set(WorkerState::Terminating);
-                syncer.terminate(&pod, grace).await;
+                Box::pin(syncer.terminate(&pod, grace)).await;
                 set(WorkerState::Terminated);
             }
             if !remove {
                 if pod.metadata.deletion_timestamp.is_some() && !finished {
-                    if let Err(e) = syncer.finish_deleted(&pod).await {
+                    if let Err(e) = Box::pin(syncer.finish_deleted(&pod)).await {
                         tracing::error!("cannot clean up the deleted pod, retrying: {e}");
                         next = Instant::now() + CLEANUP_RETRY;
                         continue;
@@ -201,7 +203,7 @@ async fn run_worker(
                 next = Instant::now() + IDLE;
                 continue;
             }
-            if let Err(e) = syncer.cleanup(PodRef::of(&pod), grace).await {
+            if let Err(e) = Box::pin(syncer.cleanup(PodRef::of(&pod), grace)).await {
                 tracing::error!("cannot clean up the pod, retrying: {e}");
                 next = Instant::now() + CLEANUP_RETRY;
                 continue;
@@ -239,14 +241,14 @@ async fn run_worker(
             continue;
         }
         let started = Instant::now();
-        let outcome = syncer.sync(&pod).await;
+        let outcome = Box::pin(syncer.sync(&pod)).await;
         syncer
             .metrics
             .observe_pod_worker(operation, started.elapsed());
         operation = "sync";
         if outcome.terminal {
             set(WorkerState::Terminating);
-            syncer.terminate(&pod, None).await;
+            Box::pin(syncer.terminate(&pod, None)).await;
             set(WorkerState::Terminated);
             next = Instant::now() + IDLE;
         } else {
