@@ -90,6 +90,7 @@ impl Floor {
             },
             cgroup_root: cgroup_root.to_string(),
             cgroups_per_qos: true,
+            cfs_quota: Default::default(),
         };
         let memory_capacity = procfs::Meminfo::current()
             .map_err(|source| BenchError::Proc {
@@ -273,6 +274,7 @@ impl PodWork {
                 cluster_domain: String::new(),
                 node_memory_capacity: self.memory_capacity,
                 node_allocatable_cpu_milli: None,
+                cfs_quota: Default::default(),
                 env_sources: Default::default(),
             };
             let config = container_config(&input)

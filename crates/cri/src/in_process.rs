@@ -18,7 +18,8 @@ use crate::api::{
     ReopenContainerLogRequest, ReopenContainerLogResponse, RunPodSandboxRequest,
     RunPodSandboxResponse, StartContainerRequest, StartContainerResponse, StatusRequest,
     StatusResponse, StopContainerRequest, StopContainerResponse, StopPodSandboxRequest,
-    StopPodSandboxResponse, VersionRequest, VersionResponse,
+    StopPodSandboxResponse, UpdateContainerResourcesRequest, UpdateContainerResourcesResponse,
+    VersionRequest, VersionResponse,
 };
 use crate::client::CriClient;
 use crate::transport::{EventStream, Reply, Transport};
@@ -198,6 +199,16 @@ impl<S: RuntimeServer + ImageServer> Transport for Local<S> {
     ) -> Reply<ReopenContainerLogResponse> {
         self.call(|s| async move {
             RuntimeServer::reopen_container_log(&*s, tonic::Request::new(request)).await
+        })
+        .await
+    }
+
+    async fn update_container_resources(
+        &self,
+        request: UpdateContainerResourcesRequest,
+    ) -> Reply<UpdateContainerResourcesResponse> {
+        self.call(|s| async move {
+            RuntimeServer::update_container_resources(&*s, tonic::Request::new(request)).await
         })
         .await
     }

@@ -7,8 +7,8 @@
 use crate::api::{
     AttachRequest, AuthConfig, Container, ContainerConfig, ContainerEventResponse, ContainerFilter,
     ContainerStats, ContainerStatsFilter, ContainerStatus, ExecRequest, ExecSyncResponse,
-    FilesystemUsage, Image, ImageSpec, PodSandbox, PodSandboxConfig, PodSandboxFilter,
-    PodSandboxStatus, PortForwardRequest, StatusResponse, VersionResponse,
+    FilesystemUsage, Image, ImageSpec, LinuxContainerResources, PodSandbox, PodSandboxConfig,
+    PodSandboxFilter, PodSandboxStatus, PortForwardRequest, StatusResponse, VersionResponse,
 };
 use crate::{ImageService, Result, Runtime, RuntimeService};
 use futures::stream::BoxStream;
@@ -212,6 +212,18 @@ impl<R: Runtime> RuntimeService for InstrumentedRuntime<R> {
         self.record(
             "reopen_container_log",
             self.inner.reopen_container_log(container_id),
+        )
+        .await
+    }
+
+    async fn update_container_resources(
+        &self,
+        container_id: &str,
+        linux: LinuxContainerResources,
+    ) -> Result<()> {
+        self.record(
+            "update_container_resources",
+            self.inner.update_container_resources(container_id, linux),
         )
         .await
     }

@@ -21,8 +21,8 @@ pub use k8s_cri::v1 as api;
 use api::{
     AttachRequest, AuthConfig, Container, ContainerConfig, ContainerEventResponse, ContainerFilter,
     ContainerStats, ContainerStatsFilter, ContainerStatus, ExecRequest, ExecSyncResponse,
-    FilesystemUsage, Image, ImageSpec, PodSandbox, PodSandboxConfig, PodSandboxFilter,
-    PodSandboxStatus, PortForwardRequest, StatusResponse, VersionResponse,
+    FilesystemUsage, Image, ImageSpec, LinuxContainerResources, PodSandbox, PodSandboxConfig,
+    PodSandboxFilter, PodSandboxStatus, PortForwardRequest, StatusResponse, VersionResponse,
 };
 use futures::stream::BoxStream;
 use std::time::Duration;
@@ -60,6 +60,12 @@ pub trait RuntimeService: Send + Sync + 'static {
     async fn list_containers(&self, filter: Option<ContainerFilter>) -> Result<Vec<Container>>;
     async fn container_status(&self, container_id: &str) -> Result<ContainerStatus>;
     async fn reopen_container_log(&self, container_id: &str) -> Result<()>;
+    /// Changes a running container's cgroup resources; the runtime keeps what is left unset.
+    async fn update_container_resources(
+        &self,
+        container_id: &str,
+        linux: LinuxContainerResources,
+    ) -> Result<()>;
     async fn exec_sync(
         &self,
         container_id: &str,

@@ -18,7 +18,8 @@ use crate::api::{
     ReopenContainerLogRequest, ReopenContainerLogResponse, RunPodSandboxRequest,
     RunPodSandboxResponse, StartContainerRequest, StartContainerResponse, StatusRequest,
     StatusResponse, StopContainerRequest, StopContainerResponse, StopPodSandboxRequest,
-    StopPodSandboxResponse, VersionRequest, VersionResponse,
+    StopPodSandboxResponse, UpdateContainerResourcesRequest, UpdateContainerResourcesResponse,
+    VersionRequest, VersionResponse,
 };
 use futures::stream::BoxStream;
 
@@ -75,6 +76,10 @@ pub trait Transport: Send + Sync + 'static {
         &self,
         request: ReopenContainerLogRequest,
     ) -> Reply<ReopenContainerLogResponse>;
+    async fn update_container_resources(
+        &self,
+        request: UpdateContainerResourcesRequest,
+    ) -> Reply<UpdateContainerResourcesResponse>;
     async fn exec_sync(&self, request: ExecSyncRequest) -> Reply<ExecSyncResponse>;
     async fn exec(&self, request: ExecRequest) -> Reply<ExecResponse>;
     async fn attach(&self, request: AttachRequest) -> Reply<AttachResponse>;

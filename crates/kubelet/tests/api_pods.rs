@@ -85,6 +85,7 @@ async fn kubelet(client: kube::Client) -> Kubelet {
             },
             cgroup_root: "/".into(),
             cgroups_per_qos: true,
+            cfs_quota: Default::default(),
         },
         pods_dir: root.join("pods"),
         container_logs_symlink_dir: dir.path().join("containers"),

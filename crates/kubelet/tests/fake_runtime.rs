@@ -55,6 +55,7 @@ async fn node(sources: &[&'static str]) -> Node {
             },
             cgroup_root: "/".into(),
             cgroups_per_qos: true,
+            cfs_quota: Default::default(),
         },
         pods_dir: root.join("pods"),
         container_logs_symlink_dir: dir.path().join("containers"),

@@ -1,7 +1,7 @@
 //! The sandbox config for RunPodSandbox (upstream kuberuntime_sandbox.go
 //! `generatePodSandboxConfig` and kuberuntime_sandbox_linux.go).
 
-use crate::container_config::resources::{amount, linux_resources};
+use crate::container_config::resources::{CfsQuota, amount, linux_resources};
 use crate::dns::{self, DnsError, DnsOptions};
 use crate::labels;
 use crate::qos::{self, RESOURCE_CPU, RESOURCE_MEMORY};
@@ -25,6 +25,8 @@ pub struct SandboxOptions {
     pub cgroup_root: String,
     /// `--cgroups-per-qos`.
     pub cgroups_per_qos: bool,
+    /// `--cpu-cfs-quota` and `--cpu-cfs-quota-period`, for the sandbox's and containers' quota.
+    pub cfs_quota: CfsQuota,
 }
 
 #[derive(Debug, Error)]
@@ -85,8 +87,8 @@ pub fn pod_sandbox_config(
         config.hostname = kernel_hostname(pod, hostname, &domain)?;
     }
     let mut linux = linux_config(pod, opts);
-    linux.resources = Some(sandbox_resources(pod));
-    linux.overhead = Some(overhead_resources(pod));
+    linux.resources = Some(sandbox_resources(pod, opts.cfs_quota));
+    linux.overhead = Some(overhead_resources(pod, opts.cfs_quota));
     config.linux = Some(linux);
     Ok(config)
 }
@@ -399,13 +401,13 @@ fn pod_totals(pod: &Pod) -> PodTotals {
     }
 }
 
-fn sandbox_resources(pod: &Pod) -> LinuxContainerResources {
+fn sandbox_resources(pod: &Pod, cfs: CfsQuota) -> LinuxContainerResources {
     let t = pod_totals(pod);
-    linux_resources(t.cpu_request, t.cpu_limit, t.memory_limit)
+    linux_resources(t.cpu_request, t.cpu_limit, t.memory_limit, cfs)
 }
 
 /// The pod overhead, treated as guaranteed (request = limit); empty without overhead.
-fn overhead_resources(pod: &Pod) -> LinuxContainerResources {
+fn overhead_resources(pod: &Pod, cfs: CfsQuota) -> LinuxContainerResources {
     match pod.spec.as_ref().and_then(|s| s.overhead.as_ref()) {
         Some(overhead) => {
             let cpu = amount(Some(overhead), RESOURCE_CPU).unwrap_or_default();
@@ -413,6 +415,7 @@ fn overhead_resources(pod: &Pod) -> LinuxContainerResources {
                 Some(cpu),
                 cpu,
                 amount(Some(overhead), RESOURCE_MEMORY).unwrap_or_default(),
+                cfs,
             )
         }
         None => LinuxContainerResources::default(),

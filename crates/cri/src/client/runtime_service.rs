@@ -6,11 +6,12 @@ use crate::api::{
     AttachRequest, Container, ContainerConfig, ContainerEventResponse, ContainerFilter,
     ContainerStats, ContainerStatsFilter, ContainerStatus, ContainerStatusRequest,
     CreateContainerRequest, ExecRequest, ExecSyncRequest, ExecSyncResponse, GetEventsRequest,
-    ListContainerStatsRequest, ListContainersRequest, ListPodSandboxRequest, PodSandbox,
-    PodSandboxConfig, PodSandboxFilter, PodSandboxStatus, PodSandboxStatusRequest,
-    PortForwardRequest, RemoveContainerRequest, RemovePodSandboxRequest, ReopenContainerLogRequest,
-    RunPodSandboxRequest, StartContainerRequest, StatusRequest, StatusResponse,
-    StopContainerRequest, StopPodSandboxRequest, VersionRequest, VersionResponse,
+    LinuxContainerResources, ListContainerStatsRequest, ListContainersRequest,
+    ListPodSandboxRequest, PodSandbox, PodSandboxConfig, PodSandboxFilter, PodSandboxStatus,
+    PodSandboxStatusRequest, PortForwardRequest, RemoveContainerRequest, RemovePodSandboxRequest,
+    ReopenContainerLogRequest, RunPodSandboxRequest, StartContainerRequest, StatusRequest,
+    StatusResponse, StopContainerRequest, StopPodSandboxRequest, UpdateContainerResourcesRequest,
+    VersionRequest, VersionResponse,
 };
 use crate::transport::Transport;
 use crate::{Result, RuntimeService};
@@ -218,6 +219,25 @@ impl<T: Transport> RuntimeService for CriClient<T> {
             "ReopenContainerLog",
             self.deadline(),
             self.transport.reopen_container_log(request),
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn update_container_resources(
+        &self,
+        container_id: &str,
+        linux: LinuxContainerResources,
+    ) -> Result<()> {
+        let request = UpdateContainerResourcesRequest {
+            container_id: container_id.to_string(),
+            linux: Some(linux),
+            ..Default::default()
+        };
+        with_deadline(
+            "UpdateContainerResources",
+            self.deadline(),
+            self.transport.update_container_resources(request),
         )
         .await
         .map(drop)

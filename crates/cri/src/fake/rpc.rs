@@ -16,6 +16,7 @@ pub(super) const REMOVE_CONTAINER: &str = "RemoveContainer";
 pub(super) const LIST_CONTAINERS: &str = "ListContainers";
 pub(super) const CONTAINER_STATUS: &str = "ContainerStatus";
 pub(super) const REOPEN_CONTAINER_LOG: &str = "ReopenContainerLog";
+pub(super) const UPDATE_CONTAINER_RESOURCES: &str = "UpdateContainerResources";
 pub(super) const EXEC_SYNC: &str = "ExecSync";
 pub(super) const LIST_CONTAINER_STATS: &str = "ListContainerStats";
 pub(super) const GET_CONTAINER_EVENTS: &str = "GetContainerEvents";
@@ -41,6 +42,7 @@ pub(super) const ALL: &[&str] = &[
     LIST_CONTAINERS,
     CONTAINER_STATUS,
     REOPEN_CONTAINER_LOG,
+    UPDATE_CONTAINER_RESOURCES,
     EXEC_SYNC,
     LIST_CONTAINER_STATS,
     GET_CONTAINER_EVENTS,

@@ -7,8 +7,9 @@ use super::{FakeRuntime, events, filters, rpc};
 use crate::api::{
     AuthConfig, Container, ContainerConfig, ContainerEventResponse, ContainerFilter,
     ContainerStats, ContainerStatsFilter, ContainerStatus, ExecSyncResponse, FilesystemIdentifier,
-    FilesystemUsage, Image, ImageSpec, PodSandbox, PodSandboxConfig, PodSandboxFilter,
-    PodSandboxStatus, RuntimeStatus, StatusResponse, UInt64Value, VersionResponse,
+    FilesystemUsage, Image, ImageSpec, LinuxContainerResources, PodSandbox, PodSandboxConfig,
+    PodSandboxFilter, PodSandboxStatus, RuntimeStatus, StatusResponse, UInt64Value,
+    VersionResponse,
 };
 use crate::{CriError, ImageService, Result, RuntimeService};
 use futures::stream::BoxStream;
@@ -197,6 +198,34 @@ impl RuntimeService for FakeRuntime {
                 rpc::REOPEN_CONTAINER_LOG,
                 "container is not running".to_string(),
             ));
+        }
+        Ok(())
+    }
+
+    /// As containerd: only the CPU set is merged into the stored config, the rest is kept.
+    async fn update_container_resources(
+        &self,
+        container_id: &str,
+        linux: LinuxContainerResources,
+    ) -> Result<()> {
+        let mut state = self.lock();
+        let subject = state.container_subject(container_id);
+        state.begin(rpc::UPDATE_CONTAINER_RESOURCES, Some(&subject))?;
+        let id = state
+            .container_id(container_id)
+            .ok_or_else(|| container_not_found(rpc::UPDATE_CONTAINER_RESOURCES, container_id))?;
+        let record = state
+            .containers
+            .get_mut(&id)
+            .ok_or_else(|| container_not_found(rpc::UPDATE_CONTAINER_RESOURCES, container_id))?;
+        if !linux.cpuset_cpus.is_empty() {
+            record
+                .config
+                .linux
+                .get_or_insert_default()
+                .resources
+                .get_or_insert_default()
+                .cpuset_cpus = linux.cpuset_cpus;
         }
         Ok(())
     }

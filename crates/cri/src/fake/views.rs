@@ -2,10 +2,10 @@
 
 use super::state::{ContainerRecord, SandboxRecord, State};
 use crate::api::{
-    Container, ContainerAttributes, ContainerEventResponse, ContainerEventType, ContainerState,
-    ContainerStats, ContainerStatus, CpuUsage, FilesystemIdentifier, FilesystemUsage, ImageSpec,
-    LinuxPodSandboxStatus, MemoryUsage, Namespace, PodSandbox, PodSandboxNetworkStatus,
-    PodSandboxStatus, UInt64Value,
+    Container, ContainerAttributes, ContainerEventResponse, ContainerEventType, ContainerResources,
+    ContainerState, ContainerStats, ContainerStatus, CpuUsage, FilesystemIdentifier,
+    FilesystemUsage, ImageSpec, LinuxPodSandboxStatus, MemoryUsage, Namespace, PodSandbox,
+    PodSandboxNetworkStatus, PodSandboxStatus, UInt64Value,
 };
 
 /// Where containerd's overlayfs snapshotter keeps image layers and writable layers.
@@ -112,7 +112,16 @@ impl State {
             annotations: container.config.annotations.clone(),
             mounts: container.config.mounts.clone(),
             log_path: container.log_path.clone(),
-            resources: None,
+            // As containerd 1.7: the resources it runs with, updates included.
+            resources: container
+                .config
+                .linux
+                .as_ref()
+                .and_then(|l| l.resources.clone())
+                .map(|linux| ContainerResources {
+                    linux: Some(linux),
+                    ..Default::default()
+                }),
             image_id: container.image.id.clone(),
             user: None,
         }

@@ -15,7 +15,8 @@ use crate::api::{
     ReopenContainerLogRequest, ReopenContainerLogResponse, RunPodSandboxRequest,
     RunPodSandboxResponse, StartContainerRequest, StartContainerResponse, StatusRequest,
     StatusResponse, StopContainerRequest, StopContainerResponse, StopPodSandboxRequest,
-    StopPodSandboxResponse, VersionRequest, VersionResponse,
+    StopPodSandboxResponse, UpdateContainerResourcesRequest, UpdateContainerResourcesResponse,
+    VersionRequest, VersionResponse,
 };
 use crate::transport::{EventStream, Reply, Transport};
 use futures::StreamExt;
@@ -115,6 +116,16 @@ impl Transport for Grpc {
         request: ReopenContainerLogRequest,
     ) -> Reply<ReopenContainerLogResponse> {
         self.runtime.clone().reopen_container_log(request).await
+    }
+
+    async fn update_container_resources(
+        &self,
+        request: UpdateContainerResourcesRequest,
+    ) -> Reply<UpdateContainerResourcesResponse> {
+        self.runtime
+            .clone()
+            .update_container_resources(request)
+            .await
     }
 
     async fn exec_sync(&self, request: ExecSyncRequest) -> Reply<ExecSyncResponse> {

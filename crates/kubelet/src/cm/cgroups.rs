@@ -1,237 +1,183 @@
-//! Pod cgroups with the cgroupfs driver: /kubepods[/burstable|/besteffort]/pod<uid> under the
-//! cgroup root, in every mounted hierarchy. The kubelet creates the pod level with its limits
-//! before the sandbox, and removes it once the pod's containers are gone (runc removes only the
-//! container leaves).
+//! Pod cgroups (upstream pod_container_manager_linux.go): <root>/kubepods[/burstable|/besteffort]
+//! /pod<uid>, with the pod-level limits, made before the sandbox. A removed pod's cgroup goes
+//! once its containers have: processes still in it are killed first, then it is removed from
+//! every hierarchy (runc removes only the container leaves). The QoS tiers and the kubepods
+//! cgroup above them are set up at start.
 
+use crate::admission::resources::{CPU, pod_requests};
+use crate::cm::cgroup_manager::{CgroupError, CgroupManager, Cgroupfs};
 use crate::cm::machine::{bytes, milli_cpu};
+use crate::cm::node_allocatable::{Amounts, NodeAllocatable};
+use crate::cm::qos::{BEST_EFFORT, BURSTABLE, QosCgroups};
+use crate::cm::resource_config::ResourceConfig;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-
+use kubelet_kuberuntime::container_config::resources::{CfsQuota, MIN_SHARES, milli_cpu_to_shares};
 use kubelet_kuberuntime::qos::{self, QosClass};
-use std::io;
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// A mounted cgroup hierarchy: v1 with its controllers, or the v2 unified one.
+/// How pod cgroups are laid out and limited.
 #[derive(Debug, Clone)]
-struct Hierarchy {
-    mount: PathBuf,
-    controllers: Vec<String>,
-    v2: bool,
+pub struct PodCgroupSettings {
+    /// --cgroup-root.
+    pub cgroup_root: String,
+    /// --cgroups-per-qos: without it, pods get no cgroups of their own.
+    pub per_qos: bool,
+    /// --pod-max-pids (podPidsLimit); 0 or less is no limit.
+    pub pod_pids_limit: i64,
+    pub cfs: CfsQuota,
 }
 
-/// The node's cgroup hierarchies and where pods go in them.
+/// The node's pod cgroups, through a cgroup driver.
 #[derive(Debug, Clone)]
 pub struct PodCgroups {
-    hierarchies: Vec<Hierarchy>,
-    cgroup_root: String,
-    per_qos: bool,
+    manager: Arc<dyn CgroupManager>,
+    settings: PodCgroupSettings,
+    qos: Arc<QosCgroups>,
 }
 
-fn mounted_hierarchies() -> io::Result<Vec<Hierarchy>> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
-    let mut out = Vec::new();
-    for line in info.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut post = post.split_whitespace();
-        let fstype = post.next().unwrap_or("");
-        let _source = post.next();
-        let super_opts = post.next().unwrap_or("");
-        let mount = pre.split_whitespace().nth(4).unwrap_or("");
-        match fstype {
-            "cgroup" => out.push(Hierarchy {
-                mount: mount.into(),
-                controllers: super_opts.split(',').map(String::from).collect(),
-                v2: false,
-            }),
-            "cgroup2" => out.push(Hierarchy {
-                mount: mount.into(),
-                controllers: Vec::new(),
-                v2: true,
-            }),
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
-/// The pod-level limits upstream sets: shares from the sum of CPU requests, and quota and memory
-/// limit only when every container has a limit.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct PodLimits {
-    pub cpu_shares: u64,
-    pub cpu_quota: Option<u64>,
-    pub memory: Option<u64>,
-}
-
-pub fn pod_limits(pod: &Pod) -> PodLimits {
-    let Some(spec) = pod.spec.as_ref() else {
-        return PodLimits::default();
-    };
-    let (mut req_cpu, mut lim_cpu, mut lim_mem) = (0u64, Some(0u64), Some(0u64));
-    for c in &spec.containers {
-        let res = c.resources.as_ref();
-        let get = |which: &str, r: Option<&std::collections::BTreeMap<String, Quantity>>| {
-            r.and_then(|m| m.get(which)).cloned()
-        };
-        req_cpu += get("cpu", res.and_then(|r| r.requests.as_ref())).map_or(0, |q| milli_cpu(&q));
-        lim_cpu = lim_cpu
-            .zip(get("cpu", res.and_then(|r| r.limits.as_ref())).map(|q| milli_cpu(&q)))
-            .map(|(a, b)| a + b);
-        lim_mem = lim_mem
-            .zip(get("memory", res.and_then(|r| r.limits.as_ref())).map(|q| bytes(&q)))
-            .map(|(a, b)| a + b);
-    }
+/// Upstream ResourceConfigForPod: shares from the pod's CPU request; quota (or -1 without
+/// --cpu-cfs-quota) and memory limit only when every container has that limit; the pids
+/// limit on every pod.
+pub fn pod_config(pod: &Pod, settings: &PodCgroupSettings) -> ResourceConfig {
+    let pids = (settings.pod_pids_limit > 0).then_some(settings.pod_pids_limit);
     if qos::qos_class(pod) == QosClass::BestEffort {
-        return PodLimits {
-            cpu_shares: 2,
-            cpu_quota: None,
-            memory: None,
+        return ResourceConfig {
+            cpu_shares: Some(MIN_SHARES as u64),
+            pids,
+            ..Default::default()
         };
     }
-    PodLimits {
-        cpu_shares: (req_cpu * 1024 / 1000).max(2),
-        cpu_quota: lim_cpu
-            .filter(|&m| m > 0)
-            .map(|m| (m * 100_000 / 1000).max(1000)),
-        memory: lim_mem.filter(|&m| m > 0),
+    let containers = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
+    let limit = |name: &str, value: fn(&Quantity) -> u64| -> Option<u64> {
+        containers.iter().try_fold(0u64, |sum, c| {
+            let q = c.resources.as_ref()?.limits.as_ref()?.get(name)?;
+            Some(sum + value(q))
+        })
+    };
+    let cpu_limit = limit("cpu", milli_cpu).filter(|&m| m > 0);
+    let request = pod_requests(pod).get(CPU).copied().unwrap_or(0);
+    let cfs = settings.cfs;
+    ResourceConfig {
+        cpu_shares: Some(milli_cpu_to_shares(request) as u64),
+        cpu_quota: cpu_limit.map(|m| cfs.quota(m as i64).unwrap_or(-1)),
+        cpu_period: cpu_limit.map(|_| cfs.period_us as u64),
+        memory: limit("memory", bytes).filter(|&m| m > 0),
+        pids,
     }
 }
 
 impl PodCgroups {
-    pub fn new(cgroup_root: &str, per_qos: bool) -> io::Result<Self> {
-        Ok(Self {
-            hierarchies: mounted_hierarchies()?,
-            cgroup_root: cgroup_root.into(),
-            per_qos,
-        })
+    /// The cgroupfs driver over the host's hierarchies; nothing is created until [`Self::start`].
+    pub fn new(settings: PodCgroupSettings) -> Result<Self, CgroupError> {
+        Ok(Self::with_manager(Arc::new(Cgroupfs::new()?), settings))
+    }
+
+    pub fn with_manager(manager: Arc<dyn CgroupManager>, settings: PodCgroupSettings) -> Self {
+        let kubepods = format!("{}/kubepods", settings.cgroup_root.trim_end_matches('/'));
+        Self {
+            qos: Arc::new(QosCgroups::new(manager.clone(), kubepods)),
+            manager,
+            settings,
+        }
     }
 
     /// Pod cgroups on a node whose cgroups the kubelet does not manage: nothing is created or
     /// removed. Unit tests run the kubelet this way against the fake runtime.
     pub fn unmanaged(cgroup_root: &str) -> Self {
-        Self {
-            hierarchies: Vec::new(),
-            cgroup_root: cgroup_root.into(),
-            per_qos: true,
-        }
+        Self::with_manager(
+            Arc::new(Cgroupfs::with_hierarchies(Vec::new())),
+            PodCgroupSettings {
+                cgroup_root: cgroup_root.into(),
+                per_qos: true,
+                pod_pids_limit: 0,
+                cfs: CfsQuota::default(),
+            },
+        )
     }
 
-    /// The pod's cgroup path, relative to each hierarchy's mount.
-    pub fn pod_path(&self, pod: &Pod) -> String {
-        qos::pod_cgroup_parent(pod, &self.cgroup_root, self.per_qos)
+    fn kubepods(&self) -> String {
+        format!(
+            "{}/kubepods",
+            self.settings.cgroup_root.trim_end_matches('/')
+        )
     }
 
-    fn dir(h: &Hierarchy, path: &str) -> PathBuf {
-        h.mount.join(path.trim_start_matches('/'))
-    }
-
-    /// Creates the pod cgroup with its limits in the cpu, memory and pids hierarchies, once.
-    pub fn ensure(&self, pod: &Pod) -> io::Result<()> {
-        let path = self.pod_path(pod);
-        let limits = pod_limits(pod);
-        let only_v2 = self.hierarchies.iter().all(|h| h.v2);
-        for h in &self.hierarchies {
-            let has = |c: &str| h.controllers.iter().any(|x| x == c);
-            let dir = Self::dir(h, &path);
-            // Every sync calls this; a pod's resources are fixed for its UID, so the limits
-            // written when the cgroup was made are still right.
-            if dir.is_dir() {
-                continue;
-            }
-            if h.v2 && only_v2 {
-                std::fs::create_dir_all(&dir)?;
-                write_if_present(
-                    &dir.join("cpu.weight"),
-                    &(1 + ((limits.cpu_shares.saturating_sub(2)) * 9999) / 262142).to_string(),
-                )?;
-                if let Some(q) = limits.cpu_quota {
-                    write_if_present(&dir.join("cpu.max"), &format!("{q} 100000"))?;
-                }
-                if let Some(m) = limits.memory {
-                    write_if_present(&dir.join("memory.max"), &m.to_string())?;
-                }
-            } else if has("cpu") {
-                std::fs::create_dir_all(&dir)?;
-                write_if_present(&dir.join("cpu.shares"), &limits.cpu_shares.to_string())?;
-                if let Some(q) = limits.cpu_quota {
-                    write_if_present(&dir.join("cpu.cfs_quota_us"), &q.to_string())?;
-                }
-            } else if has("memory") {
-                std::fs::create_dir_all(&dir)?;
-                if let Some(m) = limits.memory {
-                    write_if_present(&dir.join("memory.limit_in_bytes"), &m.to_string())?;
-                }
-            } else if has("pids") {
-                std::fs::create_dir_all(&dir)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes the pod cgroup of `pod_uid` from every hierarchy, deepest first.
-    pub fn remove(&self, pod_uid: &str) -> io::Result<()> {
-        for dir in self
-            .pod_dirs()
-            .into_iter()
-            .filter(|(uid, _)| uid == pod_uid)
-            .map(|(_, d)| d)
-        {
-            kubelet_host::cgroupfs::remove_tree(&dir).map_err(io::Error::other)?;
-        }
-        Ok(())
-    }
-
-    /// Every pod cgroup dir under the kubepods tree, with the pod UID it belongs to.
-    pub fn pod_dirs(&self) -> Vec<(String, PathBuf)> {
-        let base = format!("{}/kubepods", self.cgroup_root.trim_end_matches('/'));
-        let mut out = Vec::new();
-        for h in &self.hierarchies {
-            let kubepods = Self::dir(h, &base);
-            for parent in [
-                kubepods.clone(),
-                kubepods.join("burstable"),
-                kubepods.join("besteffort"),
-            ] {
-                let Ok(entries) = std::fs::read_dir(&parent) else {
-                    continue;
-                };
-                for e in entries.flatten() {
-                    let name = e.file_name().to_string_lossy().to_string();
-                    if let Some(uid) = name.strip_prefix("pod")
-                        && e.path().is_dir()
-                    {
-                        out.push((uid.to_string(), e.path()));
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// The QoS-level cgroups, made at start as upstream does.
-    pub fn ensure_qos_tree(&self) -> io::Result<()> {
-        if !self.per_qos {
+    /// At start: the kubepods cgroup limited as node allocatable says, the reserved cgroups
+    /// enforced, and the QoS tiers below kubepods.
+    pub fn start(
+        &self,
+        allocatable: &NodeAllocatable,
+        capacity: Amounts,
+    ) -> Result<(), CgroupError> {
+        if !self.settings.per_qos {
             return Ok(());
         }
-        let base = format!("{}/kubepods", self.cgroup_root.trim_end_matches('/'));
-        for h in &self.hierarchies {
-            if h.v2 && !self.hierarchies.iter().all(|h| h.v2) {
-                continue;
-            }
-            for sub in ["", "burstable", "besteffort"] {
-                std::fs::create_dir_all(Self::dir(h, &base).join(sub))?;
+        allocatable.enforce(self.manager.as_ref(), &self.kubepods(), capacity)?;
+        self.qos.create()
+    }
+
+    /// The pod's cgroup name.
+    pub fn pod_path(&self, pod: &Pod) -> String {
+        qos::pod_cgroup_parent(pod, &self.settings.cgroup_root, self.settings.per_qos)
+    }
+
+    /// Creates the pod cgroup with its limits, once: a pod's resources are fixed for its UID.
+    pub fn ensure(&self, pod: &Pod) -> Result<(), CgroupError> {
+        if !self.settings.per_qos {
+            return Ok(());
+        }
+        self.qos.pod_added(pod)?;
+        let name = self.pod_path(pod);
+        if self.manager.exists(&name) {
+            return Ok(());
+        }
+        let config = pod_config(pod, &self.settings);
+        tracing::debug!(pod_uid = pod.metadata.uid.as_deref().unwrap_or_default(), cgroup = %name, ?config, "creating the pod cgroup");
+        self.manager.create(&name, &config)
+    }
+
+    /// Removes the pod cgroup of `pod_uid`, whichever QoS tier it is in, killing what is left
+    /// in it first.
+    pub fn remove(&self, pod_uid: &str) -> Result<(), CgroupError> {
+        if !self.settings.per_qos {
+            return Ok(());
+        }
+        for parent in self.pod_parents() {
+            self.manager.destroy(&format!("{parent}/pod{pod_uid}"))?;
+        }
+        self.qos.pod_removed(pod_uid)
+    }
+
+    fn pod_parents(&self) -> [String; 3] {
+        let kubepods = self.kubepods();
+        [
+            self.qos.tier(BURSTABLE),
+            self.qos.tier(BEST_EFFORT),
+            kubepods,
+        ]
+    }
+
+    /// Every pod cgroup on the node, by pod UID with its cgroup name: what housekeeping scans
+    /// for pods the kubelet no longer knows (after a restart, say).
+    pub fn pod_dirs(&self) -> Vec<(String, String)> {
+        let mut out = BTreeMap::new();
+        if !self.settings.per_qos {
+            return Vec::new();
+        }
+        for parent in self.pod_parents() {
+            for child in self.manager.children(&parent) {
+                if let Some(uid) = child.strip_prefix("pod") {
+                    out.insert(uid.to_string(), format!("{parent}/{child}"));
+                }
             }
         }
-        Ok(())
-    }
-}
-
-fn write_if_present(file: &Path, value: &str) -> io::Result<()> {
-    match std::fs::write(file, value) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        r => r,
+        out.into_iter().collect()
     }
 }
 
@@ -247,35 +193,74 @@ mod tests {
         .unwrap()
     }
 
+    fn settings(pids: i64, cfs: CfsQuota) -> PodCgroupSettings {
+        PodCgroupSettings {
+            cgroup_root: "/".into(),
+            per_qos: true,
+            pod_pids_limit: pids,
+            cfs,
+        }
+    }
+
     #[test]
     fn limits_follow_qos() {
+        let s = settings(0, CfsQuota::default());
         assert_eq!(
-            pod_limits(&pod(serde_json::json!({}))),
-            PodLimits {
-                cpu_shares: 2,
-                cpu_quota: None,
-                memory: None
+            pod_config(&pod(serde_json::json!({})), &s),
+            ResourceConfig {
+                cpu_shares: Some(2),
+                ..Default::default()
             }
         );
         let burstable = pod(serde_json::json!({"requests": {"cpu": "250m"}}));
         assert_eq!(
-            pod_limits(&burstable),
-            PodLimits {
-                cpu_shares: 256,
-                cpu_quota: None,
-                memory: None
+            pod_config(&burstable, &s),
+            ResourceConfig {
+                cpu_shares: Some(256),
+                ..Default::default()
             }
         );
         let guaranteed = pod(
             serde_json::json!({"requests": {"cpu": "1", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "64Mi"}}),
         );
         assert_eq!(
-            pod_limits(&guaranteed),
-            PodLimits {
-                cpu_shares: 1024,
+            pod_config(&guaranteed, &s),
+            ResourceConfig {
+                cpu_shares: Some(1024),
                 cpu_quota: Some(100_000),
-                memory: Some(64 << 20)
+                cpu_period: Some(100_000),
+                memory: Some(64 << 20),
+                pids: None,
             }
+        );
+    }
+
+    #[test]
+    fn quota_follows_period_and_enforcement_and_pids_apply_to_all() {
+        let limited = pod(serde_json::json!({"limits": {"cpu": "500m"}}));
+        let short = settings(
+            100,
+            CfsQuota {
+                enforce: true,
+                period_us: 50_000,
+            },
+        );
+        let config = pod_config(&limited, &short);
+        assert_eq!(
+            (config.cpu_quota, config.cpu_period, config.pids),
+            (Some(25_000), Some(50_000), Some(100))
+        );
+        let off = settings(
+            0,
+            CfsQuota {
+                enforce: false,
+                period_us: 100_000,
+            },
+        );
+        assert_eq!(pod_config(&limited, &off).cpu_quota, Some(-1));
+        assert_eq!(
+            pod_config(&pod(serde_json::json!({})), &short).pids,
+            Some(100)
         );
     }
 }

@@ -1,4 +1,13 @@
-//! Container management on the node (upstream pkg/kubelet/cm): pod cgroups and resource admission.
+//! Container management on the node (upstream pkg/kubelet/cm): the cgroup driver, node
+//! allocatable, QoS and pod cgroups, and resource admission.
 
+pub mod cgroup_manager;
 pub mod cgroups;
+pub mod cpumanager;
 pub mod machine;
+pub mod node_allocatable;
+pub mod qos;
+pub mod resource_config;
+pub mod setup;
+
+pub use setup::{cfs_quota, start_pod_cgroups};

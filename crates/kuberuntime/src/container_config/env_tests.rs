@@ -79,6 +79,7 @@ async fn build(objects: &dyn ObjectSource, pod: &Pod) -> Built {
         cluster_domain: "cluster.local".into(),
         node_memory_capacity: 1 << 30,
         node_allocatable_cpu_milli: None,
+        cfs_quota: Default::default(),
         env_sources,
     };
     let config = container_config(&input).map_err(|e| e.to_string());
@@ -306,6 +307,7 @@ fn services_that_cannot_be_listed_fail_the_container() {
         cluster_domain: String::new(),
         node_memory_capacity: 0,
         node_allocatable_cpu_milli: None,
+        cfs_quota: Default::default(),
         env_sources: EnvSources {
             services: Err(ServicesUnavailable),
             ..Default::default()

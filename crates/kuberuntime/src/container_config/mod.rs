@@ -40,6 +40,8 @@ pub struct ContainerInput<'a> {
     pub cluster_domain: String,
     pub node_memory_capacity: u64,
     pub node_allocatable_cpu_milli: Option<u64>,
+    /// `--cpu-cfs-quota` and `--cpu-cfs-quota-period`.
+    pub cfs_quota: resources::CfsQuota,
     /// The ConfigMaps, Secrets and Services the environment refers to, read beforehand.
     pub env_sources: env_sources::EnvSources,
 }
@@ -143,6 +145,7 @@ pub fn container_config(
                 pod,
                 c,
                 input.node_memory_capacity,
+                input.cfs_quota,
             )),
             security_context: Some(security::security_context(pod, c, &seccomp_root)?),
         }),

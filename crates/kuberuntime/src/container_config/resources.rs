@@ -11,9 +11,34 @@ use tracing::warn;
 
 pub const CPU_PERIOD_US: i64 = 100_000;
 const MIN_QUOTA_PERIOD_US: i64 = 1000;
-const MIN_SHARES: i64 = 2;
-const MAX_SHARES: i64 = 262_144;
+pub const MIN_SHARES: i64 = 2;
+pub const MAX_SHARES: i64 = 262_144;
 const SHARES_PER_CPU: i64 = 1024;
+
+/// --cpu-cfs-quota and --cpu-cfs-quota-period: whether CPU limits become a CFS quota, and over
+/// which period (microseconds). Containers and pod cgroups take their quota from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CfsQuota {
+    pub enforce: bool,
+    pub period_us: i64,
+}
+
+impl Default for CfsQuota {
+    fn default() -> Self {
+        Self {
+            enforce: true,
+            period_us: CPU_PERIOD_US,
+        }
+    }
+}
+
+impl CfsQuota {
+    /// The quota for a CPU limit; `None` when quotas are not enforced.
+    pub fn quota(&self, limit_milli: i64) -> Option<i64> {
+        self.enforce
+            .then(|| milli_cpu_to_quota(limit_milli, self.period_us))
+    }
+}
 
 /// `MilliCPUToShares`: 1024 shares per cpu, clamped to [2, 262144]; no request means 2.
 pub fn milli_cpu_to_shares(milli: i64) -> i64 {
@@ -32,18 +57,22 @@ pub fn milli_cpu_to_quota(milli: i64, period: i64) -> i64 {
 }
 
 /// `calculateLinuxResources`. A missing cpu request takes the limit (the API server does the
-/// same for new pods; this covers older ones).
+/// same for new pods; this covers older ones). Without quota enforcement, period and quota
+/// stay unset, as upstream leaves them.
 pub fn linux_resources(
     cpu_request_milli: Option<i64>,
     cpu_limit_milli: i64,
     memory_limit: i64,
+    cfs: CfsQuota,
 ) -> LinuxContainerResources {
     let mut r = LinuxContainerResources {
         cpu_shares: milli_cpu_to_shares(cpu_request_milli.unwrap_or(cpu_limit_milli)),
-        cpu_period: CPU_PERIOD_US,
-        cpu_quota: milli_cpu_to_quota(cpu_limit_milli, CPU_PERIOD_US),
         ..Default::default()
     };
+    if let Some(quota) = cfs.quota(cpu_limit_milli) {
+        r.cpu_period = cfs.period_us;
+        r.cpu_quota = quota;
+    }
     if memory_limit != 0 {
         r.memory_limit_in_bytes = memory_limit;
     }
@@ -74,6 +103,7 @@ pub fn container_resources(
     pod: &Pod,
     container: &Container,
     node_memory_capacity: u64,
+    cfs: CfsQuota,
 ) -> LinuxContainerResources {
     let res = container.resources.as_ref();
     let requests = res.and_then(|r| r.requests.as_ref());
@@ -82,6 +112,7 @@ pub fn container_resources(
         amount(requests, RESOURCE_CPU),
         amount(limits, RESOURCE_CPU).unwrap_or_default(),
         amount(limits, RESOURCE_MEMORY).unwrap_or_default(),
+        cfs,
     );
     r.oom_score_adj = qos::oom_score_adj(pod, container, node_memory_capacity);
     r.hugepage_limits = hugepage_limits(limits, host::hugepage_sizes());
@@ -145,7 +176,7 @@ mod tests {
 
     #[test]
     fn request_defaults_to_limit() {
-        let r = linux_resources(None, 500, 64 << 20);
+        let r = linux_resources(None, 500, 64 << 20, CfsQuota::default());
         assert_eq!(
             (
                 r.cpu_shares,
@@ -155,12 +186,33 @@ mod tests {
             ),
             (512, 50_000, 100_000, 64 << 20)
         );
-        let r = linux_resources(Some(250), 0, 0);
+        let r = linux_resources(Some(250), 0, 0, CfsQuota::default());
         assert_eq!(
             (r.cpu_shares, r.cpu_quota, r.memory_limit_in_bytes),
             (256, 0, 0)
         );
-        assert_eq!(linux_resources(None, 0, 0).cpu_shares, 2);
+        assert_eq!(
+            linux_resources(None, 0, 0, CfsQuota::default()).cpu_shares,
+            2
+        );
+    }
+
+    #[test]
+    fn quota_follows_the_cfs_settings() {
+        let short = CfsQuota {
+            enforce: true,
+            period_us: 10_000,
+        };
+        let r = linux_resources(None, 500, 0, short);
+        assert_eq!((r.cpu_quota, r.cpu_period), (5_000, 10_000));
+        let off = CfsQuota {
+            enforce: false,
+            period_us: CPU_PERIOD_US,
+        };
+        let r = linux_resources(None, 500, 0, off);
+        assert_eq!((r.cpu_shares, r.cpu_quota, r.cpu_period), (512, 0, 0));
+        assert_eq!(off.quota(500), None);
+        assert_eq!(CfsQuota::default().quota(0), Some(0));
     }
 
     #[test]

@@ -104,6 +104,7 @@ impl Fixture {
             cluster_domain: "cluster.local".into(),
             node_memory_capacity: 4 << 30,
             node_allocatable_cpu_milli: Some(2000),
+            cfs_quota: Default::default(),
             env_sources: Default::default(),
         }
     }

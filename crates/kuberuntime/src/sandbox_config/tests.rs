@@ -38,6 +38,7 @@ fn opts() -> SandboxOptions {
         },
         cgroup_root: "/".into(),
         cgroups_per_qos: true,
+        cfs_quota: Default::default(),
     }
 }
 

@@ -1,0 +1,47 @@
+//! From the kubelet's configuration to its cgroups at start.
+
+use crate::cm::cgroup_manager::CgroupError;
+use crate::cm::cgroups::{PodCgroupSettings, PodCgroups};
+use crate::cm::machine::MachineInfo;
+use crate::cm::node_allocatable::{Amounts, NodeAllocatable, max_pids};
+use kubelet_config::KubeletConfig;
+use kubelet_kuberuntime::container_config::resources::CfsQuota;
+
+/// --cpu-cfs-quota and --cpu-cfs-quota-period.
+pub fn cfs_quota(cfg: &KubeletConfig) -> CfsQuota {
+    CfsQuota {
+        enforce: cfg.cpu_cfs_quota,
+        period_us: i64::try_from(cfg.cpu_cfs_quota_period.as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+/// The node allocatable settings of the configuration.
+pub fn node_allocatable(cfg: &KubeletConfig) -> NodeAllocatable {
+    NodeAllocatable {
+        enforce: cfg.enforce_node_allocatable.iter().cloned().collect(),
+        kube_reserved: Amounts::of_reservation(&cfg.kube_reserved),
+        system_reserved: Amounts::of_reservation(&cfg.system_reserved),
+        kube_reserved_cgroup: cfg.kube_reserved_cgroup.clone(),
+        system_reserved_cgroup: cfg.system_reserved_cgroup.clone(),
+    }
+}
+
+/// The pod cgroups, with kubepods limited and the QoS tiers made.
+pub fn start_pod_cgroups(
+    cfg: &KubeletConfig,
+    machine: &MachineInfo,
+) -> Result<PodCgroups, CgroupError> {
+    let cgroups = PodCgroups::new(PodCgroupSettings {
+        cgroup_root: cfg.cgroup_root.clone(),
+        per_qos: cfg.cgroups_per_qos,
+        pod_pids_limit: cfg.pod_pids_limit,
+        cfs: cfs_quota(cfg),
+    })?;
+    let capacity = Amounts {
+        cpu_milli: Some(machine.cpu_milli),
+        memory: Some(machine.memory_bytes),
+        pids: max_pids(),
+    };
+    cgroups.start(&node_allocatable(cfg), capacity)?;
+    Ok(cgroups)
+}
