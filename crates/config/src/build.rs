@@ -48,6 +48,7 @@ pub(crate) fn build(
         ));
     }
     let image_gc = image_gc(&s)?;
+    let cpu_manager = crate::cpu_manager::cpu_manager(&s)?;
     let container_runtime =
         container_runtime(s.container_runtime_endpoint, s.image_service_endpoint)?;
     Ok(KubeletConfig {
@@ -124,6 +125,18 @@ pub(crate) fn build(
             s.cgroup_root
         },
         cgroups_per_qos: s.cgroups_per_qos,
+        cpu_manager,
+        enforce_node_allocatable: enforce_node_allocatable(
+            &s.enforce_node_allocatable,
+            s.cgroups_per_qos,
+            &s.kube_reserved_cgroup,
+            &s.system_reserved_cgroup,
+        )?,
+        kube_reserved_cgroup: s.kube_reserved_cgroup.clone(),
+        system_reserved_cgroup: s.system_reserved_cgroup.clone(),
+        pod_pids_limit: s.pod_pids_limit,
+        cpu_cfs_quota: s.cpu_cfs_quota,
+        cpu_cfs_quota_period: cpu_cfs_quota_period(s.cpu_cfs_quota_period)?,
         healthz_port: u16::try_from(s.healthz_port).map_err(|_| {
             invalid(
                 "healthzPort (--healthz-port)",
@@ -195,6 +208,7 @@ pub(crate) fn build(
         authorization_webhook_cache_unauthorized_ttl: s
             .authorization_webhook_cache_unauthorized_ttl,
         local_pod_submission: s.local_pod_submission,
+        device_plugin_endpoint_grace_period: s.device_plugin_endpoint_grace_period,
         kubeconfig: non_empty(s.kubeconfig).map(PathBuf::from),
         bootstrap_kubeconfig: non_empty(s.bootstrap_kubeconfig).map(PathBuf::from),
         kube_api_qps: non_negative(s.kube_api_qps, "kubeAPIQPS (--kube-api-qps)")?,
@@ -205,7 +219,16 @@ pub(crate) fn build(
         register_node: s.register_node,
         register_with_taints: taints(&s.register_with_taints)?,
         node_labels: node_labels(s.node_labels)?,
-        eviction_hard: eviction_hard(s.eviction_hard)?,
+        eviction_hard: eviction_thresholds(s.eviction_hard, "evictionHard (--eviction-hard)")?,
+        eviction_soft_grace_period: eviction_grace_periods(
+            s.eviction_soft_grace_period,
+            &s.eviction_soft,
+        )?,
+        eviction_soft: eviction_thresholds(s.eviction_soft, "evictionSoft (--eviction-soft)")?,
+        eviction_max_pod_grace_period: s.eviction_max_pod_grace_period,
+        eviction_minimum_reclaim: eviction_minimum_reclaim(s.eviction_minimum_reclaim)?,
+        eviction_pressure_transition_period: s.eviction_pressure_transition_period,
+        kernel_memcg_notification: s.kernel_memcg_notification,
         kube_reserved: s.kube_reserved.into_iter().collect(),
         system_reserved: s.system_reserved.into_iter().collect(),
         rotate_certificates: s.rotate_certificates,
@@ -313,24 +336,34 @@ fn node_labels(pairs: Vec<(String, String)>) -> Result<BTreeMap<String, String>,
     Ok(pairs.into_iter().collect())
 }
 
-/// The hard eviction signals upstream knows; an amount is a quantity or a percentage.
-fn eviction_hard(pairs: Vec<(String, String)>) -> Result<BTreeMap<String, String>, ConfigError> {
-    const SIGNALS: &[&str] = &[
-        "memory.available",
-        "nodefs.available",
-        "nodefs.inodesFree",
-        "imagefs.available",
-        "imagefs.inodesFree",
-        "containerfs.available",
-        "containerfs.inodesFree",
-        "pid.available",
-        "allocatableMemory.available",
-    ];
-    let setting = "evictionHard (--eviction-hard)";
+/// The eviction signals upstream knows.
+const EVICTION_SIGNALS: &[&str] = &[
+    "memory.available",
+    "nodefs.available",
+    "nodefs.inodesFree",
+    "imagefs.available",
+    "imagefs.inodesFree",
+    "containerfs.available",
+    "containerfs.inodesFree",
+    "pid.available",
+    "allocatableMemory.available",
+];
+
+fn eviction_signal(setting: &str, signal: &str) -> Result<(), ConfigError> {
+    if EVICTION_SIGNALS.contains(&signal) {
+        Ok(())
+    } else {
+        Err(invalid(setting, format!("unknown signal {signal:?}")))
+    }
+}
+
+/// Hard or soft eviction thresholds; an amount is a quantity or a percentage.
+fn eviction_thresholds(
+    pairs: Vec<(String, String)>,
+    setting: &str,
+) -> Result<BTreeMap<String, String>, ConfigError> {
     for (signal, amount) in &pairs {
-        if !SIGNALS.contains(&signal.as_str()) {
-            return Err(invalid(setting, format!("unknown signal {signal:?}")));
-        }
+        eviction_signal(setting, signal)?;
         let ok = match amount.strip_suffix('%') {
             Some(percent) => percent
                 .parse::<f64>()
@@ -342,6 +375,68 @@ fn eviction_hard(pairs: Vec<(String, String)>) -> Result<BTreeMap<String, String
                 setting,
                 format!("invalid amount {amount:?} for {signal}"),
             ));
+        }
+    }
+    Ok(pairs.into_iter().collect())
+}
+
+/// Upstream's ParseThresholdConfig: every soft threshold needs a grace period, and a grace
+/// period is a non-negative duration of a known signal.
+fn eviction_grace_periods(
+    pairs: Vec<(String, String)>,
+    soft: &[(String, String)],
+) -> Result<BTreeMap<String, Duration>, ConfigError> {
+    let setting = "evictionSoftGracePeriod (--eviction-soft-grace-period)";
+    let mut periods = BTreeMap::new();
+    for (signal, text) in pairs {
+        eviction_signal(setting, &signal)?;
+        let period = crate::units::parse_duration(&text).map_err(|_| {
+            invalid(
+                setting,
+                format!(
+                    "invalid eviction grace period specified: {text}, must be a positive value"
+                ),
+            )
+        })?;
+        periods.insert(signal, period);
+    }
+    if let Some((signal, _)) = soft.iter().find(|(s, _)| !periods.contains_key(s)) {
+        return Err(invalid(
+            "evictionSoft (--eviction-soft)",
+            format!("grace period must be specified for the soft eviction threshold {signal}"),
+        ));
+    }
+    Ok(periods)
+}
+
+/// Upstream's parseMinimumReclaims: a positive percentage or a non-negative quantity.
+fn eviction_minimum_reclaim(
+    pairs: Vec<(String, String)>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let setting = "evictionMinimumReclaim (--eviction-minimum-reclaim)";
+    for (signal, amount) in &pairs {
+        eviction_signal(setting, signal)?;
+        match amount.strip_suffix('%') {
+            Some(percent) => {
+                if !percent.parse::<f64>().is_ok_and(|p| p > 0.0) {
+                    return Err(invalid(
+                        setting,
+                        format!(
+                            "eviction percentage minimum reclaim {signal} must be positive: {amount}"
+                        ),
+                    ));
+                }
+            }
+            None => match crate::units::parse_quantity(amount) {
+                Ok(q) if q >= 0 => {}
+                Ok(_) => {
+                    return Err(invalid(
+                        setting,
+                        format!("negative eviction minimum reclaim specified for {signal}"),
+                    ));
+                }
+                Err(e) => return Err(invalid(setting, format!("{amount:?}: {e}"))),
+            },
         }
     }
     Ok(pairs.into_iter().collect())
@@ -484,6 +579,69 @@ fn pod_logs_dir(dir: String) -> Result<PathBuf, ConfigError> {
         ));
     }
     Ok(PathBuf::from(dir))
+}
+
+/// Upstream's validation of enforceNodeAllocatable; "none" enforces nothing.
+fn enforce_node_allocatable(
+    levels: &[String],
+    cgroups_per_qos: bool,
+    kube_reserved_cgroup: &str,
+    system_reserved_cgroup: &str,
+) -> Result<Vec<String>, ConfigError> {
+    const SETTING: &str = "enforceNodeAllocatable (--enforce-node-allocatable)";
+    if !cgroups_per_qos && !levels.is_empty() {
+        return Err(invalid(
+            SETTING,
+            "is not supported unless cgroupsPerQOS (--cgroups-per-qos) is set to true",
+        ));
+    }
+    for level in levels {
+        match level.as_str() {
+            "pods" => {}
+            "system-reserved" if system_reserved_cgroup.is_empty() => {
+                return Err(invalid(
+                    "systemReservedCgroup (--system-reserved-cgroup)",
+                    "must be specified when \"system-reserved\" contained in enforceNodeAllocatable (--enforce-node-allocatable)",
+                ));
+            }
+            "kube-reserved" if kube_reserved_cgroup.is_empty() => {
+                return Err(invalid(
+                    "kubeReservedCgroup (--kube-reserved-cgroup)",
+                    "must be specified when \"kube-reserved\" contained in enforceNodeAllocatable (--enforce-node-allocatable)",
+                ));
+            }
+            "system-reserved" | "kube-reserved" => {}
+            "none" if levels.len() > 1 => {
+                return Err(invalid(
+                    SETTING,
+                    "may not contain additional enforcements when \"none\" is specified",
+                ));
+            }
+            "none" => return Ok(Vec::new()),
+            other => {
+                return Err(invalid(
+                    SETTING,
+                    format!(
+                        "option {other:?} is not valid. Valid options are \"pods\", \"system-reserved\", \"kube-reserved\", or \"none\""
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(levels.to_vec())
+}
+
+/// cpuCFSQuotaPeriod, within upstream's bounds. Upstream also wants the
+/// CustomCPUCFSQuotaPeriod feature gate for a value other than 100ms; kubelet-rs has no
+/// feature gates, so the period is taken as given.
+fn cpu_cfs_quota_period(period: Duration) -> Result<Duration, ConfigError> {
+    if period < Duration::from_millis(1) || period > Duration::from_secs(1) {
+        return Err(invalid(
+            "cpuCFSQuotaPeriod (--cpu-cfs-quota-period)",
+            format!("{period:?} must be between 1ms and 1sec, inclusive"),
+        ));
+    }
+    Ok(period)
 }
 
 pub(crate) fn cgroup_driver(driver: &str, host: &dyn Host) -> Result<CgroupDriver, ConfigError> {

@@ -105,6 +105,18 @@ pub struct KubeletConfig {
     pub cgroup_driver: CgroupDriver,
     pub cgroup_root: String,
     pub cgroups_per_qos: bool,
+    pub cpu_manager: crate::cpu_manager::CpuManagerConfig,
+    /// --enforce-node-allocatable: of "pods", "kube-reserved", "system-reserved"; empty (or
+    /// "none") enforces nothing.
+    pub enforce_node_allocatable: Vec<String>,
+    pub kube_reserved_cgroup: String,
+    pub system_reserved_cgroup: String,
+    /// --pod-max-pids (podPidsLimit): processes per pod; 0 or less is no limit.
+    pub pod_pids_limit: i64,
+    /// --cpu-cfs-quota: CPU limits become CFS quotas.
+    pub cpu_cfs_quota: bool,
+    /// --cpu-cfs-quota-period.
+    pub cpu_cfs_quota_period: Duration,
 
     pub healthz_port: u16,
     pub healthz_bind_address: IpAddr,
@@ -146,6 +158,9 @@ pub struct KubeletConfig {
     pub authorization_webhook_cache_unauthorized_ttl: Duration,
     /// enableLocalPodSubmission (ours): POST and DELETE of pods on the kubelet API.
     pub local_pod_submission: bool,
+    /// devicePluginEndpointGracePeriod (ours): how long a dead device plugin's devices stay
+    /// in the node's capacity (upstream's fixed 5 minutes).
+    pub device_plugin_endpoint_grace_period: Duration,
 
     /// --kubeconfig; None is standalone mode.
     pub kubeconfig: Option<PathBuf>,
@@ -160,6 +175,17 @@ pub struct KubeletConfig {
     pub node_labels: BTreeMap<String, String>,
     /// Hard eviction thresholds by signal: `memory.available` -> `100Mi` or `10%`.
     pub eviction_hard: BTreeMap<String, String>,
+    /// Soft eviction thresholds, each with its grace period in `eviction_soft_grace_period`.
+    pub eviction_soft: BTreeMap<String, String>,
+    pub eviction_soft_grace_period: BTreeMap<String, Duration>,
+    /// The longest grace period a soft eviction gives a pod, in seconds.
+    pub eviction_max_pod_grace_period: i64,
+    /// What an eviction must reclaim beyond its threshold, by signal: `500Mi` or `5%`.
+    pub eviction_minimum_reclaim: BTreeMap<String, String>,
+    /// How long a pressure condition is held after its signal clears.
+    pub eviction_pressure_transition_period: Duration,
+    /// Memory eviction also woken by the kernel's memcg threshold notifications.
+    pub kernel_memcg_notification: bool,
     pub kube_reserved: BTreeMap<String, String>,
     pub system_reserved: BTreeMap<String, String>,
     pub rotate_certificates: bool,

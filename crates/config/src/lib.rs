@@ -10,6 +10,7 @@ mod build;
 mod builtin;
 mod cli;
 mod config_file;
+mod cpu_manager;
 mod error;
 mod file_table;
 mod flag_table;
@@ -28,6 +29,7 @@ mod version;
 mod tests;
 
 pub use builtin::BuiltinRuntimeConfig;
+pub use cpu_manager::{CpuManagerConfig, CpuManagerPolicy};
 pub use error::ConfigError;
 pub use kubelet_config::{
     AuthorizationMode, CgroupDriver, ContainerRuntime, ImageGcPolicy, KubeletConfig, LogFormat,

@@ -35,6 +35,18 @@ pub(crate) enum Setting {
     CgroupDriver,
     CgroupRoot,
     CgroupsPerQos,
+    EnforceNodeAllocatable,
+    KubeReservedCgroup,
+    SystemReservedCgroup,
+    PodPidsLimit,
+    CpuCfsQuota,
+    CpuCfsQuotaPeriod,
+    CpuManagerPolicy,
+    CpuManagerPolicyOptions,
+    CpuManagerReconcilePeriod,
+    ReservedSystemCpus,
+    MemoryManagerPolicy,
+    TopologyManagerPolicy,
     HealthzPort,
     HealthzBindAddress,
     Address,
@@ -60,6 +72,12 @@ pub(crate) enum Setting {
     RegisterWithTaints,
     NodeLabels,
     EvictionHard,
+    EvictionSoft,
+    EvictionSoftGracePeriod,
+    EvictionMaxPodGracePeriod,
+    EvictionMinimumReclaim,
+    EvictionPressureTransitionPeriod,
+    KernelMemcgNotification,
     KubeReserved,
     SystemReserved,
     RotateCertificates,
@@ -81,6 +99,7 @@ pub(crate) enum Setting {
     MaximumDeadContainersPerContainer,
     MinimumContainerTtlDuration,
     LocalPodSubmission,
+    DevicePluginEndpointGracePeriod,
     RuntimeRoot,
     RuntimeState,
     CniConfDir,
@@ -123,6 +142,17 @@ impl Setting {
             | Setting::RegistryConfig
             | Setting::StreamingAddress => Kind::Str,
             Setting::StaticPodUrlHeader => Kind::Headers,
+            Setting::KubeReservedCgroup | Setting::SystemReservedCgroup => Kind::Str,
+            Setting::EnforceNodeAllocatable => Kind::List,
+            Setting::PodPidsLimit => Kind::Int,
+            Setting::CpuCfsQuota => Kind::Bool,
+            Setting::CpuCfsQuotaPeriod => Kind::Duration,
+            Setting::CpuManagerPolicy
+            | Setting::ReservedSystemCpus
+            | Setting::MemoryManagerPolicy
+            | Setting::TopologyManagerPolicy => Kind::Str,
+            Setting::CpuManagerPolicyOptions => Kind::Map,
+            Setting::CpuManagerReconcilePeriod => Kind::Duration,
             Setting::FileCheckFrequency
             | Setting::HttpCheckFrequency
             | Setting::SyncFrequency
@@ -161,7 +191,11 @@ impl Setting {
             | Setting::LocalPodSubmission => Kind::Bool,
             Setting::RegisterWithTaints => Kind::Taints,
             Setting::NodeLabels | Setting::KubeReserved | Setting::SystemReserved => Kind::Map,
-            Setting::EvictionHard => Kind::Thresholds,
+            Setting::EvictionHard | Setting::EvictionSoft => Kind::Thresholds,
+            Setting::EvictionSoftGracePeriod | Setting::EvictionMinimumReclaim => Kind::Map,
+            Setting::EvictionMaxPodGracePeriod => Kind::Int,
+            Setting::EvictionPressureTransitionPeriod => Kind::Duration,
+            Setting::KernelMemcgNotification => Kind::Bool,
             Setting::AuthenticationWebhookCacheTtl
             | Setting::AuthorizationWebhookCacheAuthorizedTtl
             | Setting::AuthorizationWebhookCacheUnauthorizedTtl
@@ -169,7 +203,8 @@ impl Setting {
             | Setting::NodeStatusReportFrequency
             | Setting::ImageMinimumGcAge
             | Setting::ImageMaximumGcAge
-            | Setting::MinimumContainerTtlDuration => Kind::Duration,
+            | Setting::MinimumContainerTtlDuration
+            | Setting::DevicePluginEndpointGracePeriod => Kind::Duration,
         }
     }
 }
@@ -205,6 +240,18 @@ pub(crate) struct Settings {
     pub cgroup_driver: String,
     pub cgroup_root: String,
     pub cgroups_per_qos: bool,
+    pub enforce_node_allocatable: Vec<String>,
+    pub kube_reserved_cgroup: String,
+    pub cpu_manager_policy: String,
+    pub cpu_manager_policy_options: Vec<(String, String)>,
+    pub cpu_manager_reconcile_period: Duration,
+    pub reserved_system_cpus: String,
+    pub memory_manager_policy: String,
+    pub topology_manager_policy: String,
+    pub system_reserved_cgroup: String,
+    pub pod_pids_limit: i64,
+    pub cpu_cfs_quota: bool,
+    pub cpu_cfs_quota_period: Duration,
     pub healthz_port: i64,
     pub healthz_bind_address: String,
     pub address: String,
@@ -233,6 +280,12 @@ pub(crate) struct Settings {
     pub register_with_taints: Vec<String>,
     pub node_labels: Vec<(String, String)>,
     pub eviction_hard: Vec<(String, String)>,
+    pub eviction_soft: Vec<(String, String)>,
+    pub eviction_soft_grace_period: Vec<(String, String)>,
+    pub eviction_max_pod_grace_period: i64,
+    pub eviction_minimum_reclaim: Vec<(String, String)>,
+    pub eviction_pressure_transition_period: Duration,
+    pub kernel_memcg_notification: bool,
     pub kube_reserved: Vec<(String, String)>,
     pub system_reserved: Vec<(String, String)>,
     pub rotate_certificates: bool,
@@ -254,6 +307,7 @@ pub(crate) struct Settings {
     pub maximum_dead_containers_per_container: i64,
     pub minimum_container_ttl_duration: Duration,
     pub local_pod_submission: bool,
+    pub device_plugin_endpoint_grace_period: Duration,
     pub runtime_root: String,
     pub runtime_state: String,
     pub cni_conf_dir: String,
@@ -303,6 +357,22 @@ impl Settings {
             (Setting::CgroupDriver, Value::Str(v)) => self.cgroup_driver = v,
             (Setting::CgroupRoot, Value::Str(v)) => self.cgroup_root = v,
             (Setting::CgroupsPerQos, Value::Bool(v)) => self.cgroups_per_qos = v,
+            (Setting::CpuManagerPolicy, Value::Str(v)) => self.cpu_manager_policy = v,
+            (Setting::CpuManagerPolicyOptions, Value::Map(v)) => {
+                self.cpu_manager_policy_options = v
+            }
+            (Setting::CpuManagerReconcilePeriod, Value::Duration(v)) => {
+                self.cpu_manager_reconcile_period = v
+            }
+            (Setting::ReservedSystemCpus, Value::Str(v)) => self.reserved_system_cpus = v,
+            (Setting::MemoryManagerPolicy, Value::Str(v)) => self.memory_manager_policy = v,
+            (Setting::TopologyManagerPolicy, Value::Str(v)) => self.topology_manager_policy = v,
+            (Setting::EnforceNodeAllocatable, Value::List(v)) => self.enforce_node_allocatable = v,
+            (Setting::KubeReservedCgroup, Value::Str(v)) => self.kube_reserved_cgroup = v,
+            (Setting::SystemReservedCgroup, Value::Str(v)) => self.system_reserved_cgroup = v,
+            (Setting::PodPidsLimit, Value::Int(v)) => self.pod_pids_limit = v,
+            (Setting::CpuCfsQuota, Value::Bool(v)) => self.cpu_cfs_quota = v,
+            (Setting::CpuCfsQuotaPeriod, Value::Duration(v)) => self.cpu_cfs_quota_period = v,
             (Setting::HealthzPort, Value::Int(v)) => self.healthz_port = v,
             (Setting::HealthzBindAddress, Value::Str(v)) => self.healthz_bind_address = v,
             (Setting::Address, Value::Str(v)) => self.address = v,
@@ -328,6 +398,20 @@ impl Settings {
             (Setting::RegisterWithTaints, Value::List(v)) => self.register_with_taints = v,
             (Setting::NodeLabels, Value::Map(v)) => self.node_labels = v,
             (Setting::EvictionHard, Value::Map(v)) => self.eviction_hard = v,
+            (Setting::EvictionSoft, Value::Map(v)) => self.eviction_soft = v,
+            (Setting::EvictionSoftGracePeriod, Value::Map(v)) => {
+                self.eviction_soft_grace_period = v
+            }
+            (Setting::EvictionMaxPodGracePeriod, Value::Int(v)) => {
+                self.eviction_max_pod_grace_period = v
+            }
+            (Setting::EvictionMinimumReclaim, Value::Map(v)) => self.eviction_minimum_reclaim = v,
+            (Setting::EvictionPressureTransitionPeriod, Value::Duration(v)) => {
+                self.eviction_pressure_transition_period = v
+            }
+            (Setting::KernelMemcgNotification, Value::Bool(v)) => {
+                self.kernel_memcg_notification = v
+            }
             (Setting::KubeReserved, Value::Map(v)) => self.kube_reserved = v,
             (Setting::SystemReserved, Value::Map(v)) => self.system_reserved = v,
             (Setting::RotateCertificates, Value::Bool(v)) => self.rotate_certificates = v,
@@ -371,6 +455,9 @@ impl Settings {
                 self.minimum_container_ttl_duration = v
             }
             (Setting::LocalPodSubmission, Value::Bool(v)) => self.local_pod_submission = v,
+            (Setting::DevicePluginEndpointGracePeriod, Value::Duration(v)) => {
+                self.device_plugin_endpoint_grace_period = v
+            }
             (Setting::RuntimeRoot, Value::Str(v)) => self.runtime_root = v,
             (Setting::RuntimeState, Value::Str(v)) => self.runtime_state = v,
             (Setting::CniConfDir, Value::Str(v)) => self.cni_conf_dir = v,

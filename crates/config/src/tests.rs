@@ -304,6 +304,7 @@ fn implemented_flags_apply() {
         "--resolv-conf=",
         "--cgroup-root=/kubepods",
         "--cgroups-per-qos=false",
+        "--enforce-node-allocatable=",
         "--serialize-image-pulls=false",
         "--healthz-port=12345",
         "--healthz-bind-address=0.0.0.0",
@@ -835,6 +836,15 @@ fn cluster_settings_from_flags_and_file() {
     assert_eq!(c.register_with_taints[0].value, "b");
     assert_eq!(c.eviction_hard["memory.available"], "200Mi");
     assert_eq!(c.kube_reserved["cpu"], "100m");
+    // An explicit empty evictionHard turns hard eviction off, as upstream's defaulting only
+    // fills a nil map.
+    assert!(
+        ConfigFile::yaml("evictionHard: {}\n")
+            .config(&[])
+            .eviction_hard
+            .is_empty()
+    );
+    assert_eq!(ConfigFile::yaml("").config(&[]).eviction_hard.len(), 5);
     assert!(c.server_tls_bootstrap && c.local_pod_submission);
     assert!(!c.authentication_webhook);
     assert_eq!(c.authentication_webhook_cache_ttl, Duration::from_secs(10));
@@ -849,6 +859,77 @@ fn cluster_settings_are_validated() {
     assert!(error(&["--eviction-hard=memory.free<1Gi"]).contains("unknown signal"));
     assert!(error(&["--eviction-hard=nodefs.available<120%"]).contains("invalid amount"));
     assert!(error(&["--kube-api-qps=-1"]).contains("kubeAPIQPS"));
+}
+
+#[test]
+fn soft_eviction_settings() {
+    let c = config(&[
+        "--eviction-soft=memory.available<1Gi,nodefs.available<15%",
+        "--eviction-soft-grace-period=memory.available=1m30s,nodefs.available=2m",
+        "--eviction-max-pod-grace-period=30",
+        "--eviction-minimum-reclaim=memory.available=500Mi,nodefs.available=5%",
+        "--eviction-pressure-transition-period=30s",
+        "--kernel-memcg-notification",
+    ]);
+    assert_eq!(c.eviction_soft["memory.available"], "1Gi");
+    assert_eq!(
+        c.eviction_soft_grace_period["memory.available"],
+        Duration::from_secs(90)
+    );
+    assert_eq!(c.eviction_max_pod_grace_period, 30);
+    assert_eq!(c.eviction_minimum_reclaim["nodefs.available"], "5%");
+    assert_eq!(
+        c.eviction_pressure_transition_period,
+        Duration::from_secs(30)
+    );
+    assert!(c.kernel_memcg_notification);
+    let defaults = config(&[]);
+    assert_eq!(
+        defaults.eviction_pressure_transition_period,
+        Duration::from_secs(300)
+    );
+    assert!(defaults.eviction_soft.is_empty() && !defaults.kernel_memcg_notification);
+
+    let file = ConfigFile::yaml(
+        "evictionSoft:\n  memory.available: 300Mi\nevictionSoftGracePeriod:\n  memory.available: 10s\nevictionPressureTransitionPeriod: 1m\nevictionMaxPodGracePeriod: 20\n",
+    );
+    let c = file.config(&[]);
+    assert_eq!(c.eviction_soft["memory.available"], "300Mi");
+    assert_eq!(
+        c.eviction_soft_grace_period["memory.available"],
+        Duration::from_secs(10)
+    );
+    assert_eq!(
+        c.eviction_pressure_transition_period,
+        Duration::from_secs(60)
+    );
+    assert_eq!(c.eviction_max_pod_grace_period, 20);
+}
+
+#[test]
+fn soft_eviction_settings_are_validated_as_upstream() {
+    assert!(error(&["--eviction-soft=memory.available<1Gi"]).contains(
+        "grace period must be specified for the soft eviction threshold memory.available"
+    ));
+    assert!(error(&["--eviction-soft-grace-period=memory.free=1m"]).contains("unknown signal"));
+    assert!(
+        error(&["--eviction-soft-grace-period=memory.available=soon"])
+            .contains("invalid eviction grace period")
+    );
+    assert!(
+        error(&["--eviction-minimum-reclaim=memory.available=0%"]).contains("must be positive")
+    );
+    assert!(
+        error(&["--eviction-minimum-reclaim=memory.available=-1Mi"])
+            .contains("negative eviction minimum reclaim")
+    );
+    assert!(
+        error(&[
+            "--eviction-soft=memory.available<101%",
+            "--eviction-soft-grace-period=memory.available=1m"
+        ])
+        .contains("invalid amount")
+    );
 }
 
 #[test]
@@ -1055,5 +1136,63 @@ fn image_gc_policy_has_upstream_defaults_flags_fields_and_checks() {
         ConfigFile::yaml("imageMinimumGCAge: 2h\nimageMaximumGCAge: 1h\n")
             .error(&[])
             .contains("imageMaximumGCAge 3600s must be greater than imageMinimumGCAge 7200s"),
+    );
+}
+
+#[test]
+fn cgroup_limits_and_node_allocatable_enforcement() {
+    let c = config(&[]);
+    assert_eq!(c.enforce_node_allocatable, vec!["pods".to_string()]);
+    assert_eq!(c.pod_pids_limit, -1);
+    assert!(c.cpu_cfs_quota);
+    assert_eq!(c.cpu_cfs_quota_period, Duration::from_millis(100));
+
+    let c = config(&[
+        "--enforce-node-allocatable=pods,kube-reserved",
+        "--kube-reserved-cgroup=/kube.slice",
+        "--pod-max-pids=100",
+        "--cpu-cfs-quota=false",
+        "--cpu-cfs-quota-period=50ms",
+    ]);
+    assert_eq!(c.enforce_node_allocatable, vec!["pods", "kube-reserved"]);
+    assert_eq!(c.kube_reserved_cgroup, "/kube.slice");
+    assert_eq!(c.pod_pids_limit, 100);
+    assert!(!c.cpu_cfs_quota);
+    assert_eq!(c.cpu_cfs_quota_period, Duration::from_millis(50));
+
+    let file = ConfigFile::yaml(
+        "enforceNodeAllocatable: [pods, system-reserved]\nsystemReservedCgroup: /system.slice\npodPidsLimit: 0\ncpuCFSQuota: false\ncpuCFSQuotaPeriod: 10ms\n",
+    );
+    let c = file.config(&[]);
+    assert_eq!(c.enforce_node_allocatable, vec!["pods", "system-reserved"]);
+    assert_eq!(c.system_reserved_cgroup, "/system.slice");
+    assert_eq!(c.pod_pids_limit, 0);
+    assert!(!c.cpu_cfs_quota);
+    assert_eq!(c.cpu_cfs_quota_period, Duration::from_millis(10));
+    assert!(
+        config(&["--enforce-node-allocatable=none"])
+            .enforce_node_allocatable
+            .is_empty()
+    );
+
+    assert_eq!(
+        error(&["--enforce-node-allocatable=kube-reserved"]),
+        "invalid configuration: kubeReservedCgroup (--kube-reserved-cgroup) must be specified when \"kube-reserved\" contained in enforceNodeAllocatable (--enforce-node-allocatable)"
+    );
+    assert!(
+        error(&["--enforce-node-allocatable=system-reserved"])
+            .contains("systemReservedCgroup (--system-reserved-cgroup) must be specified")
+    );
+    assert!(
+        error(&["--enforce-node-allocatable=pods,none"])
+            .contains("may not contain additional enforcements")
+    );
+    assert!(error(&["--enforce-node-allocatable=cpus"]).contains("\"cpus\""));
+    assert!(
+        error(&["--cgroups-per-qos=false"])
+            .contains("is not supported unless cgroupsPerQOS (--cgroups-per-qos) is set to true")
+    );
+    assert!(
+        error(&["--cpu-cfs-quota-period=2s"]).contains("must be between 1ms and 1sec, inclusive")
     );
 }

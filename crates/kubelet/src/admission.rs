@@ -4,8 +4,8 @@
 //! without one (standalone) against the machine's cpu, memory and max pods.
 
 mod affinity;
-mod resources;
-mod taints;
+pub(crate) mod resources;
+pub(crate) mod taints;
 
 use crate::cm::machine::MachineInfo;
 use crate::pod_manager::is_static_pod;

@@ -2,20 +2,25 @@
 
 use crate::builtin_runtime::{self, BuiltinError};
 use crate::cluster;
-use crate::cm::cgroups::PodCgroups;
+use crate::cm;
 use crate::cm::machine::MachineInfo;
+use crate::devicemanager::DeviceManager;
+use crate::eviction::{self, EvictionManager, EvictionMetrics};
 use crate::image_gc::{self, ImageGc};
 use crate::mirror_pods::MirrorPods;
 use crate::nodeshutdown;
 use crate::pleg::Pleg;
+use crate::pluginmanager::PluginManager;
 use crate::pod_manager::PodManager;
 use crate::pod_sync::PodSyncer;
 use crate::pod_workers::PodWorkers;
+use crate::podresources;
 use crate::probes::Probes;
 use crate::runonce;
 use crate::sd_notify;
 use crate::server::view::{self, View};
 use crate::server::{self, healthz, read_only};
+use crate::startup_code;
 use crate::static_pod_uids;
 use crate::status::StatusManager;
 use crate::sync_loop::SyncLoop;
@@ -31,6 +36,7 @@ use kubelet_kuberuntime::gc::{self, DeadContainerPolicy};
 use kubelet_kuberuntime::manager::{ManagerConfig, RuntimeManager};
 use kubelet_kuberuntime::sandbox_config::SandboxOptions;
 use kubelet_nodeshutdown::{ShutdownConfig, ShutdownWatcher};
+use kubelet_nodestatus::PressureInputs;
 use kubelet_objects::{ApiObjects, NoApi, ObjectSource};
 use kubelet_prober::handlers::Handlers;
 use kubelet_prober::{LifecycleHandlers, ProbeManager};
@@ -123,12 +129,15 @@ fn host_ip(cfg: &KubeletConfig) -> Option<String> {
         .next()
 }
 
-pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
+pub async fn run(mut cfg: KubeletConfig) -> Result<(), AppError> {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
+    cm::cpumanager::apply_reserved_cpus(&mut cfg).map_err(|e| AppError::Setup(e.to_string()))?;
     let mut metrics = KubeletMetrics::new(&cfg.node_name, BuildInfo::default());
     let runtime = container_runtime(&cfg, &mut metrics).await?;
+    let eviction_metrics = EvictionMetrics::default();
+    eviction_metrics.register(metrics.registry_mut());
     let metrics = Arc::new(metrics);
     let version = runtime.version().await?;
     tracing::info!(runtime = %version.runtime_name, version = %version.runtime_version, api = %version.runtime_api_version, "connected to the container runtime");
@@ -169,6 +178,7 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
             },
             cgroup_root: cfg.cgroup_root.clone(),
             cgroups_per_qos: cfg.cgroups_per_qos,
+            cfs_quota: cm::cfs_quota(&cfg),
         },
         pods_dir: pods_dir.clone(),
         container_logs_symlink_dir: cfg.container_logs_symlink_dir.clone(),
@@ -182,6 +192,14 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
             max_containers: cfg.maximum_dead_containers,
         },
     };
+    let devices = DeviceManager::start(&cfg.root_dir, cfg.device_plugin_endpoint_grace_period)
+        .await
+        .map_err(|e| AppError::Setup(e.to_string()))?;
+    tokio::spawn(PluginManager::new(&cfg.root_dir, devices.clone()).run());
+    let cpu_manager = Arc::new(
+        cm::cpumanager::CpuManager::start(&cfg)
+            .map_err(|e| AppError::Setup(format!("failed to initialize the CPU manager: {e}")))?,
+    );
     let hooks = Arc::new(LifecycleHandlers::new(Handlers::new(runtime.clone())));
     let (prober, probe_updates) = ProbeManager::new(runtime.clone(), events.clone());
     let mut probe_metrics = Registry::default();
@@ -195,20 +213,29 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
             manager_cfg,
         )
         .await?
-        .with_objects(objects),
+        .with_objects(objects)
+        .with_device_options(Arc::new(devices.clone()))
+        .with_container_cpus(cpu_manager.clone()),
     );
+    // The eviction manager publishes the node's pressure and readiness.
+    let (pressure_tx, pressure_rx) = tokio::sync::watch::channel(PressureInputs::default());
     let node = api.as_ref().map(|api| {
         let runtime_version = format!("{}://{}", version.runtime_name, version.runtime_version);
-        cluster::start_node(api.client.clone(), &cfg, runtime.clone(), runtime_version)
+        let extended = Some(devices.node_resources());
+        cluster::start_node(
+            api.client.clone(),
+            &cfg,
+            pressure_rx.clone(),
+            runtime_version,
+            extended,
+        )
     });
     if let Some(node) = &node {
         tokio::spawn(cluster::follow_allocatable(node.clone(), volumes.clone()));
     }
-    let cgroups = PodCgroups::new(&cfg.cgroup_root, cfg.cgroups_per_qos)
-        .map_err(|e| AppError::Setup(format!("cannot read the cgroup mounts: {e}")))?;
-    cgroups.ensure_qos_tree().map_err(|e| {
+    let cgroups = cm::start_pod_cgroups(&cfg, &machine).map_err(|e| {
         AppError::Setup(format!(
-            "cannot create the QoS cgroups under {}: {e}",
+            "cannot set up the QoS and node allocatable cgroups under {}: {e}",
             cfg.cgroup_root
         ))
     })?;
@@ -231,6 +258,13 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
 
     let health = healthz::Health::default();
     let pods = PodManager::default();
+    podresources::serve(
+        &cfg.root_dir,
+        podresources::active_pods(pods.clone(), status.clone()),
+        devices.clone(),
+        cpu_manager.clone(),
+    )
+    .map_err(|e| AppError::Setup(e.to_string()))?;
     if let Some(api) = &api {
         status.start_api_sync(api.client.clone(), pods.clone());
     }
@@ -243,6 +277,15 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
             .await
             .map_err(AppError::Setup)?;
     }
+    let stats = Arc::new(StatsProvider::new(StatsConfig {
+        cgroup_mount: PathBuf::from("/sys/fs/cgroup"),
+        pod_cgroup_root: cfg.cgroup_root.clone(),
+        cgroups_per_qos: cfg.cgroups_per_qos,
+        proc_root: PathBuf::from("/proc"),
+        root_dir: cfg.root_dir.clone(),
+        pod_logs_dir: cfg.pod_logs_dir.clone(),
+        image_fs_from_cri: true,
+    }));
     // What the kubelet port and the read-only port read.
     let view = Arc::new(View {
         node_name: cfg.node_name.clone(),
@@ -253,15 +296,7 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
         configz: view::configz(&cfg),
         metrics: metrics.clone(),
         probe_metrics: Arc::new(probe_metrics),
-        stats: Arc::new(StatsProvider::new(StatsConfig {
-            cgroup_mount: PathBuf::from("/sys/fs/cgroup"),
-            pod_cgroup_root: cfg.cgroup_root.clone(),
-            cgroups_per_qos: cfg.cgroups_per_qos,
-            proc_root: PathBuf::from("/proc"),
-            root_dir: cfg.root_dir.clone(),
-            pod_logs_dir: cfg.pod_logs_dir.clone(),
-            image_fs_from_cri: true,
-        })),
+        stats: stats.clone(),
     });
     let needs_api =
         cfg.authorization_mode == AuthorizationMode::Webhook || cfg.authentication_webhook;
@@ -324,8 +359,28 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
     )
     .map_err(|e| AppError::Setup(format!("container log rotation: {e}")))?;
     tokio::spawn(async move { logs.run(std::future::pending()).await });
-    tokio::spawn(ImageGc::new(runtime.clone(), cfg.image_gc.clone()).run(image_gc::PERIOD));
+    let image_gc = Arc::new(tokio::sync::Mutex::new(ImageGc::new(
+        runtime.clone(),
+        cfg.image_gc.clone(),
+    )));
+    tokio::spawn(ImageGc::run(image_gc.clone(), image_gc::PERIOD));
     tokio::spawn(gc::run_node_gc(manager.clone()));
+    let eviction = eviction::Deps {
+        runtime: runtime.clone(),
+        stats,
+        pods: pods.clone(),
+        workers: workers.clone(),
+        status: status.clone(),
+        events: events.clone(),
+        image_gc,
+        containers: manager.clone(),
+        metrics: eviction_metrics,
+    };
+    // As the node status loop did before: no slower than the status updates.
+    let period = cfg
+        .node_status_update_frequency
+        .min(eviction::MONITORING_PERIOD);
+    tokio::spawn(EvictionManager::new(&cfg, period, eviction).run(pressure_tx));
 
     let (pleg, pleg_events) = Pleg::new(runtime.clone());
     let pleg = pleg.with_metrics(metrics.clone());
@@ -345,6 +400,11 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
         local_pods_dir,
         adopted_uids: static_pod_uids::running(runtime.as_ref()).await,
     });
+    tokio::spawn(cpu_manager.run(
+        runtime.clone(),
+        podresources::active_pods(pods.clone(), status.clone()),
+        sources.ready.clone(),
+    ));
     if let (Some(api), Some(node)) = (&api, &node) {
         let mirrors = MirrorPods::new(
             api.client.clone(),
@@ -365,6 +425,7 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
         events,
         health,
     );
+    sync_loop = sync_loop.with_eviction(pressure_rx).with_devices(devices);
     if let Some(node) = node {
         sync_loop = sync_loop.with_node(node);
     }
@@ -384,6 +445,8 @@ pub async fn run(cfg: KubeletConfig) -> Result<(), AppError> {
     tracing::info!(node = %cfg.node_name, "kubelet started");
     // Every port is bound by now: healthz, the kubelet API and the read-only port.
     sd_notify::ready();
+    // Start-up is over: the code only it ran need not stay resident.
+    startup_code::release_and_log();
 
     if cfg.run_once {
         let (forward, loop_updates) = tokio::sync::mpsc::unbounded_channel();

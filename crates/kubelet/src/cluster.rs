@@ -2,11 +2,9 @@
 //! its Lease, and the pressure measurements the status reports.
 
 use crate::app::AppError;
-use crate::eviction::{PressureMonitor, Thresholds};
 use k8s_openapi::api::core::v1::{Node, Taint};
 use kubelet_certificates::CertificateManager;
 use kubelet_config::KubeletConfig;
-use kubelet_cri::Runtime;
 use kubelet_nodestatus::{
     ApiRateLimit, HardEviction, LeaseConfig, LeaseLoop, MachineFacts, NodeInfoSource,
     NodeStatusConfig, NodeStatusLoop, PressureInputs, Reserved, Threshold,
@@ -14,7 +12,6 @@ use kubelet_nodestatus::{
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 
 /// The API server, as the kubelet talks to it.
@@ -65,26 +62,16 @@ pub async fn connect(cfg: &KubeletConfig, kubeconfig: &Path) -> Result<Api, AppE
 }
 
 /// Registers the Node (in the background, retrying while the API server is away), then keeps
-/// its status and Lease up to date. The Node as last seen is published on the answer.
+/// its status (with the pressure and readiness `pressure_rx` publishes) and Lease up to date.
+/// The Node as last seen is published on the answer.
 pub fn start_node(
     client: kube::Client,
     cfg: &KubeletConfig,
-    runtime: Arc<dyn Runtime>,
+    pressure_rx: watch::Receiver<PressureInputs>,
     runtime_version: String,
+    extended: Option<kubelet_nodestatus::ExtendedResources>,
 ) -> watch::Receiver<Option<Node>> {
     let (node_tx, node_rx) = watch::channel(None);
-    let (pressure_tx, pressure_rx) = watch::channel(PressureInputs::default());
-    tokio::spawn(
-        PressureMonitor {
-            runtime,
-            thresholds: Thresholds::new(&cfg.eviction_hard),
-            root_dir: cfg.root_dir.clone(),
-            period: cfg
-                .node_status_update_frequency
-                .min(Duration::from_secs(10)),
-        }
-        .run(pressure_tx),
-    );
     let info = node_info(cfg, runtime_version);
     let register = cfg.register_node;
     let root_dir = cfg.root_dir.clone();
@@ -115,10 +102,13 @@ pub fn start_node(
         }
         let lease = LeaseLoop::new(client.clone(), info.node_name.clone(), lease_config);
         tokio::spawn(lease.run());
-        NodeStatusLoop::new(client, info, machine, pressure_rx, status_config)
-            .publish_to(node_tx)
-            .run()
-            .await;
+        let mut status_loop =
+            NodeStatusLoop::new(client, info, machine, pressure_rx, status_config)
+                .publish_to(node_tx);
+        if let Some(extended) = extended {
+            status_loop = status_loop.with_extended_resources(extended);
+        }
+        status_loop.run().await;
     });
     node_rx
 }

@@ -67,20 +67,20 @@ impl ImageGc {
     }
 
     /// Runs a round every `period`, the first at once; a high threshold of 100 turns it off,
-    /// as upstream.
-    pub async fn run(mut self, period: Duration) {
-        if self.policy.high_threshold_percent >= 100 {
+    /// as upstream. The eviction manager shares `gc` to reclaim disk under pressure.
+    pub async fn run(gc: Arc<tokio::sync::Mutex<Self>>, period: Duration) {
+        if gc.lock().await.policy.high_threshold_percent >= 100 {
             tracing::info!("imageGCHighThresholdPercent is 100: image garbage collection is off");
             return;
         }
         // As upstream's detection loop starts before the first round: images already here
         // count as first seen now, so the first round may take them only after
         // imageMinimumGCAge.
-        if let Err(error) = self.refresh().await {
+        if let Err(error) = gc.lock().await.refresh().await {
             tracing::warn!(%error, "image garbage collection cannot list images");
         }
         loop {
-            if let Err(error) = self.collect().await {
+            if let Err(error) = gc.lock().await.collect().await {
                 tracing::warn!(%error, "image garbage collection failed");
             }
             tokio::time::sleep(period).await;

@@ -18,20 +18,21 @@ use tokio::time::Instant;
 
 const POLL: Duration = Duration::from_millis(100);
 
-/// Marks the pod as stopped by the node shutdown, before its worker stops it.
-fn mark_terminated(pod: &Pod, status: &StatusManager) {
+/// Marks a pod the kubelet itself stops (node shutdown, eviction) Failed with `reason` and
+/// `message` and the DisruptionTarget condition, before its worker stops it.
+pub(crate) fn mark_disrupted(pod: &Pod, status: &StatusManager, reason: &str, message: &str) {
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let mut s = status.get(uid).unwrap_or_default();
     s.phase = Some(FAILED.into());
-    s.reason = Some(NODE_SHUTDOWN_REASON.into());
-    s.message = Some(NODE_SHUTDOWN_MESSAGE.into());
+    s.reason = Some(reason.into());
+    s.message = Some(message.into());
     let conditions = s.conditions.get_or_insert_with(Vec::new);
     conditions.retain(|c| c.type_ != DISRUPTION_TARGET_CONDITION);
     conditions.push(PodCondition {
         type_: DISRUPTION_TARGET_CONDITION.into(),
         status: "True".into(),
         reason: Some(DISRUPTION_TARGET_REASON.into()),
-        message: Some(NODE_SHUTDOWN_MESSAGE.into()),
+        message: Some(message.into()),
         last_transition_time: Some(Time(k8s_openapi::jiff::Timestamp::now())),
         ..Default::default()
     });
@@ -46,7 +47,7 @@ async fn stop_group(
     status: &StatusManager,
 ) {
     for pod in group {
-        mark_terminated(pod, status);
+        mark_disrupted(pod, status, NODE_SHUTDOWN_REASON, NODE_SHUTDOWN_MESSAGE);
         let uid = pod.metadata.uid.as_deref().unwrap_or_default();
         workers.terminate(uid, Some(pod_grace_period(pod, budget)), false);
     }

@@ -4,6 +4,7 @@
 
 use crate::admission::{self, Rejection};
 use crate::cm::machine::MachineInfo;
+use crate::devicemanager::{DeviceManager, UNEXPECTED_ADMISSION_ERROR};
 use crate::housekeeping::Housekeeping;
 use crate::pod_manager::{PodManager, is_mirror_pod};
 use crate::pod_workers::PodWorkers;
@@ -11,9 +12,10 @@ use crate::server::healthz::Health;
 use crate::status::generate::{FAILED, SUCCEEDED};
 use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
 use kubelet_kuberuntime::events::{EventRecorder, EventType};
+use kubelet_nodestatus::PressureInputs;
 use kubelet_prober::ProbeUpdate;
 use kubelet_sources::{PodOperation, PodUpdate, SourcesReady};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -35,6 +37,10 @@ pub struct SyncLoop {
     shutting_down: Option<tokio::sync::watch::Receiver<bool>>,
     /// The current Node, for admission against its allocatable, labels and taints.
     node: Option<tokio::sync::watch::Receiver<Option<Node>>>,
+    /// The node's pressure, for the eviction manager's admission.
+    pressure: Option<tokio::sync::watch::Receiver<PressureInputs>>,
+    /// Reserves device plugin resources at admission and frees those of ended pods.
+    devices: Option<DeviceManager>,
 }
 
 fn uid(pod: &Pod) -> String {
@@ -64,12 +70,27 @@ impl SyncLoop {
             health,
             shutting_down: None,
             node: None,
+            pressure: None,
+            devices: None,
         }
     }
 
     /// Refuses new pods while `shutting_down` says the node is going down.
     pub fn with_node_shutdown(mut self, shutting_down: tokio::sync::watch::Receiver<bool>) -> Self {
         self.shutting_down = Some(shutting_down);
+        self
+    }
+
+    /// Refuses pods as the eviction manager does while the node is under pressure.
+    pub fn with_eviction(mut self, pressure: tokio::sync::watch::Receiver<PressureInputs>) -> Self {
+        self.pressure = Some(pressure);
+        self
+    }
+
+    /// Admits pods only when their device plugin resources are free, and frees the devices of
+    /// pods that ended.
+    pub fn with_devices(mut self, devices: DeviceManager) -> Self {
+        self.devices = Some(devices);
         self
     }
 
@@ -109,6 +130,9 @@ impl SyncLoop {
                 _ = housekeeping.tick() => {
                     if self.ready.all_ready() {
                         self.housekeeping.run(&self.pods.uids().into_iter().collect()).await;
+                        if let Some(devices) = &self.devices {
+                            devices.retain_pods(&self.active().iter().map(uid).collect());
+                        }
                     }
                 }
             }
@@ -176,18 +200,25 @@ impl SyncLoop {
                 message: kubelet_nodeshutdown::NODE_SHUTDOWN_NOT_ADMITTED_MESSAGE.into(),
             });
         }
-        let status = &self.workers.syncer().status;
-        let active: Vec<Pod> = self
-            .pods
-            .pods()
-            .into_iter()
-            .filter(|p| {
-                let id = uid(p);
-                let phase = status.get(&id).and_then(|s| s.phase);
-                !self.rejected.contains(&id)
-                    && !matches!(phase.as_deref(), Some(SUCCEEDED) | Some(FAILED))
-            })
-            .collect();
+        if let Some(pressure) = &self.pressure {
+            crate::eviction::admit(pod, &pressure.borrow())?;
+        }
+        let active = self.active();
+        if let Some(devices) = &self.devices {
+            // As upstream, devices are freed only once every source has told its pods: before
+            // that a pod holding devices may just not have arrived yet.
+            let keep = self.ready.all_ready().then(|| {
+                let mut keep: BTreeSet<String> = active.iter().map(uid).collect();
+                keep.insert(uid(pod));
+                keep
+            });
+            devices
+                .admit(pod, keep.as_ref())
+                .map_err(|message| Rejection {
+                    reason: UNEXPECTED_ADMISSION_ERROR.into(),
+                    message,
+                })?;
+        }
         let node = self.node.as_ref().and_then(|rx| rx.borrow().clone());
         admission::admit(
             pod,
@@ -196,6 +227,21 @@ impl SyncLoop {
             &self.machine,
             self.max_pods,
         )
+    }
+
+    /// The pods admitted and not yet finished.
+    fn active(&self) -> Vec<Pod> {
+        let status = &self.workers.syncer().status;
+        self.pods
+            .pods()
+            .into_iter()
+            .filter(|p| {
+                let id = uid(p);
+                let phase = status.get(&id).and_then(|s| s.phase);
+                !self.rejected.contains(&id)
+                    && !matches!(phase.as_deref(), Some(SUCCEEDED) | Some(FAILED))
+            })
+            .collect()
     }
 
     fn reject(&self, pod: &Pod, r: Rejection) {

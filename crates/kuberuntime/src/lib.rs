@@ -5,7 +5,9 @@
 pub mod actions;
 pub mod backoff;
 pub mod container_config;
+pub mod container_cpus;
 pub mod credentials;
+pub mod device_options;
 pub mod dns;
 pub mod ephemeral;
 pub mod events;

@@ -2,6 +2,7 @@
 //! (container back-off, image pull back-off). `sync` and `kill` hold the two operations.
 
 use crate::backoff::Backoff;
+use crate::device_options::DeviceOptionsSource;
 use crate::events::EventRecorder;
 use crate::hooks::HookRunner;
 use crate::images::ImageManager;
@@ -41,6 +42,10 @@ pub struct RuntimeManager {
     pub(crate) cfg: ManagerConfig,
     /// Where the ConfigMaps, Secrets and Services of env vars and image pull Secrets come from.
     pub(crate) objects: Arc<dyn ObjectSource>,
+    /// The CPU manager's cpuset for each new container; None leaves the runtime's default.
+    pub(crate) container_cpus: Option<Arc<dyn crate::container_cpus::ContainerCpus>>,
+    /// The device plugins' part of each container's config, when a device manager runs.
+    pub(crate) device_options: Option<Arc<dyn DeviceOptionsSource>>,
     /// The runtime's name, the scheme of container IDs in pod status ("containerd://...").
     runtime_name: String,
     pub(crate) clock: WallClock,
@@ -104,6 +109,8 @@ impl RuntimeManager {
             hooks,
             cfg,
             objects: Arc::new(NoApi),
+            container_cpus: None,
+            device_options: None,
             runtime_name,
             clock: WallClock::new(),
         })
@@ -114,6 +121,21 @@ impl RuntimeManager {
     /// service variables and pull Secrets cannot be read.
     pub fn with_objects(mut self, objects: Arc<dyn ObjectSource>) -> Self {
         self.objects = objects;
+        self
+    }
+
+    /// Where containers' devices come from (the device manager).
+    pub fn with_device_options(mut self, source: Arc<dyn DeviceOptionsSource>) -> Self {
+        self.device_options = Some(source);
+        self
+    }
+
+    /// Pins new containers to the CPUs the CPU manager gives them.
+    pub fn with_container_cpus(
+        mut self,
+        cpus: Arc<dyn crate::container_cpus::ContainerCpus>,
+    ) -> Self {
+        self.container_cpus = Some(cpus);
         self
     }
 

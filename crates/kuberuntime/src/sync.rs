@@ -8,6 +8,7 @@ use crate::container_config::env::{
 };
 use crate::container_config::env_sources::EnvSources;
 use crate::container_config::{ContainerInput, container_config};
+use crate::container_cpus;
 use crate::ephemeral;
 use crate::events::{EventType, reason};
 use crate::go_duration::go_duration;
@@ -417,6 +418,7 @@ impl RuntimeManager {
             cluster_domain: self.cfg.sandbox.dns.cluster_domain.clone(),
             node_memory_capacity: self.cfg.node_memory_capacity,
             node_allocatable_cpu_milli: self.cfg.node_allocatable_cpu_milli,
+            cfs_quota: self.cfg.sandbox.cfs_quota,
             env_sources,
         };
         let mounted = match with_resolved_env(&input) {
@@ -440,8 +442,23 @@ impl RuntimeManager {
                 return;
             }
         };
+        if let Some(cpus) = &self.container_cpus
+            && let Err(e) = container_cpus::apply(cpus.as_ref(), pod, container, &mut config)
+        {
+            self.fail(pod, name, container_cpus::PRE_CREATE_HOOK_ERROR, e, result);
+            return;
+        }
         if let Some(target) = pid_target {
             ephemeral::target_pid_namespace(&mut config, target);
+        }
+        if let Some(source) = &self.device_options {
+            match source.options(pod, container).await {
+                Ok(options) => options.apply(&mut config),
+                Err(e) => {
+                    self.fail(pod, name, CREATE_CONTAINER_CONFIG_ERROR, e, result);
+                    return;
+                }
+            }
         }
         let log_path = Path::new(&sandbox_config.log_directory).join(&config.log_path);
         if let Some(dir) = log_path.parent()

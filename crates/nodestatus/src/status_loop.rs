@@ -54,6 +54,25 @@ pub struct NodeStatusLoop {
     last_report: Option<Instant>,
     /// Where the Node as last read or written goes (admission and mirror pods read it).
     published: Option<watch::Sender<Option<Node>>>,
+    extended: Option<ExtendedResources>,
+}
+
+/// The device plugins' resources: name -> (capacity, allocatable), read each round.
+pub type ExtendedResources =
+    std::sync::Arc<dyn Fn() -> BTreeMap<String, (Quantity, Quantity)> + Send + Sync>;
+
+/// Adds the extended resources to the status (upstream's device plugin resources setter).
+fn add_extended(status: &mut NodeStatus, extended: BTreeMap<String, (Quantity, Quantity)>) {
+    for (name, (capacity, allocatable)) in extended {
+        status
+            .capacity
+            .get_or_insert_with(BTreeMap::new)
+            .insert(name.clone(), capacity);
+        status
+            .allocatable
+            .get_or_insert_with(BTreeMap::new)
+            .insert(name, allocatable);
+    }
 }
 
 impl NodeStatusLoop {
@@ -75,7 +94,14 @@ impl NodeStatusLoop {
             config,
             last_report: None,
             published: None,
+            extended: None,
         }
+    }
+
+    /// Reports the resources `extended` answers in capacity and allocatable each round.
+    pub fn with_extended_resources(mut self, extended: ExtendedResources) -> Self {
+        self.extended = Some(extended);
+        self
     }
 
     /// Publishes the Node on `sender` each round, as read from or written to the API server.
@@ -118,13 +144,16 @@ impl NodeStatusLoop {
             .map_err(|e| node_error("get", e))?;
         let previous = node.status.clone().unwrap_or_default();
         let inputs = self.inputs.borrow().clone();
-        let status = node_status(
+        let mut status = node_status(
             &self.info,
             &self.machine,
             &inputs,
             Some(&previous),
             Timestamp::now(),
         );
+        if let Some(extended) = &self.extended {
+            add_extended(&mut status, extended());
+        }
         let now = Instant::now();
         let report_due = self
             .last_report

@@ -17,7 +17,7 @@ const POD_STARTUP_BUCKETS: [f64; 25] = [
     300.0, 360.0, 480.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0,
 ];
 /// Prometheus' DefBuckets, which upstream uses for the worker and PLEG histograms.
-const DEFAULT_BUCKETS: [f64; 11] = [
+pub const DEFAULT_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 

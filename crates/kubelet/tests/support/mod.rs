@@ -51,7 +51,9 @@ impl Kubelet {
             format!(
                 // Image GC off: the suites share one runtime, whose images a kubelet must not
                 // collect while another test waits to use them (upstream's e2e nodes do the same).
-                "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\npodLogsDir: {}\nimageGCHighThresholdPercent: 100\n",
+                // Eviction thresholds near zero: how full the host's disk is must not evict or
+                // refuse test pods; the eviction tests set their own.
+                "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\npodLogsDir: {}\nimageGCHighThresholdPercent: 100\nevictionHard:\n  memory.available: 1Mi\n  nodefs.available: 1%\n  imagefs.available: 1%\n",
                 dir.join("pod-logs").display()
             ),
         )

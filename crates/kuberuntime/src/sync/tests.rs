@@ -64,6 +64,7 @@ async fn setup() -> Setup {
             },
             cgroup_root: "/".into(),
             cgroups_per_qos: true,
+            cfs_quota: Default::default(),
         },
         pods_dir: dir.path().join("pods"),
         container_logs_symlink_dir: dir.path().join("containers"),
