@@ -403,7 +403,7 @@ pub async fn run(mut cfg: KubeletConfig) -> Result<(), AppError> {
     tokio::spawn(cpu_manager.run(
         runtime.clone(),
         podresources::active_pods(pods.clone(), status.clone()),
-        sources.ready.clone(),
+        pods.clone(),
     ));
     if let (Some(api), Some(node)) = (&api, &node) {
         let mirrors = MirrorPods::new(
@@ -411,7 +411,6 @@ pub async fn run(mut cfg: KubeletConfig) -> Result<(), AppError> {
             cfg.node_name.clone(),
             node.clone(),
             pods.clone(),
-            sources.ready.clone(),
         )
         .with_status(status.clone());
         tokio::spawn(mirrors.run());

@@ -9,7 +9,7 @@
 //! [`RESYNC_PERIOD`].
 //!
 //! Wiring, in cluster mode, with the PodManager the sync loop gets:
-//! `tokio::spawn(MirrorPods::new(client, node_name, node, pods.clone(), sources.ready.clone())
+//! `tokio::spawn(MirrorPods::new(client, node_name, node, pods.clone())
 //! .with_status(status.clone()).run())`, where `node` is a `watch::Receiver<Option<Node>>` of
 //! the registered Node.
 
@@ -19,7 +19,7 @@ use crate::status::api_sync::is_code;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
-use kubelet_sources::{CONFIG_MIRROR_ANNOTATION, SourcesReady};
+use kubelet_sources::CONFIG_MIRROR_ANNOTATION;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -42,7 +42,6 @@ pub struct MirrorPods {
     /// The Node object once registered: its UID owns the mirror pods.
     node: watch::Receiver<Option<Node>>,
     pods: PodManager,
-    ready: SourcesReady,
     status: Option<Arc<StatusManager>>,
 }
 
@@ -82,20 +81,18 @@ impl MirrorPods {
     /// `node` carries the Node object once registered (mirror pods wait for it, and are not made
     /// while the Node is being deleted); `pods` is the
     /// kubelet's pod manager, which the sync loop fills with static pods and mirror pods; orphaned
-    /// mirror pods are only deleted once every source in `ready` has been read.
+    /// mirror pods are only deleted once the sync loop has put every source's pods in it.
     pub fn new(
         client: kube::Client,
         node_name: String,
         node: watch::Receiver<Option<Node>>,
         pods: PodManager,
-        ready: SourcesReady,
     ) -> Self {
         Self {
             client,
             node_name,
             node,
             pods,
-            ready,
             status: None,
         }
     }
@@ -133,7 +130,7 @@ impl MirrorPods {
                 first_error.get_or_insert(e);
             }
         }
-        if self.ready.all_ready() {
+        if self.pods.sources_ready() {
             let names: std::collections::HashSet<String> = statics.iter().map(full_name).collect();
             for mirror in self.pods.mirror_pods() {
                 if names.contains(&full_name(&mirror)) {

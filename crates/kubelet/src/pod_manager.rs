@@ -9,6 +9,7 @@ use kubelet_sources::{
     PodOperation,
 };
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 
@@ -19,6 +20,8 @@ pub struct PodManager {
     mirrors: Arc<RwLock<HashMap<String, Pod>>>,
     /// Woken on every change, for the mirror pod reconciler.
     changed: Arc<Notify>,
+    /// Every source's first snapshot is in here, not only sent: set by the sync loop.
+    sources_ready: Arc<AtomicBool>,
 }
 
 fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
@@ -74,6 +77,18 @@ impl PodManager {
         let removed = self.pods.write().unwrap().remove(uid);
         self.changed.notify_one();
         removed
+    }
+
+    /// Marks that every source's first snapshot has been applied here. Until then a pod missing
+    /// from the manager may only be on its way, so nothing may be removed for its absence.
+    pub fn mark_sources_ready(&self) {
+        if !self.sources_ready.swap(true, Ordering::AcqRel) {
+            self.changed.notify_one();
+        }
+    }
+
+    pub fn sources_ready(&self) -> bool {
+        self.sources_ready.load(Ordering::Acquire)
     }
 
     pub fn contains(&self, uid: &str) -> bool {

@@ -113,7 +113,10 @@ impl SyncLoop {
         loop {
             tokio::select! {
                 u = updates.recv() => match u {
-                    Some(u) => self.handle(u),
+                    Some(u) => {
+                        self.handle(u);
+                        self.note_sources_ready(&updates);
+                    }
                     None => return,
                 },
                 Some(uid) = pleg.recv() => {
@@ -128,7 +131,9 @@ impl SyncLoop {
                     }
                 }
                 _ = housekeeping.tick() => {
-                    if self.ready.all_ready() {
+                    // An empty first snapshot sends no update: this tick notices it.
+                    self.note_sources_ready(&updates);
+                    if self.pods.sources_ready() {
                         self.housekeeping.run(&self.pods.uids().into_iter().collect()).await;
                         if let Some(devices) = &self.devices {
                             devices.retain_pods(&self.active().iter().map(uid).collect());
@@ -137,6 +142,14 @@ impl SyncLoop {
                 }
             }
             self.health.beat();
+        }
+    }
+
+    /// A seen source has sent its first snapshot into the channel before it was marked seen;
+    /// once the channel is drained after that, every such snapshot is in the pod manager.
+    fn note_sources_ready(&self, updates: &UnboundedReceiver<PodUpdate>) {
+        if !self.pods.sources_ready() && self.ready.all_ready() && updates.is_empty() {
+            self.pods.mark_sources_ready();
         }
     }
 
@@ -207,7 +220,7 @@ impl SyncLoop {
         if let Some(devices) = &self.devices {
             // As upstream, devices are freed only once every source has told its pods: before
             // that a pod holding devices may just not have arrived yet.
-            let keep = self.ready.all_ready().then(|| {
+            let keep = self.pods.sources_ready().then(|| {
                 let mut keep: BTreeSet<String> = active.iter().map(uid).collect();
                 keep.insert(uid(pod));
                 keep

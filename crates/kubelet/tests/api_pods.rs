@@ -269,3 +269,39 @@ async fn a_mirror_pod_from_the_api_is_never_run() {
         "{calls:?}"
     );
 }
+
+/// The mirror pod reconciler, housekeeping and the CPU and device managers remove what no pod
+/// claims only once the sync loop holds every source's pods: a static pod still in the channel
+/// must not get its mirror pod deleted as an orphan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_are_ready_only_once_their_pods_are_in_the_pod_manager() {
+    let server = TestApiServer::start();
+    let (client, _) = client(&server);
+    let kubelet = kubelet(client).await;
+    let api = kubelet.mux.source("api");
+    let file = kubelet.mux.source("file");
+    let static_pod: Pod = serde_json::from_value(json!({
+        "metadata": {
+            "name": "web-node1",
+            "namespace": "default",
+            "uid": "static-uid",
+            "annotations": {"kubernetes.io/config.source": "file", "kubernetes.io/config.hash": "static-uid"},
+        },
+        "spec": {
+            "nodeName": "node1",
+            "containers": [{"name": "c", "image": IMAGE, "imagePullPolicy": "IfNotPresent"}],
+        },
+    }))
+    .unwrap();
+
+    api.send_snapshot(Vec::new());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!kubelet.pods.sources_ready(), "the file source is unread");
+
+    file.send_snapshot(vec![static_pod]);
+    eventually("every source's pods are in the pod manager", || {
+        kubelet.pods.sources_ready()
+    })
+    .await;
+    assert!(kubelet.pods.contains("static-uid"));
+}

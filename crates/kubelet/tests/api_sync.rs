@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kubelet::mirror_pods::MirrorPods;
 use kubelet::pod_manager::PodManager;
 use kubelet::status::StatusManager;
-use kubelet_sources::{Mux, PodOperation};
+use kubelet_sources::PodOperation;
 use kubelet_test_apiserver::{DeleteOptions, TestApiServer, resources};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -420,9 +420,8 @@ fn mirrors() -> Mirrors {
     let (client, requests) = client(&server);
     let pods = PodManager::default();
     let (_, node_rx) = tokio::sync::watch::channel(Some(node.clone()));
-    // No source registered: every source is ready.
-    let (mux, _updates) = Mux::new();
-    let mirrors = MirrorPods::new(client, NODE.into(), node_rx, pods.clone(), mux.ready());
+    pods.mark_sources_ready();
+    let mirrors = MirrorPods::new(client, NODE.into(), node_rx, pods.clone());
     Mirrors {
         server,
         node,
@@ -555,9 +554,7 @@ async fn mirror_pods_wait_for_the_node_and_for_every_source() {
     let (client, _) = client(&server);
     let pods = PodManager::default();
     let (node_tx, node_rx) = tokio::sync::watch::channel(None);
-    let (mux, _updates) = Mux::new();
-    let file = mux.source("file");
-    let mirrors = MirrorPods::new(client, NODE.into(), node_rx, pods.clone(), mux.ready());
+    let mirrors = MirrorPods::new(client, NODE.into(), node_rx, pods.clone());
     tokio::spawn(mirrors.run());
 
     pods.insert("static-uid".into(), static_pod("hash-1"));
@@ -569,11 +566,11 @@ async fn mirror_pods_wait_for_the_node_and_for_every_source() {
     })
     .await;
 
-    // An orphan stays while a source has not been read.
+    // An orphan stays until the sync loop has put every source's pods in the manager.
     pods.remove("static-uid");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(api_pod(&server, "web-node1").is_some());
-    file.send_snapshot(Vec::new());
+    pods.mark_sources_ready();
     pods.remove("static-uid");
     eventually("the orphan is deleted", || {
         api_pod(&server, "web-node1").is_none()

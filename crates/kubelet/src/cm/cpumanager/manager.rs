@@ -9,6 +9,7 @@ use super::policy::{self, PolicyError, StaticPolicy};
 use super::state::CpuState;
 use super::state::checkpoint::{self, CheckpointError};
 use super::topology::{CpuTopology, TopologyError};
+use crate::pod_manager::PodManager;
 use crate::podresources::ActivePods;
 use k8s_openapi::api::core::v1::{Container as PodContainer, Pod};
 use kubelet_config::{CpuManagerPolicy, KubeletConfig};
@@ -18,7 +19,6 @@ use kubelet_cri::api::{
 use kubelet_cri::{CriError, Runtime};
 use kubelet_kuberuntime::container_cpus::ContainerCpus;
 use kubelet_kuberuntime::labels::{CONTAINER_NAME_LABEL, POD_UID_LABEL};
-use kubelet_sources::SourcesReady;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -235,7 +235,7 @@ impl CpuManager {
         self: Arc<Self>,
         runtime: Arc<dyn Runtime>,
         active_pods: ActivePods,
-        sources: SourcesReady,
+        pods: PodManager,
     ) {
         if self.lock().policy.is_none() {
             return;
@@ -244,7 +244,7 @@ impl CpuManager {
             match running_containers(runtime.as_ref()).await {
                 Ok(containers) => {
                     let active = active_pods();
-                    if sources.all_ready() {
+                    if pods.sources_ready() {
                         let running = containers.iter().filter_map(pod_and_name).collect();
                         self.remove_stale(&active, &running);
                     }
