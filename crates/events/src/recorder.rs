@@ -152,4 +152,8 @@ impl EventRecorder for ApiEventRecorder {
     fn event(&self, pod: &Pod, kind: EventType, reason: &str, message: &str) {
         self.record(pod_reference(pod), kind, reason, message);
     }
+
+    fn node_event(&self, kind: EventType, reason: &str, message: &str) {
+        self.record_node(kind, reason, message);
+    }
 }

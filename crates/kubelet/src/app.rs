@@ -362,6 +362,7 @@ pub async fn run(mut cfg: KubeletConfig) -> Result<(), AppError> {
     let image_gc = Arc::new(tokio::sync::Mutex::new(ImageGc::new(
         runtime.clone(),
         cfg.image_gc.clone(),
+        events.clone(),
     )));
     tokio::spawn(ImageGc::run(image_gc.clone(), image_gc::PERIOD));
     tokio::spawn(gc::run_node_gc(manager.clone()));

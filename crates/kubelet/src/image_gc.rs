@@ -9,6 +9,7 @@ use crate::eviction::{filesystem, image_fs_mountpoint};
 use kubelet_config::ImageGcPolicy;
 use kubelet_cri::api::{Container, Image, ImageSpec};
 use kubelet_cri::{CriError, Runtime};
+use kubelet_kuberuntime::events::{EventRecorder, EventType, reason};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -52,15 +53,22 @@ pub struct Plan {
 pub struct ImageGc {
     runtime: Arc<dyn Runtime>,
     policy: ImageGcPolicy,
+    /// Where the node's Warning events about failed rounds go.
+    events: Arc<dyn EventRecorder>,
     records: HashMap<String, Record>,
     began: Instant,
 }
 
 impl ImageGc {
-    pub fn new(runtime: Arc<dyn Runtime>, policy: ImageGcPolicy) -> Self {
+    pub fn new(
+        runtime: Arc<dyn Runtime>,
+        policy: ImageGcPolicy,
+        events: Arc<dyn EventRecorder>,
+    ) -> Self {
         Self {
             runtime,
             policy,
+            events,
             records: HashMap::new(),
             began: Instant::now(),
         }
@@ -79,10 +87,22 @@ impl ImageGc {
         if let Err(error) = gc.lock().await.refresh().await {
             tracing::warn!(%error, "image garbage collection cannot list images");
         }
+        let mut failed_before = false;
         loop {
-            if let Err(error) = gc.lock().await.collect().await {
-                tracing::warn!(%error, "image garbage collection failed");
+            let mut gc = gc.lock().await;
+            match gc.collect().await {
+                Ok(()) => {
+                    if failed_before {
+                        tracing::info!("image garbage collection succeeded");
+                    }
+                    failed_before = false;
+                }
+                Err(error) => {
+                    report(gc.events.as_ref(), &error, failed_before);
+                    failed_before = true;
+                }
             }
+            drop(gc);
             tokio::time::sleep(period).await;
         }
     }
@@ -248,12 +268,64 @@ impl ImageGc {
     }
 }
 
+/// A failed periodic round, as upstream reports it: no usable capacity and too little freed are
+/// Warnings on the node each time; any failure is one more (ImageGCFailed) only when the round
+/// before failed too, since the first round may run before the runtime's stats are ready.
+fn report(events: &dyn EventRecorder, error: &ImageGcError, failed_before: bool) {
+    let message = error.to_string();
+    match error {
+        ImageGcError::ZeroCapacity => {
+            events.node_event(EventType::Warning, reason::INVALID_DISK_CAPACITY, &message)
+        }
+        ImageGcError::NotEnoughFreed { .. } => {
+            events.node_event(EventType::Warning, reason::FREE_DISK_SPACE_FAILED, &message)
+        }
+        ImageGcError::Runtime(_) | ImageGcError::ImageFs(_) => {}
+    }
+    if failed_before {
+        tracing::warn!(%error, "image garbage collection failed multiple times in a row");
+        events.node_event(EventType::Warning, reason::IMAGE_GC_FAILED, &message);
+    } else {
+        tracing::warn!(%error, "image garbage collection failed once; stats may not be ready yet");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use kubelet_cri::fake::FakeRuntime;
 
     const MIB: u64 = 1 << 20;
+
+    /// The node events recorded, as (reason, message).
+    #[derive(Default)]
+    struct NodeEvents(std::sync::Mutex<Vec<(String, String)>>);
+
+    impl NodeEvents {
+        fn take(&self) -> Vec<(String, String)> {
+            std::mem::take(&mut self.0.lock().unwrap())
+        }
+    }
+
+    impl EventRecorder for NodeEvents {
+        fn event(
+            &self,
+            pod: &k8s_openapi::api::core::v1::Pod,
+            _: EventType,
+            reason: &str,
+            _: &str,
+        ) {
+            panic!(
+                "no pod event expected, got {reason} for {:?}",
+                pod.metadata.name
+            );
+        }
+
+        fn node_event(&self, kind: EventType, reason: &str, message: &str) {
+            assert_eq!(kind, EventType::Warning);
+            self.0.lock().unwrap().push((reason.into(), message.into()));
+        }
+    }
 
     fn policy(max_age: Option<Duration>) -> ImageGcPolicy {
         ImageGcPolicy {
@@ -282,7 +354,11 @@ mod tests {
     }
 
     fn gc(policy: ImageGcPolicy, began: Instant) -> ImageGc {
-        let mut gc = ImageGc::new(Arc::new(FakeRuntime::new()), policy);
+        let mut gc = ImageGc::new(
+            Arc::new(FakeRuntime::new()),
+            policy,
+            Arc::new(NodeEvents::default()),
+        );
         gc.began = began;
         gc
     }
@@ -386,5 +462,51 @@ mod tests {
             gc.plan(&in_use, t0, 0, 0),
             Err(ImageGcError::ZeroCapacity)
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_failed_round_in_a_row_is_an_image_gc_failed_event_on_the_node() {
+        let runtime = FakeRuntime::new();
+        // The first detection, then two rounds, fail.
+        for _ in 0..3 {
+            runtime.inject_error("ListImages", "the runtime is down");
+        }
+        let events = Arc::new(NodeEvents::default());
+        let gc = ImageGc::new(Arc::new(runtime), policy(None), events.clone());
+        let task = tokio::spawn(ImageGc::run(Arc::new(tokio::sync::Mutex::new(gc)), PERIOD));
+        tokio::time::sleep(PERIOD / 2).await;
+        assert_eq!(events.take(), vec![], "a first failure is only logged");
+        tokio::time::sleep(PERIOD).await;
+        let events_now = events.take();
+        assert_eq!(events_now.len(), 1, "{events_now:?}");
+        assert_eq!(events_now[0].0, "ImageGCFailed");
+        assert!(
+            events_now[0]
+                .1
+                .starts_with("listing images and containers: ")
+                && events_now[0].1.contains("the runtime is down"),
+            "{events_now:?}"
+        );
+        task.abort();
+    }
+
+    #[test]
+    fn too_little_freed_and_no_capacity_are_warnings_each_time() {
+        let events = NodeEvents::default();
+        let short = ImageGcError::NotEnoughFreed {
+            wanted: 100,
+            freed: 10,
+        };
+        report(&events, &short, false);
+        assert_eq!(
+            events.take(),
+            vec![(
+                "FreeDiskSpaceFailed".to_string(),
+                "Failed to garbage collect required amount of images. Attempted to free 100 bytes, but only found 10 bytes eligible to free.".to_string()
+            )]
+        );
+        report(&events, &ImageGcError::ZeroCapacity, true);
+        let reasons: Vec<String> = events.take().into_iter().map(|(r, _)| r).collect();
+        assert_eq!(reasons, ["InvalidDiskCapacity", "ImageGCFailed"]);
     }
 }

@@ -23,10 +23,22 @@ pub mod reason {
     pub const FAILED_MOUNT: &str = "FailedMount";
     pub const ERR_IMAGE_NEVER_PULL: &str = "ErrImageNeverPull";
     pub const INSPECT_FAILED: &str = "InspectFailed";
+    pub const CONTAINER_GC_FAILED: &str = "ContainerGCFailed";
+    pub const IMAGE_GC_FAILED: &str = "ImageGCFailed";
+    pub const INVALID_DISK_CAPACITY: &str = "InvalidDiskCapacity";
+    pub const FREE_DISK_SPACE_FAILED: &str = "FreeDiskSpaceFailed";
 }
 
 pub trait EventRecorder: Send + Sync + 'static {
     fn event(&self, pod: &Pod, kind: EventType, reason: &str, message: &str);
+
+    /// An event about the node itself; without an API server it is a log line.
+    fn node_event(&self, kind: EventType, reason: &str, message: &str) {
+        match kind {
+            EventType::Normal => tracing::info!(object = "node", reason, "{message}"),
+            EventType::Warning => tracing::warn!(object = "node", reason, "{message}"),
+        }
+    }
 }
 
 /// Records events as log lines, keyed by the pod.

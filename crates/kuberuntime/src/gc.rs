@@ -5,6 +5,7 @@
 //! dead container younger than --minimum-container-ttl-duration is never taken, and its log
 //! files go with it.
 
+use crate::events::{EventType, reason};
 use crate::labels::{CONTAINER_NAME_LABEL, POD_UID_LABEL};
 use crate::manager::RuntimeManager;
 use crate::runtime_status::{ContainerState, PodRuntimeStatus};
@@ -25,7 +26,16 @@ pub async fn run_node_gc(manager: Arc<RuntimeManager>) {
         match manager.gc_node().await {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "removed dead containers"),
-            Err(e) => tracing::warn!("dead container garbage collection failed: {e}"),
+            // As upstream: every failed round is also a Warning on the node.
+            Err(e) => {
+                tracing::warn!("dead container garbage collection failed: {e}");
+                let message = e.to_string();
+                manager.events.node_event(
+                    EventType::Warning,
+                    reason::CONTAINER_GC_FAILED,
+                    &message,
+                );
+            }
         }
     }
 }

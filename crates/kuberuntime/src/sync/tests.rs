@@ -22,6 +22,11 @@ impl EventRecorder for Events {
         let event = (reason.to_owned(), message.to_owned());
         self.0.lock().unwrap().push(event);
     }
+
+    fn node_event(&self, _: EventType, reason: &str, message: &str) {
+        let event = (format!("node/{reason}"), message.to_owned());
+        self.0.lock().unwrap().push(event);
+    }
 }
 
 struct NoHooks;
@@ -320,4 +325,31 @@ async fn an_ephemeral_container_runs_once_and_needs_its_target_running() {
     assert!(s.sync(&p).await.is_ok());
     assert_eq!(s.fake.container_id("dbg-app"), Some(dbg));
     assert_eq!(s.events("Started").len(), started);
+}
+
+#[tokio::test]
+async fn a_failed_dead_container_round_is_a_container_gc_failed_event_on_the_node() {
+    let s = setup().await;
+    s.fake.inject_error("ListContainers", "the runtime is down");
+    let manager = Arc::new(s.manager);
+    let task = tokio::spawn(crate::gc::run_node_gc(manager.clone()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let failed = loop {
+        let failed: Vec<String> = s
+            .events
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(reason, _)| reason == "node/ContainerGCFailed")
+            .map(|(_, message)| message.clone())
+            .collect();
+        if !failed.is_empty() || std::time::Instant::now() > deadline {
+            break failed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    task.abort();
+    assert_eq!(failed.len(), 1, "one Warning for the one failed round");
+    assert!(failed[0].contains("the runtime is down"), "{failed:?}");
 }
