@@ -401,7 +401,7 @@ pub async fn run(mut cfg: KubeletConfig) -> Result<(), AppError> {
         local_pods_dir,
         adopted_uids: static_pod_uids::running(runtime.as_ref()).await,
     });
-    tokio::spawn(cpu_manager.run(
+    tokio::spawn(cpu_manager.clone().run(
         runtime.clone(),
         podresources::active_pods(pods.clone(), status.clone()),
         pods.clone(),
@@ -425,7 +425,10 @@ pub async fn run(mut cfg: KubeletConfig) -> Result<(), AppError> {
         events,
         health,
     );
-    sync_loop = sync_loop.with_eviction(pressure_rx).with_devices(devices);
+    sync_loop = sync_loop
+        .with_eviction(pressure_rx)
+        .with_devices(devices)
+        .with_cpus(cpu_manager.clone());
     if let Some(node) = node {
         sync_loop = sync_loop.with_node(node);
     }

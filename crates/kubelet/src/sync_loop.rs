@@ -3,6 +3,7 @@
 //! live in the workers themselves.
 
 use crate::admission::{self, Rejection};
+use crate::cm::cpumanager::CpuManager;
 use crate::cm::machine::MachineInfo;
 use crate::devicemanager::{DeviceManager, UNEXPECTED_ADMISSION_ERROR};
 use crate::housekeeping::Housekeeping;
@@ -41,6 +42,8 @@ pub struct SyncLoop {
     pressure: Option<tokio::sync::watch::Receiver<PressureInputs>>,
     /// Reserves device plugin resources at admission and frees those of ended pods.
     devices: Option<DeviceManager>,
+    /// Assigns exclusive CPUs at admission (static CPU manager policy).
+    cpus: Option<Arc<CpuManager>>,
 }
 
 fn uid(pod: &Pod) -> String {
@@ -72,6 +75,7 @@ impl SyncLoop {
             node: None,
             pressure: None,
             devices: None,
+            cpus: None,
         }
     }
 
@@ -91,6 +95,13 @@ impl SyncLoop {
     /// pods that ended.
     pub fn with_devices(mut self, devices: DeviceManager) -> Self {
         self.devices = Some(devices);
+        self
+    }
+
+    /// Admits pods only when the CPU manager can give their containers the exclusive CPUs
+    /// they ask for.
+    pub fn with_cpus(mut self, cpus: Arc<CpuManager>) -> Self {
+        self.cpus = Some(cpus);
         self
     }
 
@@ -231,6 +242,15 @@ impl SyncLoop {
                     reason: UNEXPECTED_ADMISSION_ERROR.into(),
                     message,
                 })?;
+        }
+        if let Some(cpus) = &self.cpus {
+            cpus.admit(pod).map_err(|e| {
+                let (reason, message) = e.admission();
+                Rejection {
+                    reason: reason.into(),
+                    message,
+                }
+            })?;
         }
         let node = self.node.as_ref().and_then(|rx| rx.borrow().clone());
         admission::admit(

@@ -2,7 +2,8 @@
 //! and --reserved-cpus=0. A Guaranteed pod with cpu: 1 gets a CPU of its own and a BestEffort
 //! pod the shared pool (read back from the containers' cpuset.cpus); the assignment and its
 //! upstream-shaped checkpoint survive a kubelet restart; the CPU returns to the shared pool when
-//! the pod goes; a start with another policy against the checkpoint is refused.
+//! the pod goes; a pod whose CPUs are not free is refused at admission; a start with another
+//! policy against the checkpoint is refused.
 
 mod support;
 
@@ -179,13 +180,15 @@ async fn run(k: &mut Kubelet, root: &str, online: &BTreeSet<u32>) {
     // The exclusive CPU is still taken: a second Guaranteed pod finds none left to have.
     if online.len() == 2 {
         k.write_manifest("g2.yaml", &pod("g2", GUARANTEED));
+        // Refused at admission, as upstream: it never gets a sandbox.
         wait_for(
-            "the second Guaranteed pod to be refused its CPU",
+            "the second Guaranteed pod to be refused at admission",
             START,
             k,
             || async {
-                k.log()
-                    .contains("not enough cpus available to satisfy request")
+                let log = k.log();
+                (log.contains("UnexpectedAdmissionError")
+                    && log.contains("Allocate failed due to not enough cpus available to satisfy request: requested=1, available=0, which is unexpected"))
                     .then_some(())
             },
         )

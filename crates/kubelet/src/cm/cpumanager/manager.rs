@@ -173,6 +173,53 @@ impl CpuManager {
         self.lock().state.get(pod_uid, container).cloned()
     }
 
+    /// Allocation at admission, as upstream's topology manager scope does it with the none
+    /// policy: each init container, then each app container, in order, so that app containers
+    /// may reuse what init containers got. A container that cannot get its CPUs refuses the
+    /// pod, and what this call assigned is released again.
+    pub fn admit(&self, pod: &Pod) -> Result<(), PolicyError> {
+        let mut inner = self.lock();
+        let Inner { state, policy, .. } = &mut *inner;
+        let (Some(policy), Some(spec)) = (policy, &pod.spec) else {
+            return Ok(());
+        };
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        let mut assigned = Vec::new();
+        for container in spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers)
+        {
+            match policy.allocate(state, pod, container) {
+                Ok(true) => assigned.push(container.name.as_str()),
+                Ok(false) => {}
+                Err(e) => {
+                    for name in assigned {
+                        policy.remove_container(state, uid, name);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        for name in &assigned {
+            info!(
+                pod_uid = %uid,
+                namespace = pod.metadata.namespace.as_deref().unwrap_or_default(),
+                pod = pod.metadata.name.as_deref().unwrap_or_default(),
+                container = %name,
+                cpus = ?state.get(uid, name).map(ToString::to_string),
+                "assigned exclusive CPUs"
+            );
+        }
+        if !assigned.is_empty() {
+            self.store(state);
+            // The shared pool shrank: every other container is told at once.
+            self.changed.notify_one();
+        }
+        Ok(())
+    }
+
     /// The shared pool.
     pub fn shared_cpus(&self) -> CpuSet {
         self.lock().state.default.clone()
@@ -322,8 +369,8 @@ fn pod_and_name(c: &Container) -> Option<(String, String)> {
 }
 
 impl ContainerCpus for CpuManager {
-    /// Upstream allocates at admission and reads the set in PreCreateContainer; allocating here
-    /// is idempotent, so a restarted kubelet finds the checkpointed CPUs.
+    /// The CPUs [`CpuManager::admit`] assigned; allocating again here is idempotent, and gives
+    /// a container of a pod admitted before a restart its CPUs if the checkpoint lacks them.
     fn cpuset(&self, pod: &Pod, container: &PodContainer) -> Result<Option<String>, String> {
         let mut inner = self.lock();
         let Inner { state, policy, .. } = &mut *inner;

@@ -40,6 +40,22 @@ pub enum PolicyError {
     InvalidState(String),
 }
 
+impl PolicyError {
+    /// The reason and message of a pod refused at admission for this error, as upstream's
+    /// admission errors give them: SMT alignment is its own reason, anything else unexpected.
+    pub fn admission(&self) -> (&'static str, String) {
+        match self {
+            PolicyError::SmtNotMultiple { .. } | PolicyError::SmtNotEnough { .. } => {
+                ("SMTAlignmentError", self.to_string())
+            }
+            _ => (
+                crate::devicemanager::UNEXPECTED_ADMISSION_ERROR,
+                format!("Allocate failed due to {self}, which is unexpected"),
+            ),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct StaticPolicy {
     topology: CpuTopology,

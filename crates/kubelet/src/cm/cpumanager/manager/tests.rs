@@ -105,6 +105,45 @@ fn guaranteed_container_gets_its_cpu_and_keeps_it_across_a_restart() {
 }
 
 #[test]
+fn admission_assigns_init_then_app_containers_and_refuses_what_does_not_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = static_manager(dir.path());
+    // Two app containers of one CPU each, with one CPU to give: refused, nothing kept.
+    let mut two = pod("two", Some("1"));
+    let spec = two.spec.as_mut().unwrap();
+    let mut second = spec.containers[0].clone();
+    second.name = "second".into();
+    spec.containers.push(second);
+    let error = manager.admit(&two).unwrap_err();
+    assert_eq!(
+        error.admission(),
+        (
+            "UnexpectedAdmissionError",
+            "Allocate failed due to not enough cpus available to satisfy request: requested=1, available=0, which is unexpected".to_string()
+        )
+    );
+    assert_eq!(manager.cpus("two", "app"), None);
+    assert_eq!(manager.shared_cpus(), CpuSet::from([0, 1]));
+
+    // An init container's CPU is reused by the app container that follows it.
+    let mut with_init = pod("init", Some("1"));
+    let spec = with_init.spec.as_mut().unwrap();
+    let mut init = spec.containers[0].clone();
+    init.name = "setup".into();
+    spec.init_containers = Some(vec![init]);
+    manager.admit(&with_init).unwrap();
+    assert_eq!(manager.cpus("init", "setup"), Some(CpuSet::from([1])));
+    assert_eq!(manager.cpus("init", "app"), Some(CpuSet::from([1])));
+    assert_eq!(manager.shared_cpus(), CpuSet::from([0]));
+    // Creating the container later finds the same CPU.
+    let app = with_init.spec.as_ref().unwrap().containers[0].clone();
+    assert_eq!(
+        manager.cpuset(&with_init, &app).unwrap().as_deref(),
+        Some("1")
+    );
+}
+
+#[test]
 fn a_policy_change_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     static_manager(dir.path());
