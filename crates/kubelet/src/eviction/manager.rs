@@ -6,7 +6,9 @@
 use super::admission::is_critical;
 use super::message::{REASON, eviction_message};
 use super::metrics::EvictionMetrics;
-use super::notifier::{MemcgNotifier, usage_threshold};
+use super::notifier::{
+    MemcgNotifier, NODE_MEMORY_PRESSURE, PSI_STALL, PSI_WINDOW, PsiNotifier, usage_threshold,
+};
 use super::ranking::{Candidate, PodUsage, rank};
 use super::readiness::runtime_not_ready;
 use super::signals::{Condition, MEMORY_AVAILABLE, Observations, describe};
@@ -25,7 +27,7 @@ use kubelet_kuberuntime::manager::RuntimeManager;
 use kubelet_kuberuntime::qos::pod_cgroup_parent;
 use kubelet_nodestatus::PressureInputs;
 use kubelet_stats::{StatsProvider, Summary};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, Notify, watch};
@@ -67,9 +69,12 @@ pub struct EvictionManager {
     cgroups_per_qos: bool,
     tracker: Tracker,
     wake: Arc<Notify>,
-    /// One notifier per memory.available threshold, with --kernel-memcg-notification.
+    /// One notifier per memory.available threshold, with --kernel-memcg-notification on
+    /// cgroup v1.
     notifiers: Vec<(Threshold, MemcgNotifier)>,
     notifiers_armed: Option<Instant>,
+    /// The memory pressure trigger, with --kernel-memcg-notification on cgroup v2.
+    _pressure_trigger: Option<PsiNotifier>,
     conditions: Vec<Condition>,
 }
 
@@ -78,7 +83,11 @@ impl EvictionManager {
     pub fn new(cfg: &KubeletConfig, period: Duration, deps: Deps) -> Self {
         let thresholds = from_config(cfg);
         let wake = Arc::new(Notify::new());
-        let notifiers = if cfg.kernel_memcg_notification {
+        let watch_memory = cfg.kernel_memcg_notification
+            && thresholds.iter().any(|t| t.signal == MEMORY_AVAILABLE);
+        let unified = kubelet_host::cgroupfs::hierarchies()
+            .is_ok_and(|h| !h.is_empty() && h.iter().all(|h| h.v2));
+        let notifiers = if watch_memory && !unified {
             let root = PathBuf::from(CGROUP_MOUNT).join("memory");
             thresholds
                 .iter()
@@ -88,6 +97,20 @@ impl EvictionManager {
         } else {
             Vec::new()
         };
+        let pressure_trigger = (watch_memory && unified)
+            .then(|| {
+                PsiNotifier::start(
+                    Path::new(NODE_MEMORY_PRESSURE),
+                    PSI_STALL,
+                    PSI_WINDOW,
+                    wake.clone(),
+                )
+                .inspect_err(|error| {
+                    tracing::warn!(%error, "Eviction manager: no memory pressure notifications, memory is checked every round");
+                })
+                .ok()
+            })
+            .flatten();
         Self {
             deps,
             node_name: cfg.node_name.clone(),
@@ -101,6 +124,7 @@ impl EvictionManager {
             wake,
             notifiers,
             notifiers_armed: None,
+            _pressure_trigger: pressure_trigger,
             conditions: Vec::new(),
         }
     }
@@ -119,7 +143,7 @@ impl EvictionManager {
             tokio::select! {
                 _ = tokio::time::sleep(self.period) => {}
                 _ = self.wake.notified() => {
-                    tracing::info!("eviction manager: memory threshold crossed");
+                    tracing::info!("eviction manager: memory threshold crossed or memory pressure");
                 }
             }
         }

@@ -1,17 +1,21 @@
 //! --kernel-memcg-notification (upstream memory_threshold_notifier.go and its cgroup v1
-//! notifier): an eventfd registered in the root memory cgroup's cgroup.event_control against
-//! memory.usage_in_bytes, so the kernel wakes the eviction manager the moment usage crosses
-//! the threshold instead of at the next tick. Re-armed at every refresh with a threshold from
-//! fresh stats, as upstream re-creates its notifier. The cgroup v2 equivalent (memory.events or
-//! PSI triggers) is not implemented here.
+//! notifier): on cgroup v1 an eventfd registered in the root memory cgroup's
+//! cgroup.event_control against memory.usage_in_bytes, so the kernel wakes the eviction manager
+//! the moment usage crosses the threshold instead of at the next tick; re-armed at every refresh
+//! with a threshold from fresh stats, as upstream re-creates its notifier. cgroup v2 has no usage
+//! thresholds: there a PSI trigger on the node's memory pressure wakes the manager within its
+//! window once tasks stall on memory, which is what running short of memory looks like.
 
 use super::thresholds::Amount;
 use kubelet_stats::types::MemoryStats;
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -22,6 +26,12 @@ pub enum NotifierError {
     Cgroup { path: String, source: io::Error },
     #[error("cannot create an eventfd: {0}")]
     EventFd(io::Error),
+    #[error("cannot set the PSI trigger {trigger:?} on {path}: {source}")]
+    Psi {
+        path: String,
+        trigger: String,
+        source: io::Error,
+    },
 }
 
 fn cgroup_error(path: &Path) -> impl FnOnce(io::Error) -> NotifierError + '_ {
@@ -124,6 +134,79 @@ impl Drop for MemcgNotifier {
     }
 }
 
+/// The node's memory pressure file: system-wide, as the v2 root cgroup has no memory.pressure.
+pub const NODE_MEMORY_PRESSURE: &str = "/proc/pressure/memory";
+/// Tasks stalled on memory for this long within [`PSI_WINDOW`] wake the manager: near the
+/// end of memory, stalls add up that fast, so the wake-up comes within a fraction of a second.
+pub const PSI_STALL: Duration = Duration::from_millis(100);
+/// A multiple of 2 s, which the kernel also accepts from a process without CAP_SYS_RESOURCE.
+pub const PSI_WINDOW: Duration = Duration::from_secs(2);
+
+/// A PSI trigger (Documentation/accounting/psi.rst): the kernel raises POLLPRI on the open
+/// pressure file when "some" tasks stalled on memory for `stall` within a `window`, at most once
+/// per window. The trigger lives as long as the file stays open; dropping this closes it.
+pub struct PsiNotifier {
+    task: JoinHandle<()>,
+}
+
+impl PsiNotifier {
+    pub fn start(
+        path: &Path,
+        stall: Duration,
+        window: Duration,
+        wake: Arc<Notify>,
+    ) -> Result<Self, NotifierError> {
+        let trigger = format!("some {} {}", stall.as_micros(), window.as_micros());
+        let psi_error = |source| NotifierError::Psi {
+            path: path.display().to_string(),
+            trigger: trigger.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(path)
+            .map_err(psi_error)?;
+        // One write of the whole string; the kernel overwrites its last byte with a NUL, so
+        // the NUL is sent too.
+        (&file)
+            .write_all(format!("{trigger}\0").as_bytes())
+            .map_err(psi_error)?;
+        // SAFETY: the File owns its descriptor and keeps it open and unchanged until the
+        // AsyncFd drops it.
+        let file = unsafe { AsyncFd::register_with_interest(file, Interest::PRIORITY) }
+            .map_err(|e| psi_error(e.into()))?;
+        let task = tokio::spawn(async move {
+            loop {
+                match file.ready(Interest::PRIORITY).await {
+                    Ok(mut ready) => {
+                        if ready.ready().is_error() {
+                            tracing::warn!(
+                                "memory pressure trigger stopped: the kernel reported an error"
+                            );
+                            return;
+                        }
+                        ready.clear_ready();
+                        wake.notify_one();
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "memory pressure trigger stopped");
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Self { task })
+    }
+}
+
+impl Drop for PsiNotifier {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +281,74 @@ mod tests {
         assert!(
             woken.is_ok(),
             "no notification after 32 MiB were charged to the cgroup"
+        );
+    }
+
+    /// Memory stalls made on purpose: a v1 memory cgroup of 8 MiB whose task fills 32 MiB of
+    /// anonymous memory over and over, so the kernel reclaims in vain until the OOM killer ends
+    /// each try (about 50 ms of stall per second here, against well under 1 ms idle). The PSI
+    /// file is system-wide, so the trigger works the same on this cgroup v1 host as on v2.
+    #[tokio::test]
+    async fn a_memory_stall_wakes_the_manager() {
+        let pressure = Path::new(NODE_MEMORY_PRESSURE);
+        assert!(
+            pressure.exists(),
+            "this test needs PSI ({} is missing: a kernel with CONFIG_PSI, not booted with psi=0)",
+            pressure.display()
+        );
+        let root = Path::new("/sys/fs/cgroup/memory");
+        assert!(
+            root.join("memory.limit_in_bytes").exists(),
+            "this test needs root and the cgroup v1 memory hierarchy at {}",
+            root.display()
+        );
+        let wake = Arc::new(Notify::new());
+        let notifier = PsiNotifier::start(
+            pressure,
+            Duration::from_millis(30),
+            PSI_WINDOW,
+            wake.clone(),
+        )
+        .expect("set a PSI trigger");
+        let cgroup = TestCgroup(root.join(format!("kubelet-rs-psi-{}", std::process::id())));
+        std::fs::create_dir(&cgroup.0).expect("create a test memory cgroup (root needed)");
+        std::fs::write(cgroup.0.join("memory.limit_in_bytes"), "8M").unwrap();
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && while :; do head -c 32m /dev/zero | tail; done",
+            cgroup.0.display()
+        );
+        let mut child = tokio::process::Command::new("sh")
+            .args(["-c", &script])
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn sh");
+        let woken = tokio::time::timeout(Duration::from_secs(20), wake.notified()).await;
+        let _ = child.kill().await;
+        let _ = child.wait().await;
+        drop(notifier);
+        assert!(
+            woken.is_ok(),
+            "no PSI notification while tasks of an 8 MiB cgroup ran out of memory"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_trigger_the_kernel_refuses_names_the_file_and_the_trigger() {
+        let error = PsiNotifier::start(
+            Path::new(NODE_MEMORY_PRESSURE),
+            Duration::from_secs(3),
+            PSI_WINDOW,
+            Arc::new(Notify::new()),
+        )
+        .err()
+        .expect("a stall longer than its window is refused");
+        let message = error.to_string();
+        assert!(
+            message.starts_with(
+                "cannot set the PSI trigger \"some 3000000 2000000\" on /proc/pressure/memory: "
+            ),
+            "{message}"
         );
     }
 }
