@@ -298,4 +298,28 @@ mod tests {
         );
         assert_eq!(decode(Path::new("cp"), text.as_bytes()).unwrap(), data);
     }
+
+    /// Written by the upstream kubelet v1.28.4 with the test kit's device plugin
+    /// (example.com/widget, two devices) and a pod whose init container and app container each
+    /// ask for one: the app container reuses the init container's device.
+    const UPSTREAM: &str = r#"{"Data":{"PodDeviceEntries":[{"PodUID":"0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d","ContainerName":"setup","ResourceName":"example.com/widget","DeviceIDs":{"-1":["dev-0"]},"AllocResp":"ChgKD1RFU1RfREVWSUNFX0lEUxIFZGV2LTAiHwoWdGVzdC5kZXZpY2UtcGx1Z2luL2lkcxIFZGV2LTA="},{"PodUID":"0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d","ContainerName":"app","ResourceName":"example.com/widget","DeviceIDs":{"-1":["dev-0"]},"AllocResp":"ChgKD1RFU1RfREVWSUNFX0lEUxIFZGV2LTAiHwoWdGVzdC5kZXZpY2UtcGx1Z2luL2lkcxIFZGV2LTA="}],"RegisteredDevices":{"example.com/widget":["dev-0","dev-1"]}},"Checksum":837271713}"#;
+
+    /// Also written by the upstream kubelet v1.28.4, once the plugin registered, before any pod.
+    const UPSTREAM_NO_PODS: &str = r#"{"Data":{"PodDeviceEntries":null,"RegisteredDevices":{"example.com/widget":["dev-0","dev-1"]}},"Checksum":1438110798}"#;
+
+    #[test]
+    fn reads_and_writes_the_upstream_files_byte_for_byte() {
+        for upstream in [UPSTREAM, UPSTREAM_NO_PODS] {
+            let data = decode(Path::new("upstream"), upstream.as_bytes()).unwrap();
+            assert_eq!(String::from_utf8(encode(&data)).unwrap(), upstream);
+        }
+        let data = decode(Path::new("upstream"), UPSTREAM.as_bytes()).unwrap();
+        let entries = data.pod_device_entries.unwrap();
+        let devices: Vec<(&str, &DevicesPerNuma)> = entries
+            .iter()
+            .map(|e| (e.container_name.as_str(), e.device_ids.as_ref().unwrap()))
+            .collect();
+        let dev0 = BTreeMap::from([(-1, Some(vec!["dev-0".to_string()]))]);
+        assert_eq!(devices, [("setup", &dev0), ("app", &dev0)]);
+    }
 }
