@@ -11,8 +11,8 @@ use kubelet_plugin_apis::unix;
 use kubelet_testkit::device_plugin::{DevicePluginConfig, TestDevicePlugin};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::Kubelet;
 use support::cluster::{Backend, Cluster, bound_pod, eventually};
+use support::{BUSYBOX, Kubelet};
 
 const START: Duration = Duration::from_secs(40);
 const RESOURCE: &str = "example.com/dev";
@@ -38,9 +38,15 @@ async fn wait_amounts(cluster: &Cluster, k: &Kubelet, capacity: &str, allocatabl
     .await;
 }
 
-/// A pod on `node` whose container asks for `count` devices and prints the ids it got.
-fn device_pod(name: &str, node: &str, count: u32) -> String {
-    let spec = bound_pod(name, node, "echo ids=$TEST_DEVICE_IDS; sleep 3600", "");
+/// A pod on `node` whose container asks for `count` devices and prints the ids it got;
+/// `extra_spec` goes into its spec.
+fn device_pod(name: &str, node: &str, count: u32, extra_spec: &str) -> String {
+    let spec = bound_pod(
+        name,
+        node,
+        "echo ids=$TEST_DEVICE_IDS; sleep 3600",
+        extra_spec,
+    );
     format!(
         "{spec}    resources:\n      limits:\n        {RESOURCE}: \"{count}\"\n      requests:\n        {RESOURCE}: \"{count}\"\n"
     )
@@ -129,7 +135,7 @@ async fn devices_are_reported_allocated_listed_kept_across_a_restart_and_dropped
 
     // Allocation: GetPreferredAllocation picks the last device, Allocate's env reaches the
     // container, PreStartContainer runs before it starts.
-    cluster.create(&device_pod("gpu-user", node, 1));
+    cluster.create(&device_pod("gpu-user", node, 1, ""));
     let line = eventually("the container printed its devices", START, &k, || {
         first_log_line(&k, "gpu-user")
     })
@@ -198,7 +204,7 @@ async fn devices_are_reported_allocated_listed_kept_across_a_restart_and_dropped
     assert_eq!(entries[0].container_name, "app");
 
     // More devices than exist: refused with upstream's reason and message.
-    cluster.create(&device_pod("too-greedy", node, 3));
+    cluster.create(&device_pod("too-greedy", node, 3, ""));
     let status = eventually("the greedy pod refused", START, &k, || {
         let p = cluster.get("pod", "too-greedy", "default")?;
         (p["status"]["phase"] == "Failed").then(|| p["status"].clone())
@@ -209,6 +215,23 @@ async fn devices_are_reported_allocated_listed_kept_across_a_restart_and_dropped
         status["message"],
         "Allocate failed due to requested number of devices unavailable for example.com/dev. Requested: 3, Available: 1, which is unexpected"
     );
+
+    // An init container's device passes on to the app container, as upstream reuses it: the
+    // one free device serves both.
+    let setup = format!(
+        "  initContainers:\n  - name: setup\n    image: {BUSYBOX}\n    imagePullPolicy: IfNotPresent\n    command: [\"/bin/true\"]\n    resources:\n      limits:\n        {RESOURCE}: \"1\"\n"
+    );
+    cluster.create(&device_pod("reuser", node, 1, &setup));
+    let line = eventually(
+        "the reusing container printed its devices",
+        START,
+        &k,
+        || first_log_line(&k, "reuser"),
+    )
+    .await;
+    assert_eq!(line, "ids=dev-0");
+    let allocated = vec!["Allocate dev-1", "Allocate dev-0", "Allocate dev-0"];
+    assert_eq!(allocations(&plugin), allocated);
 
     // A restart keeps the allocation: the container is not replaced, nothing is allocated again.
     let uid = cluster.get("pod", "gpu-user", "default").unwrap()["metadata"]["uid"]
@@ -225,7 +248,7 @@ async fn devices_are_reported_allocated_listed_kept_across_a_restart_and_dropped
     wait_amounts(&cluster, &k, "2", "2").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(running_app(&k, &uid).await, Some(container_id));
-    assert_eq!(allocations(&plugin), vec!["Allocate dev-1"]);
+    assert_eq!(allocations(&plugin), allocated);
     let pods = list_v1(&socket).await;
     assert!(pods.iter().any(|p| p.name == "gpu-user"
         && p.containers[0].devices[0].device_ids == vec!["dev-1"]));
@@ -241,6 +264,7 @@ async fn devices_are_reported_allocated_listed_kept_across_a_restart_and_dropped
             "pod",
             "gpu-user",
             "too-greedy",
+            "reuser",
             "--grace-period=1",
         ])
         .unwrap();

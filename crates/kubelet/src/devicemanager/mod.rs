@@ -16,7 +16,7 @@ use endpoint::Endpoint;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kubelet_plugin_apis::deviceplugin::v1beta1::DevicePluginOptions;
-use state::{Amounts, State};
+use state::{Amounts, ContainerRequest, State};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -82,17 +82,20 @@ pub struct ContainerDevices {
 }
 
 /// The device counts a pod's containers ask for (extended resource limits, as upstream reads
-/// them), container name -> resource -> count.
-fn device_requests(pod: &Pod) -> BTreeMap<String, BTreeMap<String, usize>> {
+/// them), by container name. Restartable (sidecar) init containers keep running, so they count
+/// as app containers.
+fn device_requests(pod: &Pod) -> BTreeMap<String, ContainerRequest> {
     let Some(spec) = pod.spec.as_ref() else {
         return BTreeMap::new();
     };
-    spec.init_containers
+    let init = spec
+        .init_containers
         .iter()
         .flatten()
-        .chain(spec.containers.iter())
-        .map(|c| {
-            let wanted = c
+        .map(|c| (c, c.restart_policy.as_deref() != Some("Always")));
+    init.chain(spec.containers.iter().map(|c| (c, false)))
+        .map(|(c, init)| {
+            let resources = c
                 .resources
                 .as_ref()
                 .and_then(|r| r.limits.as_ref())
@@ -104,9 +107,9 @@ fn device_requests(pod: &Pod) -> BTreeMap<String, BTreeMap<String, usize>> {
                     (n > 0).then(|| (name.clone(), n as usize))
                 })
                 .collect::<BTreeMap<_, _>>();
-            (c.name.clone(), wanted)
+            (c.name.clone(), ContainerRequest { init, resources })
         })
-        .filter(|(_, wanted)| !wanted.is_empty())
+        .filter(|(_, request)| !request.resources.is_empty())
         .collect()
 }
 
@@ -341,8 +344,9 @@ mod tests {
         .unwrap();
         let wanted = device_requests(&pod);
         assert_eq!(wanted.len(), 2);
-        assert_eq!(wanted["app"]["example.com/dev"], 2);
-        assert!(!wanted["app"].contains_key("cpu"));
+        assert!(wanted["init"].init && !wanted["app"].init);
+        assert_eq!(wanted["app"].resources["example.com/dev"], 2);
+        assert!(!wanted["app"].resources.contains_key("cpu"));
     }
 
     #[test]

@@ -66,14 +66,23 @@ async fn allocate(
     count: usize,
 ) -> Result<(), String> {
     let mut endpoint = endpoint(manager, resource)?;
-    let free = manager.state().free_devices(resource);
-    if free.len() < count {
+    let (reusable, free) = {
+        let state = manager.state();
+        let reusable = state.reusable(uid, container, resource);
+        (reusable, state.free_devices(resource))
+    };
+    // What the pod's init containers held goes first, as upstream reuses it.
+    let mut ids: Vec<String> = reusable.into_iter().take(count).collect();
+    let more = count - ids.len();
+    if free.len() < more {
         return Err(format!(
-            "requested number of devices unavailable for {resource}. Requested: {count}, Available: {}",
+            "requested number of devices unavailable for {resource}. Requested: {more}, Available: {}",
             free.len()
         ));
     }
-    let ids = choose(&mut endpoint, free, count).await?;
+    if more > 0 {
+        ids.extend(choose(&mut endpoint, free, more).await?);
+    }
     let request = AllocateRequest {
         container_requests: vec![ContainerAllocateRequest {
             devices_ids: ids.clone(),

@@ -26,6 +26,9 @@ pub struct Resource {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Allocation {
     pub count: usize,
+    /// Held by an init container that runs to completion: its devices pass on to the pod's
+    /// later containers, as upstream's devicesToReuse (unknown after a restart: false).
+    pub init: bool,
     pub devices: Option<DevicesPerNuma>,
     pub response: Option<Vec<u8>>,
 }
@@ -42,8 +45,42 @@ impl Allocation {
     }
 }
 
+/// Container -> resource -> allocation.
+pub type ContainerAllocations = BTreeMap<String, BTreeMap<String, Allocation>>;
 /// Pod uid -> container -> resource -> allocation.
-pub type PodAllocations = BTreeMap<String, BTreeMap<String, BTreeMap<String, Allocation>>>;
+pub type PodAllocations = BTreeMap<String, ContainerAllocations>;
+
+/// What one container asks for: device counts by resource.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerRequest {
+    /// An init container that runs to completion before the next one starts.
+    pub init: bool,
+    pub resources: BTreeMap<String, usize>,
+}
+
+/// The devices of `resource` a pod's containers hold, all together.
+fn held_ids(containers: &ContainerAllocations, resource: &str) -> BTreeSet<String> {
+    containers
+        .values()
+        .filter_map(|r| r.get(resource))
+        .flat_map(Allocation::ids)
+        .collect()
+}
+
+/// How many devices of `resource` a pod needs at once: init containers run one at a time and
+/// pass their devices on, so the pod needs the largest init request or the sum of the others,
+/// whichever is more.
+fn pod_demand(containers: &ContainerAllocations, resource: &str) -> usize {
+    let (mut init, mut others) = (0, 0);
+    for a in containers.values().filter_map(|r| r.get(resource)) {
+        if a.init {
+            init = init.max(a.count);
+        } else {
+            others += a.count;
+        }
+    }
+    init.max(others)
+}
 
 /// Upstream's NUMA node id for devices that report no topology.
 const NODE_WITHOUT_TOPOLOGY: i64 = -1;
@@ -111,7 +148,8 @@ impl State {
         self.resources.contains_key(resource)
     }
 
-    /// Devices held by pods other than `except_pod`, by resource.
+    /// Devices of `resource` held by pods other than `except_pod`, and how many more those
+    /// pods were admitted for but have not been given yet.
     fn taken(&self, resource: &str, except_pod: Option<&str>) -> (BTreeSet<String>, usize) {
         let mut ids = BTreeSet::new();
         let mut pending = 0;
@@ -119,15 +157,35 @@ impl State {
             if Some(uid.as_str()) == except_pod {
                 continue;
             }
-            for a in containers.values().filter_map(|r| r.get(resource)) {
-                if a.devices.is_some() {
-                    ids.extend(a.ids());
-                } else {
-                    pending += a.count;
-                }
-            }
+            let held = held_ids(containers, resource);
+            pending += pod_demand(containers, resource).saturating_sub(held.len());
+            ids.extend(held);
         }
         (ids, pending)
+    }
+
+    /// Devices of the pod that `container` may take over (upstream devicesToReuse): those of
+    /// its init containers, except, for an app container, those another app container took.
+    pub fn reusable(&self, pod_uid: &str, container: &str, resource: &str) -> Vec<String> {
+        let Some(containers) = self.pods.get(pod_uid) else {
+            return Vec::new();
+        };
+        let others = containers
+            .iter()
+            .filter(|(name, _)| name.as_str() != container)
+            .filter_map(|(_, r)| r.get(resource));
+        let (init, apps): (Vec<&Allocation>, Vec<&Allocation>) = others.partition(|a| a.init);
+        let mut pool: BTreeSet<String> = init.iter().flat_map(|a| a.ids()).collect();
+        let this_is_init = containers
+            .get(container)
+            .and_then(|r| r.get(resource))
+            .is_some_and(|a| a.init);
+        if !this_is_init {
+            for id in apps.iter().flat_map(|a| a.ids()) {
+                pool.remove(&id);
+            }
+        }
+        pool.into_iter().collect()
     }
 
     /// Healthy devices of `resource` no container holds.
@@ -150,61 +208,51 @@ impl State {
         before != self.pods.len()
     }
 
-    /// Admission: reserves `wanted` (container -> resource -> count) for `pod_uid` unless some
-    /// resource has too few free devices; then upstream's error text is the answer.
+    /// Admission: reserves `wanted` (container -> request) for `pod_uid` unless some resource
+    /// has too few free devices; then upstream's error text is the answer.
     pub fn reserve(
         &mut self,
         pod_uid: &str,
-        wanted: &BTreeMap<String, BTreeMap<String, usize>>,
+        wanted: &BTreeMap<String, ContainerRequest>,
     ) -> Result<(), String> {
-        let mut needed_by_resource: BTreeMap<&str, usize> = BTreeMap::new();
-        for (container, resources) in wanted {
-            for (resource, count) in resources {
+        let mut after = self.pods.get(pod_uid).cloned().unwrap_or_default();
+        let mut resources = BTreeSet::new();
+        for (container, request) in wanted {
+            for (resource, count) in &request.resources {
                 if !self.is_device_resource(resource) {
                     continue;
                 }
-                let held = self
-                    .pods
-                    .get(pod_uid)
-                    .and_then(|c| c.get(container))
-                    .and_then(|r| r.get(resource))
-                    .map_or(0, |a| a.count);
-                *needed_by_resource.entry(resource).or_default() += count.saturating_sub(held);
-            }
-        }
-        for (resource, needed) in &needed_by_resource {
-            if *needed == 0 {
-                continue;
-            }
-            let (taken, pending) = self.taken(resource, Some(pod_uid));
-            let healthy: Vec<&String> = self.resources[*resource]
-                .devices
-                .iter()
-                .filter(|(id, d)| d.healthy && !taken.contains(*id))
-                .map(|(id, _)| id)
-                .collect();
-            let available = healthy.len().saturating_sub(pending);
-            if available < *needed {
-                return Err(format!(
-                    "requested number of devices unavailable for {resource}. Requested: {needed}, Available: {available}"
-                ));
-            }
-        }
-        for (container, resources) in wanted {
-            for (resource, count) in resources {
-                if !self.is_device_resource(resource) {
-                    continue;
-                }
-                let a = self
-                    .pods
-                    .entry(pod_uid.to_string())
-                    .or_default()
+                let a = after
                     .entry(container.clone())
                     .or_default()
                     .entry(resource.clone())
                     .or_default();
                 a.count = a.count.max(*count);
+                a.init = request.init;
+                resources.insert(resource.as_str());
             }
+        }
+        for resource in resources {
+            let needed =
+                pod_demand(&after, resource).saturating_sub(held_ids(&after, resource).len());
+            if needed == 0 {
+                continue;
+            }
+            let (taken, pending) = self.taken(resource, Some(pod_uid));
+            let healthy = self.resources[resource]
+                .devices
+                .iter()
+                .filter(|(id, d)| d.healthy && !taken.contains(*id))
+                .count();
+            let available = healthy.saturating_sub(pending);
+            if available < needed {
+                return Err(format!(
+                    "requested number of devices unavailable for {resource}. Requested: {needed}, Available: {available}"
+                ));
+            }
+        }
+        if !after.is_empty() {
+            self.pods.insert(pod_uid.to_string(), after);
         }
         Ok(())
     }
@@ -299,6 +347,7 @@ impl State {
             let count = devices.values().flatten().flatten().count();
             let a = Allocation {
                 count,
+                init: false,
                 devices: Some(devices),
                 response: e.alloc_resp,
             };
@@ -338,15 +387,19 @@ mod tests {
             .collect()
     }
 
-    fn want(
-        container: &str,
-        resource: &str,
-        n: usize,
-    ) -> BTreeMap<String, BTreeMap<String, usize>> {
+    fn want(container: &str, resource: &str, n: usize) -> BTreeMap<String, ContainerRequest> {
         BTreeMap::from([(
             container.to_string(),
-            BTreeMap::from([(resource.to_string(), n)]),
+            ContainerRequest {
+                init: false,
+                resources: BTreeMap::from([(resource.to_string(), n)]),
+            },
         )])
+    }
+
+    fn init(mut wanted: BTreeMap<String, ContainerRequest>) -> BTreeMap<String, ContainerRequest> {
+        wanted.values_mut().for_each(|r| r.init = true);
+        wanted
     }
 
     const R: &str = "example.com/dev";
@@ -367,6 +420,40 @@ mod tests {
         assert_eq!(s.free_devices(R), vec!["dev-0".to_string()]);
         assert!(s.retain_pods(&BTreeSet::from(["b".to_string()])));
         assert_eq!(s.free_devices(R).len(), 2);
+    }
+
+    #[test]
+    fn init_containers_pass_their_devices_on() {
+        let mut s = State::default();
+        s.set_devices(R, devices(1));
+        // One device serves an init container, then the app container.
+        let mut pod = init(want("setup", R, 1));
+        pod.extend(want("app", R, 1));
+        s.reserve("a", &pod).unwrap();
+        assert_eq!(s.reusable("a", "setup", R), Vec::<String>::new());
+        s.allocated("a", "setup", R, &["dev-0".into()], vec![1]);
+        assert_eq!(s.reusable("a", "app", R), ["dev-0"]);
+        s.allocated("a", "app", R, &["dev-0".into()], vec![1]);
+        assert_eq!(
+            s.reserve("b", &want("c", R, 1)).unwrap_err(),
+            "requested number of devices unavailable for example.com/dev. Requested: 1, Available: 0"
+        );
+        // Two app containers never share one.
+        let mut s = State::default();
+        s.set_devices(R, devices(1));
+        let mut pod = want("one", R, 1);
+        pod.extend(want("two", R, 1));
+        assert_eq!(
+            s.reserve("a", &pod).unwrap_err(),
+            "requested number of devices unavailable for example.com/dev. Requested: 2, Available: 1"
+        );
+        // An admitted pod whose devices are not given yet counts as their demand, once.
+        let mut s = State::default();
+        s.set_devices(R, devices(2));
+        let mut pod = init(want("setup", R, 2));
+        pod.extend(want("app", R, 1));
+        s.reserve("a", &pod).unwrap();
+        assert!(s.reserve("b", &want("c", R, 1)).is_err());
     }
 
     #[test]
