@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/pluginregistration/v1/api.proto",
         "proto/podresources/v1/api.proto",
         "proto/podresources/v1alpha1/api.proto",
+        "proto/csi/v1/csi.proto",
     ];
     // Ordered maps: an AllocateResponse marshals the same bytes every time (its bytes go into the
     // device manager's checkpoint, whose checksum must be stable).

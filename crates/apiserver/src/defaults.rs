@@ -49,7 +49,46 @@ pub fn apply(resource: &Resource, obj: &mut Value) {
             default_field(spec, "type", "ClusterIP".into());
             default_field(spec, "sessionAffinity", "None".into());
         }
+        "PersistentVolume" => {
+            let spec = object_at(obj, "spec");
+            default_field(spec, "persistentVolumeReclaimPolicy", "Retain".into());
+            default_field(spec, "volumeMode", "Filesystem".into());
+            default_field(object_at(obj, "status"), "phase", "Pending".into());
+            add_finalizer(obj, "kubernetes.io/pv-protection");
+        }
+        "PersistentVolumeClaim" => {
+            default_field(object_at(obj, "spec"), "volumeMode", "Filesystem".into());
+            default_field(object_at(obj, "status"), "phase", "Pending".into());
+            add_finalizer(obj, "kubernetes.io/pvc-protection");
+        }
+        "StorageClass" => {
+            let class = obj.as_object_mut().expect("objects are maps");
+            default_field(class, "reclaimPolicy", "Delete".into());
+            default_field(class, "volumeBindingMode", "Immediate".into());
+        }
+        "CSIDriver" => {
+            let spec = object_at(obj, "spec");
+            default_field(spec, "attachRequired", true.into());
+            default_field(spec, "podInfoOnMount", false.into());
+            default_field(spec, "requiresRepublish", false.into());
+            default_field(spec, "storageCapacity", false.into());
+            default_field(spec, "fsGroupPolicy", "ReadWriteOnceWithFSType".into());
+            default_field(spec, "seLinuxMount", false.into());
+            default_field(spec, "volumeLifecycleModes", json!(["Persistent"]));
+        }
         _ => {}
+    }
+}
+
+/// What the StorageObjectInUseProtection admission plugin does on create: a finalizer that
+/// only its controller removes, once no pod uses the claim (or no claim the volume).
+fn add_finalizer(obj: &mut Value, finalizer: &str) {
+    let meta = object_at(obj, "metadata");
+    let list = meta.entry("finalizers").or_insert_with(|| json!([]));
+    if let Some(list) = list.as_array_mut()
+        && !list.iter().any(|f| f == finalizer)
+    {
+        list.push(finalizer.into());
     }
 }
 

@@ -377,6 +377,7 @@ async fn discovery_documents() {
             "coordination.k8s.io",
             "node.k8s.io",
             "certificates.k8s.io",
+            "storage.k8s.io",
             "authentication.k8s.io",
             "authorization.k8s.io"
         ]

@@ -4,6 +4,8 @@ use crate::builtin_runtime::{self, BuiltinError};
 use crate::cluster;
 use crate::cm;
 use crate::cm::machine::MachineInfo;
+use crate::csi::CsiPlugins;
+use crate::csi::volumes::CsiVolumes;
 use crate::devicemanager::DeviceManager;
 use crate::eviction::{self, EvictionManager, EvictionMetrics};
 use crate::image_gc::{self, ImageGc};
@@ -157,7 +159,18 @@ pub async fn run(mut cfg: KubeletConfig) -> Result<(), AppError> {
         ),
         None => (Arc::new(LogRecorder), Arc::new(NoApi)),
     };
-    let volumes = Arc::new(VolumeManager::new(cfg.root_dir.clone()).with_objects(objects.clone()));
+    let csi = CsiPlugins::new(api.as_ref().map(|a| a.client.clone()), &cfg.node_name);
+    let csi_volumes = CsiVolumes::new(
+        csi.clone(),
+        api.as_ref().map(|a| a.client.clone()),
+        &cfg.node_name,
+        &cfg.root_dir,
+    );
+    let volumes = Arc::new(
+        VolumeManager::new(cfg.root_dir.clone())
+            .with_objects(objects.clone())
+            .with_claims(Arc::new(csi_volumes)),
+    );
     let pods_dir = cfg.root_dir.join("pods");
     for dir in [
         &pods_dir,
@@ -195,7 +208,7 @@ pub async fn run(mut cfg: KubeletConfig) -> Result<(), AppError> {
     let devices = DeviceManager::start(&cfg.root_dir, cfg.device_plugin_endpoint_grace_period)
         .await
         .map_err(|e| AppError::Setup(e.to_string()))?;
-    tokio::spawn(PluginManager::new(&cfg.root_dir, devices.clone()).run());
+    tokio::spawn(PluginManager::new(&cfg.root_dir, devices.clone(), csi).run());
     let cpu_manager = Arc::new(
         cm::cpumanager::CpuManager::start(&cfg)
             .map_err(|e| AppError::Setup(format!("failed to initialize the CPU manager: {e}")))?,

@@ -7,6 +7,7 @@ pub mod app;
 pub mod builtin_runtime;
 pub mod cluster;
 pub mod cm;
+pub mod csi;
 pub mod devicemanager;
 pub mod eviction;
 pub mod housekeeping;

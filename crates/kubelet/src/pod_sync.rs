@@ -260,7 +260,10 @@ impl PodSyncer {
             .remove_pod(&rt)
             .await
             .map_err(|e| e.to_string())?;
-        self.volumes.cleanup_pod(p.uid).map_err(|e| e.to_string())?;
+        self.volumes
+            .tear_down_pod(p.uid)
+            .await
+            .map_err(|e| e.to_string())?;
         self.cgroups
             .remove(p.uid)
             .map_err(|e| format!("cannot remove the pod cgroup: {e}"))?;

@@ -28,3 +28,11 @@ pub mod podresources {
         tonic::include_proto!("v1alpha1");
     }
 }
+
+/// The Container Storage Interface v1 (csi.proto of the CSI spec): the driver's Identity, Node
+/// and Controller services. The kubelet is a client of Identity and Node.
+pub mod csi {
+    pub mod v1 {
+        tonic::include_proto!("csi.v1");
+    }
+}

@@ -34,6 +34,7 @@
 //! server rather than the project's test API server.
 
 pub mod apiserver;
+pub mod csi_driver;
 pub mod device_plugin;
 mod guard;
 pub mod kubectl;

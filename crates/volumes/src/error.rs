@@ -47,6 +47,8 @@ pub enum VolumeError {
     Cleanup { uid: String, cause: PathIo },
     #[error("cannot clean up pod {uid}: {} is still mounted", path.display())]
     StillMounted { uid: String, path: PathBuf },
+    #[error("cannot tear down the volumes of pod {uid}: {cause}")]
+    Claims { uid: String, cause: String },
     #[error(transparent)]
     Io(#[from] PathIo),
 }
@@ -95,6 +97,9 @@ pub enum SetupError {
     InvalidMode(i32),
     #[error("{0}")]
     DownwardApi(String),
+    /// A persistentVolumeClaim volume, as its driver's side said.
+    #[error("{0}")]
+    Claim(String),
     #[error("the TokenRequest answer holds no token")]
     NoToken,
     #[error("failed to fetch token: {0}")]

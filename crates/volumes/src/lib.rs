@@ -3,8 +3,10 @@
 //! configMap, secret, downwardAPI and projected (configMap, secret, downwardAPI and
 //! serviceAccountToken sources; secrets and tokens on tmpfs only), written atomically and kept
 //! up to date at every sync; subPath and subPathExpr are resolved beneath the volume and pinned
-//! with a bind mount.
+//! with a bind mount. persistentVolumeClaim volumes are set up and torn down through the
+//! [`ClaimVolumes`] seam.
 
+mod claims;
 mod cleanup;
 mod empty_dir;
 mod error;
@@ -18,8 +20,9 @@ mod projection;
 mod source;
 mod subpath;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+pub use claims::{ClaimMount, ClaimVolumes, NoClaims};
 pub use error::{MountError, PathIo, SetupError, VolumeError};
 pub use manager::{MountedVolume, PodVolumes, VolumeManager};
 pub use subpath::ExpandError;
@@ -40,4 +43,34 @@ pub enum Propagation {
     None,
     HostToContainer,
     Bidirectional,
+}
+
+/// Whether something is mounted exactly at `path`, from the kernel's mount table.
+pub fn is_mount_point(path: &Path) -> std::io::Result<bool> {
+    Ok(mountinfo::fs_type_at(path)?.is_some())
+}
+
+/// The directory of a pod's volumes served by `plugin` (`kubernetes.io~csi`, ...):
+/// ROOT/pods/UID/volumes/PLUGIN.
+pub fn pod_plugin_dir(root: &Path, pod_uid: &str, plugin: &str) -> Result<PathBuf, VolumeError> {
+    Ok(layout::PodDir::new(root, pod_uid)?
+        .path()
+        .join("volumes")
+        .join(plugin))
+}
+
+/// The directory of a pod's volume `name` served by `plugin`: ROOT/pods/UID/volumes/PLUGIN/NAME.
+pub fn pod_volume_dir(
+    root: &Path,
+    pod_uid: &str,
+    plugin: &str,
+    name: &str,
+) -> Result<PathBuf, VolumeError> {
+    if !layout::is_single_component(name) {
+        return Err(VolumeError::Volume {
+            volume: name.to_owned(),
+            cause: SetupError::InvalidName,
+        });
+    }
+    Ok(layout::PodDir::new(root, pod_uid)?.volume(plugin, name))
 }

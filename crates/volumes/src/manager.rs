@@ -1,6 +1,7 @@
 //! The volume manager: a pod's volumes set up before its containers start, each container's
 //! mounts resolved from them, and everything removed when the pod is gone.
 
+use crate::claims::{ClaimMount, ClaimVolumes, NoClaims};
 use crate::empty_dir::{self, Medium, Undo};
 use crate::error::{MountError, PathIo, SetupError, VolumeError};
 use crate::fs_group::{self, FsGroup};
@@ -23,6 +24,7 @@ use std::sync::{Arc, RwLock};
 pub struct VolumeManager {
     root_dir: PathBuf,
     objects: Arc<dyn ObjectSource>,
+    claims: Arc<dyn ClaimVolumes>,
     tokens: Arc<TokenCache>,
     node_allocatable: Arc<RwLock<Option<ResourceList>>>,
 }
@@ -86,6 +88,8 @@ enum Step<'a> {
     HostPath(&'a HostPathVolumeSource),
     /// The volume's directory, where it lives, and its contents.
     Projection(PathBuf, Medium, Fetched),
+    /// Set up already, by the claim volumes.
+    Claim(ClaimMount),
 }
 
 /// A projected volume's payload as computed for this sync.
@@ -102,6 +106,7 @@ impl VolumeManager {
         Self {
             root_dir,
             objects: Arc::new(NoApi),
+            claims: Arc::new(NoClaims),
             tokens: Arc::default(),
             node_allocatable: Arc::default(),
         }
@@ -110,6 +115,12 @@ impl VolumeManager {
     /// Where ConfigMaps, Secrets and service account tokens come from.
     pub fn with_objects(mut self, objects: Arc<dyn ObjectSource>) -> Self {
         self.objects = objects;
+        self
+    }
+
+    /// Who sets up and tears down persistentVolumeClaim volumes.
+    pub fn with_claims(mut self, claims: Arc<dyn ClaimVolumes>) -> Self {
+        self.claims = claims;
         self
     }
 
@@ -165,6 +176,16 @@ impl VolumeManager {
                     })?;
                     Step::Projection(path, projection.medium(), fetched)
                 }
+                Source::Claim(claim) => {
+                    let mounted = self.claims.set_up(pod, volume, claim).await.map_err(|cause| {
+                        tracing::warn!(pod_uid = uid, volume = %volume.name, %cause, "volume setup failed");
+                        VolumeError::Volume {
+                            volume: volume.name.clone(),
+                            cause: SetupError::Claim(cause),
+                        }
+                    })?;
+                    Step::Claim(mounted)
+                }
             };
             steps.push((volume, step));
         }
@@ -173,13 +194,18 @@ impl VolumeManager {
         let mut undo: Vec<Undo> = Vec::new();
         let mut mounted = PodVolumes::default();
         for (volume, step) in steps {
-            let read_only = matches!(step, Step::Projection(..));
+            let read_only = match &step {
+                Step::Projection(..) => true,
+                Step::Claim(claim) => claim.read_only,
+                _ => false,
+            };
             let host_path = match step {
                 Step::EmptyDir(medium) => {
                     let path = dir.volume(EMPTY_DIR_PLUGIN, &volume.name);
                     set_up_empty_dir(&path, medium, group, &mut undo).map(|()| path)
                 }
                 Step::HostPath(host) => host_path::set_up(host),
+                Step::Claim(claim) => Ok(claim.host_path),
                 Step::Projection(path, medium, fetched) => {
                     set_up_projection(&path, medium, fetched, group, &mut undo).map(|stale| {
                         if let Some(cause) = stale {
@@ -270,6 +296,20 @@ impl VolumeManager {
         let dir = PodDir::new(&self.root_dir, pod_uid)?;
         self.tokens.forget_pod(pod_uid);
         cleanup::remove_pod_dir(&dir, pod_uid)
+    }
+
+    /// Tears down the pod's claim volumes through their drivers, then everything else as
+    /// [`Self::cleanup_pod`] does; nothing of the pod is removed while a claim volume is left.
+    pub async fn tear_down_pod(&self, pod_uid: &str) -> Result<(), VolumeError> {
+        PodDir::new(&self.root_dir, pod_uid)?;
+        self.claims
+            .tear_down(pod_uid)
+            .await
+            .map_err(|cause| VolumeError::Claims {
+                uid: pod_uid.to_owned(),
+                cause,
+            })?;
+        self.cleanup_pod(pod_uid)
     }
 
     /// UIDs of the pods that have a directory under ROOT/pods, sorted.

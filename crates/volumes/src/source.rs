@@ -5,13 +5,14 @@
 use crate::empty_dir::Medium;
 use crate::error::SetupError;
 use crate::projection::Projection;
-use k8s_openapi::api::core::v1::{HostPathVolumeSource, Volume};
+use k8s_openapi::api::core::v1::{HostPathVolumeSource, PersistentVolumeClaimVolumeSource, Volume};
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Source<'a> {
     EmptyDir(Medium),
     HostPath(&'a HostPathVolumeSource),
     Projection(Projection<'a>),
+    Claim(&'a PersistentVolumeClaimVolumeSource),
 }
 
 pub(crate) fn classify(volume: &Volume) -> Result<Source<'_>, SetupError> {
@@ -30,6 +31,9 @@ pub(crate) fn classify(volume: &Volume) -> Result<Source<'_>, SetupError> {
     if let Some(projection) = projection {
         projection.check()?;
         return Ok(Source::Projection(projection));
+    }
+    if let Some(claim) = &volume.persistent_volume_claim {
+        return Ok(Source::Claim(claim));
     }
     if volume.empty_dir.is_some() {
         return Ok(Source::EmptyDir(Medium::of(volume.empty_dir.as_ref())?));
@@ -95,9 +99,13 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert!(
-            matches!(classify(&pvc), Err(SetupError::Unsupported(k)) if k == "persistentVolumeClaim")
-        );
+        assert!(matches!(classify(&pvc), Ok(Source::Claim(c)) if c.claim_name == "c"));
+        let iscsi = Volume {
+            name: "disk".into(),
+            iscsi: Some(Default::default()),
+            ..Default::default()
+        };
+        assert!(matches!(classify(&iscsi), Err(SetupError::Unsupported(k)) if k == "iscsi"));
     }
 
     #[test]

@@ -239,10 +239,7 @@ fn unsupported_types_fail_the_pod_and_leave_nothing() {
     let root = TestRoot::new();
     let data = Volume {
         name: "data".into(),
-        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-            claim_name: "claim".into(),
-            read_only: None,
-        }),
+        iscsi: Some(Default::default()),
         ..Default::default()
     };
     let p = pod(
@@ -252,10 +249,30 @@ fn unsupported_types_fail_the_pod_and_leave_nothing() {
     let err = root.manager.mount_blocking(&p).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "volume \"data\": volume type persistentVolumeClaim is not supported yet"
+        "volume \"data\": volume type iscsi is not supported yet"
     );
     assert!(
-        matches!(err, VolumeError::Volume { ref volume, cause: SetupError::Unsupported(ref t) } if volume == "data" && t == "persistentVolumeClaim")
+        matches!(err, VolumeError::Volume { ref volume, cause: SetupError::Unsupported(ref t) } if volume == "data" && t == "iscsi")
+    );
+    assert!(!root.pod_dir().exists());
+}
+
+#[test]
+fn claims_without_a_claim_volume_source_fail_the_pod_and_leave_nothing() {
+    let root = TestRoot::new();
+    let data = Volume {
+        name: "data".into(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: "claim".into(),
+            read_only: None,
+        }),
+        ..Default::default()
+    };
+    let p = pod(vec![empty_dir("cache"), data], vec![]);
+    let err = root.manager.mount_blocking(&p).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "volume \"data\": volume type persistentVolumeClaim is not supported yet"
     );
     assert!(!root.pod_dir().exists());
 }

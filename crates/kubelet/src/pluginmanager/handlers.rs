@@ -1,7 +1,8 @@
-//! What each plugin type's registration does. Device plugins go to the device manager; CSI
-//! drivers are not handled yet and DRA drivers are out of scope: both are refused with a clear
-//! error the plugin receives through NotifyRegistrationStatus.
+//! What each plugin type's registration does. Device plugins go to the device manager, CSI
+//! drivers to the CSI registration handler; DRA drivers are out of scope and refused with a
+//! clear error the plugin receives through NotifyRegistrationStatus.
 
+use crate::csi::CsiPlugins;
 use crate::devicemanager::DeviceManager;
 use std::path::Path;
 
@@ -11,6 +12,7 @@ pub const DRA_PLUGIN: &str = "DRAPlugin";
 
 pub struct Handlers {
     pub devices: DeviceManager,
+    pub csi: CsiPlugins,
 }
 
 impl Handlers {
@@ -29,9 +31,11 @@ impl Handlers {
                     .await
                     .map_err(|e| e.to_string())
             }
-            CSI_PLUGIN => Err(format!(
-                "CSI driver {name}: CSI plugins are not supported by this kubelet yet"
-            )),
+            CSI_PLUGIN => self
+                .csi
+                .register(name, endpoint, versions)
+                .await
+                .map_err(|e| e.to_string()),
             DRA_PLUGIN => Err(format!(
                 "DRA driver {name}: dynamic resource allocation plugins are not supported by this kubelet"
             )),
@@ -43,8 +47,10 @@ impl Handlers {
     }
 
     pub fn deregister(&self, kind: &str, name: &str) {
-        if kind == DEVICE_PLUGIN {
-            self.devices.deregister_plugin(name);
+        match kind {
+            DEVICE_PLUGIN => self.devices.deregister_plugin(name),
+            CSI_PLUGIN => self.csi.deregister(name),
+            _ => {}
         }
     }
 }

@@ -66,10 +66,14 @@ pub struct PluginManager {
 }
 
 impl PluginManager {
-    pub fn new(root_dir: &Path, devices: crate::devicemanager::DeviceManager) -> Self {
+    pub fn new(
+        root_dir: &Path,
+        devices: crate::devicemanager::DeviceManager,
+        csi: crate::csi::CsiPlugins,
+    ) -> Self {
         PluginManager {
             dir: root_dir.join(PLUGINS_REGISTRY_DIR),
-            handlers: Handlers { devices },
+            handlers: Handlers { devices, csi },
             registered: BTreeMap::new(),
         }
     }

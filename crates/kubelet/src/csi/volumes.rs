@@ -1,0 +1,558 @@
+//! persistentVolumeClaim volumes backed by CSI persistent volumes (upstream csi_attacher's
+//! MountDevice / UnmountDevice and csi_mounter's SetUp / TearDown), in upstream's layout so a
+//! node switched from the upstream kubelet keeps its mounts:
+//!
+//! - staged once per volume per node (drivers with STAGE_UNSTAGE_VOLUME) at
+//!   `ROOT/plugins/kubernetes.io/csi/DRIVER/SHA256(volumeHandle)/globalmount`, a vol_data.json
+//!   beside it;
+//! - published per pod at `ROOT/pods/UID/volumes/kubernetes.io~csi/PV/mount`, a vol_data.json
+//!   beside it, written before the driver is called so teardown always finds the volume;
+//! - torn down from those files alone (unpublish, then unstage once no pod dir names the volume
+//!   any more), so it works after a restart.
+//!
+//! Set-up volumes are remembered per pod, so the syncs of a running pod ask neither the API
+//! server nor the driver again. Stage, publish and teardown run one at a time, so a volume is
+//! never unstaged while another pod is publishing it.
+
+use super::CsiPlugins;
+use super::client::{self, VolumeRequest};
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::{
+    PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, Secret,
+    SecretReference, Volume,
+};
+use k8s_openapi::api::storage::v1::{CSIDriver, VolumeAttachment};
+use kube::Api;
+use kubelet_plugin_apis::csi::v1::volume_capability::access_mode::Mode;
+use kubelet_volumes::{ClaimMount, ClaimVolumes};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The plugin's directory name in a pod's volumes dir.
+pub const POD_VOLUME_PLUGIN_DIR: &str = "kubernetes.io~csi";
+const VOL_DATA_FILE: &str = "vol_data.json";
+const GLOBAL_MOUNT: &str = "globalmount";
+
+/// Where CSI persistent volumes come from and go to.
+pub struct CsiVolumes {
+    csi: CsiPlugins,
+    client: Option<kube::Client>,
+    node_name: String,
+    root_dir: PathBuf,
+    /// (pod uid, volume name) -> what its set-up answered.
+    set_up: Mutex<BTreeMap<(String, String), ClaimMount>>,
+    operations: tokio::sync::Mutex<()>,
+}
+
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Upstream's getAttachmentName: the VolumeAttachment the attach-detach controller makes.
+pub fn attachment_name(volume_handle: &str, driver: &str, node: &str) -> String {
+    format!(
+        "csi-{}",
+        sha256_hex(&format!("{volume_handle}{driver}{node}"))
+    )
+}
+
+/// The access mode the driver is asked for, from the PV's first access mode.
+fn access_mode(pv: &PersistentVolume) -> i32 {
+    let first = pv
+        .spec
+        .as_ref()
+        .and_then(|s| s.access_modes.as_ref())
+        .and_then(|m| m.first())
+        .map(String::as_str);
+    let mode = match first {
+        Some("ReadOnlyMany") => Mode::MultiNodeReaderOnly,
+        Some("ReadWriteMany") => Mode::MultiNodeMultiWriter,
+        _ => Mode::SingleNodeWriter,
+    };
+    mode as i32
+}
+
+/// What teardown needs, written beside each mount as upstream's vol_data.json.
+fn write_vol_data(dir: &Path, data: &BTreeMap<&str, String>) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("failed to create dir {dir:?}:  {e}"))?;
+    let text = serde_json::to_string(data).map_err(|e| e.to_string())?;
+    let file = dir.join(VOL_DATA_FILE);
+    std::fs::write(&file, text).map_err(|e| format!("failed to save volume info data: {e}"))
+}
+
+fn read_vol_data(dir: &Path) -> Result<Option<BTreeMap<String, String>>, String> {
+    let file = dir.join(VOL_DATA_FILE);
+    match std::fs::read(&file) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| format!("failed to parse volume data file {}: {e}", file.display())),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!(
+            "failed to open volume data file {}: {e}",
+            file.display()
+        )),
+    }
+}
+
+fn remove_if_present(path: &Path, dir: bool) -> Result<(), String> {
+    let removed = if dir {
+        std::fs::remove_dir(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match removed {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("failed to remove {}: {e}", path.display())),
+    }
+}
+
+fn mounted(path: &Path) -> Result<bool, String> {
+    kubelet_volumes::is_mount_point(path)
+        .map_err(|e| format!("cannot read the mount table for {}: {e}", path.display()))
+}
+
+impl CsiVolumes {
+    pub fn new(
+        csi: CsiPlugins,
+        client: Option<kube::Client>,
+        node_name: &str,
+        root_dir: &Path,
+    ) -> Self {
+        CsiVolumes {
+            csi,
+            client,
+            node_name: node_name.to_string(),
+            root_dir: root_dir.to_path_buf(),
+            set_up: Mutex::default(),
+            operations: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), ClaimMount>> {
+        self.set_up.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// ROOT/plugins/kubernetes.io/csi/DRIVER/SHA256(handle): the staging mount's parent.
+    fn global_dir(&self, driver: &str, handle: &str) -> PathBuf {
+        self.root_dir
+            .join("plugins")
+            .join(super::CSI_PLUGIN_NAME)
+            .join(driver)
+            .join(sha256_hex(handle))
+    }
+
+    fn client(&self) -> Result<&kube::Client, String> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| "failed to get a kubernetes client".to_string())
+    }
+
+    fn endpoint(&self, driver: &str) -> Result<PathBuf, String> {
+        self.csi.endpoint(driver).ok_or_else(|| {
+            format!("driver name {driver} not found in the list of registered CSI drivers")
+        })
+    }
+
+    /// The claim and the PV bound to it, checked as upstream's volume populator does.
+    async fn bound_volume(
+        &self,
+        namespace: &str,
+        claim_name: &str,
+    ) -> Result<PersistentVolume, String> {
+        let client = self.client()?;
+        let fail = |e: String| format!("error processing PVC {namespace}/{claim_name}: {e}");
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+        let pvc = claims
+            .get(claim_name)
+            .await
+            .map_err(|e| fail(format!("failed to fetch PVC from API server: {e}")))?;
+        if pvc.metadata.deletion_timestamp.is_some() {
+            return Err(format!(
+                "can't start pod because PVC {namespace}/{claim_name} is being deleted"
+            ));
+        }
+        let phase = pvc
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
+        let volume_name = pvc
+            .spec
+            .as_ref()
+            .and_then(|s| s.volume_name.clone())
+            .unwrap_or_default();
+        if phase != "Bound" || volume_name.is_empty() {
+            return Err(fail(format!(
+                "PVC {namespace}/{claim_name} has non-bound phase ({phase:?}) or empty pvc.Spec.VolumeName ({volume_name:?})"
+            )));
+        }
+        let volumes: Api<PersistentVolume> = Api::all(client.clone());
+        let pv = volumes.get(&volume_name).await.map_err(|e| {
+            fail(format!(
+                "failed to fetch PV {volume_name} from API server: {e}"
+            ))
+        })?;
+        let claim_uid = pvc.metadata.uid.clone().unwrap_or_default();
+        let claim_ref = pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref());
+        match claim_ref.and_then(|r| r.uid.as_deref()) {
+            None | Some("") => Err(fail(format!(
+                "found PV object {volume_name} but it has a nil or empty ClaimRef"
+            ))),
+            Some(uid) if uid != claim_uid => Err(fail(format!(
+                "found PV object {volume_name} but its ClaimRef.UID {uid:?} does not point to claim.UID {claim_uid:?}"
+            ))),
+            Some(_) => Ok(pv),
+        }
+    }
+
+    /// The driver's CSIDriver object, None when there is none (every field at its default).
+    async fn csi_driver(&self, driver: &str) -> Result<Option<CSIDriver>, String> {
+        let drivers: Api<CSIDriver> = Api::all(self.client()?.clone());
+        drivers.get_opt(driver).await.map_err(|e| e.to_string())
+    }
+
+    /// For drivers that attach: the attachment's metadata once the attach-detach controller
+    /// reports the volume attached here.
+    async fn publish_context(
+        &self,
+        driver: &str,
+        handle: &str,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let name = attachment_name(handle, driver, &self.node_name);
+        let attachments: Api<VolumeAttachment> = Api::all(self.client()?.clone());
+        let attachment = attachments.get(&name).await.map_err(|e| e.to_string())?;
+        let status = attachment.status.unwrap_or_default();
+        if !status.attached {
+            return Err(format!(
+                "volume {handle} is not attached to node {} yet (VolumeAttachment {name})",
+                self.node_name
+            ));
+        }
+        Ok(status.attachment_metadata.unwrap_or_default())
+    }
+
+    async fn secrets(
+        &self,
+        reference: Option<&SecretReference>,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let Some(reference) = reference else {
+            return Ok(BTreeMap::new());
+        };
+        let name = reference.name.clone().unwrap_or_default();
+        let namespace = reference.namespace.clone().unwrap_or_default();
+        let secrets: Api<Secret> = Api::namespaced(self.client()?.clone(), &namespace);
+        let secret = secrets.get(&name).await.map_err(|e| {
+            format!("failed to find the secret {name} in the namespace {namespace} with error: {e}")
+        })?;
+        Ok(secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .collect())
+    }
+
+    /// Unpublishes the pod's volume in `dir` (a kubernetes.io~csi/NAME dir) and removes its
+    /// files; answers the (driver, handle) it held.
+    async fn unpublish(&self, dir: &Path) -> Result<Option<(String, String)>, String> {
+        let Some(data) = read_vol_data(dir)? else {
+            // Nothing was ever asked of a driver here.
+            remove_if_present(&dir.join("mount"), true)?;
+            remove_if_present(dir, true)?;
+            return Ok(None);
+        };
+        let driver = data.get("driverName").cloned().unwrap_or_default();
+        let handle = data.get("volumeHandle").cloned().unwrap_or_default();
+        let target = dir.join("mount");
+        if target.exists() || mounted(&target)? {
+            let endpoint = self.endpoint(&driver)?;
+            client::node_unpublish(&endpoint, &handle, &target).await?;
+            if mounted(&target)? {
+                return Err(format!(
+                    "{} is still mounted after NodeUnpublishVolume",
+                    target.display()
+                ));
+            }
+            remove_if_present(&target, true)?;
+        }
+        remove_if_present(&dir.join(VOL_DATA_FILE), false)?;
+        remove_if_present(dir, true)?;
+        Ok(Some((driver, handle)))
+    }
+
+    /// Whether any pod dir still holds the volume (driver, handle).
+    fn in_use(&self, driver: &str, handle: &str) -> Result<bool, String> {
+        let pods = self.root_dir.join("pods");
+        let Ok(entries) = std::fs::read_dir(&pods) else {
+            return Ok(false);
+        };
+        for pod in entries.flatten() {
+            let Ok(volumes) =
+                std::fs::read_dir(pod.path().join("volumes").join(POD_VOLUME_PLUGIN_DIR))
+            else {
+                continue;
+            };
+            for volume in volumes.flatten() {
+                if let Some(data) = read_vol_data(&volume.path())?
+                    && data.get("driverName").map(String::as_str) == Some(driver)
+                    && data.get("volumeHandle").map(String::as_str) == Some(handle)
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Unstages the volume once no pod holds it, and removes its global dir.
+    async fn unstage_if_unused(&self, driver: &str, handle: &str) -> Result<(), String> {
+        if self.in_use(driver, handle)? {
+            return Ok(());
+        }
+        let dir = self.global_dir(driver, handle);
+        let staging = dir.join(GLOBAL_MOUNT);
+        if !dir.exists() {
+            return Ok(());
+        }
+        if mounted(&staging)? || staging.exists() {
+            let endpoint = self.endpoint(driver)?;
+            client::node_unstage(&endpoint, handle, &staging).await?;
+            if mounted(&staging)? {
+                return Err(format!(
+                    "{} is still mounted after NodeUnstageVolume",
+                    staging.display()
+                ));
+            }
+            remove_if_present(&staging, true)?;
+        }
+        remove_if_present(&dir.join(VOL_DATA_FILE), false)?;
+        remove_if_present(&dir, true)
+    }
+}
+
+#[async_trait]
+impl ClaimVolumes for CsiVolumes {
+    async fn set_up(
+        &self,
+        pod: &Pod,
+        volume: &Volume,
+        claim: &PersistentVolumeClaimVolumeSource,
+    ) -> Result<ClaimMount, String> {
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        let key = (uid.to_string(), volume.name.clone());
+        if let Some(known) = self.remembered().get(&key) {
+            return Ok(known.clone());
+        }
+        let _one_at_a_time = self.operations.lock().await;
+        let mounted = self.set_up_volume(pod, claim).await?;
+        self.remembered().insert(key, mounted.clone());
+        Ok(mounted)
+    }
+
+    async fn tear_down(&self, pod_uid: &str) -> Result<(), String> {
+        let _one_at_a_time = self.operations.lock().await;
+        self.remembered().retain(|(uid, _), _| uid != pod_uid);
+        self.tear_down_volumes(pod_uid).await
+    }
+}
+
+impl CsiVolumes {
+    async fn set_up_volume(
+        &self,
+        pod: &Pod,
+        claim: &PersistentVolumeClaimVolumeSource,
+    ) -> Result<ClaimMount, String> {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        let pv = self.bound_volume(namespace, &claim.claim_name).await?;
+        let pv_name = pv.metadata.name.clone().unwrap_or_default();
+        let spec = pv.spec.clone().unwrap_or_default();
+        let Some(source) = spec.csi.as_ref() else {
+            return Err(format!(
+                "persistent volume {pv_name} is not a CSI volume: only CSI persistent volumes are supported"
+            ));
+        };
+        let driver = source.driver.clone();
+        let handle = source.volume_handle.clone();
+        let endpoint = self.endpoint(&driver)?;
+        let csi_driver = self.csi_driver(&driver).await?;
+        let driver_spec = csi_driver.map(|d| d.spec).unwrap_or_default();
+        // No CSIDriver object, or one without attachRequired: false, means the driver attaches.
+        let publish_context = if driver_spec.attach_required == Some(false) {
+            BTreeMap::new()
+        } else {
+            self.publish_context(&driver, &handle).await?
+        };
+        let mut volume_context = source.volume_attributes.clone().unwrap_or_default();
+        if driver_spec.pod_info_on_mount == Some(true) {
+            let service_account = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.service_account_name.clone())
+                .unwrap_or_default();
+            for (k, v) in [
+                (
+                    "csi.storage.k8s.io/pod.name",
+                    pod.metadata.name.clone().unwrap_or_default(),
+                ),
+                ("csi.storage.k8s.io/pod.namespace", namespace.to_string()),
+                ("csi.storage.k8s.io/pod.uid", uid.to_string()),
+                ("csi.storage.k8s.io/serviceAccount.name", service_account),
+                ("csi.storage.k8s.io/ephemeral", "false".to_string()),
+            ] {
+                volume_context.insert(k.to_string(), v);
+            }
+        }
+        let request = VolumeRequest {
+            volume_id: handle.clone(),
+            publish_context,
+            volume_context,
+            fs_type: source.fs_type.clone().unwrap_or_default(),
+            mount_flags: spec.mount_options.clone().unwrap_or_default(),
+            access_mode: access_mode(&pv),
+        };
+        let read_only = claim.read_only.unwrap_or(false) || source.read_only.unwrap_or(false);
+
+        let pod_dir =
+            kubelet_volumes::pod_volume_dir(&self.root_dir, uid, POD_VOLUME_PLUGIN_DIR, &pv_name)
+                .map_err(|e| e.to_string())?;
+        let target = pod_dir.join("mount");
+        if mounted(&target)? {
+            return Ok(ClaimMount {
+                host_path: target,
+                read_only,
+            });
+        }
+        let staging = if client::stages_volumes(&endpoint).await? {
+            let global = self.global_dir(&driver, &handle);
+            let staging = global.join(GLOBAL_MOUNT);
+            if !mounted(&staging)? {
+                write_vol_data(
+                    &global,
+                    &BTreeMap::from([
+                        ("driverName", driver.clone()),
+                        ("volumeHandle", handle.clone()),
+                    ]),
+                )?;
+                std::fs::create_dir_all(&staging)
+                    .map_err(|e| format!("failed to create dir {staging:?}: {e}"))?;
+                let secrets = self.secrets(source.node_stage_secret_ref.as_ref()).await?;
+                client::node_stage(&endpoint, &request, &staging, secrets).await?;
+                tracing::info!(
+                    pod_uid = uid,
+                    driver,
+                    volume = handle,
+                    "MountVolume.MountDevice succeeded"
+                );
+            }
+            Some(staging)
+        } else {
+            None
+        };
+        // Written before the driver is asked, so a crash mid-publish leaves it found.
+        write_vol_data(
+            &pod_dir,
+            &BTreeMap::from([
+                ("specVolID", pv_name.clone()),
+                ("volumeHandle", handle.clone()),
+                ("driverName", driver.clone()),
+                ("nodeName", self.node_name.clone()),
+                (
+                    "attachmentID",
+                    attachment_name(&handle, &driver, &self.node_name),
+                ),
+                ("volumeLifecycleMode", "Persistent".to_string()),
+            ]),
+        )?;
+        let secrets = self
+            .secrets(source.node_publish_secret_ref.as_ref())
+            .await?;
+        client::node_publish(
+            &endpoint,
+            &request,
+            staging.as_deref(),
+            &target,
+            read_only,
+            secrets,
+        )
+        .await?;
+        tracing::info!(
+            pod_uid = uid,
+            driver,
+            volume = handle,
+            "MountVolume.SetUp succeeded for volume {pv_name:?}"
+        );
+        Ok(ClaimMount {
+            host_path: target,
+            read_only,
+        })
+    }
+
+    async fn tear_down_volumes(&self, pod_uid: &str) -> Result<(), String> {
+        let plugin_dir =
+            kubelet_volumes::pod_plugin_dir(&self.root_dir, pod_uid, POD_VOLUME_PLUGIN_DIR)
+                .map_err(|e| e.to_string())?;
+        let entries = match std::fs::read_dir(&plugin_dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("cannot list {}: {e}", plugin_dir.display())),
+        };
+        let mut unpublished = Vec::new();
+        for entry in entries.flatten() {
+            if let Some(volume) = self.unpublish(&entry.path()).await? {
+                tracing::info!(
+                    pod_uid,
+                    driver = volume.0,
+                    volume = volume.1,
+                    "UnmountVolume.TearDown succeeded"
+                );
+                unpublished.push(volume);
+            }
+        }
+        for (driver, handle) in unpublished {
+            self.unstage_if_unused(&driver, &handle).await?;
+        }
+        remove_if_present(&plugin_dir, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_upstreams() {
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            attachment_name("a", "b", "c"),
+            "csi-ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn vol_data_round_trips_in_upstreams_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = BTreeMap::from([
+            ("volumeHandle", "h".to_string()),
+            ("driverName", "d".to_string()),
+        ]);
+        write_vol_data(dir.path(), &data).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(VOL_DATA_FILE)).unwrap(),
+            r#"{"driverName":"d","volumeHandle":"h"}"#
+        );
+        let read = read_vol_data(dir.path()).unwrap().unwrap();
+        assert_eq!(read["volumeHandle"], "h");
+        assert_eq!(read_vol_data(&dir.path().join("none")).unwrap(), None);
+    }
+}

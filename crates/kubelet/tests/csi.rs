@@ -1,0 +1,395 @@
+//! CSI end to end: the kubelet binary with the test kit's CSI node driver registering through
+//! the plugin watcher. Registration records the driver in the cluster (CSINode, the node's
+//! csi.volume.kubernetes.io/nodeid annotation, topology labels), a driver speaking no CSI 1.x is
+//! refused with upstream's error, and deregistration takes the driver out again. A claim bound to
+//! a CSI persistent volume waits while unbound, then is staged, published, and (after a kubelet
+//! restart) unpublished and unstaged in upstream's layout, its data outliving the pod that wrote
+//! it. Every case runs against the test API server and the
+//! real kube-apiserver (Node authorizer, NodeRestriction).
+
+mod support;
+
+use kubelet_testkit::csi_driver::{CsiDriverConfig, TestCsiDriver};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use support::Kubelet;
+use support::cluster::{Backend, Cluster, bound_pod, eventually};
+
+const START: Duration = Duration::from_secs(40);
+const DRIVER: &str = "csi.kubelet-rs.test";
+const ZONE_KEY: &str = "topology.kubelet-rs.test/zone";
+const NODE_ID_ANNOTATION: &str = "csi.volume.kubernetes.io/nodeid";
+
+crate::against_both_api_servers!(
+    a_csi_driver_registers_in_the_cluster_and_deregisters,
+    a_claim_on_a_csi_volume_is_staged_published_and_torn_down,
+);
+
+fn driver_config(k: &Kubelet, name: &str) -> CsiDriverConfig {
+    let mut cfg = CsiDriverConfig::new(
+        name,
+        &k.dir.join(format!("csi-{name}")),
+        &k.dir.join("root/plugins_registry"),
+    );
+    cfg.node_id = format!("{}-id", k.node);
+    cfg.topology = BTreeMap::from([(ZONE_KEY.to_string(), "zone-1".to_string())]);
+    cfg.max_volumes = 7;
+    cfg
+}
+
+fn csinode(cluster: &Cluster, node: &str) -> Option<Value> {
+    cluster.get("csinode", node, "default")
+}
+
+/// The node's nodeid annotation, parsed.
+fn node_ids(cluster: &Cluster, node: &str) -> Option<Value> {
+    let n = cluster.get("node", node, "default")?;
+    let text = n["metadata"]["annotations"][NODE_ID_ANNOTATION].as_str()?;
+    serde_json::from_str(text).ok()
+}
+
+async fn a_csi_driver_registers_in_the_cluster_and_deregisters(backend: Backend) {
+    let _serial = support::serial().await;
+    let cluster = Cluster::start(backend);
+    let node = "e2e-csi-registration";
+    let mut k = cluster.kubelet(node);
+    k.start();
+    eventually("the node is registered", START, &k, || {
+        cluster.get("node", node, "default")
+    })
+    .await;
+
+    let driver = TestCsiDriver::start(driver_config(&k, DRIVER)).expect("the CSI driver starts");
+    let expected_driver = json!({
+        "name": DRIVER,
+        "nodeID": format!("{node}-id"),
+        "topologyKeys": [ZONE_KEY],
+        "allocatable": {"count": 7},
+    });
+    let registered = eventually("the driver in the node's CSINode", START, &k, || {
+        let c = csinode(&cluster, node)?;
+        (c["spec"]["drivers"] == json!([expected_driver])).then_some(c)
+    })
+    .await;
+    let owner = &registered["metadata"]["ownerReferences"][0];
+    let node_obj = cluster.get("node", node, "default").unwrap();
+    assert_eq!(owner["kind"], "Node");
+    assert_eq!(owner["name"], node);
+    assert_eq!(owner["uid"], node_obj["metadata"]["uid"]);
+    eventually(
+        "the node id annotation and topology label",
+        START,
+        &k,
+        || {
+            let n = cluster.get("node", node, "default")?;
+            let labelled = n["metadata"]["labels"][ZONE_KEY] == "zone-1";
+            (labelled && node_ids(&cluster, node)? == json!({DRIVER: format!("{node}-id")}))
+                .then_some(())
+        },
+    )
+    .await;
+    let calls = driver.calls();
+    assert!(calls.contains(&"GetInfo".to_string()), "{calls:?}");
+    assert!(calls.contains(&"NodeGetInfo".to_string()), "{calls:?}");
+    assert!(
+        calls.contains(&"NotifyRegistrationStatus true ".to_string()),
+        "{calls:?}"
+    );
+
+    // A driver that speaks only CSI 2.x is told why it is refused, and recorded nowhere.
+    let mut v2 = driver_config(&k, "csi-v2.kubelet-rs.test");
+    v2.versions = vec!["2.0.0".into()];
+    let refused = TestCsiDriver::start(v2).expect("the second CSI driver starts");
+    let status = eventually("the 2.x driver refused", START, &k, || {
+        refused
+            .calls()
+            .into_iter()
+            .find(|c| c.starts_with("NotifyRegistrationStatus"))
+    })
+    .await;
+    assert!(
+        status.starts_with("NotifyRegistrationStatus false ")
+            && status
+                .contains("validation failed for CSI Driver csi-v2.kubelet-rs.test at endpoint")
+            && status.contains("None of the versions specified [\"2.0.0\"] are supported"),
+        "{status}"
+    );
+    assert!(!refused.calls().contains(&"NodeGetInfo".to_string()));
+    drop(refused);
+
+    // The registration socket goes: the driver leaves the CSINode and the annotation; the
+    // topology label stays, as upstream leaves it.
+    drop(driver);
+    eventually(
+        "the driver out of the CSINode and the annotation",
+        START,
+        &k,
+        || {
+            let c = csinode(&cluster, node)?;
+            let n = cluster.get("node", node, "default")?;
+            // The real server stores an empty list as none at all.
+            let drivers = c["spec"]["drivers"].as_array().map_or(0, Vec::len);
+            let gone = drivers == 0 && n["metadata"]["annotations"][NODE_ID_ANNOTATION].is_null();
+            gone.then_some(n)
+        },
+    )
+    .await;
+    let n = cluster.get("node", node, "default").unwrap();
+    assert_eq!(n["metadata"]["labels"][ZONE_KEY], "zone-1");
+    k.cleanup().await;
+}
+
+/// The driver's node-only, non-attaching object, a CSI PV and a claim, not bound yet.
+fn create_claim(cluster: &Cluster, pv: &str, claim: &str, handle: &str) {
+    cluster.create(&format!(
+        "apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata:\n  name: {DRIVER}\nspec:\n  attachRequired: false\n---\n\
+         apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: {pv}\nspec:\n  capacity:\n    storage: 1Gi\n  accessModes: [ReadWriteOnce]\n  csi:\n    driver: {DRIVER}\n    volumeHandle: {handle}\n---\n\
+         apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: {claim}\n  namespace: default\nspec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: \"\"\n  resources:\n    requests:\n      storage: 1Gi\n"
+    ));
+}
+
+/// Binds the claim to the PV as the PV controller would.
+fn bind_claim(cluster: &Cluster, pv: &str, claim: &str) {
+    let claim_uid = cluster.get("pvc", claim, "default").unwrap()["metadata"]["uid"].clone();
+    let claim_ref = json!({"spec": {"claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "default", "name": claim, "uid": claim_uid}}});
+    let patches = [
+        (vec!["pv", pv], claim_ref.to_string(), false),
+        (
+            vec!["pv", pv],
+            r#"{"status":{"phase":"Bound"}}"#.to_string(),
+            true,
+        ),
+        (
+            vec!["pvc", claim, "-n", "default"],
+            json!({"spec": {"volumeName": pv}}).to_string(),
+            false,
+        ),
+        (
+            vec!["pvc", claim, "-n", "default"],
+            r#"{"status":{"phase":"Bound"}}"#.to_string(),
+            true,
+        ),
+    ];
+    for (target, patch, status) in patches {
+        let mut args = vec!["patch"];
+        args.extend(target);
+        if status {
+            args.push("--subresource=status");
+        }
+        args.extend(["--type=merge", "-p", &patch]);
+        cluster
+            .kubectl(&args)
+            .unwrap_or_else(|e| panic!("kubectl {args:?}: {e}"));
+    }
+}
+
+/// A pod on `node` running `script` with the claim mounted at /data.
+fn claim_pod(name: &str, node: &str, claim: &str, script: &str) -> String {
+    let volumes = format!(
+        "  volumes:\n  - name: data\n    persistentVolumeClaim:\n      claimName: {claim}\n"
+    );
+    let spec = bound_pod(name, node, script, &volumes);
+    format!("{spec}    volumeMounts:\n    - name: data\n      mountPath: /data\n")
+}
+
+/// The first line container `app` of pod `name` logged.
+fn first_log_line(k: &Kubelet, name: &str) -> Option<String> {
+    let logs = k.dir.join("pod-logs");
+    let pod_dir = std::fs::read_dir(&logs).ok()?.flatten().find(|e| {
+        e.file_name()
+            .to_string_lossy()
+            .starts_with(&format!("default_{name}_"))
+    })?;
+    let text = std::fs::read_to_string(pod_dir.path().join("app/0.log")).ok()?;
+    // CRI log lines: TIME STREAM TAG MESSAGE.
+    Some(text.lines().next()?.splitn(4, ' ').nth(3)?.to_string())
+}
+
+/// The driver's volume calls, by method name.
+fn volume_calls(driver: &TestCsiDriver) -> Vec<String> {
+    driver
+        .calls()
+        .into_iter()
+        .filter_map(|c| c.split(' ').next().map(str::to_string))
+        .filter(|m| {
+            [
+                "NodeStageVolume",
+                "NodePublishVolume",
+                "NodeUnpublishVolume",
+                "NodeUnstageVolume",
+            ]
+            .contains(&m.as_str())
+        })
+        .collect()
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn a_claim_on_a_csi_volume_is_staged_published_and_torn_down(backend: Backend) {
+    let _serial = support::serial().await;
+    let cluster = Cluster::start(backend);
+    let node = "e2e-csi-volumes";
+    let mut k = cluster.kubelet(node);
+    k.start();
+    eventually("the node is registered", START, &k, || {
+        cluster.get("node", node, "default")
+    })
+    .await;
+    let cfg = driver_config(&k, DRIVER);
+    let driver = TestCsiDriver::start(cfg.clone()).expect("the CSI driver starts");
+    eventually("the driver registered", START, &k, || {
+        driver
+            .calls()
+            .contains(&"NotifyRegistrationStatus true ".to_string())
+            .then_some(())
+    })
+    .await;
+    create_claim(&cluster, "pv-e2e", "claim-e2e", "vol-e2e");
+    let root = k.dir.join("root");
+    let global = root
+        .join("plugins/kubernetes.io/csi")
+        .join(DRIVER)
+        .join(sha256_hex("vol-e2e"));
+
+    cluster.create(&claim_pod(
+        "writer",
+        node,
+        "claim-e2e",
+        "echo written-by-the-first-pod > /data/greeting; sleep 3600",
+    ));
+    // The pod waits while its claim is unbound, saying why.
+    let event = eventually(
+        "a FailedMount event for the unbound claim",
+        START,
+        &k,
+        || {
+            let events: Value =
+                serde_json::from_str(&cluster.kubectl(&["get", "events", "-o", "json"]).ok()?)
+                    .ok()?;
+            events["items"]
+                .as_array()?
+                .iter()
+                .find(|e| e["involvedObject"]["name"] == "writer" && e["reason"] == "FailedMount")
+                .cloned()
+        },
+    )
+    .await;
+    let message = event["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "error processing PVC default/claim-e2e: PVC default/claim-e2e has non-bound phase (\"Pending\") or empty pvc.Spec.VolumeName (\"\")"
+        ),
+        "{message}"
+    );
+    assert!(volume_calls(&driver).is_empty());
+    bind_claim(&cluster, "pv-e2e", "claim-e2e");
+    k.wait_running("writer", &["app"], START).await;
+    let written = eventually("the file in the driver's volume dir", START, &k, || {
+        std::fs::read_to_string(cfg.data_dir.join("vol-e2e/greeting")).ok()
+    })
+    .await;
+    assert_eq!(written, "written-by-the-first-pod\n");
+    let uid = cluster.get("pod", "writer", "default").unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pod_volume = root.join(format!("pods/{uid}/volumes/kubernetes.io~csi/pv-e2e"));
+    let vol_data: Value =
+        serde_json::from_slice(&std::fs::read(pod_volume.join("vol_data.json")).unwrap()).unwrap();
+    assert_eq!(
+        vol_data,
+        json!({
+            "specVolID": "pv-e2e",
+            "volumeHandle": "vol-e2e",
+            "driverName": DRIVER,
+            "nodeName": node,
+            "attachmentID": format!("csi-{}", sha256_hex(&format!("vol-e2e{DRIVER}{node}"))),
+            "volumeLifecycleMode": "Persistent",
+        })
+    );
+    let calls = driver.calls();
+    assert!(
+        calls.contains(&format!(
+            "NodeStageVolume vol-e2e {}",
+            global.join("globalmount").display()
+        )),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&format!(
+            "NodePublishVolume vol-e2e {}",
+            pod_volume.join("mount").display()
+        )),
+        "{calls:?}"
+    );
+
+    // A restarted kubelet knows the volume from its dirs alone and tears it down from them.
+    k.stop();
+    k.start();
+    eventually(
+        "the driver registered with the new kubelet",
+        START,
+        &k,
+        || {
+            let registrations = driver
+                .calls()
+                .iter()
+                .filter(|c| *c == "NotifyRegistrationStatus true ")
+                .count();
+            (registrations == 2).then_some(())
+        },
+    )
+    .await;
+
+    // The first pod goes: its volume is unpublished, then unstaged, as nothing else holds it.
+    cluster
+        .kubectl(&["delete", "pod", "writer", "--wait=false"])
+        .unwrap();
+    // The driver records a call as it arrives: the kubelet's own removals come just after.
+    eventually(
+        "the volume unstaged and its dirs removed",
+        START,
+        &k,
+        || {
+            let done = volume_calls(&driver).len() == 4 && !pod_volume.exists() && !global.exists();
+            done.then_some(())
+        },
+    )
+    .await;
+
+    // A second pod on the same claim reads what the first wrote.
+    cluster.create(&claim_pod(
+        "reader",
+        node,
+        "claim-e2e",
+        "cat /data/greeting; sleep 3600",
+    ));
+    k.wait_running("reader", &["app"], START).await;
+    let line = eventually("the reader's output", START, &k, || {
+        first_log_line(&k, "reader")
+    })
+    .await;
+    assert_eq!(line, "written-by-the-first-pod");
+    cluster
+        .kubectl(&["delete", "pod", "reader", "--wait=false"])
+        .unwrap();
+    eventually("the volume unstaged again", START, &k, || {
+        (volume_calls(&driver).len() == 8 && !global.exists()).then_some(())
+    })
+    .await;
+    let round = [
+        "NodeStageVolume",
+        "NodePublishVolume",
+        "NodeUnpublishVolume",
+        "NodeUnstageVolume",
+    ];
+    assert_eq!(volume_calls(&driver), [round, round].concat());
+    k.cleanup().await;
+}

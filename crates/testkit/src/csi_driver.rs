@@ -1,0 +1,588 @@
+//! A CSI node driver for tests, doing what the CSI v1 spec says and recording every call. It
+//! serves Identity and Node on its own unix socket, keeps one directory per volume under its data
+//! dir (created on first stage or publish), and bind-mounts it: NodeStageVolume onto the staging
+//! path, NodePublishVolume from there (or straight from the volume dir without staging) onto the
+//! target path, read-only when asked. It registers through the plugin watcher: a
+//! pluginregistration v1 socket in `plugins_registry` answering GetInfo with type CSIPlugin. It
+//! runs on a runtime of its own, so stopping it closes every connection as a dying driver would.
+
+use kubelet_plugin_apis::csi::v1 as csi;
+use kubelet_plugin_apis::pluginregistration::v1 as reg;
+use nix::mount::{MntFlags, MsFlags};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::{Request, Response, Status};
+
+#[derive(Debug, Clone)]
+pub struct CsiDriverConfig {
+    /// The driver's name, e.g. `csi.test.kubelet-rs.io`.
+    pub name: String,
+    /// Where the driver serves Identity and Node.
+    pub endpoint: PathBuf,
+    /// The kubelet's `<root dir>/plugins_registry`; the registration socket goes there.
+    pub registry_dir: PathBuf,
+    /// Where the per-volume directories live.
+    pub data_dir: PathBuf,
+    pub node_id: String,
+    /// NodeGetInfo's accessible topology segments.
+    pub topology: BTreeMap<String, String>,
+    /// NodeGetInfo's max_volumes_per_node (0: no limit).
+    pub max_volumes: i64,
+    /// Offer STAGE_UNSTAGE_VOLUME.
+    pub stage_unstage: bool,
+    /// The CSI versions GetInfo reports.
+    pub versions: Vec<String>,
+}
+
+impl CsiDriverConfig {
+    /// A driver named `name` with its socket and data under `dir`, registering in `registry_dir`.
+    pub fn new(name: &str, dir: &Path, registry_dir: &Path) -> Self {
+        CsiDriverConfig {
+            name: name.to_string(),
+            endpoint: dir.join("csi.sock"),
+            registry_dir: registry_dir.to_path_buf(),
+            data_dir: dir.join("volumes"),
+            node_id: format!("{name}-node"),
+            topology: BTreeMap::new(),
+            max_volumes: 0,
+            stage_unstage: true,
+            versions: vec!["1.0.0".into()],
+        }
+    }
+
+    /// The registration socket's path: `<registry dir>/<name>-reg.sock`, as the
+    /// node-driver-registrar names it.
+    pub fn registration_socket(&self) -> PathBuf {
+        self.registry_dir.join(format!("{}-reg.sock", self.name))
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum CsiDriverError {
+    #[error("cannot bind {path}: {source}")]
+    Bind {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the CSI driver's runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+type Calls = Arc<Mutex<Vec<String>>>;
+
+fn record(calls: &Calls, call: String) {
+    calls.lock().unwrap_or_else(|e| e.into_inner()).push(call);
+}
+
+#[derive(Clone)]
+struct Driver {
+    cfg: Arc<CsiDriverConfig>,
+    calls: Calls,
+}
+
+fn required(value: &str, what: &str) -> Result<(), Status> {
+    if value.is_empty() {
+        Err(Status::invalid_argument(format!(
+            "{what} missing in request"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether `path` is a mount point, from /proc/self/mountinfo (bind mounts of the same
+/// filesystem share its device number, so stat cannot tell).
+fn is_mount_point(path: &Path) -> Result<bool, Status> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Status::internal(format!("cannot read mountinfo: {e}")))?;
+    let wanted = path.to_string_lossy();
+    Ok(info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| unescape_mount_path(m) == wanted))
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape_mount_path(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let code = rest
+            .get(i + 1..i + 4)
+            .and_then(|o| u8::from_str_radix(o, 8).ok());
+        match code {
+            Some(c) => {
+                out.push(c as char);
+                rest = &rest[i + 4..];
+            }
+            None => {
+                out.push('\\');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn bind_mount(source: &Path, target: &Path, readonly: bool) -> Result<(), Status> {
+    let fail = |e: nix::Error| {
+        Status::internal(format!(
+            "bind mount {} on {}: {e}",
+            source.display(),
+            target.display()
+        ))
+    };
+    nix::mount::mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(fail)?;
+    if readonly {
+        // A bind mount takes MS_RDONLY only on a remount.
+        nix::mount::mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(fail)?;
+    }
+    Ok(())
+}
+
+fn unmount(target: &Path) -> Result<(), Status> {
+    while is_mount_point(target)? {
+        nix::mount::umount2(target, MntFlags::empty())
+            .map_err(|e| Status::internal(format!("unmount {}: {e}", target.display())))?;
+    }
+    Ok(())
+}
+
+fn mount_capability(cap: Option<&csi::VolumeCapability>) -> Result<(), Status> {
+    use csi::volume_capability::AccessType;
+    let cap =
+        cap.ok_or_else(|| Status::invalid_argument("Volume capability missing in request"))?;
+    match cap.access_type {
+        Some(AccessType::Mount(_)) => Ok(()),
+        Some(AccessType::Block(_)) => Err(Status::invalid_argument(
+            "block access type is not supported by this driver",
+        )),
+        None => Err(Status::invalid_argument(
+            "Volume access type missing in request",
+        )),
+    }
+}
+
+impl Driver {
+    /// The directory holding `volume_id`'s data, created on first use.
+    fn volume_dir(&self, volume_id: &str) -> Result<PathBuf, Status> {
+        let dir = self.cfg.data_dir.join(volume_id.replace('/', "_"));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Status::internal(format!("create {}: {e}", dir.display())))?;
+        Ok(dir)
+    }
+
+    fn capabilities(&self) -> Vec<csi::NodeServiceCapability> {
+        use csi::node_service_capability::rpc::Type;
+        let mut types = vec![Type::GetVolumeStats];
+        if self.cfg.stage_unstage {
+            types.push(Type::StageUnstageVolume);
+        }
+        types
+            .into_iter()
+            .map(|t| csi::NodeServiceCapability {
+                r#type: Some(csi::node_service_capability::Type::Rpc(
+                    csi::node_service_capability::Rpc { r#type: t as i32 },
+                )),
+            })
+            .collect()
+    }
+}
+
+#[tonic::async_trait]
+impl csi::identity_server::Identity for Driver {
+    async fn get_plugin_info(
+        &self,
+        _: Request<csi::GetPluginInfoRequest>,
+    ) -> Result<Response<csi::GetPluginInfoResponse>, Status> {
+        record(&self.calls, "GetPluginInfo".into());
+        Ok(Response::new(csi::GetPluginInfoResponse {
+            name: self.cfg.name.clone(),
+            vendor_version: env!("CARGO_PKG_VERSION").into(),
+            manifest: BTreeMap::new(),
+        }))
+    }
+
+    async fn get_plugin_capabilities(
+        &self,
+        _: Request<csi::GetPluginCapabilitiesRequest>,
+    ) -> Result<Response<csi::GetPluginCapabilitiesResponse>, Status> {
+        use csi::plugin_capability::service::Type;
+        record(&self.calls, "GetPluginCapabilities".into());
+        // A node-only driver: no controller service; topology when it reports any.
+        let capabilities = if self.cfg.topology.is_empty() {
+            Vec::new()
+        } else {
+            vec![csi::PluginCapability {
+                r#type: Some(csi::plugin_capability::Type::Service(
+                    csi::plugin_capability::Service {
+                        r#type: Type::VolumeAccessibilityConstraints as i32,
+                    },
+                )),
+            }]
+        };
+        Ok(Response::new(csi::GetPluginCapabilitiesResponse {
+            capabilities,
+        }))
+    }
+
+    async fn probe(
+        &self,
+        _: Request<csi::ProbeRequest>,
+    ) -> Result<Response<csi::ProbeResponse>, Status> {
+        record(&self.calls, "Probe".into());
+        Ok(Response::new(csi::ProbeResponse { ready: Some(true) }))
+    }
+}
+
+#[tonic::async_trait]
+impl csi::node_server::Node for Driver {
+    async fn node_stage_volume(
+        &self,
+        request: Request<csi::NodeStageVolumeRequest>,
+    ) -> Result<Response<csi::NodeStageVolumeResponse>, Status> {
+        let r = request.into_inner();
+        record(
+            &self.calls,
+            format!("NodeStageVolume {} {}", r.volume_id, r.staging_target_path),
+        );
+        if !self.cfg.stage_unstage {
+            return Err(Status::unimplemented("STAGE_UNSTAGE_VOLUME is not offered"));
+        }
+        required(&r.volume_id, "Volume ID")?;
+        required(&r.staging_target_path, "Staging target path")?;
+        mount_capability(r.volume_capability.as_ref())?;
+        let staging = Path::new(&r.staging_target_path);
+        if !staging.is_dir() {
+            return Err(Status::failed_precondition(format!(
+                "staging target path {} is not a directory",
+                staging.display()
+            )));
+        }
+        if !is_mount_point(staging)? {
+            bind_mount(&self.volume_dir(&r.volume_id)?, staging, false)?;
+        }
+        Ok(Response::new(csi::NodeStageVolumeResponse {}))
+    }
+
+    async fn node_unstage_volume(
+        &self,
+        request: Request<csi::NodeUnstageVolumeRequest>,
+    ) -> Result<Response<csi::NodeUnstageVolumeResponse>, Status> {
+        let r = request.into_inner();
+        record(
+            &self.calls,
+            format!(
+                "NodeUnstageVolume {} {}",
+                r.volume_id, r.staging_target_path
+            ),
+        );
+        required(&r.volume_id, "Volume ID")?;
+        required(&r.staging_target_path, "Staging target path")?;
+        unmount(Path::new(&r.staging_target_path))?;
+        Ok(Response::new(csi::NodeUnstageVolumeResponse {}))
+    }
+
+    async fn node_publish_volume(
+        &self,
+        request: Request<csi::NodePublishVolumeRequest>,
+    ) -> Result<Response<csi::NodePublishVolumeResponse>, Status> {
+        let r = request.into_inner();
+        record(
+            &self.calls,
+            format!(
+                "NodePublishVolume {} {}{}",
+                r.volume_id,
+                r.target_path,
+                if r.readonly { " ro" } else { "" }
+            ),
+        );
+        required(&r.volume_id, "Volume ID")?;
+        required(&r.target_path, "Target path")?;
+        mount_capability(r.volume_capability.as_ref())?;
+        let source = if self.cfg.stage_unstage {
+            required(&r.staging_target_path, "Staging target path")?;
+            let staging = PathBuf::from(&r.staging_target_path);
+            if !is_mount_point(&staging)? {
+                return Err(Status::failed_precondition(format!(
+                    "volume {} is not staged at {}",
+                    r.volume_id,
+                    staging.display()
+                )));
+            }
+            staging
+        } else {
+            self.volume_dir(&r.volume_id)?
+        };
+        let target = Path::new(&r.target_path);
+        // Creating the target is the driver's part; its parent is the CO's.
+        std::fs::create_dir_all(target)
+            .map_err(|e| Status::internal(format!("create {}: {e}", target.display())))?;
+        if !is_mount_point(target)? {
+            bind_mount(&source, target, r.readonly)?;
+        }
+        Ok(Response::new(csi::NodePublishVolumeResponse {}))
+    }
+
+    async fn node_unpublish_volume(
+        &self,
+        request: Request<csi::NodeUnpublishVolumeRequest>,
+    ) -> Result<Response<csi::NodeUnpublishVolumeResponse>, Status> {
+        let r = request.into_inner();
+        record(
+            &self.calls,
+            format!("NodeUnpublishVolume {} {}", r.volume_id, r.target_path),
+        );
+        required(&r.volume_id, "Volume ID")?;
+        required(&r.target_path, "Target path")?;
+        let target = Path::new(&r.target_path);
+        unmount(target)?;
+        // The driver created the target, so it removes it.
+        match std::fs::remove_dir(target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Status::internal(format!(
+                    "remove {}: {e}",
+                    target.display()
+                )));
+            }
+        }
+        Ok(Response::new(csi::NodeUnpublishVolumeResponse {}))
+    }
+
+    async fn node_get_volume_stats(
+        &self,
+        request: Request<csi::NodeGetVolumeStatsRequest>,
+    ) -> Result<Response<csi::NodeGetVolumeStatsResponse>, Status> {
+        use csi::volume_usage::Unit;
+        let r = request.into_inner();
+        record(
+            &self.calls,
+            format!("NodeGetVolumeStats {} {}", r.volume_id, r.volume_path),
+        );
+        required(&r.volume_id, "Volume ID")?;
+        required(&r.volume_path, "Volume path")?;
+        let path = Path::new(&r.volume_path);
+        if !path.exists() {
+            return Err(Status::not_found(format!(
+                "volume path {} does not exist",
+                path.display()
+            )));
+        }
+        let st = nix::sys::statvfs::statvfs(path)
+            .map_err(|e| Status::internal(format!("statvfs {}: {e}", path.display())))?;
+        let frsize = st.fragment_size() as i64;
+        let usage = |unit: Unit, total: i64, free: i64| csi::VolumeUsage {
+            available: free,
+            total,
+            used: total - free,
+            unit: unit as i32,
+        };
+        Ok(Response::new(csi::NodeGetVolumeStatsResponse {
+            usage: vec![
+                usage(
+                    Unit::Bytes,
+                    st.blocks() as i64 * frsize,
+                    st.blocks_available() as i64 * frsize,
+                ),
+                usage(Unit::Inodes, st.files() as i64, st.files_free() as i64),
+            ],
+            volume_condition: None,
+        }))
+    }
+
+    async fn node_expand_volume(
+        &self,
+        _: Request<csi::NodeExpandVolumeRequest>,
+    ) -> Result<Response<csi::NodeExpandVolumeResponse>, Status> {
+        record(&self.calls, "NodeExpandVolume".into());
+        Err(Status::unimplemented("EXPAND_VOLUME is not offered"))
+    }
+
+    async fn node_get_capabilities(
+        &self,
+        _: Request<csi::NodeGetCapabilitiesRequest>,
+    ) -> Result<Response<csi::NodeGetCapabilitiesResponse>, Status> {
+        record(&self.calls, "NodeGetCapabilities".into());
+        Ok(Response::new(csi::NodeGetCapabilitiesResponse {
+            capabilities: self.capabilities(),
+        }))
+    }
+
+    async fn node_get_info(
+        &self,
+        _: Request<csi::NodeGetInfoRequest>,
+    ) -> Result<Response<csi::NodeGetInfoResponse>, Status> {
+        record(&self.calls, "NodeGetInfo".into());
+        let accessible_topology = (!self.cfg.topology.is_empty()).then(|| csi::Topology {
+            segments: self.cfg.topology.clone(),
+        });
+        Ok(Response::new(csi::NodeGetInfoResponse {
+            node_id: self.cfg.node_id.clone(),
+            max_volumes_per_node: self.cfg.max_volumes,
+            accessible_topology,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl reg::registration_server::Registration for Driver {
+    async fn get_info(
+        &self,
+        _: Request<reg::InfoRequest>,
+    ) -> Result<Response<reg::PluginInfo>, Status> {
+        record(&self.calls, "GetInfo".into());
+        Ok(Response::new(reg::PluginInfo {
+            r#type: "CSIPlugin".into(),
+            name: self.cfg.name.clone(),
+            endpoint: self.cfg.endpoint.display().to_string(),
+            supported_versions: self.cfg.versions.clone(),
+        }))
+    }
+
+    async fn notify_registration_status(
+        &self,
+        request: Request<reg::RegistrationStatus>,
+    ) -> Result<Response<reg::RegistrationStatusResponse>, Status> {
+        let s = request.into_inner();
+        record(
+            &self.calls,
+            format!(
+                "NotifyRegistrationStatus {} {}",
+                s.plugin_registered, s.error
+            ),
+        );
+        Ok(Response::new(reg::RegistrationStatusResponse {}))
+    }
+}
+
+fn bind(path: &Path) -> Result<UnixListener, CsiDriverError> {
+    let _ = std::fs::remove_file(path);
+    UnixListener::bind(path).map_err(|source| CsiDriverError::Bind {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn create_dir(path: &Path) -> Result<(), CsiDriverError> {
+    std::fs::create_dir_all(path).map_err(|source| CsiDriverError::Dir {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A running test CSI driver; dropping it stops it and removes its sockets (its volume dirs and
+/// any mounts the kubelet did not tear down stay, as with a real driver).
+pub struct TestCsiDriver {
+    calls: Calls,
+    sockets: Vec<PathBuf>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestCsiDriver {
+    pub fn start(cfg: CsiDriverConfig) -> Result<Self, CsiDriverError> {
+        for dir in [&cfg.data_dir, &cfg.registry_dir] {
+            create_dir(dir)?;
+        }
+        if let Some(parent) = cfg.endpoint.parent() {
+            create_dir(parent)?;
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(CsiDriverError::Runtime)?;
+        let calls = Calls::default();
+        let driver = Driver {
+            cfg: Arc::new(cfg.clone()),
+            calls: calls.clone(),
+        };
+        let registration = cfg.registration_socket();
+        let sockets = vec![cfg.endpoint.clone(), registration.clone()];
+        // The driver's socket first: the kubelet calls it as soon as registration succeeds.
+        let (listener, registry) = {
+            let _enter = runtime.enter();
+            (bind(&cfg.endpoint)?, bind(&registration)?)
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let server = tonic::transport::Server::builder()
+                    .add_service(csi::identity_server::IdentityServer::new(driver.clone()))
+                    .add_service(csi::node_server::NodeServer::new(driver.clone()))
+                    .serve_with_incoming(UnixListenerStream::new(listener));
+                tokio::spawn(server);
+                let server = tonic::transport::Server::builder()
+                    .add_service(reg::registration_server::RegistrationServer::new(driver))
+                    .serve_with_incoming(UnixListenerStream::new(registry));
+                tokio::spawn(server);
+                let _ = stopped.await;
+            });
+            runtime.shutdown_background();
+        });
+        Ok(TestCsiDriver {
+            calls,
+            sockets,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Every call so far, in order: `GetInfo`, `NodeGetInfo`,
+    /// `NodeStageVolume VOLUME_ID STAGING_PATH`, `NodePublishVolume VOLUME_ID TARGET [ro]`, ...
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for TestCsiDriver {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        for s in &self.sockets {
+            let _ = std::fs::remove_file(s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_paths_are_unescaped() {
+        assert_eq!(unescape_mount_path(r"/a\040b\134c"), r"/a b\c");
+        assert_eq!(unescape_mount_path("/plain"), "/plain");
+    }
+}
