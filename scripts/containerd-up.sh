@@ -5,7 +5,8 @@
 # Stop it with scripts/containerd-down.sh RT_DIR. See /work/shared/RUNTIME-NOTES.md.
 # Environment: KUBELET_TEST_BRIDGE (default kubeletrs0) and KUBELET_TEST_SUBNET (default
 # 10.88.0.0/16) give a second concurrent daemon its own CNI network; KUBELET_TEST_REGISTRY_CONFIG,
-# a containerd-style certs.d dir to read instead of an empty one of its own (critest's registry).
+# a containerd-style certs.d dir to read instead of an empty one of its own (critest's registry);
+# KUBELET_TEST_SYSTEMD_CGROUP=true makes runc use the systemd cgroup driver (a host with systemd).
 set -euo pipefail
 
 if (($# != 1)); then
@@ -84,7 +85,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
           BinaryName = "$(command -v runc)"
           Root = "$cd_dir/runc-root"
-          SystemdCgroup = false
+          SystemdCgroup = ${KUBELET_TEST_SYSTEMD_CGROUP:-false}
     [plugins."io.containerd.grpc.v1.cri".cni]
       bin_dir = "/usr/lib/cni"
       conf_dir = "$rt/cni/net.d"

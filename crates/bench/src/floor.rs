@@ -90,6 +90,7 @@ impl Floor {
             },
             cgroup_root: cgroup_root.to_string(),
             cgroups_per_qos: true,
+            cgroup_driver: Default::default(),
             cfs_quota: Default::default(),
         };
         let memory_capacity = procfs::Meminfo::current()

@@ -85,6 +85,7 @@ async fn kubelet(client: kube::Client) -> Kubelet {
             },
             cgroup_root: "/".into(),
             cgroups_per_qos: true,
+            cgroup_driver: Default::default(),
             cfs_quota: Default::default(),
         },
         pods_dir: root.join("pods"),

@@ -55,6 +55,7 @@ async fn node(sources: &[&'static str]) -> Node {
             },
             cgroup_root: "/".into(),
             cgroups_per_qos: true,
+            cgroup_driver: Default::default(),
             cfs_quota: Default::default(),
         },
         pods_dir: root.join("pods"),

@@ -25,6 +25,8 @@ pub struct SandboxOptions {
     pub cgroup_root: String,
     /// `--cgroups-per-qos`.
     pub cgroups_per_qos: bool,
+    /// `--cgroup-driver`: the form of the sandbox's cgroup parent.
+    pub cgroup_driver: qos::CgroupDriver,
     /// `--cpu-cfs-quota` and `--cpu-cfs-quota-period`, for the sandbox's and containers' quota.
     pub cfs_quota: CfsQuota,
 }
@@ -323,7 +325,11 @@ fn linux_config(pod: &Pod, opts: &SandboxOptions) -> LinuxPodSandboxConfig {
         sc.selinux_options = psc.se_linux_options.as_ref().map(selinux_option);
     }
     LinuxPodSandboxConfig {
-        cgroup_parent: qos::pod_cgroup_parent(pod, &opts.cgroup_root, opts.cgroups_per_qos),
+        cgroup_parent: opts.cgroup_driver.cgroup_parent(&qos::pod_cgroup_parent(
+            pod,
+            &opts.cgroup_root,
+            opts.cgroups_per_qos,
+        )),
         security_context: Some(sc),
         sysctls: pod_sc
             .into_iter()

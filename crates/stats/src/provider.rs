@@ -10,6 +10,7 @@ use crate::types::{
 use k8s_openapi::api::core::v1::Pod;
 use kubelet_cri::Runtime;
 use kubelet_cri::api::{self, ContainerState, PodSandboxState};
+use kubelet_kuberuntime::qos::CgroupDriver;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -22,6 +23,8 @@ pub struct StatsConfig {
     /// The kubelet's --cgroup-root and --cgroups-per-qos, which place the pods' cgroups.
     pub pod_cgroup_root: String,
     pub cgroups_per_qos: bool,
+    /// The kubelet's --cgroup-driver, which names those cgroups.
+    pub cgroup_driver: CgroupDriver,
     pub proc_root: PathBuf,
     /// The kubelet's root dir: its filesystem is the node's `fs`, and pods' volumes live under
     /// `pods/<uid>/volumes`.
@@ -139,15 +142,32 @@ impl StatsProvider {
         }
     }
 
-    /// The cgroup (path inside a hierarchy) of one of the pod's containers or its sandbox,
-    /// as kuberuntime places them with the cgroupfs driver.
+    /// The cgroup (path inside a hierarchy) of one of the pod's containers or its sandbox: below
+    /// the pod's cgroup, `<id>` with the cgroupfs driver; with systemd, the scope the runtime
+    /// named after the id (cri-containerd-<id>.scope, crio-<id>.scope, kubelet-rs-<id>.scope).
     pub(crate) fn container_cgroup(&self, pod: &Pod, container_id: &str) -> String {
-        let parent = kubelet_kuberuntime::qos::pod_cgroup_parent(
+        let driver = self.config.cgroup_driver;
+        let parent = driver.path(&kubelet_kuberuntime::qos::pod_cgroup_parent(
             pod,
             &self.config.pod_cgroup_root,
             self.config.cgroups_per_qos,
-        );
-        format!("{}/{container_id}", parent.trim_end_matches('/'))
+        ));
+        let parent = parent.trim_end_matches('/');
+        let scope = match driver {
+            CgroupDriver::Cgroupfs => None,
+            CgroupDriver::Systemd => self.scope_of(parent, container_id),
+        };
+        format!("{parent}/{}", scope.as_deref().unwrap_or(container_id))
+    }
+
+    /// The runtime's systemd scope of a container in the pod's slice, named after its id.
+    fn scope_of(&self, pod_cgroup: &str, container_id: &str) -> Option<String> {
+        let suffix = format!("-{container_id}.scope");
+        std::fs::read_dir(self.cgroup_file("memory", pod_cgroup, ""))
+            .ok()?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|name| name.ends_with(&suffix))
     }
 
     /// A file of a container's cgroup in the `hierarchy` (memory, cpuacct, ...).

@@ -119,6 +119,7 @@ async fn summary_of_a_running_pod_matches_its_cgroups() {
         proc_root: "/proc".into(),
         pod_cgroup_root: cgroup_parent.clone(),
         cgroups_per_qos: false,
+        cgroup_driver: Default::default(),
         root_dir: root.path().to_path_buf(),
         pod_logs_dir: logs,
         image_fs_from_cri: true,

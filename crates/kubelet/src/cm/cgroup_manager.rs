@@ -1,8 +1,8 @@
 //! The cgroup driver seam (upstream cm.CgroupManager): cgroups are named by their absolute path
 //! in the cgroup namespace ("/kubepods/burstable"), and a driver turns a name and a
 //! [`ResourceConfig`] into directories and interface files. [`Cgroupfs`] writes the cgroup
-//! filesystems directly, on v1 and on the v2 unified hierarchy; a systemd driver would implement
-//! the same trait with slices.
+//! filesystems directly, on v1 and on the v2 unified hierarchy; [`crate::cm::systemd::Systemd`]
+//! asks systemd for slices and uses [`Cgroupfs`] for what lies in the files.
 
 use crate::cm::resource_config::ResourceConfig;
 use kubelet_host::cgroupfs::{self, Hierarchy};
@@ -42,6 +42,8 @@ pub enum CgroupError {
     Lingering { path: PathBuf, pids: Vec<i32> },
     #[error(transparent)]
     Remove(kubelet_host::HostError),
+    #[error(transparent)]
+    Systemd(#[from] crate::cm::systemd::SystemdError),
 }
 
 /// What the kubelet does with cgroups, whatever the driver.
@@ -81,7 +83,7 @@ impl Cgroupfs {
         Self { hierarchies }
     }
 
-    fn unified(&self) -> bool {
+    pub(crate) fn unified(&self) -> bool {
         !self.hierarchies.is_empty() && self.hierarchies.iter().all(|h| h.v2)
     }
 
@@ -101,7 +103,8 @@ impl Cgroupfs {
         h.mount.join(name.trim_start_matches('/'))
     }
 
-    fn write(&self, name: &str, config: &ResourceConfig) -> Result<(), CgroupError> {
+    /// Writes `config`'s interface files of cgroup `name`, which must exist.
+    pub(crate) fn write(&self, name: &str, config: &ResourceConfig) -> Result<(), CgroupError> {
         let unified = self.unified();
         for h in self.managed() {
             let files = if unified {
@@ -170,6 +173,22 @@ impl Cgroupfs {
             })
         }
     }
+
+    /// SIGKILL to every process left in the cgroup tree, in every hierarchy.
+    pub(crate) fn kill(&self, name: &str) -> Result<(), CgroupError> {
+        for h in &self.hierarchies {
+            Self::kill_all(&Self::dir(h, name))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the (empty) cgroup tree from every hierarchy; a missing one is removed already.
+    pub(crate) fn remove(&self, name: &str) -> Result<(), CgroupError> {
+        for h in &self.hierarchies {
+            cgroupfs::remove_tree(&Self::dir(h, name)).map_err(CgroupError::Remove)?;
+        }
+        Ok(())
+    }
 }
 
 impl CgroupManager for Cgroupfs {
@@ -199,12 +218,8 @@ impl CgroupManager for Cgroupfs {
     }
 
     fn destroy(&self, name: &str) -> Result<(), CgroupError> {
-        for h in &self.hierarchies {
-            let dir = Self::dir(h, name);
-            Self::kill_all(&dir)?;
-            cgroupfs::remove_tree(&dir).map_err(CgroupError::Remove)?;
-        }
-        Ok(())
+        self.kill(name)?;
+        self.remove(name)
     }
 
     fn children(&self, name: &str) -> Vec<String> {

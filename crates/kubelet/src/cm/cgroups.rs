@@ -10,10 +10,11 @@ use crate::cm::machine::{bytes, milli_cpu};
 use crate::cm::node_allocatable::{Amounts, NodeAllocatable};
 use crate::cm::qos::{BEST_EFFORT, BURSTABLE, QosCgroups};
 use crate::cm::resource_config::ResourceConfig;
+use crate::cm::systemd::Systemd;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kubelet_kuberuntime::container_config::resources::{CfsQuota, MIN_SHARES, milli_cpu_to_shares};
-use kubelet_kuberuntime::qos::{self, QosClass};
+use kubelet_kuberuntime::qos::{self, CgroupDriver, QosClass};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -73,9 +74,14 @@ pub fn pod_config(pod: &Pod, settings: &PodCgroupSettings) -> ResourceConfig {
 }
 
 impl PodCgroups {
-    /// The cgroupfs driver over the host's hierarchies; nothing is created until [`Self::start`].
-    pub fn new(settings: PodCgroupSettings) -> Result<Self, CgroupError> {
-        Ok(Self::with_manager(Arc::new(Cgroupfs::new()?), settings))
+    /// The driver's cgroups over the host's hierarchies; nothing is created until
+    /// [`Self::start`].
+    pub fn new(settings: PodCgroupSettings, driver: CgroupDriver) -> Result<Self, CgroupError> {
+        let manager: Arc<dyn CgroupManager> = match driver {
+            CgroupDriver::Cgroupfs => Arc::new(Cgroupfs::new()?),
+            CgroupDriver::Systemd => Arc::new(Systemd::new()?),
+        };
+        Ok(Self::with_manager(manager, settings))
     }
 
     pub fn with_manager(manager: Arc<dyn CgroupManager>, settings: PodCgroupSettings) -> Self {
@@ -122,7 +128,7 @@ impl PodCgroups {
         self.qos.create()
     }
 
-    /// The pod's cgroup name.
+    /// The pod's cgroup name (its path under the cgroupfs driver).
     pub fn pod_path(&self, pod: &Pod) -> String {
         qos::pod_cgroup_parent(pod, &self.settings.cgroup_root, self.settings.per_qos)
     }

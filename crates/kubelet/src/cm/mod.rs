@@ -9,5 +9,6 @@ pub mod node_allocatable;
 pub mod qos;
 pub mod resource_config;
 pub mod setup;
+pub mod systemd;
 
-pub use setup::{cfs_quota, start_pod_cgroups};
+pub use setup::{cfs_quota, cgroup_driver, start_pod_cgroups};

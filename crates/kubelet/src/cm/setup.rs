@@ -6,6 +6,15 @@ use crate::cm::machine::MachineInfo;
 use crate::cm::node_allocatable::{Amounts, NodeAllocatable, max_pids};
 use kubelet_config::KubeletConfig;
 use kubelet_kuberuntime::container_config::resources::CfsQuota;
+use kubelet_kuberuntime::qos::CgroupDriver;
+
+/// --cgroup-driver, for cgroup names.
+pub fn cgroup_driver(cfg: &KubeletConfig) -> CgroupDriver {
+    match cfg.cgroup_driver {
+        kubelet_config::CgroupDriver::Cgroupfs => CgroupDriver::Cgroupfs,
+        kubelet_config::CgroupDriver::Systemd => CgroupDriver::Systemd,
+    }
+}
 
 /// --cpu-cfs-quota and --cpu-cfs-quota-period.
 pub fn cfs_quota(cfg: &KubeletConfig) -> CfsQuota {
@@ -31,12 +40,15 @@ pub fn start_pod_cgroups(
     cfg: &KubeletConfig,
     machine: &MachineInfo,
 ) -> Result<PodCgroups, CgroupError> {
-    let cgroups = PodCgroups::new(PodCgroupSettings {
-        cgroup_root: cfg.cgroup_root.clone(),
-        per_qos: cfg.cgroups_per_qos,
-        pod_pids_limit: cfg.pod_pids_limit,
-        cfs: cfs_quota(cfg),
-    })?;
+    let cgroups = PodCgroups::new(
+        PodCgroupSettings {
+            cgroup_root: cfg.cgroup_root.clone(),
+            per_qos: cfg.cgroups_per_qos,
+            pod_pids_limit: cfg.pod_pids_limit,
+            cfs: cfs_quota(cfg),
+        },
+        cgroup_driver(cfg),
+    )?;
     let capacity = Amounts {
         cpu_milli: Some(machine.cpu_milli),
         memory: Some(machine.memory_bytes),

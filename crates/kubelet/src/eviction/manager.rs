@@ -67,6 +67,7 @@ pub struct EvictionManager {
     max_pod_grace_period: Duration,
     cgroup_root: String,
     cgroups_per_qos: bool,
+    cgroup_driver: kubelet_kuberuntime::qos::CgroupDriver,
     tracker: Tracker,
     wake: Arc<Notify>,
     /// One notifier per memory.available threshold, with --kernel-memcg-notification on
@@ -120,6 +121,7 @@ impl EvictionManager {
             ),
             cgroup_root: cfg.cgroup_root.clone(),
             cgroups_per_qos: cfg.cgroups_per_qos,
+            cgroup_driver: crate::cm::cgroup_driver(cfg),
             tracker: Tracker::new(thresholds, cfg.eviction_pressure_transition_period),
             wake,
             notifiers,
@@ -314,15 +316,20 @@ impl EvictionManager {
             .collect()
     }
 
-    /// The pod's process count, from its cgroup in the pids hierarchy.
+    /// The pod's process count, from its cgroup in the v1 pids hierarchy or the unified one,
+    /// named as the cgroup driver names it.
     fn pids(&self, pod: &Pod) -> u64 {
-        let parent = pod_cgroup_parent(pod, &self.cgroup_root, self.cgroups_per_qos);
-        let path = PathBuf::from(CGROUP_MOUNT)
-            .join("pids")
-            .join(parent.trim_start_matches('/'))
-            .join("pids.current");
-        std::fs::read_to_string(path)
-            .ok()
+        let name = pod_cgroup_parent(pod, &self.cgroup_root, self.cgroups_per_qos);
+        let path = self.cgroup_driver.path(&name);
+        ["pids", ""]
+            .into_iter()
+            .map(|hierarchy| {
+                PathBuf::from(CGROUP_MOUNT)
+                    .join(hierarchy)
+                    .join(path.trim_start_matches('/'))
+                    .join("pids.current")
+            })
+            .find_map(|file| std::fs::read_to_string(file).ok())
             .and_then(|text| text.trim().parse().ok())
             .unwrap_or(0)
     }

@@ -2,6 +2,9 @@
 //! hierarchy (pkg/kubelet/cm, cgroupfs driver) and the OOM score a container gets
 //! (pkg/kubelet/qos/policy.go).
 
+pub mod cgroup_name;
+
+pub use cgroup_name::CgroupDriver;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
@@ -126,8 +129,9 @@ fn all_containers(pod: &Pod) -> impl Iterator<Item = &Container> {
     containers.iter().chain(init)
 }
 
-/// The pod's cgroup for the cgroupfs driver: `<root>/kubepods[/burstable|/besteffort]/pod<uid>`,
-/// or just the root when QoS cgroups are off (upstream's no-op pod container manager).
+/// The pod's cgroup name: `<root>/kubepods[/burstable|/besteffort]/pod<uid>`, or just the root
+/// when QoS cgroups are off (upstream's no-op pod container manager). [`CgroupDriver`] gives
+/// its path and the sandbox's cgroup parent under each driver.
 pub fn pod_cgroup_parent(pod: &Pod, cgroup_root: &str, cgroups_per_qos: bool) -> String {
     let mut parts: Vec<String> = cgroup_root
         .split('/')

@@ -38,6 +38,7 @@ fn opts() -> SandboxOptions {
         },
         cgroup_root: "/".into(),
         cgroups_per_qos: true,
+        cgroup_driver: Default::default(),
         cfs_quota: Default::default(),
     }
 }
@@ -92,6 +93,22 @@ fn basic_sandbox() {
     assert_eq!(linux.resources.as_ref().unwrap().cpu_shares, 2);
 }
 
+#[test]
+fn cgroup_parent_is_the_pods_slice_under_systemd() {
+    let pod = pod(PodSpec {
+        containers: vec![container("a")],
+        ..Default::default()
+    });
+    let opts = SandboxOptions {
+        cgroup_driver: qos::CgroupDriver::Systemd,
+        ..opts()
+    };
+    let c = pod_sandbox_config(&pod, 0, &opts).unwrap();
+    assert_eq!(
+        c.linux.unwrap().cgroup_parent,
+        "kubepods-besteffort-podu_1.slice"
+    );
+}
 #[test]
 fn namespaces_are_always_explicit() {
     let ns = namespaces(&pod_sandbox_config(&pod(PodSpec::default()), 0, &opts()).unwrap());

@@ -69,6 +69,7 @@ async fn setup() -> Setup {
             },
             cgroup_root: "/".into(),
             cgroups_per_qos: true,
+            cgroup_driver: Default::default(),
             cfs_quota: Default::default(),
         },
         pods_dir: dir.path().join("pods"),

@@ -96,6 +96,7 @@ pub async fn fixture_with_cgroups(cgroup_mount: PathBuf) -> Fixture {
         cgroup_mount,
         pod_cgroup_root: "/".to_string(),
         cgroups_per_qos: true,
+        cgroup_driver: Default::default(),
         proc_root: "/proc".into(),
         root_dir: root.path().to_path_buf(),
         pod_logs_dir: logs,

@@ -281,3 +281,37 @@ async fn missing_cgroup_files_leave_out_the_node_figures_not_the_pods() {
     assert_eq!(summary.pods.len(), 1);
     assert!(summary.pods[0].containers[0].cpu.is_some());
 }
+
+#[test]
+fn container_cgroups_follow_the_cgroup_driver() {
+    use crate::provider::{StatsConfig, StatsProvider};
+    use kubelet_kuberuntime::qos::CgroupDriver;
+    let mount = TempDir::new().expect("temp dir");
+    let slice = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-poduid_web.slice";
+    let scope = mount
+        .path()
+        .join("memory")
+        .join(&slice[1..])
+        .join("cri-containerd-abc.scope");
+    std::fs::create_dir_all(scope).expect("scope dir");
+    let provider = |cgroup_driver| {
+        StatsProvider::new(StatsConfig {
+            cgroup_mount: mount.path().to_path_buf(),
+            pod_cgroup_root: "/".to_string(),
+            cgroups_per_qos: true,
+            cgroup_driver,
+            proc_root: "/proc".into(),
+            root_dir: mount.path().to_path_buf(),
+            pod_logs_dir: mount.path().to_path_buf(),
+            image_fs_from_cri: false,
+        })
+    };
+    assert_eq!(
+        provider(CgroupDriver::Systemd).container_cgroup(&pod(), "abc"),
+        format!("{slice}/cri-containerd-abc.scope")
+    );
+    assert_eq!(
+        provider(CgroupDriver::Cgroupfs).container_cgroup(&pod(), "abc"),
+        format!("/kubepods/besteffort/pod{UID}/abc")
+    );
+}
