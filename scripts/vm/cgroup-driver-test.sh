@@ -6,7 +6,7 @@
 # upstream's values, a Burstable and a Guaranteed pod's cpu.weight, cpu.max, memory.max and
 # pids.max, their containers inside the pod's cgroup, and a removed pod's cgroup gone (with
 # systemd: kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice, and its
-# unit stopped).
+# unit stopped); the node's CPU and memory in /stats/summary, and a PSI memory trigger.
 #
 #   sudo bash scripts/vm/cgroup-driver-test.sh [KUBELET_BINARY]
 #
@@ -138,6 +138,8 @@ kubeReserved:
   memory: $((kube_reserved_memory >> 20))Mi
 podLogsDir: $rt/kubelet/pod-logs
 imageGCHighThresholdPercent: 100
+readOnlyPort: 10255
+kernelMemcgNotification: true
 evictionHard:
   memory.available: 1Mi
   nodefs.available: 1%
@@ -172,6 +174,17 @@ EOF
   }
   wait_for 300 both_running || fail "the static pods did not run within 300 s"
   log "both pods running $((SECONDS - started)) s after the kubelet's start"
+
+  # The node's figures on v2 (the eviction manager's input): its CPU and working set in
+  # /stats/summary; and memory pressure watched through PSI.
+  node_stats() {
+    busybox wget -qO- http://127.0.0.1:10255/stats/summary 2>/dev/null \
+      | jq -e '.node.cpu.usageCoreNanoSeconds > 0 and .node.memory.workingSetBytes > 0' >/dev/null
+  }
+  wait_for 60 node_stats || fail "/stats/summary has no node CPU and memory"
+  log "/stats/summary has the node's CPU and memory"
+  ! grep -q "summary without the node" "$rt/kubelet.log" || fail "a summary lacked the node's figures"
+  ! grep -q "no memory pressure notifications" "$rt/kubelet.log" || fail "no PSI trigger"
 
   # The QoS hierarchy and node allocatable on kubepods.
   local kubepods burstable besteffort

@@ -114,12 +114,7 @@ impl StatsProvider {
                     }
                 }
             }
-            let limit_file = self.cgroup_file("memory", &id, "memory.limit_in_bytes");
-            if let Some(bytes) = (!id.is_empty())
-                .then(|| std::fs::read_to_string(&limit_file).ok())
-                .flatten()
-                .and_then(|text| text.trim().parse::<u64>().ok())
-            {
+            if let Some(bytes) = (!id.is_empty()).then(|| self.memory_limit(&id)).flatten() {
                 limit.push(labels(), bytes as f64, None);
             }
             last_seen.push(labels(), now.0.div_euclid(1_000_000_000) as f64, None);

@@ -1,4 +1,5 @@
-//! The node's own figures: the root cgroup (v1 cpuacct and memory), /proc and statvfs.
+//! The node's own figures: the root cgroup (v1 cpuacct and memory, or the v2 unified root),
+//! /proc and statvfs.
 
 use crate::error::StatsError;
 use crate::types::{FsStats, InterfaceStats, Timestamp};
@@ -32,8 +33,27 @@ fn key_values(text: &str) -> HashMap<&str, u64> {
         .collect()
 }
 
-/// Cumulative CPU time of everything on the node, from the root cpuacct cgroup.
+/// Whether `cgroup_mount` is the cgroup v2 unified hierarchy (its root lists its controllers);
+/// on v1 and hybrid hosts it holds one directory per hierarchy.
+pub fn is_unified(cgroup_mount: &Path) -> bool {
+    cgroup_mount.join("cgroup.controllers").is_file()
+}
+
+/// Cumulative CPU time of everything on the node: the root cpuacct cgroup on v1, the root's
+/// cpu.stat usage_usec on v2.
 pub fn cpu_usage_nanos(cgroup_mount: &Path) -> Result<u64, StatsError> {
+    if is_unified(cgroup_mount) {
+        let path = cgroup_mount.join("cpu.stat");
+        let text = read(&path)?;
+        let usec = key_values(&text)
+            .get("usage_usec")
+            .copied()
+            .ok_or_else(|| StatsError::Parse {
+                path: path.display().to_string(),
+                reason: "no usage_usec".to_string(),
+            })?;
+        return Ok(usec * 1000);
+    }
     let path = cgroup_mount.join("cpuacct/cpuacct.usage");
     parse_u64(&path, &read(&path)?)
 }
@@ -50,28 +70,47 @@ pub struct NodeMemory {
     pub major_page_faults: u64,
 }
 
+/// On v2 the root cgroup has no memory.current: usage is MemTotal - MemFree, as runc's
+/// root statistics take it, and memory.stat names its figures without v1's `total_` prefix.
 pub fn memory(cgroup_mount: &Path, proc_root: &Path) -> Result<NodeMemory, StatsError> {
-    let usage_path = cgroup_mount.join("memory/memory.usage_in_bytes");
-    let usage_bytes = parse_u64(&usage_path, &read(&usage_path)?)?;
-    let stat_text = read(&cgroup_mount.join("memory/memory.stat"))?;
-    let stat = key_values(&stat_text);
-    let stat_of = |key: &str| stat.get(key).copied().unwrap_or(0);
     let meminfo_path = proc_root.join("meminfo");
     let meminfo_text = read(&meminfo_path)?;
-    let total_bytes = key_values(&meminfo_text)
-        .get("MemTotal")
-        .copied()
-        .ok_or_else(|| StatsError::Parse {
+    let meminfo = key_values(&meminfo_text);
+    let meminfo_of = |key: &str| {
+        meminfo.get(key).copied().ok_or_else(|| StatsError::Parse {
             path: meminfo_path.display().to_string(),
-            reason: "no MemTotal".to_string(),
-        })?;
+            reason: format!("no {key}"),
+        })
+    };
+    let total_bytes = meminfo_of("MemTotal")?;
+    let unified = is_unified(cgroup_mount);
+    let (usage_bytes, stat_path, prefix, rss) = if unified {
+        let usage = total_bytes.saturating_sub(meminfo_of("MemFree")?);
+        (usage, cgroup_mount.join("memory.stat"), "", "anon")
+    } else {
+        let usage_path = cgroup_mount.join("memory/memory.usage_in_bytes");
+        let usage = parse_u64(&usage_path, &read(&usage_path)?)?;
+        (
+            usage,
+            cgroup_mount.join("memory/memory.stat"),
+            "total_",
+            "total_rss",
+        )
+    };
+    let stat_text = read(&stat_path)?;
+    let stat = key_values(&stat_text);
+    let stat_of = |key: &str| {
+        stat.get(format!("{prefix}{key}").as_str())
+            .copied()
+            .unwrap_or(0)
+    };
     Ok(NodeMemory {
         total_bytes,
         usage_bytes,
-        working_set_bytes: usage_bytes.saturating_sub(stat_of("total_inactive_file")),
-        rss_bytes: stat_of("total_rss"),
-        page_faults: stat_of("total_pgfault"),
-        major_page_faults: stat_of("total_pgmajfault"),
+        working_set_bytes: usage_bytes.saturating_sub(stat_of("inactive_file")),
+        rss_bytes: stat.get(rss).copied().unwrap_or(0),
+        page_faults: stat_of("pgfault"),
+        major_page_faults: stat_of("pgmajfault"),
     })
 }
 

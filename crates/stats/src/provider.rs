@@ -18,7 +18,8 @@ use std::sync::Mutex;
 /// Where the node's figures come from. Every path is a setting so tests can point elsewhere.
 #[derive(Debug, Clone)]
 pub struct StatsConfig {
-    /// The cgroup v1 mount holding the `cpuacct` and `memory` hierarchies (/sys/fs/cgroup).
+    /// The cgroup mount (/sys/fs/cgroup): v1's `cpuacct` and `memory` hierarchies, or v2's
+    /// unified one.
     pub cgroup_mount: PathBuf,
     /// The kubelet's --cgroup-root and --cgroups-per-qos, which place the pods' cgroups.
     pub pod_cgroup_root: String,
@@ -44,6 +45,8 @@ struct CpuSample {
 #[derive(Debug)]
 pub struct StatsProvider {
     config: StatsConfig,
+    /// cgroup v2: every controller in the one hierarchy at `cgroup_mount`.
+    unified: bool,
     previous: Mutex<HashMap<String, CpuSample>>,
 }
 
@@ -137,6 +140,7 @@ impl Rates<'_> {
 impl StatsProvider {
     pub fn new(config: StatsConfig) -> Self {
         StatsProvider {
+            unified: host::is_unified(&config.cgroup_mount),
             config,
             previous: Mutex::new(HashMap::new()),
         }
@@ -170,13 +174,27 @@ impl StatsProvider {
             .find(|name| name.ends_with(&suffix))
     }
 
-    /// A file of a container's cgroup in the `hierarchy` (memory, cpuacct, ...).
+    /// A file of a container's cgroup in the v1 `hierarchy` (memory, cpuacct, ...), or in the
+    /// unified hierarchy on v2.
     pub(crate) fn cgroup_file(&self, hierarchy: &str, cgroup: &str, file: &str) -> PathBuf {
-        self.config
-            .cgroup_mount
-            .join(hierarchy)
-            .join(cgroup.trim_start_matches('/'))
-            .join(file)
+        let mount = &self.config.cgroup_mount;
+        let root = if self.unified {
+            mount.clone()
+        } else {
+            mount.join(hierarchy)
+        };
+        root.join(cgroup.trim_start_matches('/')).join(file)
+    }
+
+    /// The memory limit of a cgroup in bytes; none when unlimited or unreadable.
+    pub(crate) fn memory_limit(&self, cgroup: &str) -> Option<u64> {
+        let file = if self.unified {
+            "memory.max"
+        } else {
+            "memory.limit_in_bytes"
+        };
+        let text = std::fs::read_to_string(self.cgroup_file("memory", cgroup, file)).ok()?;
+        text.trim().parse().ok()
     }
 
     /// The pod's network figures, from /proc/<pid>/net/dev of a process in the pod's network

@@ -86,8 +86,7 @@ impl EvictionManager {
         let wake = Arc::new(Notify::new());
         let watch_memory = cfg.kernel_memcg_notification
             && thresholds.iter().any(|t| t.signal == MEMORY_AVAILABLE);
-        let unified = kubelet_host::cgroupfs::hierarchies()
-            .is_ok_and(|h| !h.is_empty() && h.iter().all(|h| h.v2));
+        let unified = kubelet_stats::host::is_unified(Path::new(CGROUP_MOUNT));
         let notifiers = if watch_memory && !unified {
             let root = PathBuf::from(CGROUP_MOUNT).join("memory");
             thresholds

@@ -170,19 +170,65 @@ async fn node_memory_and_cpu_come_from_the_root_cgroups() {
     assert_eq!(memory.major_page_faults, Some(7));
 }
 
-/// The pod's network as read through the first process of the cgroup of `owner` (its sandbox,
-/// or a container where the runtime runs no sandbox process); this test process stands in for
-/// it, so the netns is the host's.
-async fn pod_network_through(owner: fn(&super::fixture::Fixture) -> &str) {
+#[test]
+fn node_memory_and_cpu_on_cgroup_v2() {
     let cgroups = TempDir::new().expect("temp dir");
     let root = cgroups.path();
-    write(&root.join("cpuacct/cpuacct.usage"), "1\n");
-    write(&root.join("memory/memory.usage_in_bytes"), "1\n");
-    write(&root.join("memory/memory.stat"), "total_inactive_file 0\n");
+    write(
+        &root.join("cgroup.controllers"),
+        "cpuset cpu io memory pids\n",
+    );
+    write(
+        &root.join("cpu.stat"),
+        "usage_usec 123456\nuser_usec 100000\n",
+    );
+    write(
+        &root.join("memory.stat"),
+        "anon 200000\nfile 500000\ninactive_file 300000\npgfault 42\npgmajfault 7\n",
+    );
+    let proc = TempDir::new().expect("temp dir");
+    write(
+        &proc.path().join("meminfo"),
+        "MemTotal:        2000 kB\nMemFree:         1000 kB\nMemAvailable:    1500 kB\n",
+    );
+    assert!(crate::host::is_unified(root));
+    assert_eq!(crate::host::cpu_usage_nanos(root).unwrap(), 123_456_000);
+    let memory = crate::host::memory(root, proc.path()).unwrap();
+    assert_eq!(
+        memory,
+        crate::host::NodeMemory {
+            total_bytes: 2_048_000,
+            // MemTotal - MemFree: the v2 root has no memory.current.
+            usage_bytes: 1_024_000,
+            working_set_bytes: 724_000,
+            rss_bytes: 200_000,
+            page_faults: 42,
+            major_page_faults: 7,
+        }
+    );
+}
+
+/// The pod's network as read through the first process of the cgroup of `owner` (its sandbox,
+/// or a container where the runtime runs no sandbox process); this test process stands in for
+/// it, so the netns is the host's. On v2 the cgroup is in the unified hierarchy.
+async fn pod_network_through(owner: fn(&super::fixture::Fixture) -> &str, unified: bool) {
+    let cgroups = TempDir::new().expect("temp dir");
+    let root = cgroups.path();
+    let hierarchy = if unified {
+        write(&root.join("cgroup.controllers"), "cpu memory\n");
+        write(&root.join("cpu.stat"), "usage_usec 1\n");
+        write(&root.join("memory.stat"), "inactive_file 0\n");
+        root.to_path_buf()
+    } else {
+        write(&root.join("cpuacct/cpuacct.usage"), "1\n");
+        write(&root.join("memory/memory.usage_in_bytes"), "1\n");
+        write(&root.join("memory/memory.stat"), "total_inactive_file 0\n");
+        root.join("memory")
+    };
     let f = fixture_with_cgroups(root.to_path_buf()).await;
     write(
-        &root
-            .join(format!("memory/kubepods/besteffort/pod{UID}"))
+        &hierarchy
+            .join(format!("kubepods/besteffort/pod{UID}"))
             .join(owner(&f))
             .join("cgroup.procs"),
         &format!("{}\n", std::process::id()),
@@ -210,12 +256,17 @@ async fn pod_network_through(owner: fn(&super::fixture::Fixture) -> &str) {
 
 #[tokio::test(start_paused = true)]
 async fn pod_network_comes_from_its_sandbox_process() {
-    pod_network_through(|f| &f.sandbox_id).await;
+    pod_network_through(|f| &f.sandbox_id, false).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn pod_network_without_a_sandbox_process_comes_from_a_container() {
-    pod_network_through(|f| &f.container_id).await;
+    pod_network_through(|f| &f.container_id, false).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn pod_network_on_cgroup_v2_comes_from_the_unified_hierarchy() {
+    pod_network_through(|f| &f.sandbox_id, true).await;
 }
 
 #[tokio::test(start_paused = true)]
