@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::{BUSYBOX, Kubelet, wait_for};
 
-const START: Duration = Duration::from_secs(30);
+const START: Duration = Duration::from_secs(60);
 
 fn pod(name: &str, resources: &str) -> String {
     format!(

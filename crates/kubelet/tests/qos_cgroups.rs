@@ -11,7 +11,7 @@ use std::process::{Child, Command};
 use std::time::Duration;
 use support::{BUSYBOX, Kubelet, wait_for};
 
-const START: Duration = Duration::from_secs(30);
+const START: Duration = Duration::from_secs(60);
 const KUBE_RESERVED_MEMORY: u64 = 256 << 20;
 const KUBE_RESERVED_CPU_MILLI: u64 = 100;
 
