@@ -176,7 +176,7 @@ impl Node {
     }
 
     /// The kubelet's flags for a static pod node named `name`, runtime flags aside: every path in
-    /// this node's dir.
+    /// this node's dir, and the cgroup root `/kubelet-rs-test/<name>`.
     pub fn kubelet_args(&self, name: &str) -> Vec<String> {
         let d = |p: &str| self.dir.join(p).display().to_string();
         std::fs::create_dir_all(self.dir.join("manifests")).unwrap();
@@ -194,7 +194,9 @@ impl Node {
             format!("--root-dir={}", d("root")),
             format!("--cert-dir={}", d("pki")),
             format!("--container-log-symlink-dir={}", d("containers")),
-            format!("--cgroup-root={}", kubelet_testkit::CGROUP_ROOT),
+            // A root of its own: a kubelet's housekeeping kills what runs in pod cgroups it
+            // does not know, and the tests of a binary run their nodes side by side.
+            format!("--cgroup-root={}/{name}", kubelet_testkit::CGROUP_ROOT),
             format!("--hostname-override={name}"),
             "--healthz-port=0".into(),
             "-v=2".into(),
