@@ -377,7 +377,11 @@ async fn runonce_reports_success_and_failure() {
     );
     let (status, out) = bad.run_to_end(Duration::from_secs(60));
     assert!(!status.success(), "{out}");
-    assert!(out.contains("exited with code 3"), "{out}");
+    assert!(
+        out.contains("exited with code 3"),
+        "exit {status:?}, stdout: {out}\nlog: {}",
+        bad.log()
+    );
 
     for mut k in [good, bad] {
         k.cleanup().await;
