@@ -249,9 +249,26 @@ async fn devices_are_reported_allocated_listed_kept_across_a_restart_and_dropped
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(running_app(&k, &uid).await, Some(container_id));
     assert_eq!(allocations(&plugin), allocated);
-    let pods = list_v1(&socket).await;
-    assert!(pods.iter().any(|p| p.name == "gpu-user"
-        && p.containers[0].devices[0].device_ids == vec!["dev-1"]));
+    // The restarted kubelet lists a pod once its API source has given it back.
+    support::wait_for(
+        "pod-resources lists gpu-user's device again",
+        START,
+        &k,
+        || async {
+            let pods = list_v1(&socket).await;
+            pods.iter()
+                .any(|p| {
+                    p.name == "gpu-user"
+                        && p.containers
+                            .first()
+                            .and_then(|c| c.devices.first())
+                            .map(|d| &d.device_ids)
+                            == Some(&vec!["dev-1".to_string()])
+                })
+                .then_some(())
+        },
+    )
+    .await;
 
     // The plugin dies: allocatable drops to zero at once, capacity after the grace period.
     drop(plugin);

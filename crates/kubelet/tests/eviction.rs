@@ -15,8 +15,10 @@ const MI: u64 = 1 << 20;
 
 /// memory.available as the kubelet computes it: capacity minus the root cgroup's working set.
 fn memory_available() -> u64 {
-    let memory = kubelet_stats::host::memory(Path::new("/sys/fs/cgroup"), Path::new("/proc"))
-        .expect("this test needs the cgroup v1 memory hierarchy at /sys/fs/cgroup/memory");
+    let mount = Path::new("/sys/fs/cgroup");
+    let unified = kubelet_stats::host::is_unified(mount);
+    let memory = kubelet_stats::host::memory(mount, unified, Path::new("/proc"))
+        .expect("this test needs the root memory cgroup under /sys/fs/cgroup");
     memory.total_bytes - memory.working_set_bytes
 }
 

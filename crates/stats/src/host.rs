@@ -40,9 +40,9 @@ pub fn is_unified(cgroup_mount: &Path) -> bool {
 }
 
 /// Cumulative CPU time of everything on the node: the root cpuacct cgroup on v1, the root's
-/// cpu.stat usage_usec on v2.
-pub fn cpu_usage_nanos(cgroup_mount: &Path) -> Result<u64, StatsError> {
-    if is_unified(cgroup_mount) {
+/// cpu.stat usage_usec on v2 (`unified`, as [`is_unified`] tells it).
+pub fn cpu_usage_nanos(cgroup_mount: &Path, unified: bool) -> Result<u64, StatsError> {
+    if unified {
         let path = cgroup_mount.join("cpu.stat");
         let text = read(&path)?;
         let usec = key_values(&text)
@@ -72,7 +72,11 @@ pub struct NodeMemory {
 
 /// On v2 the root cgroup has no memory.current: usage is MemTotal - MemFree, as runc's
 /// root statistics take it, and memory.stat names its figures without v1's `total_` prefix.
-pub fn memory(cgroup_mount: &Path, proc_root: &Path) -> Result<NodeMemory, StatsError> {
+pub fn memory(
+    cgroup_mount: &Path,
+    unified: bool,
+    proc_root: &Path,
+) -> Result<NodeMemory, StatsError> {
     let meminfo_path = proc_root.join("meminfo");
     let meminfo_text = read(&meminfo_path)?;
     let meminfo = key_values(&meminfo_text);
@@ -83,7 +87,6 @@ pub fn memory(cgroup_mount: &Path, proc_root: &Path) -> Result<NodeMemory, Stats
         })
     };
     let total_bytes = meminfo_of("MemTotal")?;
-    let unified = is_unified(cgroup_mount);
     let (usage_bytes, stat_path, prefix, rss) = if unified {
         let usage = total_bytes.saturating_sub(meminfo_of("MemFree")?);
         (usage, cgroup_mount.join("memory.stat"), "", "anon")

@@ -317,10 +317,13 @@ impl StatsProvider {
     fn node_stats(&self, round: &mut Round<'_>, node_name: &str) -> NodeStats {
         let config = &self.config;
         let now = round.now;
-        let cpu_nanos = readable("node cpu", host::cpu_usage_nanos(&config.cgroup_mount));
+        let cpu_nanos = readable(
+            "node cpu",
+            host::cpu_usage_nanos(&config.cgroup_mount, self.unified),
+        );
         let memory = readable(
             "node memory",
-            host::memory(&config.cgroup_mount, &config.proc_root),
+            host::memory(&config.cgroup_mount, self.unified, &config.proc_root),
         );
         let processes = readable("node processes", host::process_counts(&config.proc_root));
         let interfaces = readable(

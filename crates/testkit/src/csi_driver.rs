@@ -6,14 +6,16 @@
 //! pluginregistration v1 socket in `plugins_registry` answering GetInfo with type CSIPlugin. It
 //! runs on a runtime of its own, so stopping it closes every connection as a dying driver would.
 
+use crate::plugin_server::{
+    Calls, PluginServer, PluginServerError, bind, record, recorded, runtime,
+};
 use kubelet_plugin_apis::csi::v1 as csi;
 use kubelet_plugin_apis::pluginregistration::v1 as reg;
 use nix::mount::{MntFlags, MsFlags};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use thiserror::Error;
-use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 
@@ -63,24 +65,13 @@ impl CsiDriverConfig {
 
 #[derive(Debug, Error)]
 pub enum CsiDriverError {
-    #[error("cannot bind {path}: {source}")]
-    Bind {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("cannot create {path}: {source}")]
     Dir {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot start the CSI driver's runtime: {0}")]
-    Runtime(std::io::Error),
-}
-
-type Calls = Arc<Mutex<Vec<String>>>;
-
-fn record(calls: &Calls, call: String) {
-    calls.lock().unwrap_or_else(|e| e.into_inner()).push(call);
+    #[error(transparent)]
+    Server(#[from] PluginServerError),
 }
 
 #[derive(Clone)]
@@ -99,40 +90,11 @@ fn required(value: &str, what: &str) -> Result<(), Status> {
     }
 }
 
-/// Whether `path` is a mount point, from /proc/self/mountinfo (bind mounts of the same
-/// filesystem share its device number, so stat cannot tell).
+/// Whether `path` is a mount point (bind mounts of the same filesystem share its device
+/// number, so stat cannot tell).
 fn is_mount_point(path: &Path) -> Result<bool, Status> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| Status::internal(format!("cannot read mountinfo: {e}")))?;
-    let wanted = path.to_string_lossy();
-    Ok(info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|m| unescape_mount_path(m) == wanted))
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape_mount_path(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('\\') {
-        out.push_str(&rest[..i]);
-        let code = rest
-            .get(i + 1..i + 4)
-            .and_then(|o| u8::from_str_radix(o, 8).ok());
-        match code {
-            Some(c) => {
-                out.push(c as char);
-                rest = &rest[i + 4..];
-            }
-            None => {
-                out.push('\\');
-                rest = &rest[i + 1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    kubelet_volumes::is_mount_point(path)
+        .map_err(|e| Status::internal(format!("cannot read mountinfo: {e}")))
 }
 
 fn bind_mount(source: &Path, target: &Path, readonly: bool) -> Result<(), Status> {
@@ -482,14 +444,6 @@ impl reg::registration_server::Registration for Driver {
     }
 }
 
-fn bind(path: &Path) -> Result<UnixListener, CsiDriverError> {
-    let _ = std::fs::remove_file(path);
-    UnixListener::bind(path).map_err(|source| CsiDriverError::Bind {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 fn create_dir(path: &Path) -> Result<(), CsiDriverError> {
     std::fs::create_dir_all(path).map_err(|source| CsiDriverError::Dir {
         path: path.to_path_buf(),
@@ -501,9 +455,7 @@ fn create_dir(path: &Path) -> Result<(), CsiDriverError> {
 /// any mounts the kubelet did not tear down stay, as with a real driver).
 pub struct TestCsiDriver {
     calls: Calls,
-    sockets: Vec<PathBuf>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: PluginServer,
 }
 
 impl TestCsiDriver {
@@ -514,11 +466,7 @@ impl TestCsiDriver {
         if let Some(parent) = cfg.endpoint.parent() {
             create_dir(parent)?;
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .map_err(CsiDriverError::Runtime)?;
+        let runtime = runtime()?;
         let calls = Calls::default();
         let driver = Driver {
             cfg: Arc::new(cfg.clone()),
@@ -531,58 +479,26 @@ impl TestCsiDriver {
             let _enter = runtime.enter();
             (bind(&cfg.endpoint)?, bind(&registration)?)
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            runtime.block_on(async move {
-                let server = tonic::transport::Server::builder()
-                    .add_service(csi::identity_server::IdentityServer::new(driver.clone()))
-                    .add_service(csi::node_server::NodeServer::new(driver.clone()))
-                    .serve_with_incoming(UnixListenerStream::new(listener));
-                tokio::spawn(server);
-                let server = tonic::transport::Server::builder()
-                    .add_service(reg::registration_server::RegistrationServer::new(driver))
-                    .serve_with_incoming(UnixListenerStream::new(registry));
-                tokio::spawn(server);
-                let _ = stopped.await;
-            });
-            runtime.shutdown_background();
-        });
+        let serve = async move {
+            let server = tonic::transport::Server::builder()
+                .add_service(csi::identity_server::IdentityServer::new(driver.clone()))
+                .add_service(csi::node_server::NodeServer::new(driver.clone()))
+                .serve_with_incoming(UnixListenerStream::new(listener));
+            tokio::spawn(server);
+            let server = tonic::transport::Server::builder()
+                .add_service(reg::registration_server::RegistrationServer::new(driver))
+                .serve_with_incoming(UnixListenerStream::new(registry));
+            tokio::spawn(server);
+        };
         Ok(TestCsiDriver {
             calls,
-            sockets,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: PluginServer::start(runtime, sockets, serve),
         })
     }
 
     /// Every call so far, in order: `GetInfo`, `NodeGetInfo`,
     /// `NodeStageVolume VOLUME_ID STAGING_PATH`, `NodePublishVolume VOLUME_ID TARGET [ro]`, ...
     pub fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-impl Drop for TestCsiDriver {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        for s in &self.sockets {
-            let _ = std::fs::remove_file(s);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mountinfo_paths_are_unescaped() {
-        assert_eq!(unescape_mount_path(r"/a\040b\134c"), r"/a b\c");
-        assert_eq!(unescape_mount_path("/plain"), "/plain");
+        recorded(&self.calls)
     }
 }

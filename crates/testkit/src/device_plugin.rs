@@ -5,6 +5,9 @@
 //! `plugins_registry`). It runs on a runtime of its own, so stopping it closes every stream the
 //! way a dying plugin process would.
 
+use crate::plugin_server::{
+    Calls, PluginServer, PluginServerError, bind, record, recorded, runtime,
+};
 use futures::{Stream, StreamExt};
 use kubelet_plugin_apis::deviceplugin::v1beta1 as dp;
 use kubelet_plugin_apis::pluginregistration::v1 as reg;
@@ -13,10 +16,9 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 
@@ -55,23 +57,12 @@ impl DevicePluginConfig {
 
 #[derive(Debug, Error)]
 pub enum DevicePluginError {
-    #[error("cannot bind {path}: {source}")]
-    Bind {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot start the device plugin's runtime: {0}")]
-    Runtime(std::io::Error),
+    #[error(transparent)]
+    Server(#[from] PluginServerError),
 }
 
 /// The env var carrying the allocated device ids, comma-separated.
 pub const DEVICE_IDS_ENV: &str = "TEST_DEVICE_IDS";
-
-type Calls = Arc<Mutex<Vec<String>>>;
-
-fn record(calls: &Calls, call: String) {
-    calls.lock().unwrap_or_else(|e| e.into_inner()).push(call);
-}
 
 #[derive(Clone)]
 struct Plugin {
@@ -234,14 +225,6 @@ impl reg::registration_server::Registration for Plugin {
     }
 }
 
-fn bind(path: &Path) -> Result<UnixListener, DevicePluginError> {
-    let _ = std::fs::remove_file(path);
-    UnixListener::bind(path).map_err(|source| DevicePluginError::Bind {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 /// Registers on kubelet.sock, and again each time the kubelet re-creates it (a restart).
 async fn register_forever(plugin: Plugin) {
     let socket = plugin.cfg.plugin_dir.join("kubelet.sock");
@@ -275,18 +258,12 @@ async fn register_forever(plugin: Plugin) {
 /// A running test device plugin; dropping it stops it (its socket goes too).
 pub struct TestDevicePlugin {
     calls: Calls,
-    sockets: Vec<PathBuf>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: PluginServer,
 }
 
 impl TestDevicePlugin {
     pub fn start(cfg: DevicePluginConfig) -> Result<Self, DevicePluginError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .map_err(DevicePluginError::Runtime)?;
+        let runtime = runtime()?;
         let calls = Calls::default();
         let plugin = Plugin {
             cfg: Arc::new(cfg.clone()),
@@ -307,57 +284,33 @@ impl TestDevicePlugin {
             };
             (listener, registry)
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            runtime.block_on(async move {
-                let server = tonic::transport::Server::builder()
-                    .add_service(dp::device_plugin_server::DevicePluginServer::new(
-                        plugin.clone(),
-                    ))
-                    .serve_with_incoming(UnixListenerStream::new(listener));
-                tokio::spawn(server);
-                match registry {
-                    Some(listener) => {
-                        let server = tonic::transport::Server::builder()
-                            .add_service(reg::registration_server::RegistrationServer::new(
-                                plugin.clone(),
-                            ))
-                            .serve_with_incoming(UnixListenerStream::new(listener));
-                        tokio::spawn(server);
-                    }
-                    None => {
-                        tokio::spawn(register_forever(plugin));
-                    }
+        let serve = async move {
+            let server = tonic::transport::Server::builder()
+                .add_service(dp::device_plugin_server::DevicePluginServer::new(
+                    plugin.clone(),
+                ))
+                .serve_with_incoming(UnixListenerStream::new(listener));
+            tokio::spawn(server);
+            match registry {
+                Some(listener) => {
+                    let server = tonic::transport::Server::builder()
+                        .add_service(reg::registration_server::RegistrationServer::new(plugin))
+                        .serve_with_incoming(UnixListenerStream::new(listener));
+                    tokio::spawn(server);
                 }
-                let _ = stopped.await;
-            });
-            // Dropping the runtime ends every connection, as the death of a plugin would.
-            runtime.shutdown_background();
-        });
+                None => {
+                    tokio::spawn(register_forever(plugin));
+                }
+            }
+        };
         Ok(TestDevicePlugin {
             calls,
-            sockets,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: PluginServer::start(runtime, sockets, serve),
         })
     }
 
     /// Every call so far, in order: `ListAndWatch`, `Allocate dev-0`, `Registered`, ...
     pub fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-impl Drop for TestDevicePlugin {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        for s in &self.sockets {
-            let _ = std::fs::remove_file(s);
-        }
+        recorded(&self.calls)
     }
 }

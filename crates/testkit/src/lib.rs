@@ -39,6 +39,7 @@ pub mod device_plugin;
 mod guard;
 pub mod kubectl;
 pub mod logind;
+mod plugin_server;
 mod pods;
 pub mod preflight;
 

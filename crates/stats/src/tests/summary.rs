@@ -192,8 +192,11 @@ fn node_memory_and_cpu_on_cgroup_v2() {
         "MemTotal:        2000 kB\nMemFree:         1000 kB\nMemAvailable:    1500 kB\n",
     );
     assert!(crate::host::is_unified(root));
-    assert_eq!(crate::host::cpu_usage_nanos(root).unwrap(), 123_456_000);
-    let memory = crate::host::memory(root, proc.path()).unwrap();
+    assert_eq!(
+        crate::host::cpu_usage_nanos(root, true).unwrap(),
+        123_456_000
+    );
+    let memory = crate::host::memory(root, true, proc.path()).unwrap();
     assert_eq!(
         memory,
         crate::host::NodeMemory {
