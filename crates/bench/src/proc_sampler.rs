@@ -191,6 +191,15 @@ mod tests {
             .arg(marker.path())
             .spawn()
             .unwrap_or_else(|err| panic!("sh is needed for this test: {err}"));
+        // Until it execs, the child's command line is this test binary's.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !processes_naming(marker.path()).contains(&(child.id() as i32)) {
+            assert!(
+                Instant::now() < deadline,
+                "the shell never named its marker"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let busy = std::thread::spawn(|| {
             let end = Instant::now() + Duration::from_millis(600);
             let mut n = 0u64;
