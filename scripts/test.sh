@@ -71,4 +71,4 @@ bash scripts/critest.sh compare "$registry/containerd" "$registry/builtin" \
 # 3. Where these hosts cannot look (cgroup v2, systemd as PID 1): a Debian guest, whose image is
 #    cached between runs; its console goes to this log.
 bash scripts/vm/monitor-scope-test.sh "$CARGO_TARGET_DIR/debug/kubelet"
-bash scripts/vm/cgroup-driver-test.sh "$CARGO_TARGET_DIR/debug/kubelet"
+bash scripts/vm/node-resources-test.sh "$CARGO_TARGET_DIR/debug/kubelet"
