@@ -276,6 +276,7 @@ impl PodWork {
                 node_memory_capacity: self.memory_capacity,
                 node_allocatable_cpu_milli: None,
                 cfs_quota: Default::default(),
+                memory_qos: None,
                 env_sources: Default::default(),
             };
             let config = container_config(&input)

@@ -19,10 +19,20 @@ use std::collections::BTreeMap;
 
 pub(crate) fn build(
     settings: Settings,
-    warnings: Vec<String>,
+    mut warnings: Vec<String>,
     host: &dyn Host,
 ) -> Result<KubeletConfig, ConfigError> {
     let s = settings;
+    let feature_gates = crate::feature_gates::resolve(&s.feature_gates, &mut warnings);
+    if !(s.memory_throttling_factor > 0.0 && s.memory_throttling_factor <= 1.0) {
+        return Err(invalid(
+            "memoryThrottlingFactor",
+            format!(
+                "{} must be greater than 0 and less than or equal to 1.0",
+                s.memory_throttling_factor
+            ),
+        ));
+    }
     let with_config_file = !s.config.is_empty();
     for (duration, setting) in [
         (
@@ -137,6 +147,8 @@ pub(crate) fn build(
         pod_pids_limit: s.pod_pids_limit,
         cpu_cfs_quota: s.cpu_cfs_quota,
         cpu_cfs_quota_period: cpu_cfs_quota_period(s.cpu_cfs_quota_period)?,
+        feature_gates,
+        memory_throttling_factor: s.memory_throttling_factor,
         healthz_port: u16::try_from(s.healthz_port).map_err(|_| {
             invalid(
                 "healthzPort (--healthz-port)",

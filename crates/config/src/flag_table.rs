@@ -161,7 +161,7 @@ pub(crate) static FLAGS: &[FlagSpec] = &[
     later("experimental-mounter-path", Kind::Str, "", REMOVAL, "Path of the mounter binary"),
     later("fail-cgroupv1", Kind::Bool, "false", No, "Refuse to start on a cgroup v1 host"),
     later("fail-swap-on", Kind::Bool, "true", Cfg, "Refuse to start when swap is enabled"),
-    later("feature-gates", Kind::BoolMap, "", Cfg, "key=true|false pairs enabling feature gates"),
+    done("feature-gates", Setting::FeatureGates, "", Cfg, "key=true|false pairs enabling feature gates (kubelet-rs acts on MemoryQoS)"),
     done("file-check-frequency", Setting::FileCheckFrequency, "20s", Cfg, "Interval between checks of the static pod path"),
     later("hairpin-mode", Kind::Str, "promiscuous-bridge", Cfg, "Hairpin NAT mode"),
     done("healthz-bind-address", Setting::HealthzBindAddress, "127.0.0.1", Cfg, "IP address of the healthz server"),

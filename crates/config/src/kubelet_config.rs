@@ -117,6 +117,10 @@ pub struct KubeletConfig {
     pub cpu_cfs_quota: bool,
     /// --cpu-cfs-quota-period.
     pub cpu_cfs_quota_period: Duration,
+    pub feature_gates: crate::FeatureGates,
+    /// memoryThrottlingFactor, in (0, 1]: where memory.high sits between a container's
+    /// memory request and its limit under MemoryQoS.
+    pub memory_throttling_factor: f64,
 
     pub healthz_port: u16,
     pub healthz_bind_address: IpAddr,

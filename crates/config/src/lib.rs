@@ -12,6 +12,7 @@ mod cli;
 mod config_file;
 mod cpu_manager;
 mod error;
+mod feature_gates;
 mod file_table;
 mod flag_table;
 mod help;
@@ -31,6 +32,7 @@ mod tests;
 pub use builtin::BuiltinRuntimeConfig;
 pub use cpu_manager::{CpuManagerConfig, CpuManagerPolicy};
 pub use error::ConfigError;
+pub use feature_gates::FeatureGates;
 pub use kubelet_config::{
     AuthorizationMode, CgroupDriver, ContainerRuntime, ImageGcPolicy, KubeletConfig, LogFormat,
     TaintSpec,

@@ -78,6 +78,8 @@ pub(crate) enum Setting {
     EvictionMinimumReclaim,
     EvictionPressureTransitionPeriod,
     KernelMemcgNotification,
+    FeatureGates,
+    MemoryThrottlingFactor,
     KubeReserved,
     SystemReserved,
     RotateCertificates,
@@ -152,6 +154,8 @@ impl Setting {
             | Setting::MemoryManagerPolicy
             | Setting::TopologyManagerPolicy => Kind::Str,
             Setting::CpuManagerPolicyOptions => Kind::Map,
+            Setting::FeatureGates => Kind::BoolMap,
+            Setting::MemoryThrottlingFactor => Kind::Float,
             Setting::CpuManagerReconcilePeriod => Kind::Duration,
             Setting::FileCheckFrequency
             | Setting::HttpCheckFrequency
@@ -252,6 +256,9 @@ pub(crate) struct Settings {
     pub pod_pids_limit: i64,
     pub cpu_cfs_quota: bool,
     pub cpu_cfs_quota_period: Duration,
+    /// Gate name and "true" or "false", in the order given: the file's, then the flag's.
+    pub feature_gates: Vec<(String, String)>,
+    pub memory_throttling_factor: f64,
     pub healthz_port: i64,
     pub healthz_bind_address: String,
     pub address: String,
@@ -373,6 +380,9 @@ impl Settings {
             (Setting::PodPidsLimit, Value::Int(v)) => self.pod_pids_limit = v,
             (Setting::CpuCfsQuota, Value::Bool(v)) => self.cpu_cfs_quota = v,
             (Setting::CpuCfsQuotaPeriod, Value::Duration(v)) => self.cpu_cfs_quota_period = v,
+            // Upstream merges the flag's gates into the file's, key by key.
+            (Setting::FeatureGates, Value::Map(v)) => self.feature_gates.extend(v),
+            (Setting::MemoryThrottlingFactor, Value::Float(v)) => self.memory_throttling_factor = v,
             (Setting::HealthzPort, Value::Int(v)) => self.healthz_port = v,
             (Setting::HealthzBindAddress, Value::Str(v)) => self.healthz_bind_address = v,
             (Setting::Address, Value::Str(v)) => self.address = v,

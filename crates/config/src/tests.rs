@@ -8,7 +8,7 @@ use crate::host::Host;
 use crate::resolve::run;
 use crate::{
     AuthorizationMode, BuiltinRuntimeConfig, CgroupDriver, Command, ConfigError, ContainerRuntime,
-    ImageGcPolicy, KubeletConfig, LogFormat,
+    FeatureGates, ImageGcPolicy, KubeletConfig, LogFormat,
 };
 
 struct FakeHost {
@@ -415,10 +415,6 @@ fn unsupported_flags_are_refused_unless_default() {
     assert_eq!(
         error(&["--fail-swap-on=false"]),
         "flag --fail-swap-on is not supported yet"
-    );
-    assert_eq!(
-        error(&["--feature-gates=Foo=true"]),
-        "flag --feature-gates is not supported yet"
     );
     assert_eq!(
         error(&["--vmodule=x=2"]),
@@ -1137,6 +1133,57 @@ fn image_gc_policy_has_upstream_defaults_flags_fields_and_checks() {
             .error(&[])
             .contains("imageMaximumGCAge 3600s must be greater than imageMinimumGCAge 7200s"),
     );
+}
+
+#[test]
+fn feature_gates_merge_the_flag_over_the_file_and_report_the_unimplemented() {
+    let c = config(&[]);
+    assert_eq!(c.feature_gates, FeatureGates::default());
+    assert!(!c.feature_gates.memory_qos);
+    assert_eq!(c.memory_throttling_factor, 0.9);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+    let c = config(&["--feature-gates=MemoryQoS=true,Foo=false"]);
+    assert!(c.feature_gates.memory_qos);
+    assert_eq!(
+        c.warnings,
+        vec![
+            "flag --feature-gates is deprecated: set it in the config file given by --config",
+            "feature gate Foo=false is not implemented by kubelet-rs, ignoring it"
+        ]
+    );
+
+    let file = ConfigFile::yaml(
+        "featureGates:\n  MemoryQoS: true\n  EventedPLEG: true\nmemoryThrottlingFactor: 0.5\n",
+    );
+    let c = file.config(&[]);
+    assert!(c.feature_gates.memory_qos);
+    assert_eq!(c.memory_throttling_factor, 0.5);
+    assert_eq!(
+        c.warnings,
+        vec!["feature gate EventedPLEG=true is not implemented by kubelet-rs, ignoring it"]
+    );
+    // Upstream merges the flag's gates into the file's: the flag wins for the gates it names.
+    let c = file.config(&["--feature-gates=MemoryQoS=false"]);
+    assert!(!c.feature_gates.memory_qos);
+    assert!(
+        c.warnings.iter().any(|w| w.contains("EventedPLEG=true")),
+        "{:?}",
+        c.warnings
+    );
+
+    assert!(error(&["--feature-gates=MemoryQoS=maybe"]).contains("MemoryQoS"));
+    for factor in ["0", "1.5", "-0.1"] {
+        let file = ConfigFile::yaml(&format!("memoryThrottlingFactor: {factor}\n"));
+        assert!(
+            file.error(&[])
+                .contains("must be greater than 0 and less than or equal to 1.0"),
+            "{factor}: {}",
+            file.error(&[])
+        );
+    }
+    let file = ConfigFile::yaml("memoryThrottlingFactor: 1\n");
+    assert_eq!(file.config(&[]).memory_throttling_factor, 1.0);
 }
 
 #[test]

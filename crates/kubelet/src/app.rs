@@ -205,6 +205,7 @@ pub async fn run(mut cfg: KubeletConfig) -> Result<(), AppError> {
             max_per_pod_container: cfg.maximum_dead_containers_per_container,
             max_containers: cfg.maximum_dead_containers,
         },
+        memory_qos: cm::memory_qos(&cfg, &machine),
     };
     let devices = DeviceManager::start(&cfg.root_dir, cfg.device_plugin_endpoint_grace_period)
         .await

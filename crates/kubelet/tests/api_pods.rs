@@ -95,6 +95,7 @@ async fn kubelet(client: kube::Client) -> Kubelet {
         node_allocatable_cpu_milli: Some(4000),
         serialize_image_pulls: true,
         dead_containers: Default::default(),
+        memory_qos: None,
     };
     let hooks = Arc::new(LifecycleHandlers::new(Handlers::new(runtime.clone())));
     let (prober, probe_updates) = ProbeManager::new(runtime.clone(), Arc::new(LogRecorder));

@@ -65,6 +65,7 @@ async fn node(sources: &[&'static str]) -> Node {
         node_allocatable_cpu_milli: Some(4000),
         serialize_image_pulls: true,
         dead_containers: Default::default(),
+        memory_qos: None,
     };
     std::fs::write(dir.path().join("resolv.conf"), "nameserver 192.0.2.53\n").unwrap();
     let hooks = Arc::new(LifecycleHandlers::new(Handlers::new(runtime.clone())));

@@ -30,6 +30,8 @@ pub struct ManagerConfig {
     pub node_allocatable_cpu_milli: Option<u64>,
     pub serialize_image_pulls: bool,
     pub dead_containers: crate::gc::DeadContainerPolicy,
+    /// MemoryQoS for containers, when its feature gate is on.
+    pub memory_qos: Option<crate::container_config::resources::MemoryQos>,
 }
 
 pub struct RuntimeManager {

@@ -419,6 +419,7 @@ impl RuntimeManager {
             node_memory_capacity: self.cfg.node_memory_capacity,
             node_allocatable_cpu_milli: self.cfg.node_allocatable_cpu_milli,
             cfs_quota: self.cfg.sandbox.cfs_quota,
+            memory_qos: self.cfg.memory_qos,
             env_sources,
         };
         let mounted = match with_resolved_env(&input) {

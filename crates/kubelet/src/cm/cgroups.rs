@@ -4,7 +4,7 @@
 //! every hierarchy (runc removes only the container leaves). The QoS tiers and the kubepods
 //! cgroup above them are set up at start.
 
-use crate::admission::resources::{CPU, pod_requests};
+use crate::admission::resources::{CPU, MEMORY, pod_requests};
 use crate::cm::cgroup_manager::{CgroupError, CgroupManager, Cgroupfs};
 use crate::cm::machine::{bytes, milli_cpu};
 use crate::cm::node_allocatable::{Amounts, NodeAllocatable};
@@ -28,6 +28,8 @@ pub struct PodCgroupSettings {
     /// --pod-max-pids (podPidsLimit); 0 or less is no limit.
     pub pod_pids_limit: i64,
     pub cfs: CfsQuota,
+    /// MemoryQoS on cgroup v2: memory.min from memory requests.
+    pub memory_qos: bool,
 }
 
 /// The node's pod cgroups, through a cgroup driver.
@@ -40,7 +42,7 @@ pub struct PodCgroups {
 
 /// Upstream ResourceConfigForPod: shares from the pod's CPU request; quota (or -1 without
 /// --cpu-cfs-quota) and memory limit only when every container has that limit; the pids
-/// limit on every pod.
+/// limit on every pod; under MemoryQoS, memory.min from the pod's memory request.
 pub fn pod_config(pod: &Pod, settings: &PodCgroupSettings) -> ResourceConfig {
     let pids = (settings.pod_pids_limit > 0).then_some(settings.pod_pids_limit);
     if qos::qos_class(pod) == QosClass::BestEffort {
@@ -50,6 +52,7 @@ pub fn pod_config(pod: &Pod, settings: &PodCgroupSettings) -> ResourceConfig {
             ..Default::default()
         };
     }
+    let requests = pod_requests(pod);
     let containers = pod
         .spec
         .as_ref()
@@ -62,13 +65,18 @@ pub fn pod_config(pod: &Pod, settings: &PodCgroupSettings) -> ResourceConfig {
         })
     };
     let cpu_limit = limit("cpu", milli_cpu).filter(|&m| m > 0);
-    let request = pod_requests(pod).get(CPU).copied().unwrap_or(0);
+    let request = requests.get(CPU).copied().unwrap_or(0);
+    let memory_min = requests
+        .get(MEMORY)
+        .and_then(|&m| u64::try_from(m).ok())
+        .filter(|&m| settings.memory_qos && m > 0);
     let cfs = settings.cfs;
     ResourceConfig {
         cpu_shares: Some(milli_cpu_to_shares(request) as u64),
         cpu_quota: cpu_limit.map(|m| cfs.quota(m as i64).unwrap_or(-1)),
         cpu_period: cpu_limit.map(|_| cfs.period_us as u64),
         memory: limit("memory", bytes).filter(|&m| m > 0),
+        memory_min,
         pids,
     }
 }
@@ -87,7 +95,11 @@ impl PodCgroups {
     pub fn with_manager(manager: Arc<dyn CgroupManager>, settings: PodCgroupSettings) -> Self {
         let kubepods = format!("{}/kubepods", settings.cgroup_root.trim_end_matches('/'));
         Self {
-            qos: Arc::new(QosCgroups::new(manager.clone(), kubepods)),
+            qos: Arc::new(QosCgroups::new(
+                manager.clone(),
+                kubepods,
+                settings.memory_qos,
+            )),
             manager,
             settings,
         }
@@ -103,6 +115,7 @@ impl PodCgroups {
                 per_qos: true,
                 pod_pids_limit: 0,
                 cfs: CfsQuota::default(),
+                memory_qos: false,
             },
         )
     }
@@ -205,6 +218,7 @@ mod tests {
             per_qos: true,
             pod_pids_limit: pids,
             cfs,
+            memory_qos: false,
         }
     }
 
@@ -236,9 +250,42 @@ mod tests {
                 cpu_quota: Some(100_000),
                 cpu_period: Some(100_000),
                 memory: Some(64 << 20),
+                memory_min: None,
                 pids: None,
             }
         );
+    }
+
+    #[test]
+    fn memory_qos_protects_the_pods_memory_request() {
+        let s = PodCgroupSettings {
+            memory_qos: true,
+            ..settings(0, CfsQuota::default())
+        };
+        // Init containers count by their largest, as for scheduling.
+        let burstable: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"uid": "u1", "name": "p"},
+            "spec": {
+                "initContainers": [{"name": "i", "image": "i", "resources": {"requests": {"memory": "100Mi"}}}],
+                "containers": [
+                    {"name": "a", "image": "i", "resources": {"requests": {"memory": "32Mi"}}},
+                    {"name": "b", "image": "i", "resources": {"requests": {"memory": "16Mi"}, "limits": {"memory": "64Mi"}}}
+                ]
+            }
+        }))
+        .unwrap();
+        let config = pod_config(&burstable, &s);
+        assert_eq!(config.memory_min, Some(100 << 20));
+        assert_eq!(config.memory, None, "a container has no memory limit");
+        let cpu_only = pod(serde_json::json!({"requests": {"cpu": "100m"}}));
+        assert_eq!(pod_config(&cpu_only, &s).memory_min, None);
+        assert_eq!(
+            pod_config(&pod(serde_json::json!({})), &s).memory_min,
+            None,
+            "BestEffort"
+        );
+        let off = settings(0, CfsQuota::default());
+        assert_eq!(pod_config(&burstable, &off).memory_min, None);
     }
 
     #[test]

@@ -11,4 +11,4 @@ pub mod resource_config;
 pub mod setup;
 pub mod systemd;
 
-pub use setup::{cfs_quota, cgroup_driver, start_pod_cgroups};
+pub use setup::{cfs_quota, cgroup_driver, memory_qos, start_pod_cgroups};

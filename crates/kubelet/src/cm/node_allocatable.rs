@@ -2,7 +2,8 @@
 //! is limited to the node's capacity, or with `pods` in --enforce-node-allocatable to capacity
 //! minus --kube-reserved and --system-reserved; with `kube-reserved` / `system-reserved` the
 //! named existing cgroups are limited to their reservation. Eviction thresholds are not taken
-//! off here: that is the node status's allocatable, not the cgroup's.
+//! off here: that is the node status's allocatable, not the cgroup's. Under MemoryQoS an
+//! enforced reserved cgroup's memory is also protected (memory.min).
 
 use crate::cm::cgroup_manager::{CgroupError, CgroupManager};
 use crate::cm::resource_config::ResourceConfig;
@@ -81,13 +82,21 @@ pub struct NodeAllocatable {
     pub system_reserved: Amounts,
     pub kube_reserved_cgroup: String,
     pub system_reserved_cgroup: String,
+    /// MemoryQoS on cgroup v2.
+    pub memory_qos: bool,
 }
 
 impl NodeAllocatable {
+    /// Upstream's GetNodeAllocatableAbsolute: capacity less both reservations, whatever is
+    /// enforced.
+    pub fn absolute(&self, capacity: Amounts) -> Amounts {
+        capacity.minus(&[self.kube_reserved, self.system_reserved])
+    }
+
     /// The kubepods cgroup's limits for a node of `capacity`.
     pub fn kubepods_config(&self, capacity: Amounts) -> ResourceConfig {
         let amounts = if self.enforce.contains(PODS) {
-            capacity.minus(&[self.kube_reserved, self.system_reserved])
+            self.absolute(capacity)
         } else {
             capacity
         };
@@ -122,7 +131,11 @@ impl NodeAllocatable {
             ),
         ] {
             if self.enforce.contains(key) {
-                manager.update(cgroup, &amounts.cgroup_config())?;
+                let mut config = amounts.cgroup_config();
+                if self.memory_qos {
+                    config.memory_min = config.memory;
+                }
+                manager.update(cgroup, &config)?;
                 tracing::info!(cgroup = %cgroup, "updated limits on the {key} cgroup");
             }
         }
@@ -200,6 +213,38 @@ mod tests {
             }
         );
         assert_eq!(a.kube_reserved.cgroup_config().cpu_shares, Some(512));
+    }
+
+    #[test]
+    fn absolute_allocatable_takes_both_reservations_off_whatever_is_enforced() {
+        let a = allocatable(&[]).absolute(capacity());
+        assert_eq!(a.memory, Some(8 * GI - GI - 512 * (1 << 20)));
+        assert_eq!(a.cpu_milli, Some(3500));
+    }
+
+    #[test]
+    fn memory_qos_protects_an_enforced_reservation() {
+        let root = tempfile::tempdir().unwrap();
+        let mount = root.path().to_path_buf();
+        let manager = crate::cm::cgroup_manager::Cgroupfs::with_hierarchies(vec![
+            kubelet_host::cgroupfs::Hierarchy {
+                mount: mount.clone(),
+                controllers: vec!["cpu".into(), "memory".into(), "pids".into()],
+                v2: true,
+            },
+        ]);
+        std::fs::create_dir_all(mount.join("system.slice")).unwrap();
+        let mut a = allocatable(&[PODS, SYSTEM_RESERVED]);
+        a.system_reserved_cgroup = "/system.slice".into();
+        a.memory_qos = true;
+        a.enforce(&manager, "/kubepods", capacity()).unwrap();
+        let read = |file: &str| std::fs::read_to_string(mount.join(file)).unwrap();
+        assert_eq!(read("system.slice/memory.max"), (512u64 << 20).to_string());
+        assert_eq!(read("system.slice/memory.min"), (512u64 << 20).to_string());
+        assert!(
+            !mount.join("kubepods/memory.min").exists(),
+            "kubepods is protected by the QoS tiers' requests, not here"
+        );
     }
 
     #[test]

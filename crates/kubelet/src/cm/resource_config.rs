@@ -1,6 +1,7 @@
 //! The resources a cgroup is given (upstream cm.ResourceConfig) and the interface files that
 //! carry them on each cgroup version: v1's cpu.shares, cpu.cfs_quota_us, memory.limit_in_bytes,
-//! pids.max, or v2's cpu.weight, cpu.max, memory.max, pids.max.
+//! pids.max, or v2's cpu.weight, cpu.max, memory.max, memory.min (MemoryQoS, v2 only),
+//! pids.max.
 
 use kubelet_kuberuntime::container_config::resources::{MAX_SHARES, MIN_SHARES};
 
@@ -21,6 +22,8 @@ pub struct ResourceConfig {
     /// CFS period in microseconds.
     pub cpu_period: Option<u64>,
     pub memory: Option<u64>,
+    /// Memory never reclaimed from the cgroup (v2 memory.min); set by MemoryQoS only.
+    pub memory_min: Option<u64>,
     /// Maximum number of processes; -1 is no limit.
     pub pids: Option<i64>,
 }
@@ -91,6 +94,9 @@ impl ResourceConfig {
         if let Some(memory) = self.memory {
             out.push(file("memory", "memory.max", memory.to_string()));
         }
+        if let Some(min) = self.memory_min {
+            out.push(file("memory", "memory.min", min.to_string()));
+        }
         if let Some(pids) = self.pids {
             out.push(file("pids", "pids.max", v2_limit(pids)));
         }
@@ -114,6 +120,7 @@ mod tests {
         assert_eq!(shares_to_weight(0), 1);
     }
 
+    /// memory.min is MemoryQoS's, which upstream applies on v2 only: v1 has no such file.
     #[test]
     fn v1_and_v2_files_carry_the_same_limits() {
         let config = ResourceConfig {
@@ -121,6 +128,7 @@ mod tests {
             cpu_quota: Some(50_000),
             cpu_period: Some(100_000),
             memory: Some(64 << 20),
+            memory_min: Some(32 << 20),
             pids: Some(100),
         };
         assert_eq!(
@@ -139,6 +147,7 @@ mod tests {
                 ("cpu.weight", "20".to_string()),
                 ("cpu.max", "50000 100000".to_string()),
                 ("memory.max", (64u64 << 20).to_string()),
+                ("memory.min", (32u64 << 20).to_string()),
                 ("pids.max", "100".to_string()),
             ]
         );

@@ -5,8 +5,9 @@ use crate::cm::cgroups::{PodCgroupSettings, PodCgroups};
 use crate::cm::machine::MachineInfo;
 use crate::cm::node_allocatable::{Amounts, NodeAllocatable, max_pids};
 use kubelet_config::KubeletConfig;
-use kubelet_kuberuntime::container_config::resources::CfsQuota;
+use kubelet_kuberuntime::container_config::resources::{CfsQuota, MemoryQos};
 use kubelet_kuberuntime::qos::CgroupDriver;
+use std::path::Path;
 
 /// --cgroup-driver, for cgroup names.
 pub fn cgroup_driver(cfg: &KubeletConfig) -> CgroupDriver {
@@ -24,6 +25,33 @@ pub fn cfs_quota(cfg: &KubeletConfig) -> CfsQuota {
     }
 }
 
+/// Whether MemoryQoS is in force: its gate on, on a cgroup v2 host (upstream checks both).
+fn memory_qos_enabled(cfg: &KubeletConfig) -> bool {
+    cfg.feature_gates.memory_qos && kubelet_stats::host::is_unified(Path::new(CGROUP_MOUNT))
+}
+
+const CGROUP_MOUNT: &str = "/sys/fs/cgroup";
+
+/// MemoryQoS for containers: memory.high between their request and their limit, or node
+/// allocatable memory without a limit.
+pub fn memory_qos(cfg: &KubeletConfig, machine: &MachineInfo) -> Option<MemoryQos> {
+    if !memory_qos_enabled(cfg) {
+        if cfg.feature_gates.memory_qos {
+            tracing::warn!("the MemoryQoS feature gate has no effect: it needs cgroup v2");
+        }
+        return None;
+    }
+    let capacity = Amounts {
+        memory: Some(machine.memory_bytes),
+        ..Default::default()
+    };
+    let allocatable = node_allocatable(cfg).absolute(capacity).memory.unwrap_or(0);
+    Some(MemoryQos {
+        throttling_factor: cfg.memory_throttling_factor,
+        node_allocatable_memory: i64::try_from(allocatable).unwrap_or(i64::MAX),
+    })
+}
+
 /// The node allocatable settings of the configuration.
 pub fn node_allocatable(cfg: &KubeletConfig) -> NodeAllocatable {
     NodeAllocatable {
@@ -32,6 +60,7 @@ pub fn node_allocatable(cfg: &KubeletConfig) -> NodeAllocatable {
         system_reserved: Amounts::of_reservation(&cfg.system_reserved),
         kube_reserved_cgroup: cfg.kube_reserved_cgroup.clone(),
         system_reserved_cgroup: cfg.system_reserved_cgroup.clone(),
+        memory_qos: memory_qos_enabled(cfg),
     }
 }
 
@@ -46,6 +75,7 @@ pub fn start_pod_cgroups(
             per_qos: cfg.cgroups_per_qos,
             pod_pids_limit: cfg.pod_pids_limit,
             cfs: cfs_quota(cfg),
+            memory_qos: memory_qos_enabled(cfg),
         },
         cgroup_driver(cfg),
     )?;

@@ -80,6 +80,7 @@ async fn build(objects: &dyn ObjectSource, pod: &Pod) -> Built {
         node_memory_capacity: 1 << 30,
         node_allocatable_cpu_milli: None,
         cfs_quota: Default::default(),
+        memory_qos: None,
         env_sources,
     };
     let config = container_config(&input).map_err(|e| e.to_string());
@@ -308,6 +309,7 @@ fn services_that_cannot_be_listed_fail_the_container() {
         node_memory_capacity: 0,
         node_allocatable_cpu_milli: None,
         cfs_quota: Default::default(),
+        memory_qos: None,
         env_sources: EnvSources {
             services: Err(ServicesUnavailable),
             ..Default::default()

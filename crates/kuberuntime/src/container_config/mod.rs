@@ -42,6 +42,8 @@ pub struct ContainerInput<'a> {
     pub node_allocatable_cpu_milli: Option<u64>,
     /// `--cpu-cfs-quota` and `--cpu-cfs-quota-period`.
     pub cfs_quota: resources::CfsQuota,
+    /// MemoryQoS, when its feature gate is on.
+    pub memory_qos: Option<resources::MemoryQos>,
     /// The ConfigMaps, Secrets and Services the environment refers to, read beforehand.
     pub env_sources: env_sources::EnvSources,
 }
@@ -146,6 +148,7 @@ pub fn container_config(
                 c,
                 input.node_memory_capacity,
                 input.cfs_quota,
+                input.memory_qos,
             )),
             security_context: Some(security::security_context(pod, c, &seccomp_root)?),
         }),

@@ -40,6 +40,48 @@ impl CfsQuota {
     }
 }
 
+/// MemoryQoS (upstream's alpha feature gate); the kubelet gives it only on cgroup v2.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemoryQos {
+    /// memoryThrottlingFactor: where memory.high sits between the request and the limit.
+    pub throttling_factor: f64,
+    /// Node allocatable memory (capacity less kube- and system-reserved): the ceiling of a
+    /// container without a memory limit.
+    pub node_allocatable_memory: i64,
+}
+
+/// The page size memory.high is rounded down to, as upstream takes it.
+const PAGE_SIZE: i64 = 4096;
+
+impl MemoryQos {
+    /// The container's memory.min (its request) and memory.high, as upstream's
+    /// generateLinuxContainerResources sets them: no memory.high when the request equals the
+    /// limit (the pod asks for no overcommit; also when neither is set, as in v1.32), nor when
+    /// it would not exceed the request.
+    pub fn files(&self, request: i64, limit: i64) -> Vec<(&'static str, String)> {
+        let mut files = Vec::new();
+        if request != 0 {
+            files.push(("memory.min", request.to_string()));
+        }
+        if request != limit {
+            let ceiling = if limit != 0 {
+                limit
+            } else {
+                self.node_allocatable_memory
+            };
+            if ceiling > 0 {
+                let high = (request as f64 + (ceiling - request) as f64 * self.throttling_factor)
+                    / PAGE_SIZE as f64;
+                let high = high.floor() as i64 * PAGE_SIZE;
+                if high > request {
+                    files.push(("memory.high", high.to_string()));
+                }
+            }
+        }
+        files
+    }
+}
+
 /// `MilliCPUToShares`: 1024 shares per cpu, clamped to [2, 262144]; no request means 2.
 pub fn milli_cpu_to_shares(milli: i64) -> i64 {
     if milli == 0 {
@@ -104,16 +146,24 @@ pub fn container_resources(
     container: &Container,
     node_memory_capacity: u64,
     cfs: CfsQuota,
+    memory_qos: Option<MemoryQos>,
 ) -> LinuxContainerResources {
     let res = container.resources.as_ref();
     let requests = res.and_then(|r| r.requests.as_ref());
     let limits = res.and_then(|r| r.limits.as_ref());
+    let memory_limit = amount(limits, RESOURCE_MEMORY).unwrap_or_default();
     let mut r = linux_resources(
         amount(requests, RESOURCE_CPU),
         amount(limits, RESOURCE_CPU).unwrap_or_default(),
-        amount(limits, RESOURCE_MEMORY).unwrap_or_default(),
+        memory_limit,
         cfs,
     );
+    if let Some(qos) = memory_qos {
+        let request = amount(requests, RESOURCE_MEMORY).unwrap_or_default();
+        for (file, value) in qos.files(request, memory_limit) {
+            r.unified.insert(file.into(), value);
+        }
+    }
     r.oom_score_adj = qos::oom_score_adj(pod, container, node_memory_capacity);
     r.hugepage_limits = hugepage_limits(limits, host::hugepage_sizes());
     if host::swap_controller_available() {
@@ -233,5 +283,76 @@ mod tests {
                 },
             ]
         );
+    }
+
+    const MI: i64 = 1 << 20;
+
+    fn high(files: &[(&str, String)]) -> Option<i64> {
+        files
+            .iter()
+            .find(|(f, _)| *f == "memory.high")
+            .map(|(_, v)| v.parse().unwrap())
+    }
+
+    #[test]
+    fn memory_qos_follows_upstreams_formula() {
+        let qos = MemoryQos {
+            throttling_factor: 0.9,
+            node_allocatable_memory: 2000 * MI,
+        };
+        // The KEP's table: limit 1000Mi, factor 0.9.
+        for (request, expected) in [(0, 900), (100, 910), (500, 950), (900, 990)] {
+            let files = qos.files(request * MI, 1000 * MI);
+            assert_eq!(high(&files), Some(expected * MI), "request {request}Mi");
+            assert_eq!(
+                files.iter().any(|(f, _)| *f == "memory.min"),
+                request != 0,
+                "memory.min only for a request"
+            );
+        }
+        // No limit: node allocatable is the ceiling. A container with neither request nor
+        // limit gets nothing, as in upstream v1.32 (request equals limit).
+        assert_eq!(qos.files(0, 0), Vec::<(&str, String)>::new());
+        assert_eq!(
+            qos.files(200 * MI, 0),
+            vec![
+                ("memory.min", (200 * MI).to_string()),
+                ("memory.high", (1820 * MI).to_string())
+            ]
+        );
+        // Request = limit (no overcommit): memory.min alone.
+        assert_eq!(
+            qos.files(64 * MI, 64 * MI),
+            vec![("memory.min", (64 * MI).to_string())]
+        );
+        // Rounded down to whole pages: 0.9 * 10000 bytes.
+        assert_eq!(high(&qos.files(0, 10_000)), Some(8192));
+        // Never at or below the request.
+        let tight = MemoryQos {
+            throttling_factor: 0.1,
+            node_allocatable_memory: 0,
+        };
+        assert_eq!(high(&tight.files(4096, 4097)), None);
+    }
+
+    #[test]
+    fn memory_qos_reaches_the_containers_unified_files() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"uid": "u", "name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i", "resources": {
+                "requests": {"memory": "100Mi"}, "limits": {"memory": "1000Mi"}}}]}
+        }))
+        .unwrap();
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        let qos = MemoryQos {
+            throttling_factor: 0.9,
+            node_allocatable_memory: 0,
+        };
+        let r = container_resources(&pod, c, 1 << 34, CfsQuota::default(), Some(qos));
+        assert_eq!(r.unified.get("memory.min"), Some(&(100 * MI).to_string()));
+        assert_eq!(r.unified.get("memory.high"), Some(&(910 * MI).to_string()));
+        let r = container_resources(&pod, c, 1 << 34, CfsQuota::default(), None);
+        assert!(!r.unified.contains_key("memory.min"));
+        assert!(!r.unified.contains_key("memory.high"));
     }
 }

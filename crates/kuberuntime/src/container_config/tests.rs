@@ -105,6 +105,7 @@ impl Fixture {
             node_memory_capacity: 4 << 30,
             node_allocatable_cpu_milli: Some(2000),
             cfs_quota: Default::default(),
+            memory_qos: None,
             env_sources: Default::default(),
         }
     }

@@ -79,6 +79,7 @@ async fn setup() -> Setup {
         node_allocatable_cpu_milli: None,
         serialize_image_pulls: true,
         dead_containers: Default::default(),
+        memory_qos: None,
     };
     let manager = RuntimeManager::new(
         Arc::new(fake.clone()),

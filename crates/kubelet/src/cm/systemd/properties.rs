@@ -52,6 +52,9 @@ pub fn limits(config: &ResourceConfig, unified: bool, systemd_version: u32) -> P
         let name = if unified { "MemoryMax" } else { "MemoryLimit" };
         out.push((name, Prop::U64(memory)));
     }
+    if let Some(min) = config.memory_min.filter(|_| unified) {
+        out.push(("MemoryMin", Prop::U64(min)));
+    }
     if let Some(shares) = config.cpu_shares {
         out.push(if unified {
             ("CPUWeight", Prop::U64(shares_to_weight(shares)))
@@ -112,6 +115,7 @@ mod tests {
             cpu_quota: Some(50_000),
             cpu_period: Some(100_000),
             memory: Some(64 << 20),
+            memory_min: Some(32 << 20),
             pids: Some(100),
         }
     }
@@ -122,6 +126,7 @@ mod tests {
             limits(&guaranteed(), true, 252),
             vec![
                 ("MemoryMax", Prop::U64(64 << 20)),
+                ("MemoryMin", Prop::U64(32 << 20)),
                 ("CPUWeight", Prop::U64(20)),
                 ("CPUQuotaPeriodUSec", Prop::U64(100_000)),
                 ("CPUQuotaPerSecUSec", Prop::U64(500_000)),
