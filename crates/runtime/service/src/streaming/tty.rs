@@ -21,6 +21,10 @@ use tracing::Instrument;
 
 /// How long the runtime may take to send the terminal once it reported success.
 const CONSOLE_WAIT: Duration = Duration::from_secs(5);
+/// How long the process waits for the client's first terminal size. crictl and kubectl send
+/// it as soon as their streams are up; started with it (the OCI process's consoleSize), the
+/// process never sees a 0x0 terminal, which `stty size` reports as an error.
+const FIRST_SIZE_WAIT: Duration = Duration::from_millis(250);
 /// End-of-file for a terminal in canonical mode (VEOF, ^D): what a client's end of stdin
 /// becomes, since closing the master would hang up the process's output too.
 const EOT: u8 = 0x04;
@@ -28,9 +32,22 @@ const EOT: u8 = 0x04;
 pub(super) async fn exec(
     inner: &Arc<Inner>,
     target: ExecTarget,
-    io: ExecIo,
+    mut io: ExecIo,
 ) -> Result<i32, ServiceError> {
-    let ExecTarget { id, oci, process } = target;
+    let ExecTarget {
+        id,
+        oci,
+        mut process,
+    } = target;
+    if let Some(sizes) = io.resize.as_mut()
+        && let Ok(Some(size)) = tokio::time::timeout(FIRST_SIZE_WAIT, sizes.recv()).await
+    {
+        let console = oci_spec::runtime::BoxBuilder::default()
+            .width(u64::from(size.width))
+            .height(u64::from(size.height))
+            .build();
+        process.set_console_size(console.ok());
+    }
     let console = ConsoleSocket::bind()?;
     let (runtime, files) = oci.exec_command(&id, &process, Some(&console.path))?;
     let mut reaper = tokio::process::Command::from(runtime_monitor::exec_reaper_command(

@@ -36,12 +36,13 @@ impl Ended {
 }
 
 /// The client's side of a session: what it sends, whether it wants a terminal, the sizes it
-/// sends right away.
+/// sends after `size_delay` (right away by default).
 #[derive(Default)]
 struct Client {
     stdin: Option<Vec<u8>>,
     tty: bool,
     sizes: Vec<TermSize>,
+    size_delay: Duration,
 }
 
 fn reader(mut from: DuplexStream) -> JoinHandle<Vec<u8>> {
@@ -81,9 +82,13 @@ impl Client {
         let (out_backend, out_client) = tokio::io::duplex(PIPE);
         let (err_backend, err_client) = tokio::io::duplex(PIPE);
         let (resize_tx, resize_rx) = tokio::sync::mpsc::channel(4);
-        for size in self.sizes {
-            resize_tx.send(size).await.unwrap();
-        }
+        let (sizes, delay) = (self.sizes, self.size_delay);
+        let sizer = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            for size in sizes {
+                let _ = resize_tx.send(size).await;
+            }
+        });
         let io = ExecIo {
             stdin,
             stdout: Some(Box::new(out_backend)),
@@ -95,7 +100,7 @@ impl Client {
         let result = tokio::time::timeout(Duration::from_secs(60), session(io))
             .await
             .expect("the session ends");
-        drop(resize_tx);
+        sizer.abort();
         if let Some(writer) = writer {
             writer.abort();
         }
@@ -222,17 +227,22 @@ async fn tty_cases(backend: &Arc<dyn Backend>, id: &str) {
         shown.stdout()
     );
 
-    let sized = Client {
-        tty: true,
-        sizes: vec![TermSize {
-            width: 123,
-            height: 45,
-        }],
-        ..Client::default()
-    };
-    let size = exec(backend, id, &["sh", "-c", "sleep 0.5; stty size"], sized).await;
-    assert!(size.result.is_ok(), "{:?}", size.result);
-    assert_eq!(size.stdout().trim(), "45 123");
+    // The first size is the process's from its start: no wait before asking for it, even
+    // when the client sends it a little after the session began (a loaded client or node).
+    for delay in [Duration::ZERO, Duration::from_millis(150)] {
+        let sized = Client {
+            tty: true,
+            sizes: vec![TermSize {
+                width: 123,
+                height: 45,
+            }],
+            size_delay: delay,
+            ..Client::default()
+        };
+        let size = exec(backend, id, &["stty", "size"], sized).await;
+        assert!(size.result.is_ok(), "{delay:?}: {:?}", size.result);
+        assert_eq!(size.stdout().trim(), "45 123", "sent after {delay:?}");
+    }
 
     // Input through the terminal (echoed by it), and an exit code through the reaper.
     let typed = Client {
