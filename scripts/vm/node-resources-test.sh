@@ -6,7 +6,8 @@
 # cgroups: under each cgroup driver, with two static pods, the v2 files read back: the QoS
 #   cgroups (kubepods limited to allocatable, burstable and besteffort) with upstream's values, a
 #   Burstable and a Guaranteed pod's cpu.weight, cpu.max, memory.max and pids.max, their
-#   containers inside the pod's cgroup, and a removed pod's cgroup gone (with systemd:
+#   containers inside the pod's cgroup, MemoryQoS's memory.min (tiers, pods, containers) and
+#   memory.high (containers), and a removed pod's cgroup gone (with systemd:
 #   kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice, and its unit
 #   stopped); the node's CPU and memory in /stats/summary, and a PSI memory trigger.
 # cpu-manager: the static CPU manager policy with reservedSystemCPUs "0" (systemd driver, the
@@ -237,10 +238,13 @@ evictionHard:
   memory.available: 1Mi
   nodefs.available: 1%
   imagefs.available: 1%
+featureGates:
+  MemoryQoS: true
+memoryThrottlingFactor: 0.9
 EOF
   # A UID with dashes, which the systemd driver's slice names turn into underscores.
-  static_pod burstable 0b1d5c0e-5c09-4e1a-9a5e-7f1e2d3c4b5a "      requests:
-        cpu: 250m" >"$kd/manifests/burstable.yaml"
+  static_pod burstable 0b1d5c0e-5c09-4e1a-9a5e-7f1e2d3c4b5a "      requests: {cpu: 250m, memory: 32Mi}
+      limits: {memory: 128Mi}" >"$kd/manifests/burstable.yaml"
   static_pod guaranteed "" "      requests: {cpu: 500m, memory: 64Mi}
       limits: {cpu: 500m, memory: 64Mi}" >"$kd/manifests/guaranteed.yaml"
   local started=$SECONDS
@@ -282,10 +286,14 @@ EOF
   expect "$burstable/memory.max" max
   expect "$besteffort/cpu.weight" 1
   expect "$besteffort/memory.max" max
+  # MemoryQoS: the tiers protect their pods' memory requests, kubepods Guaranteed + Burstable.
+  expect "$burstable/memory.min" $((32 << 20))
+  expect "$kubepods/memory.min" $((96 << 20))
+  expect "$besteffort/memory.min" 0
 
   # The pods' cgroups, and their containers inside them.
   local name uid cid pid pod_cgroup own
-  declare -A pod_path
+  declare -A pod_path container_path
   for name in burstable guaranteed; do
     cid=$("${cri[@]}" ps -q --label "io.kubernetes.pod.name=$name-vm-node" | head -n 1)
     uid=$("${cri[@]}" inspect -o go-template --template '{{index .status.labels "io.kubernetes.pod.uid"}}' "$cid")
@@ -297,6 +305,7 @@ EOF
     fi
     pod_path[$name]=$pod_cgroup
     own=$(sed -n 's/^0:://p' "/proc/$pid/cgroup")
+    container_path[$name]=$own
     log "$name pod $uid: cgroup $pod_cgroup; container $cid (pid $pid) in $own"
     [[ $own == "$pod_cgroup"/* ]] || fail "container $cid of $name runs in $own, not inside $pod_cgroup"
     expect "$pod_cgroup/pids.max" "$pod_pids_limit"
@@ -307,10 +316,19 @@ EOF
   done
   expect "${pod_path[burstable]}/cpu.weight" "$(weight "$(shares 250)")"
   expect "${pod_path[burstable]}/cpu.max" "max 100000"
-  expect "${pod_path[burstable]}/memory.max" max
+  expect "${pod_path[burstable]}/memory.max" $((128 << 20))
   expect "${pod_path[guaranteed]}/cpu.weight" "$(weight "$(shares 500)")"
   expect "${pod_path[guaranteed]}/cpu.max" "50000 100000"
   expect "${pod_path[guaranteed]}/memory.max" $((64 << 20))
+  # MemoryQoS: memory.min from the requests, on pods and containers; memory.high between a
+  # container's request and limit (request + 0.9 x (limit - request), in whole pages), none for a
+  # container whose request is its limit.
+  expect "${pod_path[burstable]}/memory.min" $((32 << 20))
+  expect "${pod_path[guaranteed]}/memory.min" $((64 << 20))
+  expect "${container_path[burstable]}/memory.min" $((32 << 20))
+  expect "${container_path[burstable]}/memory.high" "$(pages $(((32 << 20) + (128 - 32) * (1 << 20) * 9 / 10)))"
+  expect "${container_path[guaranteed]}/memory.min" $((64 << 20))
+  expect "${container_path[guaranteed]}/memory.high" max
 
   # Removing a pod removes its cgroup (and with systemd its slice unit), and burstable's weight
   # goes back to the minimum.
@@ -326,6 +344,8 @@ EOF
     log "  $unit: $(systemctl show -P ActiveState "$unit")"
   fi
   expect "$burstable/cpu.weight" 1
+  expect "$burstable/memory.min" 0
+  expect "$kubepods/memory.min" $((64 << 20))
 
   # A pod removed while the kubelet was down: the restarted kubelet finds the slices and units of
   # its last run in place, and removes the orphaned pod's cgroup.
@@ -339,6 +359,7 @@ EOF
     ! systemctl is-active --quiet "$(basename "${pod_path[guaranteed]}")" || fail "the orphan's slice is still active"
   fi
   expect "$besteffort/cpu.weight" 1
+  expect "$kubepods/memory.min" 0
   stop_kubelet
   reset_node
   log "the kubelet's warnings and errors (driver $driver):"
