@@ -221,6 +221,7 @@ pub(crate) fn build(
             .authorization_webhook_cache_unauthorized_ttl,
         local_pod_submission: s.local_pod_submission,
         device_plugin_endpoint_grace_period: s.device_plugin_endpoint_grace_period,
+        volume_stats_agg_period: s.volume_stats_agg_period,
         kubeconfig: non_empty(s.kubeconfig).map(PathBuf::from),
         bootstrap_kubeconfig: non_empty(s.bootstrap_kubeconfig).map(PathBuf::from),
         kube_api_qps: non_negative(s.kube_api_qps, "kubeAPIQPS (--kube-api-qps)")?,

@@ -100,7 +100,7 @@ pub(crate) static FIELDS: &[FileField] = &[
     done("imageMaximumGCAge", Setting::ImageMaximumGcAge, ""),
     done_pointer("imageGCHighThresholdPercent", Setting::ImageGcHighThresholdPercent, "85"),
     done_pointer("imageGCLowThresholdPercent", Setting::ImageGcLowThresholdPercent, "80"),
-    field("volumeStatsAggPeriod", Kind::Duration, "1m"),
+    done("volumeStatsAggPeriod", Setting::VolumeStatsAggPeriod, "1m"),
     field("kubeletCgroups", Kind::Str, ""),
     field("systemCgroups", Kind::Str, ""),
     done("cgroupRoot", Setting::CgroupRoot, ""),

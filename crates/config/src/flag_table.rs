@@ -250,7 +250,7 @@ pub(crate) static FLAGS: &[FlagSpec] = &[
     FlagSpec { role: Role::Version, ..later("version", Kind::Str, "", No, "Print version information and exit (--version or --version=raw)") },
     later("vmodule", Kind::Str, "", No, "pattern=N settings for file-filtered logging"),
     later("volume-plugin-dir", Kind::Str, "/usr/libexec/kubernetes/kubelet-plugins/volume/exec/", Cfg, "Directory of third-party volume plugins"),
-    later("volume-stats-agg-period", Kind::Duration, "1m0s", Cfg, "Interval of volume disk usage computation"),
+    done("volume-stats-agg-period", Setting::VolumeStatsAggPeriod, "1m0s", Cfg, "Interval of pod volume stats computation (0 disables it)"),
 ];
 
 /// Finds a flag by long name; like upstream, `_` and `-` are interchangeable.

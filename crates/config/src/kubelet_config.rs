@@ -165,6 +165,9 @@ pub struct KubeletConfig {
     /// devicePluginEndpointGracePeriod (ours): how long a dead device plugin's devices stay
     /// in the node's capacity (upstream's fixed 5 minutes).
     pub device_plugin_endpoint_grace_period: Duration,
+    /// volumeStatsAggPeriod (--volume-stats-agg-period): how often the CSI volumes' figures
+    /// are asked of their drivers for /stats/summary and /metrics; zero disables it.
+    pub volume_stats_agg_period: Duration,
 
     /// --kubeconfig; None is standalone mode.
     pub kubeconfig: Option<PathBuf>,

@@ -102,6 +102,7 @@ pub(crate) enum Setting {
     MinimumContainerTtlDuration,
     LocalPodSubmission,
     DevicePluginEndpointGracePeriod,
+    VolumeStatsAggPeriod,
     RuntimeRoot,
     RuntimeState,
     CniConfDir,
@@ -208,7 +209,8 @@ impl Setting {
             | Setting::ImageMinimumGcAge
             | Setting::ImageMaximumGcAge
             | Setting::MinimumContainerTtlDuration
-            | Setting::DevicePluginEndpointGracePeriod => Kind::Duration,
+            | Setting::DevicePluginEndpointGracePeriod
+            | Setting::VolumeStatsAggPeriod => Kind::Duration,
         }
     }
 }
@@ -315,6 +317,7 @@ pub(crate) struct Settings {
     pub minimum_container_ttl_duration: Duration,
     pub local_pod_submission: bool,
     pub device_plugin_endpoint_grace_period: Duration,
+    pub volume_stats_agg_period: Duration,
     pub runtime_root: String,
     pub runtime_state: String,
     pub cni_conf_dir: String,
@@ -468,6 +471,7 @@ impl Settings {
             (Setting::DevicePluginEndpointGracePeriod, Value::Duration(v)) => {
                 self.device_plugin_endpoint_grace_period = v
             }
+            (Setting::VolumeStatsAggPeriod, Value::Duration(v)) => self.volume_stats_agg_period = v,
             (Setting::RuntimeRoot, Value::Str(v)) => self.runtime_root = v,
             (Setting::RuntimeState, Value::Str(v)) => self.runtime_state = v,
             (Setting::CniConfDir, Value::Str(v)) => self.cni_conf_dir = v,

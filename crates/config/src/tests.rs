@@ -1243,3 +1243,32 @@ fn cgroup_limits_and_node_allocatable_enforcement() {
         error(&["--cpu-cfs-quota-period=2s"]).contains("must be between 1ms and 1sec, inclusive")
     );
 }
+
+#[test]
+fn volume_stats_agg_period_from_flag_and_file() {
+    assert_eq!(config(&[]).volume_stats_agg_period, Duration::from_secs(60));
+    assert_eq!(
+        config(&["--volume-stats-agg-period=250ms"]).volume_stats_agg_period,
+        Duration::from_millis(250)
+    );
+    // The flag's zero disables the stats; the file's zero is upstream's "unset".
+    assert_eq!(
+        config(&["--volume-stats-agg-period=0"]).volume_stats_agg_period,
+        Duration::ZERO
+    );
+    let file = ConfigFile::yaml("volumeStatsAggPeriod: 0s\n");
+    assert_eq!(
+        file.config(&[]).volume_stats_agg_period,
+        Duration::from_secs(60)
+    );
+    let file = ConfigFile::yaml("volumeStatsAggPeriod: 2m\n");
+    let c = file.config(&[]);
+    assert_eq!(c.volume_stats_agg_period, Duration::from_secs(120));
+    assert!(
+        !c.warnings
+            .iter()
+            .any(|w| w.contains("volumeStatsAggPeriod")),
+        "{:?}",
+        c.warnings
+    );
+}

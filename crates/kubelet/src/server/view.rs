@@ -73,6 +73,7 @@ pub fn configz(cfg: &KubeletConfig) -> serde_json::Value {
         "staticPodPath": cfg.static_pod_path,
         "staticPodURL": cfg.static_pod_url,
         "syncFrequency": secs(cfg.sync_frequency),
+        "volumeStatsAggPeriod": secs(cfg.volume_stats_agg_period),
         "fileCheckFrequency": secs(cfg.file_check_frequency),
         "httpCheckFrequency": secs(cfg.http_check_frequency),
         "address": cfg.address.to_string(),
