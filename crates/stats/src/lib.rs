@@ -14,7 +14,8 @@
 //! | container logs | the kubelet's disk usage of the pod's log dir |
 //! | pod CPU and memory | the sum of its containers' CRI figures (not the pod cgroup, not PodSandboxStats) |
 //! | pod network | /proc/PID/net/dev of the first process of the sandbox's cgroup (containerd's pause), else of a running container's (the built-in runtime runs no sandbox process unless the PID namespace is shared) |
-//! | pod volumes, ephemeral storage | the kubelet's disk usage of the pod's volume dirs, plus the containers' rootfs and logs |
+//! | pod volumes (other than CSI), ephemeral storage | the kubelet's disk usage of the pod's volume dirs, plus the containers' rootfs and logs |
+//! | pod CSI volumes, kubelet_volume_stats_* | the driver's NodeGetVolumeStats (drivers with GET_VOLUME_STATS), asked in the background every volumeStatsAggPeriod ([`VolumeStatsCache`]) |
 //! | /metrics/resource | derived from the Summary above |
 //! | /metrics/cadvisor | CRI ListContainerStats |
 //!
@@ -33,12 +34,14 @@ mod process;
 pub mod provider;
 mod resource_metrics;
 pub mod types;
+pub mod volume_stats;
 
 pub use error::StatsError;
 pub use kubelet_metrics::{BuildInfo, KubeletMetrics};
 pub use provider::{StatsConfig, StatsProvider};
 pub use resource_metrics::resource_metrics;
 pub use types::Summary;
+pub use volume_stats::VolumeStatsCache;
 
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@ use crate::types::{
     ContainerStats, CpuStats, FsStats, InterfaceStats, MemoryStats, NetworkStats, NodeStats,
     PodReference, PodStats, RlimitStats, RuntimeStats, Summary, Timestamp, VolumeStats,
 };
+use crate::volume_stats::VolumeStatsCache;
 use k8s_openapi::api::core::v1::Pod;
 use kubelet_cri::Runtime;
 use kubelet_cri::api::{self, ContainerState, PodSandboxState};
@@ -48,7 +49,13 @@ pub struct StatsProvider {
     /// cgroup v2: every controller in the one hierarchy at `cgroup_mount`.
     unified: bool,
     previous: Mutex<HashMap<String, CpuSample>>,
+    /// The figures volume drivers reported, computed in the background.
+    driver_volumes: VolumeStatsCache,
 }
+
+/// The CSI plugin's dir in a pod's volumes dir: its volumes' figures are the driver's, never
+/// the kubelet's own disk usage of the mount.
+const CSI_VOLUME_PLUGIN_DIR: &str = "kubernetes.io~csi";
 
 /// Nanocores between two `(time ns, cumulative cpu ns)` samples; `None` when no time passed
 /// or the counter went back (the container was replaced).
@@ -143,7 +150,14 @@ impl StatsProvider {
             unified: host::is_unified(&config.cgroup_mount),
             config,
             previous: Mutex::new(HashMap::new()),
+            driver_volumes: VolumeStatsCache::default(),
         }
+    }
+
+    /// Lists the volume figures in `cache` with each pod's own.
+    pub fn with_driver_volumes(mut self, cache: VolumeStatsCache) -> Self {
+        self.driver_volumes = cache;
+        self
     }
 
     /// The cgroup (path inside a hierarchy) of one of the pod's containers or its sandbox: below
@@ -453,9 +467,10 @@ impl StatsProvider {
             page_faults: memory_of(|m| m.page_faults),
             major_page_faults: memory_of(|m| m.major_page_faults),
         });
-        let volume = spec
+        let mut volume = spec
             .map(|pod| self.volume_stats(pod, &pod_ref.uid, now))
             .unwrap_or_default();
+        volume.extend(self.driver_volumes.pod(&pod_ref.uid));
         // Ephemeral storage: the containers' writable layers and logs, and the emptyDir
         // volumes on disk (a memory-backed one is RAM, not storage).
         let on_disk_empty_dirs: Vec<&VolumeStats> = volume
@@ -493,7 +508,11 @@ impl StatsProvider {
         let Ok(plugins) = std::fs::read_dir(&volumes_dir) else {
             return Vec::new();
         };
-        let plugin_dirs: Vec<PathBuf> = plugins.flatten().map(|e| e.path()).collect();
+        let plugin_dirs: Vec<PathBuf> = plugins
+            .flatten()
+            .filter(|e| e.file_name() != CSI_VOLUME_PLUGIN_DIR)
+            .map(|e| e.path())
+            .collect();
         let names = pod
             .spec
             .iter()
@@ -512,6 +531,8 @@ impl StatsProvider {
                 Some(VolumeStats {
                     fs,
                     name: name.to_string(),
+                    pvc_ref: None,
+                    volume_health_stats: None,
                 })
             })
             .collect()

@@ -3,3 +3,4 @@ mod fixture;
 mod kubelet_metrics;
 mod promtext;
 mod summary;
+mod volume_stats;

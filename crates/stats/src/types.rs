@@ -194,4 +194,21 @@ pub struct VolumeStats {
     #[serde(flatten)]
     pub fs: FsStats,
     pub name: String,
+    /// The claim a persistentVolumeClaim volume comes from.
+    #[serde(rename = "pvcRef", skip_serializing_if = "Option::is_none")]
+    pub pvc_ref: Option<PvcReference>,
+    /// Present when the volume's CSI driver reports its condition (VOLUME_CONDITION).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_health_stats: Option<VolumeHealthStats>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PvcReference {
+    pub name: String,
+    pub namespace: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct VolumeHealthStats {
+    pub abnormal: bool,
 }

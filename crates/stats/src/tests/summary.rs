@@ -369,3 +369,81 @@ fn container_cgroups_follow_the_cgroup_driver() {
         format!("/kubepods/besteffort/pod{UID}/abc")
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn driver_figures_are_a_pods_csi_volumes() {
+    use crate::VolumeStatsCache;
+    use crate::types::{FsStats, PvcReference, Timestamp, VolumeStats};
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Pod, PodSpec, Volume};
+    use std::collections::HashMap;
+
+    let mut f = fixture().await;
+    let cache = VolumeStatsCache::default();
+    f.provider = f.provider.with_driver_volumes(cache.clone());
+    // The published volume's dir, named like the pod's volume: never measured by the kubelet.
+    write(
+        &f.root_path().join(format!(
+            "pods/{UID}/volumes/kubernetes.io~csi/data/mount/file"
+        )),
+        "x",
+    );
+    let mut with_claim = pod();
+    with_claim.spec = Some(PodSpec {
+        volumes: Some(vec![Volume {
+            name: "data".to_string(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: "claim".to_string(),
+                read_only: None,
+            }),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
+    let summary = |pod: Pod| {
+        let f = &f;
+        async move {
+            let summary = f
+                .provider
+                .summary(&f.fake, "node-a", &[pod])
+                .await
+                .expect("summary");
+            serde_json::to_value(&summary).expect("json")
+        }
+    };
+    let json = summary(with_claim.clone()).await;
+    assert!(json["pods"][0].get("volume").is_none(), "{json:#}");
+
+    let figures = VolumeStats {
+        fs: FsStats {
+            time: Timestamp(0),
+            capacity_bytes: Some(100),
+            available_bytes: Some(60),
+            used_bytes: Some(40),
+            inodes: Some(10),
+            inodes_free: Some(7),
+            inodes_used: Some(3),
+        },
+        name: "data".to_string(),
+        pvc_ref: Some(PvcReference {
+            name: "claim".to_string(),
+            namespace: NAMESPACE.to_string(),
+        }),
+        volume_health_stats: None,
+    };
+    cache.store(HashMap::from([(UID.to_string(), vec![figures])]));
+    let json = summary(with_claim).await;
+    assert_eq!(
+        json["pods"][0]["volume"],
+        serde_json::json!([{
+            "time": "1970-01-01T00:00:00Z",
+            "capacityBytes": 100, "availableBytes": 60, "usedBytes": 40,
+            "inodes": 10, "inodesFree": 7, "inodesUsed": 3,
+            "name": "data",
+            "pvcRef": {"name": "claim", "namespace": NAMESPACE},
+        }]),
+        "{json:#}"
+    );
+    cache.forget_pod(UID);
+    let json = summary(pod()).await;
+    assert!(json["pods"][0].get("volume").is_none(), "{json:#}");
+}
