@@ -44,7 +44,7 @@ use kubelet_prober::handlers::Handlers;
 use kubelet_prober::{LifecycleHandlers, ProbeManager};
 use kubelet_server::{Reviews, ServerConfig};
 use kubelet_sources::{ApiSourceConfig, SourcesConfig};
-use kubelet_stats::{BuildInfo, KubeletMetrics, StatsConfig, StatsProvider};
+use kubelet_stats::{BuildInfo, KubeletMetrics, StatsConfig, StatsProvider, VolumeStatsCache};
 use kubelet_volumes::VolumeManager;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
@@ -140,6 +140,10 @@ pub async fn run(mut cfg: KubeletConfig) -> Result<(), AppError> {
     let runtime = container_runtime(&cfg, &mut metrics).await?;
     let eviction_metrics = EvictionMetrics::default();
     eviction_metrics.register(metrics.registry_mut());
+    let driver_volume_stats = VolumeStatsCache::default();
+    metrics
+        .registry_mut()
+        .register_collector(driver_volume_stats.collector());
     let metrics = Arc::new(metrics);
     let version = runtime.version().await?;
     tracing::info!(runtime = %version.runtime_name, version = %version.runtime_version, api = %version.runtime_api_version, "connected to the container runtime");
@@ -160,16 +164,22 @@ pub async fn run(mut cfg: KubeletConfig) -> Result<(), AppError> {
         None => (Arc::new(LogRecorder), Arc::new(NoApi)),
     };
     let csi = CsiPlugins::new(api.as_ref().map(|a| a.client.clone()), &cfg.node_name);
-    let csi_volumes = CsiVolumes::new(
+    let csi_volumes = Arc::new(CsiVolumes::new(
         csi.clone(),
         api.as_ref().map(|a| a.client.clone()),
         &cfg.node_name,
         &cfg.root_dir,
+        driver_volume_stats.clone(),
+    ));
+    tokio::spawn(
+        csi_volumes
+            .clone()
+            .run_volume_stats(cfg.volume_stats_agg_period),
     );
     let volumes = Arc::new(
         VolumeManager::new(cfg.root_dir.clone())
             .with_objects(objects.clone())
-            .with_claims(Arc::new(csi_volumes)),
+            .with_claims(csi_volumes),
     );
     let pods_dir = cfg.root_dir.join("pods");
     for dir in [
@@ -292,16 +302,19 @@ pub async fn run(mut cfg: KubeletConfig) -> Result<(), AppError> {
             .await
             .map_err(AppError::Setup)?;
     }
-    let stats = Arc::new(StatsProvider::new(StatsConfig {
-        cgroup_mount: PathBuf::from("/sys/fs/cgroup"),
-        pod_cgroup_root: cfg.cgroup_root.clone(),
-        cgroups_per_qos: cfg.cgroups_per_qos,
-        cgroup_driver: cm::cgroup_driver(&cfg),
-        proc_root: PathBuf::from("/proc"),
-        root_dir: cfg.root_dir.clone(),
-        pod_logs_dir: cfg.pod_logs_dir.clone(),
-        image_fs_from_cri: true,
-    }));
+    let stats = Arc::new(
+        StatsProvider::new(StatsConfig {
+            cgroup_mount: PathBuf::from("/sys/fs/cgroup"),
+            pod_cgroup_root: cfg.cgroup_root.clone(),
+            cgroups_per_qos: cfg.cgroups_per_qos,
+            cgroup_driver: cm::cgroup_driver(&cfg),
+            proc_root: PathBuf::from("/proc"),
+            root_dir: cfg.root_dir.clone(),
+            pod_logs_dir: cfg.pod_logs_dir.clone(),
+            image_fs_from_cri: true,
+        })
+        .with_driver_volumes(driver_volume_stats),
+    );
     // What the kubelet port and the read-only port read.
     let view = Arc::new(View {
         node_name: cfg.node_name.clone(),

@@ -4,8 +4,10 @@
 //! refused with upstream's error, and deregistration takes the driver out again. A claim bound to
 //! a CSI persistent volume waits while unbound, then is staged, published, and (after a kubelet
 //! restart) unpublished and unstaged in upstream's layout, its data outliving the pod that wrote
-//! it. Every case runs against the test API server and the
-//! real kube-apiserver (Node authorizer, NodeRestriction).
+//! it. While published, the driver's NodeGetVolumeStats figures show in /stats/summary (with the
+//! claim's pvcRef) and as the kubelet_volume_stats_* series of the claim in /metrics, before
+//! and after the restart, and leave with the pod. Every case runs against the test API server
+//! and the real kube-apiserver (Node authorizer, NodeRestriction).
 
 mod support;
 
@@ -13,8 +15,8 @@ use kubelet_testkit::csi_driver::{CsiDriverConfig, TestCsiDriver};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use support::Kubelet;
 use support::cluster::{Backend, Cluster, bound_pod, eventually};
+use support::{Kubelet, free_port, http_get, wait_for};
 
 const START: Duration = Duration::from_secs(40);
 const DRIVER: &str = "csi.kubelet-rs.test";
@@ -224,6 +226,39 @@ fn volume_calls(driver: &TestCsiDriver) -> Vec<String> {
         .collect()
 }
 
+/// The pod's volume entry named `volume` in /stats/summary.
+async fn summary_volume(port: u16, pod: &str, volume: &str) -> Option<Value> {
+    let (code, body) = http_get(port, "/stats/summary").await?;
+    let summary: Value = serde_json::from_str(&body).ok().filter(|_| code == 200)?;
+    let pod = summary["pods"]
+        .as_array()?
+        .iter()
+        .find(|p| p["podRef"]["name"] == pod)?;
+    pod["volume"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == volume)
+        .cloned()
+}
+
+/// The kubelet_volume_stats_* samples of claim default/`claim` in /metrics, by family name.
+async fn claim_metrics(port: u16, claim: &str) -> Option<BTreeMap<String, f64>> {
+    let (code, body) = http_get(port, "/metrics").await?;
+    if code != 200 {
+        return None;
+    }
+    let labels = format!("{{namespace=\"default\",persistentvolumeclaim=\"{claim}\"}} ");
+    Some(
+        body.lines()
+            .filter(|l| l.starts_with("kubelet_volume_stats_"))
+            .filter_map(|l| {
+                let (name, value) = l.split_once(&labels)?;
+                Some((name.to_string(), value.parse().ok()?))
+            })
+            .collect(),
+    )
+}
+
 fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(text.as_bytes())
@@ -236,13 +271,21 @@ async fn a_claim_on_a_csi_volume_is_staged_published_and_torn_down(backend: Back
     let _serial = support::serial().await;
     let cluster = Cluster::start(backend);
     let node = "e2e-csi-volumes";
-    let mut k = cluster.kubelet(node);
+    let port = free_port();
+    // Volume figures every second rather than every minute.
+    let mut k = cluster.kubelet(node).with_args(&[
+        &format!("--read-only-port={port}"),
+        "--volume-stats-agg-period=1s",
+    ]);
     k.start();
     eventually("the node is registered", START, &k, || {
         cluster.get("node", node, "default")
     })
     .await;
-    let cfg = driver_config(&k, DRIVER);
+    let mut cfg = driver_config(&k, DRIVER);
+    cfg.volume_capacity_bytes = 5 << 20;
+    cfg.volume_inodes = 1000;
+    cfg.volume_condition = true;
     let driver = TestCsiDriver::start(cfg.clone()).expect("the CSI driver starts");
     eventually("the driver registered", START, &k, || {
         driver
@@ -330,9 +373,63 @@ async fn a_claim_on_a_csi_volume_is_staged_published_and_torn_down(backend: Back
         "{calls:?}"
     );
 
+    // The driver's figures: a 5 MiB, 1000-inode volume holding the volume dir and one 25-byte
+    // file, healthy.
+    let greeting = "written-by-the-first-pod\n".len() as u64;
+    let expected_volume = json!({
+        "name": "data",
+        "pvcRef": {"name": "claim-e2e", "namespace": "default"},
+        "capacityBytes": 5 << 20,
+        "availableBytes": (5 << 20) - greeting,
+        "usedBytes": greeting,
+        "inodes": 1000,
+        "inodesFree": 998,
+        "inodesUsed": 2,
+        "volumeHealthStats": {"abnormal": false},
+    });
+    let driver_figures = || async {
+        let mut volume = summary_volume(port, "writer", "data").await?;
+        volume.as_object_mut()?.remove("time")?;
+        (volume == expected_volume).then_some(())
+    };
+    wait_for(
+        "the driver's figures in /stats/summary",
+        START,
+        &k,
+        &driver_figures,
+    )
+    .await;
+    let expected_metrics: BTreeMap<String, f64> = [
+        ("capacity_bytes", (5 << 20) as f64),
+        ("available_bytes", ((5 << 20) - greeting) as f64),
+        ("used_bytes", greeting as f64),
+        ("inodes", 1000.0),
+        ("inodes_free", 998.0),
+        ("inodes_used", 2.0),
+        ("health_status_abnormal", 0.0),
+    ]
+    .into_iter()
+    .map(|(name, value)| (format!("kubelet_volume_stats_{name}"), value))
+    .collect();
+    let metrics = claim_metrics(port, "claim-e2e").await.unwrap();
+    assert_eq!(metrics, expected_metrics);
+    let stats_call = format!(
+        "NodeGetVolumeStats vol-e2e {} {}",
+        pod_volume.join("mount").display(),
+        global.join("globalmount").display()
+    );
+    assert!(driver.calls().contains(&stats_call), "{:?}", driver.calls());
+
     // A restarted kubelet knows the volume from its dirs alone and tears it down from them.
     k.stop();
     k.start();
+    wait_for(
+        "the driver's figures after the restart",
+        START,
+        &k,
+        &driver_figures,
+    )
+    .await;
     eventually(
         "the driver registered with the new kubelet",
         START,
@@ -363,6 +460,8 @@ async fn a_claim_on_a_csi_volume_is_staged_published_and_torn_down(backend: Back
         },
     )
     .await;
+    let metrics = claim_metrics(port, "claim-e2e").await.unwrap();
+    assert!(metrics.is_empty(), "{metrics:?}");
 
     // A second pod on the same claim reads what the first wrote.
     cluster.create(&claim_pod(

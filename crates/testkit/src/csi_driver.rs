@@ -5,6 +5,10 @@
 //! target path, read-only when asked. It registers through the plugin watcher: a
 //! pluginregistration v1 socket in `plugins_registry` answering GetInfo with type CSIPlugin. It
 //! runs on a runtime of its own, so stopping it closes every connection as a dying driver would.
+//!
+//! NodeGetVolumeStats answers as a volume with a fixed quota would: capacity and inodes are the
+//! configured size, used the apparent size of the files in the volume and the number of its
+//! entries (itself included), available what is left; so a test can compute every figure.
 
 use crate::plugin_server::{
     Calls, PluginServer, PluginServerError, bind, record, recorded, runtime,
@@ -38,6 +42,13 @@ pub struct CsiDriverConfig {
     pub stage_unstage: bool,
     /// The CSI versions GetInfo reports.
     pub versions: Vec<String>,
+    /// Offer GET_VOLUME_STATS.
+    pub volume_stats: bool,
+    /// Offer VOLUME_CONDITION: NodeGetVolumeStats reports every volume healthy.
+    pub volume_condition: bool,
+    /// Each volume's size in bytes and in inodes, as NodeGetVolumeStats reports them.
+    pub volume_capacity_bytes: i64,
+    pub volume_inodes: i64,
 }
 
 impl CsiDriverConfig {
@@ -53,6 +64,10 @@ impl CsiDriverConfig {
             max_volumes: 0,
             stage_unstage: true,
             versions: vec!["1.0.0".into()],
+            volume_stats: true,
+            volume_condition: false,
+            volume_capacity_bytes: 1 << 30,
+            volume_inodes: 1 << 16,
         }
     }
 
@@ -150,6 +165,22 @@ fn mount_capability(cap: Option<&csi::VolumeCapability>) -> Result<(), Status> {
     }
 }
 
+/// The apparent size of the files under `path` and the number of entries, `path` included;
+/// symbolic links are counted, not followed.
+fn apparent_usage(path: &Path) -> std::io::Result<(i64, i64)> {
+    let meta = std::fs::symlink_metadata(path)?;
+    let mut bytes = if meta.is_file() { meta.len() as i64 } else { 0 };
+    let mut inodes = 1;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            let (b, i) = apparent_usage(&entry?.path())?;
+            bytes += b;
+            inodes += i;
+        }
+    }
+    Ok((bytes, inodes))
+}
+
 impl Driver {
     /// The directory holding `volume_id`'s data, created on first use.
     fn volume_dir(&self, volume_id: &str) -> Result<PathBuf, Status> {
@@ -161,10 +192,15 @@ impl Driver {
 
     fn capabilities(&self) -> Vec<csi::NodeServiceCapability> {
         use csi::node_service_capability::rpc::Type;
-        let mut types = vec![Type::GetVolumeStats];
-        if self.cfg.stage_unstage {
-            types.push(Type::StageUnstageVolume);
-        }
+        let offered = [
+            (Type::StageUnstageVolume, self.cfg.stage_unstage),
+            (Type::GetVolumeStats, self.cfg.volume_stats),
+            (Type::VolumeCondition, self.cfg.volume_condition),
+        ];
+        let types: Vec<Type> = offered
+            .into_iter()
+            .filter_map(|(t, on)| on.then_some(t))
+            .collect();
         types
             .into_iter()
             .map(|t| csi::NodeServiceCapability {
@@ -346,8 +382,14 @@ impl csi::node_server::Node for Driver {
         let r = request.into_inner();
         record(
             &self.calls,
-            format!("NodeGetVolumeStats {} {}", r.volume_id, r.volume_path),
+            format!(
+                "NodeGetVolumeStats {} {} {}",
+                r.volume_id, r.volume_path, r.staging_target_path
+            ),
         );
+        if !self.cfg.volume_stats {
+            return Err(Status::unimplemented("GET_VOLUME_STATS is not offered"));
+        }
         required(&r.volume_id, "Volume ID")?;
         required(&r.volume_path, "Volume path")?;
         let path = Path::new(&r.volume_path);
@@ -357,25 +399,24 @@ impl csi::node_server::Node for Driver {
                 path.display()
             )));
         }
-        let st = nix::sys::statvfs::statvfs(path)
-            .map_err(|e| Status::internal(format!("statvfs {}: {e}", path.display())))?;
-        let frsize = st.fragment_size() as i64;
-        let usage = |unit: Unit, total: i64, free: i64| csi::VolumeUsage {
-            available: free,
+        let (bytes, inodes) = apparent_usage(path)
+            .map_err(|e| Status::internal(format!("usage of {}: {e}", path.display())))?;
+        let usage = |unit: Unit, total: i64, used: i64| csi::VolumeUsage {
+            available: (total - used).max(0),
             total,
-            used: total - free,
+            used,
             unit: unit as i32,
         };
+        let volume_condition = self.cfg.volume_condition.then(|| csi::VolumeCondition {
+            abnormal: false,
+            message: "volume is healthy".into(),
+        });
         Ok(Response::new(csi::NodeGetVolumeStatsResponse {
             usage: vec![
-                usage(
-                    Unit::Bytes,
-                    st.blocks() as i64 * frsize,
-                    st.blocks_available() as i64 * frsize,
-                ),
-                usage(Unit::Inodes, st.files() as i64, st.files_free() as i64),
+                usage(Unit::Bytes, self.cfg.volume_capacity_bytes, bytes),
+                usage(Unit::Inodes, self.cfg.volume_inodes, inodes),
             ],
-            volume_condition: None,
+            volume_condition,
         }))
     }
 

@@ -46,14 +46,47 @@ pub async fn node_get_info(endpoint: &Path) -> Result<DriverNodeInfo, String> {
     })
 }
 
-/// Whether the driver offers STAGE_UNSTAGE_VOLUME (NodeGetCapabilities).
-pub async fn stages_volumes(endpoint: &Path) -> Result<bool, String> {
+/// The Node service capabilities the kubelet acts on (NodeGetCapabilities).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeCapabilities {
+    pub stage_unstage_volume: bool,
+    pub get_volume_stats: bool,
+    pub volume_condition: bool,
+}
+
+pub async fn node_get_capabilities(endpoint: &Path) -> Result<NodeCapabilities, String> {
     use csi::node_service_capability::{Type, rpc};
     let answer =
         call(node(endpoint).node_get_capabilities(csi::NodeGetCapabilitiesRequest {})).await?;
-    Ok(answer.capabilities.iter().any(|c| {
-        matches!(&c.r#type, Some(Type::Rpc(r)) if r.r#type == rpc::Type::StageUnstageVolume as i32)
-    }))
+    let offered: Vec<i32> = answer
+        .capabilities
+        .iter()
+        .filter_map(|c| c.r#type.as_ref().map(|Type::Rpc(r)| r.r#type))
+        .collect();
+    let has = |t: rpc::Type| offered.contains(&(t as i32));
+    Ok(NodeCapabilities {
+        stage_unstage_volume: has(rpc::Type::StageUnstageVolume),
+        get_volume_stats: has(rpc::Type::GetVolumeStats),
+        volume_condition: has(rpc::Type::VolumeCondition),
+    })
+}
+
+/// NodeGetVolumeStats of the volume published at `volume_path` (and staged at
+/// `staging_path`, if it is).
+pub async fn node_get_volume_stats(
+    endpoint: &Path,
+    volume_id: &str,
+    volume_path: &Path,
+    staging_path: Option<&Path>,
+) -> Result<csi::NodeGetVolumeStatsResponse, String> {
+    let request = csi::NodeGetVolumeStatsRequest {
+        volume_id: volume_id.to_string(),
+        volume_path: volume_path.display().to_string(),
+        staging_target_path: staging_path
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    };
+    call(node(endpoint).node_get_volume_stats(request)).await
 }
 
 /// What NodeStageVolume and NodePublishVolume share.

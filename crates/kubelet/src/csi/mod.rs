@@ -7,8 +7,10 @@
 pub mod client;
 pub mod nodeinfo;
 pub mod version;
+pub mod volume_stats;
 pub mod volumes;
 
+use client::NodeCapabilities;
 use nodeinfo::NodeInfoManager;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,6 +45,8 @@ pub enum CsiError {
 struct Driver {
     endpoint: PathBuf,
     highest_version: Version,
+    /// NodeGetCapabilities' answer, asked once per registration.
+    capabilities: Option<NodeCapabilities>,
 }
 
 /// The CSI registration handler; clones share the registered drivers.
@@ -76,6 +80,26 @@ impl CsiPlugins {
     /// The socket of the registered driver `name`.
     pub fn endpoint(&self, name: &str) -> Option<PathBuf> {
         self.drivers().get(name).map(|d| d.endpoint.clone())
+    }
+
+    /// The Node service capabilities of the registered driver `name`, asked on first need
+    /// after each registration.
+    pub async fn capabilities(&self, name: &str) -> Result<NodeCapabilities, String> {
+        let driver = self.drivers().get(name).cloned().ok_or_else(|| {
+            format!("driver name {name} not found in the list of registered CSI drivers")
+        })?;
+        if let Some(known) = driver.capabilities {
+            return Ok(known);
+        }
+        let asked = client::node_get_capabilities(&driver.endpoint).await?;
+        // Kept only if the same registration is still there.
+        if let Some(current) = self.drivers().get_mut(name)
+            && current.endpoint == driver.endpoint
+            && current.highest_version == driver.highest_version
+        {
+            current.capabilities = Some(asked);
+        }
+        Ok(asked)
     }
 
     /// Upstream's validateVersions: a 1.x version, and not lower than one already registered
@@ -145,6 +169,7 @@ impl CsiPlugins {
             Driver {
                 endpoint: endpoint.to_path_buf(),
                 highest_version: highest,
+                capabilities: None,
             },
         );
         drop(_enter);

@@ -16,6 +16,7 @@
 
 use super::CsiPlugins;
 use super::client::{self, VolumeRequest};
+use super::volume_stats::PublishedVolume;
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{
     PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, Secret,
@@ -24,9 +25,11 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::storage::v1::{CSIDriver, VolumeAttachment};
 use kube::Api;
 use kubelet_plugin_apis::csi::v1::volume_capability::access_mode::Mode;
+use kubelet_stats::VolumeStatsCache;
+use kubelet_stats::types::VolumeStats;
 use kubelet_volumes::{ClaimMount, ClaimVolumes};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -38,13 +41,15 @@ const GLOBAL_MOUNT: &str = "globalmount";
 
 /// Where CSI persistent volumes come from and go to.
 pub struct CsiVolumes {
-    csi: CsiPlugins,
+    pub(super) csi: CsiPlugins,
     client: Option<kube::Client>,
     node_name: String,
     root_dir: PathBuf,
-    /// (pod uid, volume name) -> what its set-up answered.
-    set_up: Mutex<BTreeMap<(String, String), ClaimMount>>,
+    /// (pod uid, volume name) -> what its set-up answered and where the volume is published.
+    set_up: Mutex<BTreeMap<(String, String), (ClaimMount, PublishedVolume)>>,
     operations: tokio::sync::Mutex<()>,
+    /// Where the published volumes' figures from their drivers go.
+    stats: VolumeStatsCache,
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -124,6 +129,7 @@ impl CsiVolumes {
         client: Option<kube::Client>,
         node_name: &str,
         root_dir: &Path,
+        stats: VolumeStatsCache,
     ) -> Self {
         CsiVolumes {
             csi,
@@ -132,11 +138,30 @@ impl CsiVolumes {
             root_dir: root_dir.to_path_buf(),
             set_up: Mutex::default(),
             operations: tokio::sync::Mutex::new(()),
+            stats,
         }
     }
 
-    fn remembered(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), ClaimMount>> {
+    fn remembered(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), (ClaimMount, PublishedVolume)>> {
         self.set_up.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The set-up volumes by (pod uid, volume name), as of now.
+    pub(super) fn published(&self) -> Vec<(String, String, PublishedVolume)> {
+        self.remembered()
+            .iter()
+            .map(|((uid, name), (_, volume))| (uid.clone(), name.clone(), volume.clone()))
+            .collect()
+    }
+
+    /// Stores one round of figures, less those of pods torn down meanwhile: holding the set-up
+    /// volumes while storing orders this before or after a teardown's forgetting.
+    pub(super) fn store_stats(&self, mut pods: HashMap<String, Vec<VolumeStats>>) {
+        let remembered = self.remembered();
+        pods.retain(|pod_uid, _| remembered.keys().any(|(uid, _)| uid == pod_uid));
+        self.stats.store(pods);
     }
 
     /// ROOT/plugins/kubernetes.io/csi/DRIVER/SHA256(handle): the staging mount's parent.
@@ -347,18 +372,19 @@ impl ClaimVolumes for CsiVolumes {
     ) -> Result<ClaimMount, String> {
         let uid = pod.metadata.uid.as_deref().unwrap_or_default();
         let key = (uid.to_string(), volume.name.clone());
-        if let Some(known) = self.remembered().get(&key) {
+        if let Some((known, _)) = self.remembered().get(&key) {
             return Ok(known.clone());
         }
         let _one_at_a_time = self.operations.lock().await;
-        let mounted = self.set_up_volume(pod, claim).await?;
-        self.remembered().insert(key, mounted.clone());
+        let (mounted, published) = self.set_up_volume(pod, claim).await?;
+        self.remembered().insert(key, (mounted.clone(), published));
         Ok(mounted)
     }
 
     async fn tear_down(&self, pod_uid: &str) -> Result<(), String> {
         let _one_at_a_time = self.operations.lock().await;
         self.remembered().retain(|(uid, _), _| uid != pod_uid);
+        self.stats.forget_pod(pod_uid);
         self.tear_down_volumes(pod_uid).await
     }
 }
@@ -368,7 +394,7 @@ impl CsiVolumes {
         &self,
         pod: &Pod,
         claim: &PersistentVolumeClaimVolumeSource,
-    ) -> Result<ClaimMount, String> {
+    ) -> Result<(ClaimMount, PublishedVolume), String> {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
         let uid = pod.metadata.uid.as_deref().unwrap_or_default();
         let pv = self.bound_volume(namespace, &claim.claim_name).await?;
@@ -424,16 +450,29 @@ impl CsiVolumes {
             kubelet_volumes::pod_volume_dir(&self.root_dir, uid, POD_VOLUME_PLUGIN_DIR, &pv_name)
                 .map_err(|e| e.to_string())?;
         let target = pod_dir.join("mount");
+        let stages = self.csi.capabilities(&driver).await?.stage_unstage_volume;
+        let staging = stages.then(|| self.global_dir(&driver, &handle).join(GLOBAL_MOUNT));
+        let published = PublishedVolume {
+            namespace: namespace.to_string(),
+            pod_name: pod.metadata.name.clone().unwrap_or_default(),
+            claim_name: claim.claim_name.clone(),
+            driver: driver.clone(),
+            volume_handle: handle.clone(),
+            target: target.clone(),
+            staging: staging.clone(),
+        };
         if mounted(&target)? {
-            return Ok(ClaimMount {
-                host_path: target,
-                read_only,
-            });
+            return Ok((
+                ClaimMount {
+                    host_path: target,
+                    read_only,
+                },
+                published,
+            ));
         }
-        let staging = if client::stages_volumes(&endpoint).await? {
+        if let Some(staging) = &staging {
             let global = self.global_dir(&driver, &handle);
-            let staging = global.join(GLOBAL_MOUNT);
-            if !mounted(&staging)? {
+            if !mounted(staging)? {
                 write_vol_data(
                     &global,
                     &BTreeMap::from([
@@ -441,10 +480,10 @@ impl CsiVolumes {
                         ("volumeHandle", handle.clone()),
                     ]),
                 )?;
-                std::fs::create_dir_all(&staging)
+                std::fs::create_dir_all(staging)
                     .map_err(|e| format!("failed to create dir {staging:?}: {e}"))?;
                 let secrets = self.secrets(source.node_stage_secret_ref.as_ref()).await?;
-                client::node_stage(&endpoint, &request, &staging, secrets).await?;
+                client::node_stage(&endpoint, &request, staging, secrets).await?;
                 tracing::info!(
                     pod_uid = uid,
                     driver,
@@ -452,10 +491,7 @@ impl CsiVolumes {
                     "MountVolume.MountDevice succeeded"
                 );
             }
-            Some(staging)
-        } else {
-            None
-        };
+        }
         // Written before the driver is asked, so a crash mid-publish leaves it found.
         write_vol_data(
             &pod_dir,
@@ -489,10 +525,13 @@ impl CsiVolumes {
             volume = handle,
             "MountVolume.SetUp succeeded for volume {pv_name:?}"
         );
-        Ok(ClaimMount {
-            host_path: target,
-            read_only,
-        })
+        Ok((
+            ClaimMount {
+                host_path: target,
+                read_only,
+            },
+            published,
+        ))
     }
 
     async fn tear_down_volumes(&self, pod_uid: &str) -> Result<(), String> {
