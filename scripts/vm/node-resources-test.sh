@@ -286,6 +286,16 @@ EOF
   expect "$burstable/memory.max" max
   expect "$besteffort/cpu.weight" 1
   expect "$besteffort/memory.max" max
+  if [[ $driver == cgroupfs ]]; then
+    # Every controller the root offers is delegated down to the pods, as runc's manager does.
+    local controller offered
+    read -ra offered <"$cg/cgroup.controllers"
+    for controller in "${offered[@]}"; do
+      grep -qw "$controller" "$cg$burstable/cgroup.subtree_control" \
+        || die "$burstable delegates $(cat "$cg$burstable/cgroup.subtree_control"), not $controller"
+    done
+    log "  $burstable/cgroup.subtree_control = $(cat "$cg$burstable/cgroup.subtree_control")"
+  fi
   # MemoryQoS: the tiers protect their pods' memory requests, kubepods Guaranteed + Burstable.
   expect "$burstable/memory.min" $((32 << 20))
   expect "$kubepods/memory.min" $((96 << 20))

@@ -60,6 +60,17 @@ pub trait CgroupManager: Send + Sync + Debug {
     fn children(&self, name: &str) -> Vec<String>;
 }
 
+/// The controllers a cgroup.controllers file offers; the limits' own controllers when it
+/// cannot be read.
+fn offered_controllers(text: &str) -> Vec<String> {
+    let names: Vec<String> = text.split_whitespace().map(String::from).collect();
+    if names.is_empty() {
+        ["cpu", "memory", "pids"].map(String::from).to_vec()
+    } else {
+        names
+    }
+}
+
 /// The cgroupfs driver. On a hybrid host (v1 controllers plus an empty unified mount) the
 /// limits go to the v1 hierarchies; only a pure v2 host uses the unified one.
 #[derive(Debug, Clone)]
@@ -133,14 +144,24 @@ impl Cgroupfs {
         Ok(())
     }
 
-    /// v2 controllers are usable in a cgroup only once its parent delegates them.
+    /// v2 controllers are usable in a cgroup only once its parent delegates them. As runc's
+    /// cgroup manager, which upstream uses, every controller the root offers is delegated down
+    /// the path (io and cpuset too, for the runtime's containers and their stats).
     fn delegate_v2(h: &Hierarchy, name: &str) {
+        let offered = offered_controllers(
+            &std::fs::read_to_string(h.mount.join("cgroup.controllers")).unwrap_or_default(),
+        );
         let mut dir = h.mount.clone();
         for part in name.split('/').filter(|p| !p.is_empty()) {
-            // Best effort: a controller the host does not offer stays off, and writing its
-            // limit then fails with a clear error.
-            let _ = std::fs::write(dir.join("cgroup.subtree_control"), "+cpu +memory +pids");
+            // One at a time, best effort: the kernel refuses a whole write for one controller
+            // it cannot enable, and one left off makes writing its limit fail clearly.
+            for controller in &offered {
+                let file = dir.join("cgroup.subtree_control");
+                let _ = std::fs::write(file, format!("+{controller}"));
+            }
             dir.push(part);
+            // The next level must exist for its own subtree_control; create() reports errors.
+            let _ = std::fs::create_dir(&dir);
         }
     }
 
@@ -252,6 +273,42 @@ mod tests {
             controllers: controllers.iter().map(|c| c.to_string()).collect(),
             v2: false,
         }
+    }
+
+    #[test]
+    fn v2_delegates_every_controller_the_root_offers() {
+        assert_eq!(
+            offered_controllers("cpuset cpu io memory hugetlb pids rdma misc\n"),
+            [
+                "cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"
+            ]
+        );
+        assert_eq!(offered_controllers(""), ["cpu", "memory", "pids"]);
+        // A plain directory keeps only the last write; the guest reads the real files back.
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("cgroup.controllers"), "cpu io\n").unwrap();
+        let fs = Cgroupfs::with_hierarchies(vec![Hierarchy {
+            mount: root.path().to_path_buf(),
+            controllers: vec!["cpu".into(), "io".into()],
+            v2: true,
+        }]);
+        fs.create("/kubepods/burstable", &ResourceConfig::default())
+            .unwrap();
+        for dir in ["", "kubepods"] {
+            assert_eq!(
+                std::fs::read_to_string(root.path().join(dir).join("cgroup.subtree_control"))
+                    .unwrap(),
+                "+io",
+                "{dir:?}"
+            );
+        }
+        assert!(root.path().join("kubepods/burstable").is_dir());
+        assert!(
+            !root
+                .path()
+                .join("kubepods/burstable/cgroup.subtree_control")
+                .exists()
+        );
     }
 
     #[test]
