@@ -12,6 +12,9 @@ pub struct FeatureGates {
     /// containers, pods and the QoS cgroups, and memory.high to throttle containers before
     /// their limit (memoryThrottlingFactor).
     pub memory_qos: bool,
+    /// CSIVolumeHealth (alpha, off by default): the volume condition of drivers that offer
+    /// VOLUME_CONDITION in the volume stats and kubelet_volume_stats_health_status_abnormal.
+    pub csi_volume_health: bool,
 }
 
 /// The gates given (file first, then flags; a later value of a gate wins), with a warning for
@@ -23,6 +26,7 @@ pub(crate) fn resolve(pairs: &[(String, String)], warnings: &mut Vec<String>) ->
         let enabled = parse_bool(value).unwrap_or_default();
         match name {
             "MemoryQoS" => gates.memory_qos = enabled,
+            "CSIVolumeHealth" => gates.csi_volume_health = enabled,
             other => warnings.push(format!(
                 "feature gate {other}={enabled} is not implemented by kubelet-rs, ignoring it"
             )),

@@ -1143,8 +1143,9 @@ fn feature_gates_merge_the_flag_over_the_file_and_report_the_unimplemented() {
     assert_eq!(c.memory_throttling_factor, 0.9);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 
-    let c = config(&["--feature-gates=MemoryQoS=true,Foo=false"]);
+    let c = config(&["--feature-gates=MemoryQoS=true,Foo=false,CSIVolumeHealth=true"]);
     assert!(c.feature_gates.memory_qos);
+    assert!(c.feature_gates.csi_volume_health);
     assert_eq!(
         c.warnings,
         vec![

@@ -171,11 +171,10 @@ pub async fn run(mut cfg: KubeletConfig) -> Result<(), AppError> {
         &cfg.root_dir,
         driver_volume_stats.clone(),
     ));
-    tokio::spawn(
-        csi_volumes
-            .clone()
-            .run_volume_stats(cfg.volume_stats_agg_period),
-    );
+    tokio::spawn(csi_volumes.clone().run_volume_stats(
+        cfg.volume_stats_agg_period,
+        cfg.feature_gates.csi_volume_health,
+    ));
     let volumes = Arc::new(
         VolumeManager::new(cfg.root_dir.clone())
             .with_objects(objects.clone())

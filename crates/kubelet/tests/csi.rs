@@ -272,10 +272,11 @@ async fn a_claim_on_a_csi_volume_is_staged_published_and_torn_down(backend: Back
     let cluster = Cluster::start(backend);
     let node = "e2e-csi-volumes";
     let port = free_port();
-    // Volume figures every second rather than every minute.
+    // Volume figures every second rather than every minute; the condition with its gate.
     let mut k = cluster.kubelet(node).with_args(&[
         &format!("--read-only-port={port}"),
         "--volume-stats-agg-period=1s",
+        "--feature-gates=CSIVolumeHealth=true",
     ]);
     k.start();
     eventually("the node is registered", START, &k, || {

@@ -107,12 +107,15 @@ async fn volume_stats(
     csi: &CsiPlugins,
     name: &str,
     volume: &PublishedVolume,
+    volume_health: bool,
 ) -> Result<Option<VolumeStats>, VolumeStatsError> {
     let time = Timestamp::now();
-    let capabilities = csi
+    let mut capabilities = csi
         .capabilities(&volume.driver)
         .await
         .map_err(VolumeStatsError::Capabilities)?;
+    // Upstream asks for the condition only under the CSIVolumeHealth gate.
+    capabilities.volume_condition &= volume_health;
     if !capabilities.get_volume_stats {
         return Ok(None);
     }
@@ -146,7 +149,7 @@ async fn volume_stats(
 
 impl CsiVolumes {
     /// One round: every published volume asked, the cache replaced with the answers.
-    async fn refresh_volume_stats(&self) {
+    async fn refresh_volume_stats(&self, volume_health: bool) {
         let mut pods: HashMap<String, Vec<VolumeStats>> = HashMap::new();
         for (uid, name, volume) in self.published() {
             let span = tracing::info_span!(
@@ -157,9 +160,11 @@ impl CsiVolumes {
                 volume = name
             );
             let stats = async {
-                volume_stats(&self.csi, &name, &volume).await.inspect_err(
-                    |error| tracing::warn!(%error, "failed to calculate volume metrics"),
-                )
+                volume_stats(&self.csi, &name, &volume, volume_health)
+                    .await
+                    .inspect_err(
+                        |error| tracing::warn!(%error, "failed to calculate volume metrics"),
+                    )
             }
             .instrument(span)
             .await;
@@ -171,8 +176,8 @@ impl CsiVolumes {
     }
 
     /// Refreshes the figures every `period` (upstream's volumeStatsAggPeriod); zero disables
-    /// it, leaving CSI volumes without figures.
-    pub async fn run_volume_stats(self: Arc<Self>, period: Duration) {
+    /// it, leaving CSI volumes without figures. `volume_health` is the CSIVolumeHealth gate.
+    pub async fn run_volume_stats(self: Arc<Self>, period: Duration, volume_health: bool) {
         if period.is_zero() {
             return;
         }
@@ -180,7 +185,7 @@ impl CsiVolumes {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            self.refresh_volume_stats().await;
+            self.refresh_volume_stats(volume_health).await;
         }
     }
 }

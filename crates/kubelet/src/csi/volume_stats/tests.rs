@@ -180,7 +180,7 @@ async fn a_driver_with_get_volume_stats_gives_its_figures() {
         cfg.volume_condition = true;
     })
     .await;
-    let stats = volume_stats(&s.csi, "data", &s.volume)
+    let stats = volume_stats(&s.csi, "data", &s.volume, true)
         .await
         .unwrap()
         .unwrap();
@@ -199,8 +199,14 @@ async fn a_driver_with_get_volume_stats_gives_its_figures() {
         stats.volume_health_stats,
         Some(VolumeHealthStats { abnormal: false })
     );
+    // Without the CSIVolumeHealth gate the condition is left out, as upstream leaves it.
+    let ungated = volume_stats(&s.csi, "data", &s.volume, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ungated.volume_health_stats, None);
+    assert_eq!(ungated.fs.used_bytes, stats.fs.used_bytes);
     // Capabilities are asked once per registration, not per volume or round.
-    volume_stats(&s.csi, "data", &s.volume).await.unwrap();
     let request = format!(
         "NodeGetVolumeStats vol-1 {} {}",
         s.volume.target.display(),
@@ -215,7 +221,7 @@ async fn a_driver_with_get_volume_stats_gives_its_figures() {
 #[tokio::test]
 async fn a_driver_without_get_volume_stats_gives_no_figures() {
     let s = setup(|cfg| cfg.volume_stats = false).await;
-    let stats = volume_stats(&s.csi, "data", &s.volume).await.unwrap();
+    let stats = volume_stats(&s.csi, "data", &s.volume, true).await.unwrap();
     assert_eq!(stats, None);
     assert_eq!(stats_calls(&s.driver), ["NodeGetCapabilities"]);
 }
@@ -224,7 +230,9 @@ async fn a_driver_without_get_volume_stats_gives_no_figures() {
 async fn a_failing_call_is_an_error_for_that_volume() {
     let mut s = setup(|_| {}).await;
     s.volume.target = s.volume.target.join("gone");
-    let err = volume_stats(&s.csi, "data", &s.volume).await.unwrap_err();
+    let err = volume_stats(&s.csi, "data", &s.volume, true)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, VolumeStatsError::NodeGetVolumeStats(_)),
         "{err}"
@@ -236,6 +244,8 @@ async fn a_failing_call_is_an_error_for_that_volume() {
     );
     // A driver no longer registered cannot be asked.
     s.csi.deregister("drv");
-    let err = volume_stats(&s.csi, "data", &s.volume).await.unwrap_err();
+    let err = volume_stats(&s.csi, "data", &s.volume, true)
+        .await
+        .unwrap_err();
     assert!(matches!(err, VolumeStatsError::Capabilities(_)), "{err}");
 }
