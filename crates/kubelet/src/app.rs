@@ -178,7 +178,7 @@ pub async fn run(mut cfg: KubeletConfig) -> Result<(), AppError> {
     let volumes = Arc::new(
         VolumeManager::new(cfg.root_dir.clone())
             .with_objects(objects.clone())
-            .with_claims(csi_volumes),
+            .with_claims(csi_volumes.clone()),
     );
     let pods_dir = cfg.root_dir.join("pods");
     for dir in [
@@ -246,12 +246,14 @@ pub async fn run(mut cfg: KubeletConfig) -> Result<(), AppError> {
     let node = api.as_ref().map(|api| {
         let runtime_version = format!("{}://{}", version.runtime_name, version.runtime_version);
         let extended = Some(devices.node_resources());
+        let csi_volumes = csi_volumes.clone();
         cluster::start_node(
             api.client.clone(),
             &cfg,
             pressure_rx.clone(),
             runtime_version,
             extended,
+            Arc::new(move || csi_volumes.volumes_in_use()),
         )
     });
     if let Some(node) = &node {

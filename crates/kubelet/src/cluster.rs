@@ -70,6 +70,7 @@ pub fn start_node(
     pressure_rx: watch::Receiver<PressureInputs>,
     runtime_version: String,
     extended: Option<kubelet_nodestatus::ExtendedResources>,
+    volumes_in_use: kubelet_nodestatus::VolumesInUse,
 ) -> watch::Receiver<Option<Node>> {
     let (node_tx, node_rx) = watch::channel(None);
     let info = node_info(cfg, runtime_version);
@@ -104,7 +105,8 @@ pub fn start_node(
         tokio::spawn(lease.run());
         let mut status_loop =
             NodeStatusLoop::new(client, info, machine, pressure_rx, status_config)
-                .publish_to(node_tx);
+                .publish_to(node_tx)
+                .with_volumes_in_use(volumes_in_use);
         if let Some(extended) = extended {
             status_loop = status_loop.with_extended_resources(extended);
         }

@@ -41,4 +41,4 @@ pub use node_address::{default_hostname, detect_node_ip};
 pub use rate_limit::{ApiRateLimit, RateLimit, RateLimitLayer};
 pub use registration::{initial_node, register_node, register_node_until_success};
 pub use status::{go_arch, node_status, status_changed};
-pub use status_loop::{ExtendedResources, NodeStatusConfig, NodeStatusLoop};
+pub use status_loop::{ExtendedResources, NodeStatusConfig, NodeStatusLoop, VolumesInUse};

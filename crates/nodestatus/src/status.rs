@@ -18,7 +18,8 @@ use crate::resources;
 const REQUIRED_CAPACITY: [&str; 4] = ["cpu", "memory", "pods", "ephemeral-storage"];
 
 /// Computes the status from `previous` (the Node's status in the API, if any): the fields the
-/// kubelet owns are recomputed, the others (images, volumesAttached, ...) are kept.
+/// kubelet owns are recomputed, the others (images, volumesAttached, ...) are kept, and so is
+/// volumesInUse, which the status loop sets from the volumes.
 pub fn node_status(
     info: &NodeInfoSource,
     machine: &MachineFacts,
@@ -120,6 +121,7 @@ pub fn go_arch() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::AttachedVolume;
     use std::net::IpAddr;
 
     fn info() -> NodeInfoSource {
@@ -197,7 +199,10 @@ mod tests {
             ])
         };
         let previous = NodeStatus {
-            volumes_in_use: Some(vec!["kubernetes.io/csi/x".to_string()]),
+            volumes_attached: Some(vec![AttachedVolume {
+                name: "kubernetes.io/csi/d^x".to_string(),
+                device_path: String::new(),
+            }]),
             capacity: Some(dongle()),
             allocatable: Some(dongle()),
             ..NodeStatus::default()
@@ -209,7 +214,7 @@ mod tests {
             Some(&previous),
             at(1),
         );
-        assert_eq!(status.volumes_in_use, previous.volumes_in_use);
+        assert_eq!(status.volumes_attached, previous.volumes_attached);
         for resources in [status.capacity, status.allocatable] {
             let resources = resources.expect("resources");
             assert_eq!(resources["example.com/dongle"].0, "4");

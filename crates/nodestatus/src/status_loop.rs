@@ -55,11 +55,16 @@ pub struct NodeStatusLoop {
     /// Where the Node as last read or written goes (admission and mirror pods read it).
     published: Option<watch::Sender<Option<Node>>>,
     extended: Option<ExtendedResources>,
+    volumes_in_use: Option<VolumesInUse>,
 }
 
 /// The device plugins' resources: name -> (capacity, allocatable), read each round.
 pub type ExtendedResources =
     std::sync::Arc<dyn Fn() -> BTreeMap<String, (Quantity, Quantity)> + Send + Sync>;
+
+/// The unique names of the attachable volumes mounted or to be mounted here, sorted (upstream's
+/// volume manager GetVolumesInUse), read each round.
+pub type VolumesInUse = std::sync::Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// Adds the extended resources to the status (upstream's device plugin resources setter).
 fn add_extended(status: &mut NodeStatus, extended: BTreeMap<String, (Quantity, Quantity)>) {
@@ -95,12 +100,20 @@ impl NodeStatusLoop {
             last_report: None,
             published: None,
             extended: None,
+            volumes_in_use: None,
         }
     }
 
     /// Reports the resources `extended` answers in capacity and allocatable each round.
     pub fn with_extended_resources(mut self, extended: ExtendedResources) -> Self {
         self.extended = Some(extended);
+        self
+    }
+
+    /// Reports what `volumes` answers as volumesInUse each round (upstream's VolumesInUse
+    /// setter); without it the Node's value is left alone.
+    pub fn with_volumes_in_use(mut self, volumes: VolumesInUse) -> Self {
+        self.volumes_in_use = Some(volumes);
         self
     }
 
@@ -154,6 +167,10 @@ impl NodeStatusLoop {
         if let Some(extended) = &self.extended {
             add_extended(&mut status, extended());
         }
+        if let Some(volumes) = &self.volumes_in_use {
+            // The API server stores an empty list as none; so must we, or every round differs.
+            status.volumes_in_use = Some(volumes()).filter(|v| !v.is_empty());
+        }
         let now = Instant::now();
         let report_due = self
             .last_report
@@ -197,7 +214,9 @@ impl NodeStatusLoop {
 
 /// A strategic merge patch carrying the fields the kubelet owns: addresses replace the list
 /// (two InternalIPs share the merge key "type"), resources removed from capacity are nulled,
-/// and only the kubelet's own conditions are merged by type.
+/// only the kubelet's own conditions are merged by type, and volumesInUse (a list without a
+/// merge strategy) is replaced whole, or removed when empty. volumesAttached, the attach-detach
+/// controller's, is never sent.
 fn status_patch(previous: &NodeStatus, status: &NodeStatus) -> Value {
     let mut addresses = vec![json!({"$patch": "replace"})];
     addresses.extend(
@@ -222,6 +241,7 @@ fn status_patch(previous: &NodeStatus, status: &NodeStatus) -> Value {
             "nodeInfo": status.node_info,
             "daemonEndpoints": status.daemon_endpoints,
             "conditions": conditions,
+            "volumesInUse": status.volumes_in_use,
         }
     })
 }
@@ -244,6 +264,32 @@ fn map_patch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_patch_carries_volumes_in_use_and_never_volumes_attached() {
+        use k8s_openapi::api::core::v1::AttachedVolume;
+        let attached = NodeStatus {
+            volumes_attached: Some(vec![AttachedVolume {
+                name: "kubernetes.io/csi/d^v".to_string(),
+                device_path: String::new(),
+            }]),
+            ..NodeStatus::default()
+        };
+        let in_use = NodeStatus {
+            volumes_in_use: Some(vec!["kubernetes.io/csi/d^v".to_string()]),
+            ..attached.clone()
+        };
+        let patch = status_patch(&attached, &in_use);
+        assert_eq!(
+            patch["status"]["volumesInUse"],
+            json!(["kubernetes.io/csi/d^v"])
+        );
+        assert!(patch["status"].get("volumesAttached").is_none());
+        // No longer in use: the list goes.
+        let patch = status_patch(&in_use, &attached);
+        assert_eq!(patch["status"]["volumesInUse"], Value::Null);
+        assert!(patch["status"].get("volumesAttached").is_none());
+    }
 
     #[test]
     fn map_patch_nulls_removed_keys() {

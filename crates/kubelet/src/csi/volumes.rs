@@ -13,13 +13,19 @@
 //! Set-up volumes are remembered per pod, so the syncs of a running pod ask neither the API
 //! server nor the driver again. Stage, publish and teardown run one at a time, so a volume is
 //! never unstaged while another pod is publishing it.
+//!
+//! Volumes of drivers that attach are reported in node.status.volumesInUse from the moment a
+//! pod needs them (before the kubelet waits for the attach-detach controller, which must not
+//! detach a volume in use) until they are unpublished from every pod and unstaged. They are
+//! mounted only once the node status lists them in use and attached, as upstream's
+//! VerifyControllerAttachedVolume requires.
 
 use super::CsiPlugins;
 use super::client::{self, VolumeRequest};
 use super::volume_stats::PublishedVolume;
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{
-    PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, Secret,
+    Node, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, Secret,
     SecretReference, Volume,
 };
 use k8s_openapi::api::storage::v1::{CSIDriver, VolumeAttachment};
@@ -29,7 +35,7 @@ use kubelet_stats::VolumeStatsCache;
 use kubelet_stats::types::VolumeStats;
 use kubelet_volumes::{ClaimMount, ClaimVolumes};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -50,6 +56,11 @@ pub struct CsiVolumes {
     operations: tokio::sync::Mutex<()>,
     /// Where the published volumes' figures from their drivers go.
     stats: VolumeStatsCache,
+    /// (pod uid, volume name) -> unique volume name, for the attachable volumes pods need here,
+    /// from before their set-up until their teardown.
+    needed: Mutex<BTreeMap<(String, String), String>>,
+    /// Driver -> whether it attaches, as its CSIDriver object last said.
+    attaches: Mutex<HashMap<String, bool>>,
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -65,6 +76,29 @@ pub fn attachment_name(volume_handle: &str, driver: &str, node: &str) -> String 
         "csi-{}",
         sha256_hex(&format!("{volume_handle}{driver}{node}"))
     )
+}
+
+/// Upstream's unique volume name of a CSI volume: the plugin's name, then `DRIVER^HANDLE`.
+pub fn unique_volume_name(driver: &str, volume_handle: &str) -> String {
+    format!("{}/{driver}^{volume_handle}", super::CSI_PLUGIN_NAME)
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The (driver, handle) named by the vol_data.json in each subdirectory of `dir`; inline
+/// ephemeral volumes, which never attach, are left out.
+fn volumes_in_subdirs(dir: &Path) -> Vec<(String, String)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| read_vol_data(&entry.path()).ok().flatten())
+        .filter(|data| data.get("volumeLifecycleMode").map(String::as_str) != Some("Ephemeral"))
+        .filter_map(|mut data| Some((data.remove("driverName")?, data.remove("volumeHandle")?)))
+        .collect()
 }
 
 /// The access mode the driver is asked for, from the PV's first access mode.
@@ -139,13 +173,44 @@ impl CsiVolumes {
             set_up: Mutex::default(),
             operations: tokio::sync::Mutex::new(()),
             stats,
+            needed: Mutex::default(),
+            attaches: Mutex::default(),
         }
+    }
+
+    /// The unique names of the attachable volumes pods here need or still have on disk (pod
+    /// dirs, staging dirs; so also what a restart left), sorted: upstream's GetVolumesInUse. A
+    /// driver whose CSIDriver was not read yet counts as attaching, as with no CSIDriver object:
+    /// reporting a volume in use never harms, dropping one lets it be detached under a pod.
+    pub fn volumes_in_use(&self) -> Vec<String> {
+        let mut in_use: BTreeSet<String> = locked(&self.needed).values().cloned().collect();
+        let mut on_disk = Vec::new();
+        if let Ok(pods) = std::fs::read_dir(self.root_dir.join("pods")) {
+            for pod in pods.flatten() {
+                let dir = pod.path().join("volumes").join(POD_VOLUME_PLUGIN_DIR);
+                on_disk.extend(volumes_in_subdirs(&dir));
+            }
+        }
+        let plugin_dir = self.root_dir.join("plugins").join(super::CSI_PLUGIN_NAME);
+        if let Ok(drivers) = std::fs::read_dir(plugin_dir) {
+            for driver in drivers.flatten() {
+                on_disk.extend(volumes_in_subdirs(&driver.path()));
+            }
+        }
+        let attaches = locked(&self.attaches);
+        in_use.extend(
+            on_disk
+                .into_iter()
+                .filter(|(driver, _)| attaches.get(driver) != Some(&false))
+                .map(|(driver, handle)| unique_volume_name(&driver, &handle)),
+        );
+        in_use.into_iter().collect()
     }
 
     fn remembered(
         &self,
     ) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), (ClaimMount, PublishedVolume)>> {
-        self.set_up.lock().unwrap_or_else(|e| e.into_inner())
+        locked(&self.set_up)
     }
 
     /// The set-up volumes by (pod uid, volume name), as of now.
@@ -241,6 +306,33 @@ impl CsiVolumes {
     async fn csi_driver(&self, driver: &str) -> Result<Option<CSIDriver>, String> {
         let drivers: Api<CSIDriver> = Api::all(self.client()?.clone());
         drivers.get_opt(driver).await.map_err(|e| e.to_string())
+    }
+
+    /// Upstream's VerifyControllerAttachedVolume: the Node's status lists the volume in use
+    /// (this kubelet reported it, so the controller will not detach it) and attached (the
+    /// attach-detach controller's word).
+    async fn verify_attached(&self, unique: &str, pv_name: &str) -> Result<(), String> {
+        let nodes: Api<Node> = Api::all(self.client()?.clone());
+        let node = nodes.get(&self.node_name).await.map_err(|e| {
+            format!("VerifyControllerAttachedVolume failed fetching node from API server for volume {pv_name:?}: {e}")
+        })?;
+        let status = node.status.unwrap_or_default();
+        if !status.volumes_in_use.iter().flatten().any(|v| v == unique) {
+            return Err(format!(
+                "Volume has not been added to the list of VolumesInUse in the node's volume status for volume {pv_name:?}"
+            ));
+        }
+        if !status
+            .volumes_attached
+            .iter()
+            .flatten()
+            .any(|v| v.name == unique)
+        {
+            return Err(format!(
+                "Volume not attached according to node status for volume {pv_name:?}"
+            ));
+        }
+        Ok(())
     }
 
     /// For drivers that attach: the attachment's metadata once the attach-detach controller
@@ -376,7 +468,7 @@ impl ClaimVolumes for CsiVolumes {
             return Ok(known.clone());
         }
         let _one_at_a_time = self.operations.lock().await;
-        let (mounted, published) = self.set_up_volume(pod, claim).await?;
+        let (mounted, published) = self.set_up_volume(pod, &volume.name, claim).await?;
         self.remembered().insert(key, (mounted.clone(), published));
         Ok(mounted)
     }
@@ -385,7 +477,10 @@ impl ClaimVolumes for CsiVolumes {
         let _one_at_a_time = self.operations.lock().await;
         self.remembered().retain(|(uid, _), _| uid != pod_uid);
         self.stats.forget_pod(pod_uid);
-        self.tear_down_volumes(pod_uid).await
+        self.tear_down_volumes(pod_uid).await?;
+        // Unpublished and, unless another pod holds them, unstaged: no longer needed here.
+        locked(&self.needed).retain(|(uid, _), _| uid != pod_uid);
+        Ok(())
     }
 }
 
@@ -393,6 +488,7 @@ impl CsiVolumes {
     async fn set_up_volume(
         &self,
         pod: &Pod,
+        volume_name: &str,
         claim: &PersistentVolumeClaimVolumeSource,
     ) -> Result<(ClaimMount, PublishedVolume), String> {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
@@ -411,10 +507,16 @@ impl CsiVolumes {
         let csi_driver = self.csi_driver(&driver).await?;
         let driver_spec = csi_driver.map(|d| d.spec).unwrap_or_default();
         // No CSIDriver object, or one without attachRequired: false, means the driver attaches.
-        let publish_context = if driver_spec.attach_required == Some(false) {
-            BTreeMap::new()
-        } else {
+        let attaches = driver_spec.attach_required != Some(false);
+        locked(&self.attaches).insert(driver.clone(), attaches);
+        let publish_context = if attaches {
+            let unique = unique_volume_name(&driver, &handle);
+            // In use before the wait for the attachment, as upstream's desired state of world.
+            locked(&self.needed).insert((uid.to_string(), volume_name.to_string()), unique.clone());
+            self.verify_attached(&unique, &pv_name).await?;
             self.publish_context(&driver, &handle).await?
+        } else {
+            BTreeMap::new()
         };
         let mut volume_context = source.volume_attributes.clone().unwrap_or_default();
         if driver_spec.pod_info_on_mount == Some(true) {
@@ -572,6 +674,7 @@ mod tests {
             sha256_hex("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+        assert_eq!(unique_volume_name("d", "h"), "kubernetes.io/csi/d^h");
         assert_eq!(
             attachment_name("a", "b", "c"),
             "csi-ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -593,5 +696,60 @@ mod tests {
         let read = read_vol_data(dir.path()).unwrap().unwrap();
         assert_eq!(read["volumeHandle"], "h");
         assert_eq!(read_vol_data(&dir.path().join("none")).unwrap(), None);
+    }
+
+    #[test]
+    fn volumes_in_use_are_the_attachable_ones_needed_or_on_disk() {
+        let root = tempfile::tempdir().unwrap();
+        let volumes = CsiVolumes::new(
+            CsiPlugins::new(None, "node"),
+            None,
+            "node",
+            root.path(),
+            VolumeStatsCache::default(),
+        );
+        let pod_volume = |pod: &str, name: &str, driver: &str, mode: &str| {
+            let dir = root
+                .path()
+                .join(format!("pods/{pod}/volumes/{POD_VOLUME_PLUGIN_DIR}/{name}"));
+            let data = BTreeMap::from([
+                ("driverName", driver.to_string()),
+                ("volumeHandle", name.to_string()),
+                ("volumeLifecycleMode", mode.to_string()),
+            ]);
+            write_vol_data(&dir, &data).unwrap();
+        };
+        pod_volume("p1", "v1", "attaching", "Persistent");
+        pod_volume("p1", "v2", "node-only", "Persistent");
+        pod_volume("p2", "v3", "unknown", "Persistent");
+        pod_volume("p2", "v4", "unknown", "Ephemeral");
+        // Staged, no pod left.
+        let staged = volumes.global_dir("attaching", "v5");
+        write_vol_data(
+            &staged,
+            &BTreeMap::from([
+                ("driverName", "attaching".to_string()),
+                ("volumeHandle", "v5".to_string()),
+            ]),
+        )
+        .unwrap();
+        locked(&volumes.attaches).extend([
+            ("attaching".to_string(), true),
+            ("node-only".to_string(), false),
+        ]);
+        // Needed by a pod, nothing on disk yet.
+        locked(&volumes.needed).insert(
+            ("p3".to_string(), "data".to_string()),
+            unique_volume_name("attaching", "v0"),
+        );
+        assert_eq!(
+            volumes.volumes_in_use(),
+            [
+                "kubernetes.io/csi/attaching^v0",
+                "kubernetes.io/csi/attaching^v1",
+                "kubernetes.io/csi/attaching^v5",
+                "kubernetes.io/csi/unknown^v3",
+            ]
+        );
     }
 }
