@@ -6,8 +6,10 @@
 //! restart) unpublished and unstaged in upstream's layout, its data outliving the pod that wrote
 //! it. While published, the driver's NodeGetVolumeStats figures show in /stats/summary (with the
 //! claim's pvcRef) and as the kubelet_volume_stats_* series of the claim in /metrics, before
-//! and after the restart, and leave with the pod. Every case runs against the test API server
-//! and the real kube-apiserver (Node authorizer, NodeRestriction).
+//! and after the restart, and leave with the pod. A driver that attaches holds its pod until
+//! the attach-detach controller (played by the test) reports the volume attached, the volume
+//! being in the Node's volumesInUse meanwhile and until the pod is gone. Every case runs
+//! against the test API server and the real kube-apiserver (Node authorizer, NodeRestriction).
 
 mod support;
 
@@ -26,6 +28,7 @@ const NODE_ID_ANNOTATION: &str = "csi.volume.kubernetes.io/nodeid";
 crate::against_both_api_servers!(
     a_csi_driver_registers_in_the_cluster_and_deregisters,
     a_claim_on_a_csi_volume_is_staged_published_and_torn_down,
+    an_attaching_driver_waits_for_the_attach_detach_controller,
 );
 
 fn driver_config(k: &Kubelet, name: &str) -> CsiDriverConfig {
@@ -193,6 +196,23 @@ fn claim_pod(name: &str, node: &str, claim: &str, script: &str) -> String {
     );
     let spec = bound_pod(name, node, script, &volumes);
     format!("{spec}    volumeMounts:\n    - name: data\n      mountPath: /data\n")
+}
+
+/// The reasons and messages of the events about pod `pod`.
+fn pod_events(cluster: &Cluster, pod: &str) -> Option<Vec<(String, String)>> {
+    let events: Value =
+        serde_json::from_str(&cluster.kubectl(&["get", "events", "-o", "json"]).ok()?).ok()?;
+    Some(
+        events["items"]
+            .as_array()?
+            .iter()
+            .filter(|e| e["involvedObject"]["name"] == pod)
+            .map(|e| {
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                (text(&e["reason"]), text(&e["message"]))
+            })
+            .collect(),
+    )
 }
 
 /// The first line container `app` of pod `name` logged.
@@ -491,5 +511,133 @@ async fn a_claim_on_a_csi_volume_is_staged_published_and_torn_down(backend: Back
         "NodeUnstageVolume",
     ];
     assert_eq!(volume_calls(&driver), [round, round].concat());
+    k.cleanup().await;
+}
+
+async fn an_attaching_driver_waits_for_the_attach_detach_controller(backend: Backend) {
+    let _serial = support::serial().await;
+    let cluster = Cluster::start(backend);
+    let node = "e2e-csi-attach";
+    let driver_name = "csi-attach.kubelet-rs.test";
+    // The node status every second, so volumesInUse shows without the default 10 s wait.
+    let mut k = cluster
+        .kubelet(node)
+        .with_args(&["--node-status-update-frequency=1s"]);
+    k.start();
+    eventually("the node is registered", START, &k, || {
+        cluster.get("node", node, "default")
+    })
+    .await;
+    let cfg = driver_config(&k, driver_name);
+    let driver = TestCsiDriver::start(cfg).expect("the CSI driver starts");
+    eventually("the driver registered", START, &k, || {
+        driver
+            .calls()
+            .contains(&"NotifyRegistrationStatus true ".to_string())
+            .then_some(())
+    })
+    .await;
+    cluster.create(&format!(
+        "apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata:\n  name: {driver_name}\nspec:\n  attachRequired: true\n---\n\
+         apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: pv-attach\nspec:\n  capacity:\n    storage: 1Gi\n  accessModes: [ReadWriteOnce]\n  csi:\n    driver: {driver_name}\n    volumeHandle: vol-attach\n---\n\
+         apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: claim-attach\n  namespace: default\nspec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: \"\"\n  resources:\n    requests:\n      storage: 1Gi\n"
+    ));
+    bind_claim(&cluster, "pv-attach", "claim-attach");
+    let unique = format!("kubernetes.io/csi/{driver_name}^vol-attach");
+    let node_status = || {
+        cluster
+            .get("node", node, "default")
+            .map(|n| n["status"].clone())
+    };
+
+    cluster.create(&claim_pod(
+        "attached",
+        node,
+        "claim-attach",
+        "echo on-an-attached-volume > /data/greeting; sleep 3600",
+    ));
+    // In use as soon as the pod needs it; mounted only once attached, saying why meanwhile.
+    eventually("the volume in the node's volumesInUse", START, &k, || {
+        (node_status()?["volumesInUse"] == json!([unique])).then_some(())
+    })
+    .await;
+    let not_attached = "Unable to attach or mount volumes: volume \"data\": Volume not attached according to node status for volume \"pv-attach\"";
+    eventually("a FailedMount event: not attached", START, &k, || {
+        pod_events(&cluster, "attached")?
+            .contains(&("FailedMount".to_string(), not_attached.to_string()))
+            .then_some(())
+    })
+    .await;
+    assert!(volume_calls(&driver).is_empty());
+    assert!(node_status().unwrap()["volumesAttached"].is_null());
+
+    // The attach-detach controller's part: the attachment, then the node's volumesAttached.
+    let attachment = format!(
+        "csi-{}",
+        sha256_hex(&format!("vol-attach{driver_name}{node}"))
+    );
+    cluster.create(&format!(
+        "apiVersion: storage.k8s.io/v1\nkind: VolumeAttachment\nmetadata:\n  name: {attachment}\nspec:\n  attacher: {driver_name}\n  nodeName: {node}\n  source:\n    persistentVolumeName: pv-attach\n"
+    ));
+    let attached = json!({"status": {"attached": true, "attachmentMetadata": {"devicePath": "/dev/test-1", "lun": "3"}}});
+    let volumes_attached =
+        json!({"status": {"volumesAttached": [{"name": unique, "devicePath": "/dev/test-1"}]}});
+    for (target, patch) in [
+        (["volumeattachment", attachment.as_str()], attached),
+        (["node", node], volumes_attached),
+    ] {
+        let patch = patch.to_string();
+        let mut args = vec!["patch"];
+        args.extend(target);
+        args.extend(["--subresource=status", "--type=merge", "-p", &patch]);
+        cluster
+            .kubectl(&args)
+            .unwrap_or_else(|e| panic!("kubectl {args:?}: {e}"));
+    }
+    k.wait_running("attached", &["app"], START).await;
+    let root = k.dir.join("root");
+    let staging = root
+        .join("plugins/kubernetes.io/csi")
+        .join(driver_name)
+        .join(sha256_hex("vol-attach"))
+        .join("globalmount");
+    let calls = driver.calls();
+    assert!(
+        calls.contains(&format!(
+            "NodeStageVolume vol-attach {} devicePath=/dev/test-1 lun=3",
+            staging.display()
+        )),
+        "{calls:?}"
+    );
+    let status = node_status().unwrap();
+    assert_eq!(status["volumesInUse"], json!([unique]));
+    assert_eq!(
+        status["volumesAttached"],
+        json!([{"name": unique, "devicePath": "/dev/test-1"}])
+    );
+
+    // The pod goes: once unpublished and unstaged, the volume is no longer in use; the
+    // controller's volumesAttached is left to the controller.
+    cluster
+        .kubectl(&["delete", "pod", "attached", "--wait=false"])
+        .unwrap();
+    let status = eventually("the volume out of volumesInUse", START, &k, || {
+        let status = node_status()?;
+        status["volumesInUse"].is_null().then_some(status)
+    })
+    .await;
+    assert_eq!(
+        volume_calls(&driver),
+        [
+            "NodeStageVolume",
+            "NodePublishVolume",
+            "NodeUnpublishVolume",
+            "NodeUnstageVolume"
+        ]
+    );
+    assert_eq!(
+        status["volumesAttached"],
+        json!([{"name": unique, "devicePath": "/dev/test-1"}])
+    );
     k.cleanup().await;
 }

@@ -265,9 +265,20 @@ impl csi::node_server::Node for Driver {
         request: Request<csi::NodeStageVolumeRequest>,
     ) -> Result<Response<csi::NodeStageVolumeResponse>, Status> {
         let r = request.into_inner();
+        // The publish context (the attachment's metadata) only when there is one.
+        let context: Vec<String> = r
+            .publish_context
+            .iter()
+            .map(|(k, v)| format!(" {k}={v}"))
+            .collect();
         record(
             &self.calls,
-            format!("NodeStageVolume {} {}", r.volume_id, r.staging_target_path),
+            format!(
+                "NodeStageVolume {} {}{}",
+                r.volume_id,
+                r.staging_target_path,
+                context.concat()
+            ),
         );
         if !self.cfg.stage_unstage {
             return Err(Status::unimplemented("STAGE_UNSTAGE_VOLUME is not offered"));
@@ -538,7 +549,8 @@ impl TestCsiDriver {
     }
 
     /// Every call so far, in order: `GetInfo`, `NodeGetInfo`,
-    /// `NodeStageVolume VOLUME_ID STAGING_PATH`, `NodePublishVolume VOLUME_ID TARGET [ro]`, ...
+    /// `NodeStageVolume VOLUME_ID STAGING_PATH [KEY=VALUE of the publish context, by key]...`,
+    /// `NodePublishVolume VOLUME_ID TARGET [ro]`, ...
     pub fn calls(&self) -> Vec<String> {
         recorded(&self.calls)
     }
