@@ -8,8 +8,12 @@
 //! claim's pvcRef) and as the kubelet_volume_stats_* series of the claim in /metrics, before
 //! and after the restart, and leave with the pod. A driver that attaches holds its pod until
 //! the attach-detach controller (played by the test) reports the volume attached, the volume
-//! being in the Node's volumesInUse meanwhile and until the pod is gone. Every case runs
-//! against the test API server and the real kube-apiserver (Node authorizer, NodeRestriction).
+//! being in the Node's volumesInUse meanwhile and until the pod is gone. A CSI ephemeral inline
+//! volume waits for its driver, is published (never staged) under upstream's handle with the
+//! pod's info in its context, and is unpublished when its pod goes, across a kubelet restart; a
+//! driver whose CSIDriver does not list Ephemeral is refused with upstream's error. Every case
+//! runs against the test API server and the real kube-apiserver (Node authorizer,
+//! NodeRestriction).
 
 mod support;
 
@@ -29,6 +33,7 @@ crate::against_both_api_servers!(
     a_csi_driver_registers_in_the_cluster_and_deregisters,
     a_claim_on_a_csi_volume_is_staged_published_and_torn_down,
     an_attaching_driver_waits_for_the_attach_detach_controller,
+    an_inline_csi_volume_is_published_for_its_pod_alone,
 );
 
 fn driver_config(k: &Kubelet, name: &str) -> CsiDriverConfig {
@@ -639,5 +644,244 @@ async fn an_attaching_driver_waits_for_the_attach_detach_controller(backend: Bac
         status["volumesAttached"],
         json!([{"name": unique, "devicePath": "/dev/test-1"}])
     );
+    k.cleanup().await;
+}
+
+/// A pod on `node` running `script` with an inline volume of `driver` mounted at /data.
+fn inline_pod(name: &str, node: &str, driver: &str, script: &str) -> String {
+    let volumes = format!(
+        "  volumes:\n  - name: data\n    csi:\n      driver: {driver}\n      fsType: ext4\n      readOnly: false\n      volumeAttributes:\n        size: 1Mi\n        color: blue\n      nodePublishSecretRef:\n        name: inline-secret\n"
+    );
+    let spec = bound_pod(name, node, script, &volumes);
+    format!("{spec}    volumeMounts:\n    - name: data\n      mountPath: /data\n")
+}
+
+/// The message of the first FailedMount event of pod `name`.
+fn failed_mount(cluster: &Cluster, name: &str) -> Option<String> {
+    let events: Value =
+        serde_json::from_str(&cluster.kubectl(&["get", "events", "-o", "json"]).ok()?).ok()?;
+    events["items"]
+        .as_array()?
+        .iter()
+        .find(|e| e["involvedObject"]["name"] == name && e["reason"] == "FailedMount")
+        .and_then(|e| e["message"].as_str().map(str::to_string))
+}
+
+async fn an_inline_csi_volume_is_published_for_its_pod_alone(backend: Backend) {
+    use kubelet_plugin_apis::csi::v1 as csi;
+    let _serial = support::serial().await;
+    let cluster = Cluster::start(backend);
+    let node = "e2e-csi-inline";
+    let persistent_only = "csi-persistent.kubelet-rs.test";
+    let port = free_port();
+    let mut k = cluster.kubelet(node).with_args(&[
+        &format!("--read-only-port={port}"),
+        "--volume-stats-agg-period=1s",
+    ]);
+    k.start();
+    eventually("the node is registered", START, &k, || {
+        cluster.get("node", node, "default")
+    })
+    .await;
+    cluster.create(&format!(
+        "apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata:\n  name: {DRIVER}\nspec:\n  attachRequired: false\n  podInfoOnMount: true\n  volumeLifecycleModes: [Ephemeral]\n---\n\
+         apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata:\n  name: {persistent_only}\nspec:\n  attachRequired: false\n  volumeLifecycleModes: [Persistent]\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata:\n  name: inline-secret\n  namespace: default\ndata:\n  token: czNjcmV0\n"
+    ));
+
+    // The driver is not registered yet: the pod waits, saying so as upstream does.
+    cluster.create(&inline_pod(
+        "inline",
+        node,
+        DRIVER,
+        "echo written-inline > /data/greeting; sleep 3600",
+    ));
+    let message = eventually(
+        "a FailedMount event for the missing driver",
+        START,
+        &k,
+        || failed_mount(&cluster, "inline"),
+    )
+    .await;
+    assert_eq!(
+        message,
+        format!(
+            "Unable to attach or mount volumes: volume \"data\": kubernetes.io/csi: mounter.SetUpAt failed to get CSI client: driver name {DRIVER} not found in the list of registered CSI drivers"
+        )
+    );
+
+    // A driver that stages persistent volumes: an inline one is still only published.
+    let cfg = driver_config(&k, DRIVER);
+    assert!(cfg.stage_unstage);
+    let driver = TestCsiDriver::start(cfg.clone()).expect("the CSI driver starts");
+    k.wait_running("inline", &["app"], START).await;
+    let pod = cluster.get("pod", "inline", "default").unwrap();
+    let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+    let service_account = pod["spec"]["serviceAccountName"].as_str().unwrap_or("");
+    let handle = format!("csi-{}", sha256_hex(&format!("{uid}data")));
+    let written = eventually("the file in the driver's volume dir", START, &k, || {
+        std::fs::read_to_string(cfg.data_dir.join(&handle).join("greeting")).ok()
+    })
+    .await;
+    assert_eq!(written, "written-inline\n");
+    let root = k.dir.join("root");
+    let pod_volume = root.join(format!("pods/{uid}/volumes/kubernetes.io~csi/data"));
+    let target = pod_volume.join("mount");
+    assert_eq!(volume_calls(&driver), ["NodePublishVolume"]);
+    let context: BTreeMap<String, String> = [
+        ("size", "1Mi"),
+        ("color", "blue"),
+        ("csi.storage.k8s.io/pod.name", "inline"),
+        ("csi.storage.k8s.io/pod.namespace", "default"),
+        ("csi.storage.k8s.io/pod.uid", uid.as_str()),
+        ("csi.storage.k8s.io/serviceAccount.name", service_account),
+        ("csi.storage.k8s.io/ephemeral", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let expected = csi::NodePublishVolumeRequest {
+        volume_id: handle.clone(),
+        publish_context: BTreeMap::new(),
+        staging_target_path: String::new(),
+        target_path: target.display().to_string(),
+        volume_capability: Some(csi::VolumeCapability {
+            access_type: Some(csi::volume_capability::AccessType::Mount(
+                csi::volume_capability::MountVolume {
+                    fs_type: "ext4".into(),
+                    mount_flags: Vec::new(),
+                    volume_mount_group: String::new(),
+                },
+            )),
+            access_mode: Some(csi::volume_capability::AccessMode {
+                mode: csi::volume_capability::access_mode::Mode::SingleNodeWriter as i32,
+            }),
+        }),
+        readonly: false,
+        secrets: BTreeMap::from([("token".to_string(), "s3cret".to_string())]),
+        volume_context: context,
+    };
+    assert_eq!(driver.publish_requests(), [expected]);
+    let vol_data: Value =
+        serde_json::from_slice(&std::fs::read(pod_volume.join("vol_data.json")).unwrap()).unwrap();
+    assert_eq!(
+        vol_data,
+        json!({
+            "specVolID": "data",
+            "volumeHandle": handle,
+            "driverName": DRIVER,
+            "nodeName": node,
+            "attachmentID": format!("csi-{}", sha256_hex(&format!("{handle}{DRIVER}{node}"))),
+            "volumeLifecycleMode": "Ephemeral",
+        })
+    );
+
+    // The driver's figures for a 1 GiB, 65536-inode volume holding its dir and one 15-byte
+    // file; no pvcRef and no claim series, as the volume has no claim.
+    let greeting = "written-inline\n".len() as u64;
+    let expected_volume = json!({
+        "name": "data",
+        "capacityBytes": 1u64 << 30,
+        "availableBytes": (1u64 << 30) - greeting,
+        "usedBytes": greeting,
+        "inodes": 1 << 16,
+        "inodesFree": (1 << 16) - 2,
+        "inodesUsed": 2,
+    });
+    wait_for(
+        "the driver's figures in /stats/summary",
+        START,
+        &k,
+        &|| async {
+            let mut volume = summary_volume(port, "inline", "data").await?;
+            volume.as_object_mut()?.remove("time")?;
+            (volume == expected_volume).then_some(())
+        },
+    )
+    .await;
+    let (_, metrics) = http_get(port, "/metrics").await.unwrap();
+    let series: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("kubelet_volume_stats_"))
+        .collect();
+    assert!(series.is_empty(), "{series:?}");
+
+    // A driver whose CSIDriver lists only Persistent is never asked for an inline volume.
+    let refusing = TestCsiDriver::start(driver_config(&k, persistent_only))
+        .expect("the second CSI driver starts");
+    eventually("the second driver registered", START, &k, || {
+        refusing
+            .calls()
+            .contains(&"NotifyRegistrationStatus true ".to_string())
+            .then_some(())
+    })
+    .await;
+    cluster.create(&inline_pod("refused", node, persistent_only, "sleep 3600"));
+    let message = eventually(
+        "a FailedMount event for the refused volume",
+        START,
+        &k,
+        || failed_mount(&cluster, "refused"),
+    )
+    .await;
+    assert_eq!(
+        message,
+        format!(
+            "Unable to attach or mount volumes: volume \"data\": volume mode \"Ephemeral\" not supported by driver {persistent_only} (only supports [\"Persistent\"])"
+        )
+    );
+    assert!(volume_calls(&refusing).is_empty());
+    assert!(refusing.publish_requests().is_empty());
+    cluster
+        .kubectl(&["delete", "pod", "refused", "--wait=false"])
+        .unwrap();
+
+    // A restarted kubelet finds the published volume from its dir and leaves it be.
+    k.stop();
+    k.start();
+    eventually(
+        "the driver registered with the new kubelet",
+        START,
+        &k,
+        || {
+            let registrations = driver
+                .calls()
+                .iter()
+                .filter(|c| *c == "NotifyRegistrationStatus true ")
+                .count();
+            (registrations == 2).then_some(())
+        },
+    )
+    .await;
+    k.wait_running("inline", &["app"], START).await;
+
+    // The pod goes: its volume is unpublished and its dir removed.
+    cluster
+        .kubectl(&["delete", "pod", "inline", "--wait=false"])
+        .unwrap();
+    eventually(
+        "the volume unpublished and its dir removed",
+        START,
+        &k,
+        || {
+            let done = volume_calls(&driver).len() == 2 && !pod_volume.exists();
+            done.then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        volume_calls(&driver),
+        ["NodePublishVolume", "NodeUnpublishVolume"]
+    );
+    assert!(
+        driver.calls().contains(&format!(
+            "NodeUnpublishVolume {handle} {}",
+            target.display()
+        )),
+        "{:?}",
+        driver.calls()
+    );
+    assert!(!kubelet_volumes::is_mount_point(&target).unwrap());
+    assert!(volume_calls(&refusing).is_empty());
     k.cleanup().await;
 }

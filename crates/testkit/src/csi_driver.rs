@@ -2,9 +2,11 @@
 //! serves Identity and Node on its own unix socket, keeps one directory per volume under its data
 //! dir (created on first stage or publish), and bind-mounts it: NodeStageVolume onto the staging
 //! path, NodePublishVolume from there (or straight from the volume dir without staging) onto the
-//! target path, read-only when asked. It registers through the plugin watcher: a
-//! pluginregistration v1 socket in `plugins_registry` answering GetInfo with type CSIPlugin. It
-//! runs on a runtime of its own, so stopping it closes every connection as a dying driver would.
+//! target path, read-only when asked; an ephemeral inline volume (volume context
+//! csi.storage.k8s.io/ephemeral "true") is published straight from its dir. It registers
+//! through the plugin watcher: a pluginregistration v1 socket in `plugins_registry` answering
+//! GetInfo with type CSIPlugin. It runs on a runtime of its own, so stopping it closes every
+//! connection as a dying driver would.
 //!
 //! NodeGetVolumeStats answers as a volume with a fixed quota would: capacity and inodes are the
 //! configured size, used the apparent size of the files in the volume and the number of its
@@ -89,11 +91,19 @@ pub enum CsiDriverError {
     Server(#[from] PluginServerError),
 }
 
+/// Every NodePublishVolume request, in full, so tests can check what a volume was asked with.
+type Publishes = Arc<std::sync::Mutex<Vec<csi::NodePublishVolumeRequest>>>;
+
 #[derive(Clone)]
 struct Driver {
     cfg: Arc<CsiDriverConfig>,
     calls: Calls,
+    publishes: Publishes,
 }
+
+/// The volume context key the kubelet sets "true" in for CSI ephemeral inline volumes (with
+/// podInfoOnMount).
+const EPHEMERAL_KEY: &str = "csi.storage.k8s.io/ephemeral";
 
 fn required(value: &str, what: &str) -> Result<(), Status> {
     if value.is_empty() {
@@ -331,10 +341,17 @@ impl csi::node_server::Node for Driver {
                 if r.readonly { " ro" } else { "" }
             ),
         );
+        self.publishes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(r.clone());
         required(&r.volume_id, "Volume ID")?;
         required(&r.target_path, "Target path")?;
         mount_capability(r.volume_capability.as_ref())?;
-        let source = if self.cfg.stage_unstage {
+        // An inline volume is never staged, even by a driver that stages persistent ones (as
+        // csi-driver-host-path does).
+        let ephemeral = r.volume_context.get(EPHEMERAL_KEY).map(String::as_str) == Some("true");
+        let source = if self.cfg.stage_unstage && !ephemeral {
             required(&r.staging_target_path, "Staging target path")?;
             let staging = PathBuf::from(&r.staging_target_path);
             if !is_mount_point(&staging)? {
@@ -507,6 +524,7 @@ fn create_dir(path: &Path) -> Result<(), CsiDriverError> {
 /// any mounts the kubelet did not tear down stay, as with a real driver).
 pub struct TestCsiDriver {
     calls: Calls,
+    publishes: Publishes,
     _server: PluginServer,
 }
 
@@ -520,9 +538,11 @@ impl TestCsiDriver {
         }
         let runtime = runtime()?;
         let calls = Calls::default();
+        let publishes = Publishes::default();
         let driver = Driver {
             cfg: Arc::new(cfg.clone()),
             calls: calls.clone(),
+            publishes: publishes.clone(),
         };
         let registration = cfg.registration_socket();
         let sockets = vec![cfg.endpoint.clone(), registration.clone()];
@@ -544,6 +564,7 @@ impl TestCsiDriver {
         };
         Ok(TestCsiDriver {
             calls,
+            publishes,
             _server: PluginServer::start(runtime, sockets, serve),
         })
     }
@@ -553,5 +574,13 @@ impl TestCsiDriver {
     /// `NodePublishVolume VOLUME_ID TARGET [ro]`, ...
     pub fn calls(&self) -> Vec<String> {
         recorded(&self.calls)
+    }
+
+    /// Every NodePublishVolume request so far, in order, as it arrived.
+    pub fn publish_requests(&self) -> Vec<csi::NodePublishVolumeRequest> {
+        self.publishes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }

@@ -97,7 +97,7 @@ pub enum SetupError {
     InvalidMode(i32),
     #[error("{0}")]
     DownwardApi(String),
-    /// A persistentVolumeClaim volume, as its driver's side said.
+    /// A persistentVolumeClaim or inline CSI volume, as its driver's side said.
     #[error("{0}")]
     Claim(String),
     #[error("the TokenRequest answer holds no token")]

@@ -186,6 +186,16 @@ impl VolumeManager {
                     })?;
                     Step::Claim(mounted)
                 }
+                Source::Csi(csi) => {
+                    let mounted = self.claims.set_up_inline(pod, volume, csi).await.map_err(|cause| {
+                        tracing::warn!(pod_uid = uid, volume = %volume.name, %cause, "volume setup failed");
+                        VolumeError::Volume {
+                            volume: volume.name.clone(),
+                            cause: SetupError::Claim(cause),
+                        }
+                    })?;
+                    Step::Claim(mounted)
+                }
             };
             steps.push((volume, step));
         }

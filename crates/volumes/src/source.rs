@@ -5,7 +5,9 @@
 use crate::empty_dir::Medium;
 use crate::error::SetupError;
 use crate::projection::Projection;
-use k8s_openapi::api::core::v1::{HostPathVolumeSource, PersistentVolumeClaimVolumeSource, Volume};
+use k8s_openapi::api::core::v1::{
+    CSIVolumeSource, HostPathVolumeSource, PersistentVolumeClaimVolumeSource, Volume,
+};
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Source<'a> {
@@ -13,6 +15,8 @@ pub(crate) enum Source<'a> {
     HostPath(&'a HostPathVolumeSource),
     Projection(Projection<'a>),
     Claim(&'a PersistentVolumeClaimVolumeSource),
+    /// A CSI ephemeral inline volume.
+    Csi(&'a CSIVolumeSource),
 }
 
 pub(crate) fn classify(volume: &Volume) -> Result<Source<'_>, SetupError> {
@@ -34,6 +38,9 @@ pub(crate) fn classify(volume: &Volume) -> Result<Source<'_>, SetupError> {
     }
     if let Some(claim) = &volume.persistent_volume_claim {
         return Ok(Source::Claim(claim));
+    }
+    if let Some(csi) = &volume.csi {
+        return Ok(Source::Csi(csi));
     }
     if volume.empty_dir.is_some() {
         return Ok(Source::EmptyDir(Medium::of(volume.empty_dir.as_ref())?));
@@ -100,6 +107,15 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(classify(&pvc), Ok(Source::Claim(c)) if c.claim_name == "c"));
+        let inline = Volume {
+            name: "inline".into(),
+            csi: Some(k8s_openapi::api::core::v1::CSIVolumeSource {
+                driver: "d".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(matches!(classify(&inline), Ok(Source::Csi(c)) if c.driver == "d"));
         let iscsi = Volume {
             name: "disk".into(),
             iscsi: Some(Default::default()),

@@ -58,7 +58,7 @@ pub struct CsiPlugins {
 }
 
 /// Go's %q of a string list: `["a" "b"]`.
-fn quoted_list(items: &[String]) -> String {
+pub(crate) fn quoted_list(items: &[String]) -> String {
     let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
     format!("[{}]", quoted.join(" "))
 }

@@ -16,12 +16,13 @@ use std::time::Duration;
 use thiserror::Error;
 use tracing::Instrument;
 
-/// A claim volume published for a pod: what its figures are asked with and reported under.
+/// A CSI volume published for a pod: what its figures are asked with and reported under.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedVolume {
     pub namespace: String,
     pub pod_name: String,
-    pub claim_name: String,
+    /// The claim it came from; None for an inline volume, which has no pvcRef.
+    pub claim_name: Option<String>,
     pub driver: String,
     pub volume_handle: String,
     /// The pod's publish path, NodeGetVolumeStats' volume_path.
@@ -140,11 +141,11 @@ async fn volume_stats(
             condition.message
         );
     }
-    let claim = PvcReference {
-        name: volume.claim_name.clone(),
+    let claim = volume.claim_name.as_ref().map(|claim| PvcReference {
+        name: claim.clone(),
         namespace: volume.namespace.clone(),
-    };
-    to_volume_stats(name, Some(claim), &answer, capabilities, time).map(Some)
+    });
+    to_volume_stats(name, claim, &answer, capabilities, time).map(Some)
 }
 
 impl CsiVolumes {

@@ -1,12 +1,16 @@
 //! persistentVolumeClaim volumes backed by CSI persistent volumes (upstream csi_attacher's
-//! MountDevice / UnmountDevice and csi_mounter's SetUp / TearDown), in upstream's layout so a
-//! node switched from the upstream kubelet keeps its mounts:
+//! MountDevice / UnmountDevice and csi_mounter's SetUp / TearDown) and CSI ephemeral inline
+//! volumes (a pod's `csi:` volumes: never staged, published straight into the pod's volume dir
+//! under a handle made from the pod UID and volume name, only for drivers whose CSIDriver lists
+//! the Ephemeral lifecycle mode), in upstream's layout so a node switched from the upstream
+//! kubelet keeps its mounts:
 //!
 //! - staged once per volume per node (drivers with STAGE_UNSTAGE_VOLUME) at
 //!   `ROOT/plugins/kubernetes.io/csi/DRIVER/SHA256(volumeHandle)/globalmount`, a vol_data.json
 //!   beside it;
-//! - published per pod at `ROOT/pods/UID/volumes/kubernetes.io~csi/PV/mount`, a vol_data.json
-//!   beside it, written before the driver is called so teardown always finds the volume;
+//! - published per pod at `ROOT/pods/UID/volumes/kubernetes.io~csi/NAME/mount` (NAME: the PV,
+//!   or the pod's volume for an inline one), a vol_data.json beside it recording the lifecycle
+//!   mode, written before the driver is called so teardown always finds the volume;
 //! - torn down from those files alone (unpublish, then unstage once no pod dir names the volume
 //!   any more), so it works after a restart.
 //!
@@ -25,10 +29,10 @@ use super::client::{self, VolumeRequest};
 use super::volume_stats::PublishedVolume;
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{
-    Node, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, Secret,
-    SecretReference, Volume,
+    CSIVolumeSource, Node, PersistentVolume, PersistentVolumeClaim,
+    PersistentVolumeClaimVolumeSource, Pod, Secret, SecretReference, Volume,
 };
-use k8s_openapi::api::storage::v1::{CSIDriver, VolumeAttachment};
+use k8s_openapi::api::storage::v1::{CSIDriver, CSIDriverSpec, VolumeAttachment};
 use kube::Api;
 use kubelet_plugin_apis::csi::v1::volume_capability::access_mode::Mode;
 use kubelet_stats::VolumeStatsCache;
@@ -44,6 +48,14 @@ use std::sync::Mutex;
 pub const POD_VOLUME_PLUGIN_DIR: &str = "kubernetes.io~csi";
 const VOL_DATA_FILE: &str = "vol_data.json";
 const GLOBAL_MOUNT: &str = "globalmount";
+
+/// A pod's volume the driver let go of.
+struct Unpublished {
+    driver: String,
+    handle: String,
+    /// An inline volume, which has nothing staged.
+    ephemeral: bool,
+}
 
 /// Where CSI persistent volumes come from and go to.
 pub struct CsiVolumes {
@@ -99,6 +111,81 @@ fn volumes_in_subdirs(dir: &Path) -> Vec<(String, String)> {
         .filter(|data| data.get("volumeLifecycleMode").map(String::as_str) != Some("Ephemeral"))
         .filter_map(|mut data| Some((data.remove("driverName")?, data.remove("volumeHandle")?)))
         .collect()
+}
+
+/// Upstream's makeVolumeHandle: an inline volume's id, "csi-" and the SHA-256 of the pod UID
+/// followed by the volume's name.
+pub fn inline_volume_handle(pod_uid: &str, volume_name: &str) -> String {
+    format!("csi-{}", sha256_hex(&format!("{pod_uid}{volume_name}")))
+}
+
+const EPHEMERAL: &str = "Ephemeral";
+
+/// Upstream's supportsVolumeLifecycleMode for an inline volume: only a driver whose CSIDriver
+/// object lists Ephemeral serves one; without the object (always so standalone) it is refused.
+fn check_ephemeral<'a>(
+    driver: &str,
+    csi_driver: Option<&'a CSIDriver>,
+) -> Result<&'a CSIDriverSpec, String> {
+    let Some(object) = csi_driver else {
+        return Err(format!(
+            "volume mode \"{EPHEMERAL}\" not supported by driver {driver} (no CSIDriver object)"
+        ));
+    };
+    let modes = object
+        .spec
+        .volume_lifecycle_modes
+        .clone()
+        .unwrap_or_default();
+    if modes.iter().any(|m| m == EPHEMERAL) {
+        Ok(&object.spec)
+    } else {
+        Err(format!(
+            "volume mode \"{EPHEMERAL}\" not supported by driver {driver} (only supports {})",
+            super::quoted_list(&modes)
+        ))
+    }
+}
+
+/// Upstream's podAttributes: what a driver with podInfoOnMount learns of the pod in its volume
+/// context.
+fn pod_info(pod: &Pod, ephemeral: bool) -> [(String, String); 5] {
+    let service_account = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .unwrap_or_default();
+    [
+        (
+            "csi.storage.k8s.io/pod.name",
+            pod.metadata.name.clone().unwrap_or_default(),
+        ),
+        (
+            "csi.storage.k8s.io/pod.namespace",
+            pod.metadata.namespace.clone().unwrap_or_default(),
+        ),
+        (
+            "csi.storage.k8s.io/pod.uid",
+            pod.metadata.uid.clone().unwrap_or_default(),
+        ),
+        ("csi.storage.k8s.io/serviceAccount.name", service_account),
+        ("csi.storage.k8s.io/ephemeral", ephemeral.to_string()),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+}
+
+/// The volume context of an inline volume: its attributes, and the pod's info when the driver
+/// asks for it (the pod's keys win, as upstream merges them last).
+fn inline_volume_context(
+    pod: &Pod,
+    source: &CSIVolumeSource,
+    driver: &CSIDriverSpec,
+) -> BTreeMap<String, String> {
+    let mut context = source.volume_attributes.clone().unwrap_or_default();
+    if driver.pod_info_on_mount == Some(true) {
+        context.extend(pod_info(pod, true));
+    }
+    context
 }
 
 /// The access mode the driver is asked for, from the PV's first access mode.
@@ -377,8 +464,8 @@ impl CsiVolumes {
     }
 
     /// Unpublishes the pod's volume in `dir` (a kubernetes.io~csi/NAME dir) and removes its
-    /// files; answers the (driver, handle) it held.
-    async fn unpublish(&self, dir: &Path) -> Result<Option<(String, String)>, String> {
+    /// files; answers what it held.
+    async fn unpublish(&self, dir: &Path) -> Result<Option<Unpublished>, String> {
         let Some(data) = read_vol_data(dir)? else {
             // Nothing was ever asked of a driver here.
             remove_if_present(&dir.join("mount"), true)?;
@@ -401,7 +488,11 @@ impl CsiVolumes {
         }
         remove_if_present(&dir.join(VOL_DATA_FILE), false)?;
         remove_if_present(dir, true)?;
-        Ok(Some((driver, handle)))
+        Ok(Some(Unpublished {
+            driver,
+            handle,
+            ephemeral: data.get("volumeLifecycleMode").map(String::as_str) == Some(EPHEMERAL),
+        }))
     }
 
     /// Whether any pod dir still holds the volume (driver, handle).
@@ -473,6 +564,23 @@ impl ClaimVolumes for CsiVolumes {
         Ok(mounted)
     }
 
+    async fn set_up_inline(
+        &self,
+        pod: &Pod,
+        volume: &Volume,
+        csi: &CSIVolumeSource,
+    ) -> Result<ClaimMount, String> {
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        let key = (uid.to_string(), volume.name.clone());
+        if let Some((known, _)) = self.remembered().get(&key) {
+            return Ok(known.clone());
+        }
+        let _one_at_a_time = self.operations.lock().await;
+        let (mounted, published) = self.set_up_inline_volume(pod, volume, csi).await?;
+        self.remembered().insert(key, (mounted.clone(), published));
+        Ok(mounted)
+    }
+
     async fn tear_down(&self, pod_uid: &str) -> Result<(), String> {
         let _one_at_a_time = self.operations.lock().await;
         self.remembered().retain(|(uid, _), _| uid != pod_uid);
@@ -520,23 +628,7 @@ impl CsiVolumes {
         };
         let mut volume_context = source.volume_attributes.clone().unwrap_or_default();
         if driver_spec.pod_info_on_mount == Some(true) {
-            let service_account = pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.service_account_name.clone())
-                .unwrap_or_default();
-            for (k, v) in [
-                (
-                    "csi.storage.k8s.io/pod.name",
-                    pod.metadata.name.clone().unwrap_or_default(),
-                ),
-                ("csi.storage.k8s.io/pod.namespace", namespace.to_string()),
-                ("csi.storage.k8s.io/pod.uid", uid.to_string()),
-                ("csi.storage.k8s.io/serviceAccount.name", service_account),
-                ("csi.storage.k8s.io/ephemeral", "false".to_string()),
-            ] {
-                volume_context.insert(k.to_string(), v);
-            }
+            volume_context.extend(pod_info(pod, false));
         }
         let request = VolumeRequest {
             volume_id: handle.clone(),
@@ -557,7 +649,7 @@ impl CsiVolumes {
         let published = PublishedVolume {
             namespace: namespace.to_string(),
             pod_name: pod.metadata.name.clone().unwrap_or_default(),
-            claim_name: claim.claim_name.clone(),
+            claim_name: Some(claim.claim_name.clone()),
             driver: driver.clone(),
             volume_handle: handle.clone(),
             target: target.clone(),
@@ -636,6 +728,104 @@ impl CsiVolumes {
         ))
     }
 
+    /// Upstream's NewMounter and SetUp for an inline volume: the lifecycle mode checked, then
+    /// NodePublishVolume straight into the pod's volume dir, nothing staged.
+    async fn set_up_inline_volume(
+        &self,
+        pod: &Pod,
+        volume: &Volume,
+        source: &CSIVolumeSource,
+    ) -> Result<(ClaimMount, PublishedVolume), String> {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        let driver = source.driver.clone();
+        let handle = inline_volume_handle(uid, &volume.name);
+        // Standalone there is no CSIDriver to read, which refuses the volume as upstream does.
+        let csi_driver = match self.client {
+            Some(_) => self.csi_driver(&driver).await?,
+            None => None,
+        };
+        let driver_spec = check_ephemeral(&driver, csi_driver.as_ref())?;
+        let read_only = source.read_only.unwrap_or(false);
+        let pod_dir = kubelet_volumes::pod_volume_dir(
+            &self.root_dir,
+            uid,
+            POD_VOLUME_PLUGIN_DIR,
+            &volume.name,
+        )
+        .map_err(|e| e.to_string())?;
+        let target = pod_dir.join("mount");
+        let mounted_volume = ClaimMount {
+            host_path: target.clone(),
+            read_only,
+        };
+        let published = PublishedVolume {
+            namespace: namespace.clone(),
+            pod_name: pod.metadata.name.clone().unwrap_or_default(),
+            claim_name: None,
+            driver: driver.clone(),
+            volume_handle: handle.clone(),
+            target: target.clone(),
+            staging: None,
+        };
+        if mounted(&target)? {
+            return Ok((mounted_volume, published));
+        }
+        let endpoint = self
+            .endpoint(&driver)
+            .map_err(|e| super::log(&format!("mounter.SetUpAt failed to get CSI client: {e}")))?;
+        let request = VolumeRequest {
+            volume_id: handle.clone(),
+            publish_context: BTreeMap::new(),
+            volume_context: inline_volume_context(pod, source, driver_spec),
+            fs_type: source.fs_type.clone().unwrap_or_default(),
+            mount_flags: Vec::new(),
+            // Upstream asks for ReadWriteOnce for every inline volume.
+            access_mode: Mode::SingleNodeWriter as i32,
+        };
+        // Written before the driver is asked, so a crash mid-publish leaves it found.
+        write_vol_data(
+            &pod_dir,
+            &BTreeMap::from([
+                ("specVolID", volume.name.clone()),
+                ("volumeHandle", handle.clone()),
+                ("driverName", driver.clone()),
+                ("nodeName", self.node_name.clone()),
+                (
+                    "attachmentID",
+                    attachment_name(&handle, &driver, &self.node_name),
+                ),
+                ("volumeLifecycleMode", EPHEMERAL.to_string()),
+            ]),
+        )?;
+        // The Secret is the pod's namespace's, whatever the reference could say.
+        let secret_ref = source
+            .node_publish_secret_ref
+            .as_ref()
+            .map(|r| SecretReference {
+                name: Some(r.name.clone()),
+                namespace: Some(namespace.clone()),
+            });
+        let secrets = self.secrets(secret_ref.as_ref()).await.map_err(|e| {
+            let name = secret_ref
+                .as_ref()
+                .and_then(|r| r.name.clone())
+                .unwrap_or_default();
+            format!("fetching NodePublishSecretRef {namespace}/{name} failed: {e}")
+        })?;
+        client::node_publish(&endpoint, &request, None, &target, read_only, secrets).await?;
+        tracing::info!(
+            pod_uid = uid,
+            pod_namespace = namespace,
+            pod_name = published.pod_name,
+            driver,
+            volume = handle,
+            "MountVolume.SetUp succeeded for volume {:?}",
+            volume.name
+        );
+        Ok((mounted_volume, published))
+    }
+
     async fn tear_down_volumes(&self, pod_uid: &str) -> Result<(), String> {
         let plugin_dir =
             kubelet_volumes::pod_plugin_dir(&self.root_dir, pod_uid, POD_VOLUME_PLUGIN_DIR)
@@ -650,15 +840,19 @@ impl CsiVolumes {
             if let Some(volume) = self.unpublish(&entry.path()).await? {
                 tracing::info!(
                     pod_uid,
-                    driver = volume.0,
-                    volume = volume.1,
+                    driver = volume.driver,
+                    volume = volume.handle,
                     "UnmountVolume.TearDown succeeded"
                 );
-                unpublished.push(volume);
+                // An inline volume was never staged.
+                if !volume.ephemeral {
+                    unpublished.push(volume);
+                }
             }
         }
-        for (driver, handle) in unpublished {
-            self.unstage_if_unused(&driver, &handle).await?;
+        for volume in unpublished {
+            self.unstage_if_unused(&volume.driver, &volume.handle)
+                .await?;
         }
         remove_if_present(&plugin_dir, true)
     }
@@ -679,6 +873,95 @@ mod tests {
             attachment_name("a", "b", "c"),
             "csi-ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn inline_handles_are_upstreams() {
+        // Go's fmt.Sprintf("csi-%x", sha256.Sum256([]byte(podUID + volumeName))).
+        assert_eq!(
+            inline_volume_handle("0f2a6c1e-7d3b-4f5a-9c8e-1b2d3e4f5a6b", "data"),
+            "csi-6b4609779c557d5f80dd740927e7248b777dbcfb67d3bdbcc6b25ee4137876d0"
+        );
+        assert_eq!(
+            inline_volume_handle("", "abc"),
+            "csi-ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    fn csi_driver(modes: Option<&[&str]>, pod_info: Option<bool>) -> CSIDriver {
+        CSIDriver {
+            metadata: Default::default(),
+            spec: CSIDriverSpec {
+                volume_lifecycle_modes: modes.map(|m| m.iter().map(|s| s.to_string()).collect()),
+                pod_info_on_mount: pod_info,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn only_drivers_listing_ephemeral_serve_inline_volumes() {
+        assert_eq!(
+            check_ephemeral("d", None).unwrap_err(),
+            "volume mode \"Ephemeral\" not supported by driver d (no CSIDriver object)"
+        );
+        let persistent = csi_driver(Some(&["Persistent"]), None);
+        assert_eq!(
+            check_ephemeral("d", Some(&persistent)).unwrap_err(),
+            "volume mode \"Ephemeral\" not supported by driver d (only supports [\"Persistent\"])"
+        );
+        let unset = csi_driver(None, None);
+        assert_eq!(
+            check_ephemeral("d", Some(&unset)).unwrap_err(),
+            "volume mode \"Ephemeral\" not supported by driver d (only supports [])"
+        );
+        let both = csi_driver(Some(&["Persistent", "Ephemeral"]), None);
+        assert!(check_ephemeral("d", Some(&both)).is_ok());
+    }
+
+    #[test]
+    fn inline_context_is_the_attributes_and_the_pod_when_asked() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u-1"},
+            "spec": {"containers": [], "serviceAccountName": "sa"},
+        }))
+        .unwrap();
+        let source = CSIVolumeSource {
+            driver: "d".into(),
+            volume_attributes: Some(BTreeMap::from([
+                ("size".to_string(), "1Mi".to_string()),
+                // A pod key the user set is overridden, as upstream's merge does.
+                (
+                    "csi.storage.k8s.io/pod.name".to_string(),
+                    "spoofed".to_string(),
+                ),
+            ])),
+            ..Default::default()
+        };
+        let without = csi_driver(Some(&["Ephemeral"]), Some(false));
+        assert_eq!(
+            inline_volume_context(&pod, &source, &without.spec),
+            BTreeMap::from([
+                ("size".to_string(), "1Mi".to_string()),
+                (
+                    "csi.storage.k8s.io/pod.name".to_string(),
+                    "spoofed".to_string()
+                ),
+            ])
+        );
+        let with = csi_driver(Some(&["Ephemeral"]), Some(true));
+        let expected: BTreeMap<String, String> = [
+            ("size", "1Mi"),
+            ("csi.storage.k8s.io/pod.name", "p"),
+            ("csi.storage.k8s.io/pod.namespace", "ns"),
+            ("csi.storage.k8s.io/pod.uid", "u-1"),
+            ("csi.storage.k8s.io/serviceAccount.name", "sa"),
+            ("csi.storage.k8s.io/ephemeral", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(inline_volume_context(&pod, &source, &with.spec), expected);
     }
 
     #[test]

@@ -150,7 +150,7 @@ async fn setup(configure: impl FnOnce(&mut CsiDriverConfig)) -> Setup {
     let volume = PublishedVolume {
         namespace: "ns".into(),
         pod_name: "pod".into(),
-        claim_name: "claim".into(),
+        claim_name: Some("claim".into()),
         driver: "drv".into(),
         volume_handle: "vol-1".into(),
         target,
