@@ -167,7 +167,8 @@ async fn removing_the_manifest_leaves_nothing_behind() {
     })
     .await;
     wait_for("the pod dir and cgroup gone", START, &k, || async {
-        let cgroup_left = std::fs::read_dir("/sys/fs/cgroup/memory/kubelet-rs-test/kubepods")
+        let kubepods = format!("/sys/fs/cgroup/memory{}/kubepods", k.runtime.cgroup_root());
+        let cgroup_left = std::fs::read_dir(kubepods)
             .into_iter()
             .flatten()
             .flatten()

@@ -56,7 +56,8 @@ use std::time::Duration;
 pub const CRI_ENDPOINT_VAR: &str = "KUBELET_TEST_CRI_ENDPOINT";
 /// The variable that holds the test run's root directory.
 pub const RT_DIR_VAR: &str = "KUBELET_TEST_RT_DIR";
-/// The cgroup every test pod lives under, in every hierarchy; `containerd-down.sh` removes it.
+/// The cgroup every test pod lives under, in every hierarchy, one child per test run (see
+/// [`TestRuntime::cgroup_root`]); `containerd-down.sh` removes what is left empty under it.
 pub const CGROUP_ROOT: &str = "/kubelet-rs-test";
 
 /// A TCP port of 127.0.0.1 that was free a moment ago.
@@ -93,9 +94,14 @@ pub fn containerd() -> TestRuntime {
     });
     preflight::require_root();
     preflight::require_binaries(&["containerd", "runc"]);
+    let rt_dir = PathBuf::from(rt_dir);
+    let run = rt_dir
+        .file_name()
+        .map_or_else(|| "run".into(), |name| name.to_string_lossy().into_owned());
     TestRuntime {
         endpoint,
-        rt_dir: PathBuf::from(rt_dir),
+        cgroup_root: format!("{CGROUP_ROOT}/{run}"),
+        rt_dir,
     }
 }
 
@@ -104,6 +110,7 @@ pub fn containerd() -> TestRuntime {
 pub struct TestRuntime {
     endpoint: String,
     rt_dir: PathBuf,
+    cgroup_root: String,
 }
 
 impl TestRuntime {
@@ -127,14 +134,16 @@ impl TestRuntime {
             .unwrap_or_else(|err| panic!("the test containerd does not answer: {err}"))
     }
 
-    /// The cgroup root of test pods, `/kubelet-rs-test`.
+    /// The cgroup root of this run's test pods, `/kubelet-rs-test/<run dir name>`: a kubelet's
+    /// housekeeping kills what runs in pod cgroups it does not know, so two test runs on one
+    /// machine must not share one.
     pub fn cgroup_root(&self) -> &str {
-        CGROUP_ROOT
+        &self.cgroup_root
     }
 
-    /// The `cgroup_parent` for a test pod's sandbox: `/kubelet-rs-test/pod<uid>`.
+    /// The `cgroup_parent` for a test pod's sandbox: `<cgroup root>/pod<uid>`.
     pub fn pod_cgroup_parent(&self, pod_uid: &str) -> String {
-        format!("{CGROUP_ROOT}/pod{pod_uid}")
+        format!("{}/pod{pod_uid}", self.cgroup_root)
     }
 
     /// The CRI sandboxes labelled with `pod_uid`, in any state.
@@ -156,7 +165,7 @@ impl TestRuntime {
     /// hierarchy, deepest directories first. Missing directories are fine; a cgroup that still
     /// has processes is an error.
     pub fn remove_cgroup_tree(&self, relative: &str) -> Result<(), kubelet_host::HostError> {
-        kubelet_host::cgroupfs::remove_everywhere(&format!("{CGROUP_ROOT}/{relative}"))
+        kubelet_host::cgroupfs::remove_everywhere(&format!("{}/{relative}", self.cgroup_root))
     }
 
     /// Removes the cgroups of a pod whose sandbox used [`Self::pod_cgroup_parent`].
