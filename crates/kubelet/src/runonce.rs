@@ -83,18 +83,29 @@ pub async fn collect_pods(
     ready: &SourcesReady,
 ) -> BTreeMap<String, Pod> {
     let mut pods = BTreeMap::new();
-    while !ready.all_ready() {
+    let mut take = |u: PodUpdate| {
+        for p in &u.pods {
+            let uid = p.metadata.uid.clone().unwrap_or_default();
+            match u.op {
+                PodOperation::Remove => pods.remove(&uid),
+                _ => pods.insert(uid, p.clone()),
+            };
+        }
+        let _ = forward.send(u);
+    };
+    loop {
+        // A source is marked ready as it sends its snapshot, so by the time every source is,
+        // their snapshots are queued: read those before leaving, or a fast source's pods are
+        // missed and the run reports nothing.
+        let all_ready = ready.all_ready();
+        while let Ok(u) = updates.try_recv() {
+            take(u);
+        }
+        if all_ready {
+            break;
+        }
         match tokio::time::timeout(POLL, updates.recv()).await {
-            Ok(Some(u)) => {
-                for p in &u.pods {
-                    let uid = p.metadata.uid.clone().unwrap_or_default();
-                    match u.op {
-                        PodOperation::Remove => pods.remove(&uid),
-                        _ => pods.insert(uid, p.clone()),
-                    };
-                }
-                let _ = forward.send(u);
-            }
+            Ok(Some(u)) => take(u),
             Ok(None) => break,
             Err(_) => {}
         }
@@ -185,5 +196,22 @@ mod tests {
             verdict(Some(&status(json!({"phase": "Pending"}))), false),
             Verdict::Pending
         );
+    }
+
+    #[tokio::test]
+    async fn pods_sent_before_the_run_looks_are_collected() {
+        let (mux, mut updates) = kubelet_sources::Mux::new();
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "a", "namespace": "default", "uid": "u1"},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}
+        }))
+        .unwrap();
+        // The source's whole read is in before collect_pods starts: ready already.
+        mux.source("file").send_snapshot(vec![pod]);
+        assert!(mux.ready().all_ready());
+        let (forward, mut forwarded) = tokio::sync::mpsc::unbounded_channel();
+        let pods = collect_pods(&mut updates, &forward, &mux.ready()).await;
+        assert_eq!(pods.keys().collect::<Vec<_>>(), ["u1"]);
+        assert_eq!(forwarded.try_recv().unwrap().pods.len(), 1);
     }
 }

@@ -377,7 +377,11 @@ async fn runonce_reports_success_and_failure() {
         &busybox_pod("c", "Never", &[("main", "exit 3")], ""),
     );
     let (status, out) = bad.run_to_end(Duration::from_secs(60));
-    assert!(!status.success(), "{out}");
+    assert!(
+        !status.success(),
+        "exit {status:?}, stdout: {out}\nlog: {}",
+        bad.log()
+    );
     assert!(
         out.contains("exited with code 3"),
         "exit {status:?}, stdout: {out}\nlog: {}",
