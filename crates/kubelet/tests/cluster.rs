@@ -283,16 +283,7 @@ async fn registers_the_node_renews_its_lease_and_runs_bound_pods(backend: Backen
     assert_eq!(sandboxes.len(), 1);
     assert_eq!(sandboxes[0].runtime_handler, "runc");
     let event = eventually("a FailedCreatePodSandBox event", START, &k, || {
-        let events = cluster.kubectl(&["get", "events", "-o", "json"]).ok()?;
-        let events = json(&events);
-        events["items"]
-            .as_array()?
-            .iter()
-            .find(|e| {
-                e["involvedObject"]["name"] == exotic.as_str()
-                    && e["reason"] == "FailedCreatePodSandBox"
-            })
-            .cloned()
+        cluster.event(&exotic, "FailedCreatePodSandBox")
     })
     .await;
     assert_eq!(event["type"], "Warning");

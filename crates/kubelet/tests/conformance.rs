@@ -699,24 +699,6 @@ async fn container_statuses_and_the_pod_environment_are_upstream_s(backend: Back
     k.cleanup().await;
 }
 
-/// Events of the object `name`, as (reason, message).
-fn events_of(cluster: &Cluster, name: &str) -> Vec<(String, String)> {
-    let selector = format!("--field-selector=involvedObject.name={name}");
-    let events = cluster
-        .kubectl(&["get", "events", &selector, "-o", "json"])
-        .unwrap();
-    let events: Value = serde_json::from_str(&events).unwrap();
-    events["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let s = |f: &str| e[f].as_str().unwrap_or_default().to_string();
-            (s("reason"), s("message"))
-        })
-        .collect()
-}
-
 async fn fs_group_owns_volume_contents_and_sets_setgid(backend: Backend) {
     let _serial = support::serial().await;
     let cluster = Cluster::start(backend);
@@ -818,10 +800,14 @@ async fn liveness_restarts_and_readiness_holds_ready(backend: Backend) {
     assert_eq!(status["ready"], true, "{status}");
     assert_eq!(status["restartCount"], 0, "{status}");
     assert!(
-        events_of(&cluster, "readiness")
+        cluster
+            .event_reasons("readiness")
+            .expect("kubectl get events")
             .contains(&("Unhealthy".into(), "Readiness probe failed: ".into())),
         "{:?}",
-        events_of(&cluster, "readiness")
+        cluster
+            .event_reasons("readiness")
+            .expect("kubectl get events")
     );
 
     // Liveness: a failing probe kills the container and the restart policy starts it again.
@@ -839,7 +825,9 @@ async fn liveness_restarts_and_readiness_holds_ready(backend: Backend) {
         (&137.into(), &"Error".into()),
         "{live}"
     );
-    let events = events_of(&cluster, "liveness");
+    let events = cluster
+        .event_reasons("liveness")
+        .expect("kubectl get events");
     for (reason, message) in [
         ("Unhealthy", "Liveness probe failed: sick\n"),
         (
@@ -918,7 +906,9 @@ async fn lifecycle_hooks_run_after_start_and_before_stop(backend: Backend) {
     })
     .await;
     assert_eq!(killed["status"]["phase"], "Failed", "{killed}");
-    let events = events_of(&cluster, "bad-hook");
+    let events = cluster
+        .event_reasons("bad-hook")
+        .expect("kubectl get events");
     assert!(
         events.contains(&("FailedPostStartHook".into(), "PostStartHook failed".into())),
         "{events:?}"

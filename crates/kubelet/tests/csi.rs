@@ -48,6 +48,19 @@ fn driver_config(k: &Kubelet, name: &str) -> CsiDriverConfig {
     cfg
 }
 
+/// Waits until the kubelet has accepted `driver`'s registration at least `times` times.
+async fn registered(k: &Kubelet, driver: &TestCsiDriver, times: usize) {
+    eventually("the driver registered with the kubelet", START, k, || {
+        let accepted = driver
+            .calls()
+            .iter()
+            .filter(|c| *c == "NotifyRegistrationStatus true ")
+            .count();
+        (accepted >= times).then_some(())
+    })
+    .await;
+}
+
 fn csinode(cluster: &Cluster, node: &str) -> Option<Value> {
     cluster.get("csinode", node, "default")
 }
@@ -196,28 +209,24 @@ fn bind_claim(cluster: &Cluster, pv: &str, claim: &str) {
 
 /// A pod on `node` running `script` with the claim mounted at /data.
 fn claim_pod(name: &str, node: &str, claim: &str, script: &str) -> String {
-    let volumes = format!(
-        "  volumes:\n  - name: data\n    persistentVolumeClaim:\n      claimName: {claim}\n"
-    );
-    let spec = bound_pod(name, node, script, &volumes);
-    format!("{spec}    volumeMounts:\n    - name: data\n      mountPath: /data\n")
+    with_data_volume(
+        name,
+        node,
+        script,
+        &format!("persistentVolumeClaim:\n      claimName: {claim}\n"),
+    )
 }
 
-/// The reasons and messages of the events about pod `pod`.
-fn pod_events(cluster: &Cluster, pod: &str) -> Option<Vec<(String, String)>> {
-    let events: Value =
-        serde_json::from_str(&cluster.kubectl(&["get", "events", "-o", "json"]).ok()?).ok()?;
-    Some(
-        events["items"]
-            .as_array()?
-            .iter()
-            .filter(|e| e["involvedObject"]["name"] == pod)
-            .map(|e| {
-                let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-                (text(&e["reason"]), text(&e["message"]))
-            })
-            .collect(),
-    )
+/// A pod on `node` running `script` with volume `data` (of `source`, its YAML under the volume,
+/// indented for it) mounted at /data.
+fn with_data_volume(name: &str, node: &str, script: &str, source: &str) -> String {
+    let spec = bound_pod(
+        name,
+        node,
+        script,
+        &format!("  volumes:\n  - name: data\n    {source}"),
+    );
+    format!("{spec}    volumeMounts:\n    - name: data\n      mountPath: /data\n")
 }
 
 /// The first line container `app` of pod `name` logged.
@@ -313,13 +322,7 @@ async fn a_claim_on_a_csi_volume_is_staged_published_and_torn_down(backend: Back
     cfg.volume_inodes = 1000;
     cfg.volume_condition = true;
     let driver = TestCsiDriver::start(cfg.clone()).expect("the CSI driver starts");
-    eventually("the driver registered", START, &k, || {
-        driver
-            .calls()
-            .contains(&"NotifyRegistrationStatus true ".to_string())
-            .then_some(())
-    })
-    .await;
+    registered(&k, &driver, 1).await;
     create_claim(&cluster, "pv-e2e", "claim-e2e", "vol-e2e");
     let root = k.dir.join("root");
     let global = root
@@ -338,16 +341,7 @@ async fn a_claim_on_a_csi_volume_is_staged_published_and_torn_down(backend: Back
         "a FailedMount event for the unbound claim",
         START,
         &k,
-        || {
-            let events: Value =
-                serde_json::from_str(&cluster.kubectl(&["get", "events", "-o", "json"]).ok()?)
-                    .ok()?;
-            events["items"]
-                .as_array()?
-                .iter()
-                .find(|e| e["involvedObject"]["name"] == "writer" && e["reason"] == "FailedMount")
-                .cloned()
-        },
+        || cluster.event("writer", "FailedMount"),
     )
     .await;
     let message = event["message"].as_str().unwrap();
@@ -456,20 +450,7 @@ async fn a_claim_on_a_csi_volume_is_staged_published_and_torn_down(backend: Back
         &driver_figures,
     )
     .await;
-    eventually(
-        "the driver registered with the new kubelet",
-        START,
-        &k,
-        || {
-            let registrations = driver
-                .calls()
-                .iter()
-                .filter(|c| *c == "NotifyRegistrationStatus true ")
-                .count();
-            (registrations == 2).then_some(())
-        },
-    )
-    .await;
+    registered(&k, &driver, 2).await;
 
     // The first pod goes: its volume is unpublished, then unstaged, as nothing else holds it.
     cluster
@@ -535,13 +516,7 @@ async fn an_attaching_driver_waits_for_the_attach_detach_controller(backend: Bac
     .await;
     let cfg = driver_config(&k, driver_name);
     let driver = TestCsiDriver::start(cfg).expect("the CSI driver starts");
-    eventually("the driver registered", START, &k, || {
-        driver
-            .calls()
-            .contains(&"NotifyRegistrationStatus true ".to_string())
-            .then_some(())
-    })
-    .await;
+    registered(&k, &driver, 1).await;
     cluster.create(&format!(
         "apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata:\n  name: {driver_name}\nspec:\n  attachRequired: true\n---\n\
          apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: pv-attach\nspec:\n  capacity:\n    storage: 1Gi\n  accessModes: [ReadWriteOnce]\n  csi:\n    driver: {driver_name}\n    volumeHandle: vol-attach\n---\n\
@@ -568,7 +543,8 @@ async fn an_attaching_driver_waits_for_the_attach_detach_controller(backend: Bac
     .await;
     let not_attached = "Unable to attach or mount volumes: volume \"data\": Volume not attached according to node status for volume \"pv-attach\"";
     eventually("a FailedMount event: not attached", START, &k, || {
-        pod_events(&cluster, "attached")?
+        cluster
+            .event_reasons("attached")?
             .contains(&("FailedMount".to_string(), not_attached.to_string()))
             .then_some(())
     })
@@ -649,22 +625,20 @@ async fn an_attaching_driver_waits_for_the_attach_detach_controller(backend: Bac
 
 /// A pod on `node` running `script` with an inline volume of `driver` mounted at /data.
 fn inline_pod(name: &str, node: &str, driver: &str, script: &str) -> String {
-    let volumes = format!(
-        "  volumes:\n  - name: data\n    csi:\n      driver: {driver}\n      fsType: ext4\n      readOnly: false\n      volumeAttributes:\n        size: 1Mi\n        color: blue\n      nodePublishSecretRef:\n        name: inline-secret\n"
-    );
-    let spec = bound_pod(name, node, script, &volumes);
-    format!("{spec}    volumeMounts:\n    - name: data\n      mountPath: /data\n")
+    with_data_volume(
+        name,
+        node,
+        script,
+        &format!(
+            "csi:\n      driver: {driver}\n      fsType: ext4\n      readOnly: false\n      volumeAttributes:\n        size: 1Mi\n        color: blue\n      nodePublishSecretRef:\n        name: inline-secret\n"
+        ),
+    )
 }
 
 /// The message of the first FailedMount event of pod `name`.
 fn failed_mount(cluster: &Cluster, name: &str) -> Option<String> {
-    let events: Value =
-        serde_json::from_str(&cluster.kubectl(&["get", "events", "-o", "json"]).ok()?).ok()?;
-    events["items"]
-        .as_array()?
-        .iter()
-        .find(|e| e["involvedObject"]["name"] == name && e["reason"] == "FailedMount")
-        .and_then(|e| e["message"].as_str().map(str::to_string))
+    let event = cluster.event(name, "FailedMount")?;
+    event["message"].as_str().map(str::to_string)
 }
 
 async fn an_inline_csi_volume_is_published_for_its_pod_alone(backend: Backend) {
@@ -809,13 +783,7 @@ async fn an_inline_csi_volume_is_published_for_its_pod_alone(backend: Backend) {
     // A driver whose CSIDriver lists only Persistent is never asked for an inline volume.
     let refusing = TestCsiDriver::start(driver_config(&k, persistent_only))
         .expect("the second CSI driver starts");
-    eventually("the second driver registered", START, &k, || {
-        refusing
-            .calls()
-            .contains(&"NotifyRegistrationStatus true ".to_string())
-            .then_some(())
-    })
-    .await;
+    registered(&k, &refusing, 1).await;
     cluster.create(&inline_pod("refused", node, persistent_only, "sleep 3600"));
     let message = eventually(
         "a FailedMount event for the refused volume",
@@ -839,20 +807,7 @@ async fn an_inline_csi_volume_is_published_for_its_pod_alone(backend: Backend) {
     // A restarted kubelet finds the published volume from its dir and leaves it be.
     k.stop();
     k.start();
-    eventually(
-        "the driver registered with the new kubelet",
-        START,
-        &k,
-        || {
-            let registrations = driver
-                .calls()
-                .iter()
-                .filter(|c| *c == "NotifyRegistrationStatus true ")
-                .count();
-            (registrations == 2).then_some(())
-        },
-    )
-    .await;
+    registered(&k, &driver, 2).await;
     k.wait_running("inline", &["app"], START).await;
 
     // The pod goes: its volume is unpublished and its dir removed.

@@ -97,13 +97,7 @@ async fn a_pod_past_the_memory_threshold_is_evicted_and_the_pressure_clears() {
     assert_eq!(disruption["message"], message);
 
     let event = eventually("the Evicted event", START, &k, || {
-        let events = cluster.kubectl(&["get", "events", "-o", "json"]).ok()?;
-        let events: serde_json::Value = serde_json::from_str(&events).ok()?;
-        events["items"]
-            .as_array()?
-            .iter()
-            .find(|e| e["involvedObject"]["name"] == hog.as_str() && e["reason"] == "Evicted")
-            .cloned()
+        cluster.event(hog, "Evicted")
     })
     .await;
     assert_eq!(event["type"], "Warning");

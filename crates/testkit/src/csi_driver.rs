@@ -13,7 +13,7 @@
 //! entries (itself included), available what is left; so a test can compute every figure.
 
 use crate::plugin_server::{
-    Calls, PluginServer, PluginServerError, bind, record, recorded, runtime,
+    Calls, PluginServer, PluginServerError, Registrar, bind, record, recorded, runtime,
 };
 use kubelet_plugin_apis::csi::v1 as csi;
 use kubelet_plugin_apis::pluginregistration::v1 as reg;
@@ -482,37 +482,6 @@ impl csi::node_server::Node for Driver {
     }
 }
 
-#[tonic::async_trait]
-impl reg::registration_server::Registration for Driver {
-    async fn get_info(
-        &self,
-        _: Request<reg::InfoRequest>,
-    ) -> Result<Response<reg::PluginInfo>, Status> {
-        record(&self.calls, "GetInfo".into());
-        Ok(Response::new(reg::PluginInfo {
-            r#type: "CSIPlugin".into(),
-            name: self.cfg.name.clone(),
-            endpoint: self.cfg.endpoint.display().to_string(),
-            supported_versions: self.cfg.versions.clone(),
-        }))
-    }
-
-    async fn notify_registration_status(
-        &self,
-        request: Request<reg::RegistrationStatus>,
-    ) -> Result<Response<reg::RegistrationStatusResponse>, Status> {
-        let s = request.into_inner();
-        record(
-            &self.calls,
-            format!(
-                "NotifyRegistrationStatus {} {}",
-                s.plugin_registered, s.error
-            ),
-        );
-        Ok(Response::new(reg::RegistrationStatusResponse {}))
-    }
-}
-
 fn create_dir(path: &Path) -> Result<(), CsiDriverError> {
     std::fs::create_dir_all(path).map_err(|source| CsiDriverError::Dir {
         path: path.to_path_buf(),
@@ -544,6 +513,15 @@ impl TestCsiDriver {
             calls: calls.clone(),
             publishes: publishes.clone(),
         };
+        let registrar = Registrar {
+            info: reg::PluginInfo {
+                r#type: "CSIPlugin".into(),
+                name: cfg.name.clone(),
+                endpoint: cfg.endpoint.display().to_string(),
+                supported_versions: cfg.versions.clone(),
+            },
+            calls: calls.clone(),
+        };
         let registration = cfg.registration_socket();
         let sockets = vec![cfg.endpoint.clone(), registration.clone()];
         // The driver's socket first: the kubelet calls it as soon as registration succeeds.
@@ -558,7 +536,7 @@ impl TestCsiDriver {
                 .serve_with_incoming(UnixListenerStream::new(listener));
             tokio::spawn(server);
             let server = tonic::transport::Server::builder()
-                .add_service(reg::registration_server::RegistrationServer::new(driver))
+                .add_service(reg::registration_server::RegistrationServer::new(registrar))
                 .serve_with_incoming(UnixListenerStream::new(registry));
             tokio::spawn(server);
         };

@@ -6,7 +6,7 @@
 //! way a dying plugin process would.
 
 use crate::plugin_server::{
-    Calls, PluginServer, PluginServerError, bind, record, recorded, runtime,
+    Calls, PluginServer, PluginServerError, Registrar, bind, record, recorded, runtime,
 };
 use futures::{Stream, StreamExt};
 use kubelet_plugin_apis::deviceplugin::v1beta1 as dp;
@@ -71,6 +71,24 @@ struct Plugin {
 }
 
 impl Plugin {
+    /// Its answers to the plugin watcher, when it registers through plugins_registry.
+    fn registrar(&self) -> Registrar {
+        Registrar {
+            info: reg::PluginInfo {
+                r#type: "DevicePlugin".into(),
+                name: self.cfg.resource.clone(),
+                endpoint: self
+                    .cfg
+                    .plugin_dir
+                    .join(&self.cfg.socket_name)
+                    .display()
+                    .to_string(),
+                supported_versions: vec!["v1beta1".into()],
+            },
+            calls: self.calls.clone(),
+        }
+    }
+
     fn options(&self) -> dp::DevicePluginOptions {
         dp::DevicePluginOptions {
             pre_start_required: self.cfg.pre_start,
@@ -189,42 +207,6 @@ impl dp::device_plugin_server::DevicePlugin for Plugin {
     }
 }
 
-#[tonic::async_trait]
-impl reg::registration_server::Registration for Plugin {
-    async fn get_info(
-        &self,
-        _: Request<reg::InfoRequest>,
-    ) -> Result<Response<reg::PluginInfo>, Status> {
-        record(&self.calls, "GetInfo".into());
-        Ok(Response::new(reg::PluginInfo {
-            r#type: "DevicePlugin".into(),
-            name: self.cfg.resource.clone(),
-            endpoint: self
-                .cfg
-                .plugin_dir
-                .join(&self.cfg.socket_name)
-                .display()
-                .to_string(),
-            supported_versions: vec!["v1beta1".into()],
-        }))
-    }
-
-    async fn notify_registration_status(
-        &self,
-        request: Request<reg::RegistrationStatus>,
-    ) -> Result<Response<reg::RegistrationStatusResponse>, Status> {
-        let s = request.into_inner();
-        record(
-            &self.calls,
-            format!(
-                "NotifyRegistrationStatus {} {}",
-                s.plugin_registered, s.error
-            ),
-        );
-        Ok(Response::new(reg::RegistrationStatusResponse {}))
-    }
-}
-
 /// Registers on kubelet.sock, and again each time the kubelet re-creates it (a restart).
 async fn register_forever(plugin: Plugin) {
     let socket = plugin.cfg.plugin_dir.join("kubelet.sock");
@@ -294,7 +276,9 @@ impl TestDevicePlugin {
             match registry {
                 Some(listener) => {
                     let server = tonic::transport::Server::builder()
-                        .add_service(reg::registration_server::RegistrationServer::new(plugin))
+                        .add_service(reg::registration_server::RegistrationServer::new(
+                            plugin.registrar(),
+                        ))
                         .serve_with_incoming(UnixListenerStream::new(listener));
                     tokio::spawn(server);
                 }

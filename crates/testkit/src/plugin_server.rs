@@ -3,12 +3,14 @@
 //! in order. Dropping the server stops the runtime, which ends every connection as a plugin's
 //! death would, and removes its sockets.
 
+use kubelet_plugin_apis::pluginregistration::v1 as reg;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
 use tokio::net::UnixListener;
 use tokio::runtime::Runtime;
+use tonic::{Request, Response, Status};
 
 #[derive(Debug, Error)]
 pub enum PluginServerError {
@@ -91,5 +93,38 @@ impl Drop for PluginServer {
         for s in &self.sockets {
             let _ = std::fs::remove_file(s);
         }
+    }
+}
+
+/// The plugin watcher's side of a plugin (pluginregistration v1): GetInfo answers `info`, and
+/// both calls are recorded, the status as "NotifyRegistrationStatus REGISTERED ERROR".
+pub(crate) struct Registrar {
+    pub info: reg::PluginInfo,
+    pub calls: Calls,
+}
+
+#[tonic::async_trait]
+impl reg::registration_server::Registration for Registrar {
+    async fn get_info(
+        &self,
+        _: Request<reg::InfoRequest>,
+    ) -> Result<Response<reg::PluginInfo>, Status> {
+        record(&self.calls, "GetInfo".into());
+        Ok(Response::new(self.info.clone()))
+    }
+
+    async fn notify_registration_status(
+        &self,
+        request: Request<reg::RegistrationStatus>,
+    ) -> Result<Response<reg::RegistrationStatusResponse>, Status> {
+        let s = request.into_inner();
+        record(
+            &self.calls,
+            format!(
+                "NotifyRegistrationStatus {} {}",
+                s.plugin_registered, s.error
+            ),
+        );
+        Ok(Response::new(reg::RegistrationStatusResponse {}))
     }
 }

@@ -162,40 +162,33 @@ impl VolumeManager {
             .collect::<Result<Vec<_>, _>>()?;
         let mut steps = Vec::with_capacity(plans.len());
         for (volume, source) in plans {
+            let failed = |cause: SetupError| {
+                tracing::warn!(pod_uid = uid, volume = %volume.name, %cause, "volume setup failed");
+                VolumeError::Volume {
+                    volume: volume.name.clone(),
+                    cause,
+                }
+            };
             let step = match source {
                 Source::EmptyDir(medium) => Step::EmptyDir(medium),
                 Source::HostPath(host) => Step::HostPath(host),
                 Source::Projection(projection) => {
                     let path = dir.volume(projection.plugin_dir(), &volume.name);
-                    let fetched = self.fetch(pod, projection, &path).await.map_err(|cause| {
-                        tracing::warn!(pod_uid = uid, volume = %volume.name, %cause, "volume setup failed");
-                        VolumeError::Volume {
-                            volume: volume.name.clone(),
-                            cause,
-                        }
-                    })?;
+                    let fetched = self.fetch(pod, projection, &path).await.map_err(failed)?;
                     Step::Projection(path, projection.medium(), fetched)
                 }
-                Source::Claim(claim) => {
-                    let mounted = self.claims.set_up(pod, volume, claim).await.map_err(|cause| {
-                        tracing::warn!(pod_uid = uid, volume = %volume.name, %cause, "volume setup failed");
-                        VolumeError::Volume {
-                            volume: volume.name.clone(),
-                            cause: SetupError::Claim(cause),
-                        }
-                    })?;
-                    Step::Claim(mounted)
-                }
-                Source::Csi(csi) => {
-                    let mounted = self.claims.set_up_inline(pod, volume, csi).await.map_err(|cause| {
-                        tracing::warn!(pod_uid = uid, volume = %volume.name, %cause, "volume setup failed");
-                        VolumeError::Volume {
-                            volume: volume.name.clone(),
-                            cause: SetupError::Claim(cause),
-                        }
-                    })?;
-                    Step::Claim(mounted)
-                }
+                Source::Claim(claim) => Step::Claim(
+                    self.claims
+                        .set_up(pod, volume, claim)
+                        .await
+                        .map_err(|cause| failed(SetupError::Claim(cause)))?,
+                ),
+                Source::Csi(csi) => Step::Claim(
+                    self.claims
+                        .set_up_inline(pod, volume, csi)
+                        .await
+                        .map_err(|cause| failed(SetupError::Claim(cause)))?,
+                ),
             };
             steps.push((volume, step));
         }

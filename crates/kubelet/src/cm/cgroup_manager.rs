@@ -60,17 +60,6 @@ pub trait CgroupManager: Send + Sync + Debug {
     fn children(&self, name: &str) -> Vec<String>;
 }
 
-/// The controllers a cgroup.controllers file offers; the limits' own controllers when it
-/// cannot be read.
-fn offered_controllers(text: &str) -> Vec<String> {
-    let names: Vec<String> = text.split_whitespace().map(String::from).collect();
-    if names.is_empty() {
-        ["cpu", "memory", "pids"].map(String::from).to_vec()
-    } else {
-        names
-    }
-}
-
 /// The cgroupfs driver. On a hybrid host (v1 controllers plus an empty unified mount) the
 /// limits go to the v1 hierarchies; only a pure v2 host uses the unified one.
 #[derive(Debug, Clone)]
@@ -84,10 +73,19 @@ const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
 const KILL_ATTEMPTS: usize = 5;
 
 impl Cgroupfs {
+    /// The host's hierarchies; the unified one's controllers are read from its root once, for
+    /// delegation.
     pub fn new() -> Result<Self, CgroupError> {
-        Ok(Self::with_hierarchies(
-            cgroupfs::hierarchies().map_err(CgroupError::Mounts)?,
-        ))
+        let mut hierarchies = cgroupfs::hierarchies().map_err(CgroupError::Mounts)?;
+        for h in hierarchies.iter_mut().filter(|h| h.v2) {
+            let offered = std::fs::read_to_string(h.mount.join("cgroup.controllers"));
+            h.controllers = offered
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+        }
+        Ok(Self::with_hierarchies(hierarchies))
     }
 
     pub fn with_hierarchies(hierarchies: Vec<Hierarchy>) -> Self {
@@ -148,16 +146,23 @@ impl Cgroupfs {
     /// cgroup manager, which upstream uses, every controller the root offers is delegated down
     /// the path (io and cpuset too, for the runtime's containers and their stats).
     fn delegate_v2(h: &Hierarchy, name: &str) {
-        let offered = offered_controllers(
-            &std::fs::read_to_string(h.mount.join("cgroup.controllers")).unwrap_or_default(),
-        );
+        let offered: Vec<&str> = if h.controllers.is_empty() {
+            CONTROLLERS.to_vec()
+        } else {
+            h.controllers.iter().map(String::as_str).collect()
+        };
         let mut dir = h.mount.clone();
         for part in name.split('/').filter(|p| !p.is_empty()) {
-            // One at a time, best effort: the kernel refuses a whole write for one controller
-            // it cannot enable, and one left off makes writing its limit fail clearly.
-            for controller in &offered {
-                let file = dir.join("cgroup.subtree_control");
-                let _ = std::fs::write(file, format!("+{controller}"));
+            // Only what the level does not delegate yet (after the first pod, nothing), one at
+            // a time, best effort: the kernel refuses a whole write for one controller it
+            // cannot enable, and one left off makes writing its limit fail clearly.
+            let file = dir.join("cgroup.subtree_control");
+            let enabled = std::fs::read_to_string(&file).unwrap_or_default();
+            for controller in offered
+                .iter()
+                .filter(|c| !enabled.split_whitespace().any(|e| e == **c))
+            {
+                let _ = std::fs::write(&file, format!("+{controller}"));
             }
             dir.push(part);
             // The next level must exist for its own subtree_control; create() reports errors.
@@ -276,32 +281,23 @@ mod tests {
     }
 
     #[test]
-    fn v2_delegates_every_controller_the_root_offers() {
-        assert_eq!(
-            offered_controllers("cpuset cpu io memory hugetlb pids rdma misc\n"),
-            [
-                "cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"
-            ]
-        );
-        assert_eq!(offered_controllers(""), ["cpu", "memory", "pids"]);
+    fn v2_delegates_every_controller_the_root_offers_once() {
         // A plain directory keeps only the last write; the guest reads the real files back.
         let root = tempfile::tempdir().unwrap();
-        std::fs::write(root.path().join("cgroup.controllers"), "cpu io\n").unwrap();
         let fs = Cgroupfs::with_hierarchies(vec![Hierarchy {
             mount: root.path().to_path_buf(),
             controllers: vec!["cpu".into(), "io".into()],
             v2: true,
         }]);
+        // The root delegates both already: it is left alone.
+        std::fs::write(root.path().join("cgroup.subtree_control"), "cpu io\n").unwrap();
         fs.create("/kubepods/burstable", &ResourceConfig::default())
             .unwrap();
-        for dir in ["", "kubepods"] {
-            assert_eq!(
-                std::fs::read_to_string(root.path().join(dir).join("cgroup.subtree_control"))
-                    .unwrap(),
-                "+io",
-                "{dir:?}"
-            );
-        }
+        let read = |dir: &str| {
+            std::fs::read_to_string(root.path().join(dir).join("cgroup.subtree_control")).unwrap()
+        };
+        assert_eq!(read(""), "cpu io\n");
+        assert_eq!(read("kubepods"), "+io");
         assert!(root.path().join("kubepods/burstable").is_dir());
         assert!(
             !root

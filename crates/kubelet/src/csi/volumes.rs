@@ -545,6 +545,27 @@ impl CsiVolumes {
     }
 }
 
+impl CsiVolumes {
+    /// A pod's volume is set up once: later calls get the remembered mount, and set-ups run
+    /// one at a time. `set_up` does nothing until awaited, so a remembered volume costs none.
+    async fn once(
+        &self,
+        pod: &Pod,
+        volume: &Volume,
+        set_up: impl std::future::Future<Output = Result<(ClaimMount, PublishedVolume), String>>,
+    ) -> Result<ClaimMount, String> {
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        let key = (uid.to_string(), volume.name.clone());
+        if let Some((known, _)) = self.remembered().get(&key) {
+            return Ok(known.clone());
+        }
+        let _one_at_a_time = self.operations.lock().await;
+        let (mounted, published) = set_up.await?;
+        self.remembered().insert(key, (mounted.clone(), published));
+        Ok(mounted)
+    }
+}
+
 #[async_trait]
 impl ClaimVolumes for CsiVolumes {
     async fn set_up(
@@ -553,15 +574,8 @@ impl ClaimVolumes for CsiVolumes {
         volume: &Volume,
         claim: &PersistentVolumeClaimVolumeSource,
     ) -> Result<ClaimMount, String> {
-        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
-        let key = (uid.to_string(), volume.name.clone());
-        if let Some((known, _)) = self.remembered().get(&key) {
-            return Ok(known.clone());
-        }
-        let _one_at_a_time = self.operations.lock().await;
-        let (mounted, published) = self.set_up_volume(pod, &volume.name, claim).await?;
-        self.remembered().insert(key, (mounted.clone(), published));
-        Ok(mounted)
+        self.once(pod, volume, self.set_up_volume(pod, &volume.name, claim))
+            .await
     }
 
     async fn set_up_inline(
@@ -570,15 +584,8 @@ impl ClaimVolumes for CsiVolumes {
         volume: &Volume,
         csi: &CSIVolumeSource,
     ) -> Result<ClaimMount, String> {
-        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
-        let key = (uid.to_string(), volume.name.clone());
-        if let Some((known, _)) = self.remembered().get(&key) {
-            return Ok(known.clone());
-        }
-        let _one_at_a_time = self.operations.lock().await;
-        let (mounted, published) = self.set_up_inline_volume(pod, volume, csi).await?;
-        self.remembered().insert(key, (mounted.clone(), published));
-        Ok(mounted)
+        self.once(pod, volume, self.set_up_inline_volume(pod, volume, csi))
+            .await
     }
 
     async fn tear_down(&self, pod_uid: &str) -> Result<(), String> {

@@ -277,6 +277,38 @@ impl Cluster {
             .ok()?;
         serde_json::from_str(&out).ok()
     }
+
+    /// The events about the object `name` in the default namespace, as the API returns them;
+    /// None when kubectl cannot list them.
+    pub fn events_about(&self, name: &str) -> Option<Vec<serde_json::Value>> {
+        let selector = format!("--field-selector=involvedObject.name={name}");
+        let out = self
+            .kubectl(&["get", "events", &selector, "-o", "json"])
+            .ok()?;
+        let mut list: serde_json::Value = serde_json::from_str(&out).ok()?;
+        match list["items"].take() {
+            serde_json::Value::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The (reason, message) of each event about the object `name`.
+    pub fn event_reasons(&self, name: &str) -> Option<Vec<(String, String)>> {
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+        Some(
+            self.events_about(name)?
+                .iter()
+                .map(|e| (text(&e["reason"]), text(&e["message"])))
+                .collect(),
+        )
+    }
+
+    /// The first event about the object `name` with `reason`.
+    pub fn event(&self, name: &str, reason: &str) -> Option<serde_json::Value> {
+        self.events_about(name)?
+            .into_iter()
+            .find(|e| e["reason"] == reason)
+    }
 }
 
 impl Api {
