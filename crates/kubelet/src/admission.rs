@@ -148,17 +148,20 @@ fn os_and_features(pod: &Pod, node: Option<&Node>) -> Result<(), Rejection> {
 /// allocatable, match its labels and name, find its host ports free and tolerate its NoExecute
 /// taints (static pods skip the taints); the first failure, in upstream's order, is returned.
 /// Without a node, or before the node reports allocatable, `machine` and `max_pods` stand in.
+/// `devices_held` (devices admitted pods hold, by resource) is a floor under the node's figures.
 pub fn admit(
     pod: &Pod,
     admitted: &[&Pod],
     node: Option<&Node>,
     machine: &MachineInfo,
     max_pods: u32,
+    devices_held: &resources::Amounts,
 ) -> Result<(), Rejection> {
     os_and_features(pod, node)?;
     let allocatable = node
         .and_then(Allocatable::of_node)
-        .unwrap_or_else(|| Allocatable::of_machine(machine, max_pods));
+        .unwrap_or_else(|| Allocatable::of_machine(machine, max_pods))
+        .at_least(devices_held);
     if let Some(first) = resources::insufficient(pod, admitted, &allocatable)
         .into_iter()
         .next()
@@ -249,15 +252,15 @@ mod tests {
     }
 
     fn admit_on(p: &Pod, others: &[&Pod], n: &Node) -> Result<(), Rejection> {
-        admit(p, others, Some(n), &M, 110)
+        admit(p, others, Some(n), &M, 110, &Default::default())
     }
 
     #[test]
     fn standalone_max_pods() {
         let a = plain("a");
         let b = plain("b");
-        assert!(admit(&b, &[], None, &M, 1).is_ok());
-        let r = admit(&b, &[&a], None, &M, 1).unwrap_err();
+        assert!(admit(&b, &[], None, &M, 1, &Default::default()).is_ok());
+        let r = admit(&b, &[&a], None, &M, 1, &Default::default()).unwrap_err();
         assert_eq!(r.reason, OUT_OF_PODS);
         assert_eq!(
             r.message,
@@ -268,16 +271,16 @@ mod tests {
     #[test]
     fn standalone_resources() {
         let big = requesting("big", json!({"cpu": "3"}));
-        let r = admit(&big, &[], None, &M, 110).unwrap_err();
+        let r = admit(&big, &[], None, &M, 110, &Default::default()).unwrap_err();
         assert_eq!(r.reason, OUT_OF_CPU);
         assert_eq!(
             r.message,
             "Node didn't have enough resource: cpu, requested: 3000, used: 0, capacity: 2000"
         );
         let mem = requesting("m", json!({"memory": "600Mi"}));
-        assert!(admit(&mem, &[], None, &M, 110).is_ok());
+        assert!(admit(&mem, &[], None, &M, 110, &Default::default()).is_ok());
         assert_eq!(
-            admit(&mem, &[&mem.clone()], None, &M, 110)
+            admit(&mem, &[&mem.clone()], None, &M, 110, &Default::default())
                 .unwrap_err()
                 .reason,
             OUT_OF_MEMORY
@@ -287,7 +290,7 @@ mod tests {
             "g",
             json!({"ephemeral-storage": "1Ti", "example.com/gpu": "9"}),
         );
-        assert!(admit(&gpu, &[], None, &M, 110).is_ok());
+        assert!(admit(&gpu, &[], None, &M, 110, &Default::default()).is_ok());
     }
 
     #[test]
@@ -313,6 +316,19 @@ mod tests {
             admit_on(&memory, &[], &n).unwrap_err().reason,
             OUT_OF_MEMORY
         );
+    }
+
+    #[test]
+    fn devices_pods_hold_count_while_the_node_reports_none() {
+        // A restarted kubelet: the plugin has not registered again, the node shows 0.
+        let n = node(json!({"status": {"allocatable": {"example.com/gpu": "0"}}}));
+        let gpu = requesting("g", json!({"example.com/gpu": "1"}));
+        let admit_holding = |held: i64| {
+            let held = [("example.com/gpu".to_string(), held)].into();
+            admit(&gpu, &[], Some(&n), &M, 110, &held)
+        };
+        assert_eq!(admit_holding(0).unwrap_err().reason, "OutOfexample.com/gpu");
+        assert!(admit_holding(1).is_ok());
     }
 
     #[test]
@@ -403,7 +419,7 @@ mod tests {
             NODE_AFFINITY
         );
         // Standalone: no labels to match against.
-        assert!(admit(&bad, &[], None, &M, 110).is_ok());
+        assert!(admit(&bad, &[], None, &M, 110, &Default::default()).is_ok());
     }
 
     #[test]
@@ -445,22 +461,22 @@ mod tests {
             "k",
             json!({"containerPort": 81, "hostPort": 9090, "hostIP": "10.0.0.2"}),
         );
-        let r = admit(&b, &[&a], None, &M, 110).unwrap_err();
+        let r = admit(&b, &[&a], None, &M, 110, &Default::default()).unwrap_err();
         assert_eq!(r.reason, NODE_PORTS);
         assert_eq!(
             r.message,
             "Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports"
         );
-        assert!(admit(&udp, &[&a], None, &M, 110).is_ok());
-        assert!(admit(&second_ip, &[&other_ip], None, &M, 110).is_ok());
+        assert!(admit(&udp, &[&a], None, &M, 110, &Default::default()).is_ok());
+        assert!(admit(&second_ip, &[&other_ip], None, &M, 110, &Default::default()).is_ok());
         assert_eq!(
-            admit(&same_ip, &[&other_ip], None, &M, 110)
+            admit(&same_ip, &[&other_ip], None, &M, 110, &Default::default())
                 .unwrap_err()
                 .reason,
             NODE_PORTS
         );
         let wildcard = port("w", json!({"containerPort": 81, "hostPort": 9090}));
-        assert!(admit(&wildcard, &[&other_ip], None, &M, 110).is_err());
+        assert!(admit(&wildcard, &[&other_ip], None, &M, 110, &Default::default()).is_err());
         // A sidecar holds its port; a plain init container does not.
         let with_init = |name: &str, policy: Value| {
             pod_with(
@@ -471,8 +487,28 @@ mod tests {
                 }]}),
             )
         };
-        assert!(admit(&with_init("s", json!("Always")), &[&a], None, &M, 110).is_err());
-        assert!(admit(&with_init("t", Value::Null), &[&a], None, &M, 110).is_ok());
+        assert!(
+            admit(
+                &with_init("s", json!("Always")),
+                &[&a],
+                None,
+                &M,
+                110,
+                &Default::default()
+            )
+            .is_err()
+        );
+        assert!(
+            admit(
+                &with_init("t", Value::Null),
+                &[&a],
+                None,
+                &M,
+                110,
+                &Default::default()
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -545,7 +581,9 @@ mod tests {
             json!({"containers": [{"name": "c", "image": "i"}], "os": {"name": "windows"}}),
         );
         assert_eq!(
-            admit(&os_field, &[], None, &M, 110).unwrap_err().reason,
+            admit(&os_field, &[], None, &M, 110, &Default::default())
+                .unwrap_err()
+                .reason,
             POD_OS_NOT_SUPPORTED
         );
     }

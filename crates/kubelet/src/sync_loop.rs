@@ -253,12 +253,14 @@ impl SyncLoop {
             })?;
         }
         let node = self.node.as_ref().and_then(|rx| rx.borrow().clone());
+        let devices_held = self.devices.as_ref().map(|d| d.held()).unwrap_or_default();
         admission::admit(
             pod,
             &active.iter().collect::<Vec<_>>(),
             node.as_ref(),
             &self.machine,
             self.max_pods,
+            &devices_held,
         )
     }
 

@@ -142,6 +142,15 @@ impl Allocatable {
         }
     }
 
+    /// Raises each named amount to at least the given figure.
+    pub fn at_least(mut self, floors: &Amounts) -> Self {
+        for (name, floor) in floors {
+            let v = self.amounts.entry(name.clone()).or_insert(0);
+            *v = (*v).max(*floor);
+        }
+        self
+    }
+
     fn get(&self, name: &str) -> i64 {
         self.amounts.get(name).copied().unwrap_or(0)
     }

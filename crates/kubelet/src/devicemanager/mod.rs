@@ -246,6 +246,14 @@ impl DeviceManager {
             .map_err(|e| format!("Allocate failed due to {e}, which is unexpected"))
     }
 
+    /// How many devices of each resource admitted pods hold. Admission counts them as
+    /// allocatable even while the node reports fewer (upstream sanitizeNodeAllocatable): after
+    /// a restart the node has none until the plugin registers again, and the pods that hold
+    /// them must not be refused meanwhile.
+    pub fn held(&self) -> BTreeMap<String, i64> {
+        self.state().held()
+    }
+
     /// Frees the devices of pods not in `active` (the pod ended or was removed).
     pub fn retain_pods(&self, active: &BTreeSet<String>) {
         let mut state = self.state();

@@ -188,6 +188,15 @@ impl State {
         pool.into_iter().collect()
     }
 
+    /// How many devices of each resource pods hold.
+    pub fn held(&self) -> BTreeMap<String, i64> {
+        self.resources
+            .keys()
+            .map(|r| (r.clone(), self.taken(r, None).0.len() as i64))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
     /// Healthy devices of `resource` no container holds.
     pub fn free_devices(&self, resource: &str) -> Vec<String> {
         let (taken, _) = self.taken(resource, None);
