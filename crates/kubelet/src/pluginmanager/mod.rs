@@ -2,19 +2,24 @@
 //! a plugin puts a socket there serving pluginregistration v1; the kubelet asks it GetInfo,
 //! validates, hands it to the handler of its type, tells it the outcome
 //! (NotifyRegistrationStatus), and deregisters it when the socket goes. The directory is
-//! watched with inotify and rescanned periodically, so nothing is missed.
+//! watched with inotify and rescanned periodically, so nothing is missed. A registration that
+//! fails (GetInfo unanswered, or refused by its handler) is tried again with upstream's
+//! exponential back-off, at once if its socket is re-created.
 
 mod handlers;
+mod retries;
 
 use handlers::Handlers;
 use kubelet_plugin_apis::pluginregistration::v1::registration_client::RegistrationClient;
 use kubelet_plugin_apis::pluginregistration::v1::{InfoRequest, PluginInfo, RegistrationStatus};
 use kubelet_plugin_apis::unix;
 use notify::Watcher;
+use retries::{Identity, Retries};
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tokio::time::Instant;
 
 pub use handlers::{CSI_PLUGIN, DEVICE_PLUGIN, DRA_PLUGIN};
 
@@ -30,11 +35,11 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 struct Registered {
     kind: String,
     name: String,
-    identity: (u64, i64),
+    identity: Identity,
 }
 
 /// The sockets in `dir` and below, hidden files skipped (upstream's walk).
-fn sockets(dir: &Path) -> BTreeMap<PathBuf, (u64, i64)> {
+fn sockets(dir: &Path) -> BTreeMap<PathBuf, Identity> {
     let mut found = BTreeMap::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(d) = pending.pop() {
@@ -63,6 +68,7 @@ pub struct PluginManager {
     dir: PathBuf,
     handlers: Handlers,
     registered: BTreeMap<PathBuf, Registered>,
+    retries: Retries,
 }
 
 impl PluginManager {
@@ -75,20 +81,44 @@ impl PluginManager {
             dir: root_dir.join(PLUGINS_REGISTRY_DIR),
             handlers: Handlers { devices, csi },
             registered: BTreeMap::new(),
+            retries: Retries::default(),
         }
     }
 
-    async fn register(&mut self, socket: &Path, identity: (u64, i64)) {
+    /// Registers the socket; a failure is remembered and its back-off extended.
+    async fn register(&mut self, socket: &Path, identity: Identity) {
+        match self.try_register(socket).await {
+            Some(registered) => {
+                self.retries.succeeded(socket);
+                self.registered.insert(
+                    socket.to_path_buf(),
+                    Registered {
+                        kind: registered.0,
+                        name: registered.1,
+                        identity,
+                    },
+                );
+            }
+            None => {
+                let wait = self.retries.failed(socket, identity, Instant::now());
+                tracing::info!(socket = %socket.display(), "plugin registration will be retried in {wait:?}");
+            }
+        }
+    }
+
+    /// GetInfo, the handler, NotifyRegistrationStatus: the plugin's (type, name) once its
+    /// handler took it.
+    async fn try_register(&self, socket: &Path) -> Option<(String, String)> {
         let mut client = RegistrationClient::new(unix::channel(socket));
         let info = match tokio::time::timeout(CALL_TIMEOUT, client.get_info(InfoRequest {})).await {
             Ok(Ok(info)) => info.into_inner(),
             Ok(Err(e)) => {
                 tracing::warn!(socket = %socket.display(), "plugin GetInfo failed: {}", e.message());
-                return;
+                return None;
             }
             Err(_) => {
                 tracing::warn!(socket = %socket.display(), "plugin GetInfo timed out");
-                return;
+                return None;
             }
         };
         let PluginInfo {
@@ -125,15 +155,7 @@ impl PluginManager {
         if let Err(e) = client.notify_registration_status(status).await {
             tracing::warn!(socket = %socket.display(), "NotifyRegistrationStatus failed: {}", e.message());
         }
-        // A refused plugin is remembered too: it is asked again only if its socket changes.
-        self.registered.insert(
-            socket.to_path_buf(),
-            Registered {
-                kind: if outcome.is_ok() { kind } else { String::new() },
-                name,
-                identity,
-            },
-        );
+        outcome.ok().map(|()| (kind, name))
     }
 
     /// One pass: registers new or re-created sockets, deregisters vanished ones.
@@ -151,8 +173,10 @@ impl PluginManager {
                 self.handlers.deregister(&r.kind, &r.name);
             }
         }
+        self.retries.retain_present(&present);
+        let now = Instant::now();
         for (path, identity) in present {
-            if !self.registered.contains_key(&path) {
+            if !self.registered.contains_key(&path) && self.retries.due(&path, identity, now) {
                 self.register(&path, identity).await;
             }
         }
