@@ -16,14 +16,14 @@ const SETGID: u32 = 0o2000;
 
 /// The pod's fsGroup and whether its change policy is OnRootMismatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FsGroup {
+pub struct FsGroup {
     pub gid: u32,
     pub on_root_mismatch: bool,
 }
 
 impl FsGroup {
     /// None when the pod sets no fsGroup (or one that is not a valid group id).
-    pub(crate) fn of(pod: &Pod) -> Option<Self> {
+    pub fn of(pod: &Pod) -> Option<Self> {
         let context = pod.spec.as_ref()?.security_context.as_ref()?;
         let gid = u32::try_from(context.fs_group?).ok()?;
         Some(Self {
@@ -35,7 +35,7 @@ impl FsGroup {
 
 /// Gives the volume at `dir` to the group. Like upstream, a failed chown or chmod of one entry
 /// is logged and the walk goes on; only a directory that cannot be read is an error.
-pub(crate) fn set_ownership(dir: &Path, group: FsGroup, read_only: bool) -> Result<(), PathIo> {
+pub fn set_ownership(dir: &Path, group: FsGroup, read_only: bool) -> Result<(), PathIo> {
     if group.on_root_mismatch && !needs_change(dir, group.gid, read_only) {
         tracing::debug!(path = %dir.display(), gid = group.gid, "volume root already owned by fsGroup, skipping");
         return Ok(());

@@ -19,13 +19,16 @@ mod node;
 mod projection;
 mod source;
 mod subpath;
+mod token;
 
 use std::path::{Path, PathBuf};
 
 pub use claims::{ClaimMount, ClaimVolumes, NoClaims};
 pub use error::{MountError, PathIo, SetupError, VolumeError};
+pub use fs_group::{FsGroup, set_ownership};
 pub use manager::{MountedVolume, PodVolumes, VolumeManager};
 pub use subpath::ExpandError;
+pub use token::TokenCache;
 
 /// One mount of a container, resolved to a host path (subPath already applied safely).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,9 +6,9 @@ use crate::empty_dir::{self, Medium, Undo};
 use crate::error::{MountError, PathIo, SetupError, VolumeError};
 use crate::fs_group::{self, FsGroup};
 use crate::layout::{self, EMPTY_DIR_PLUGIN, PodDir};
-use crate::projection::token::TokenCache;
 use crate::projection::{self, Context, Payload, Projection, ResourceList, atomic_writer};
 use crate::source::{self, Source};
+use crate::token::TokenCache;
 use crate::{HostMount, Propagation, cleanup, host_path, node, subpath};
 use k8s_openapi::api::core::v1::{Container, HostPathVolumeSource, Pod, Volume, VolumeMount};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -110,6 +110,12 @@ impl VolumeManager {
             tokens: Arc::default(),
             node_allocatable: Arc::default(),
         }
+    }
+
+    /// The pod tokens cache, shared with the claim volumes (CSI drivers' token requests).
+    pub fn with_tokens(mut self, tokens: Arc<TokenCache>) -> Self {
+        self.tokens = tokens;
+        self
     }
 
     /// Where ConfigMaps, Secrets and service account tokens come from.

@@ -6,11 +6,11 @@
 pub(crate) mod atomic_writer;
 mod downward;
 mod keys;
-pub(crate) mod token;
 
 use crate::empty_dir::Medium;
 use crate::error::SetupError;
 use crate::layout;
+use crate::token::TokenCache;
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, DownwardAPIVolumeSource, Pod, ProjectedVolumeSource, Secret,
     SecretVolumeSource,
@@ -18,7 +18,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::jiff::Timestamp;
 use kubelet_objects::{ObjectError, ObjectSource};
 use std::collections::BTreeMap;
-use token::TokenCache;
 
 pub(crate) use downward::ResourceList;
 
@@ -176,11 +175,17 @@ async fn projected(
             downward::payload(items, default_mode, ctx.pod, ctx.allocatable)
         } else if let Some(token) = &projection.service_account_token {
             ctx.tokens
-                .token(ctx.objects, ctx.pod, token, ctx.now)
+                .token(
+                    ctx.objects,
+                    ctx.pod,
+                    token.audience.as_deref(),
+                    token.expiration_seconds,
+                    ctx.now,
+                )
                 .await
-                .map(|data| {
+                .map(|issued| {
                     let file = FileProjection {
-                        data: data.into_bytes(),
+                        data: issued.token.into_bytes(),
                         mode: default_mode,
                     };
                     Payload::from([(token.path.clone(), file)])

@@ -1,10 +1,13 @@
-//! Service account tokens for projected volumes (upstream's pkg/kubelet/token): requested through
-//! the TokenRequest API bound to the pod, kept in memory per pod, and requested again only when
-//! older than 80% of their lifetime or than 24 hours.
+//! Service account tokens for a pod (upstream's pkg/kubelet/token), for projected
+//! serviceAccountToken volumes and for CSI drivers whose CSIDriver asks for tokens: requested
+//! through the TokenRequest API bound to the pod, kept in memory per pod, and requested again
+//! only when older than 80% of their lifetime or than 24 hours.
 
 use crate::error::SetupError;
-use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Pod, ServiceAccountTokenProjection};
+use k8s_openapi::api::authentication::v1::{
+    BoundObjectReference, TokenRequest, TokenRequestSpec, TokenRequestStatus,
+};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kubelet_objects::ObjectSource;
 use std::collections::HashMap;
@@ -12,7 +15,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 
 /// What the API server defaults `expirationSeconds` to.
-pub(crate) const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
+const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
 /// A token is replaced once this old, whatever its lifetime.
 const MAX_TTL: SignedDuration = SignedDuration::from_hours(24);
 /// Spreads the refreshes of many pods that started together.
@@ -41,9 +44,10 @@ fn random_jitter() -> SignedDuration {
     SignedDuration::from_secs(seconds as i64)
 }
 
-/// The tokens each pod holds, by what was asked for.
+/// The tokens each pod holds, by what was asked for; one cache serves every user of a pod's
+/// tokens, as upstream's token manager does.
 #[derive(Debug, Default)]
-pub(crate) struct TokenCache {
+pub struct TokenCache {
     pods: Mutex<HashMap<String, HashMap<Key, TokenRequest>>>,
 }
 
@@ -55,15 +59,18 @@ struct Key {
 }
 
 impl TokenCache {
-    /// The pod's token for `projection`: the cached one while it is fresh, else a new one. A
-    /// failed refresh keeps serving the cached token until it expires.
-    pub(crate) async fn token(
+    /// A token of the pod's service account for `audience` (None or empty: the API server's
+    /// own) lasting `expiration_seconds` (None: the API's default), with its expiry: the cached
+    /// one while it is fresh, else a new one. A failed refresh keeps serving the cached token
+    /// until it expires.
+    pub async fn token(
         &self,
         objects: &dyn ObjectSource,
         pod: &Pod,
-        projection: &ServiceAccountTokenProjection,
+        audience: Option<&str>,
+        expiration_seconds: Option<i64>,
         now: Timestamp,
-    ) -> Result<String, SetupError> {
+    ) -> Result<TokenRequestStatus, SetupError> {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
         let spec = pod.spec.as_ref();
@@ -77,16 +84,19 @@ impl TokenCache {
             .unwrap_or("default");
         let key = Key {
             service_account: service_account.to_owned(),
-            audience: projection.audience.clone().filter(|a| !a.is_empty()),
-            expiration_seconds: projection
-                .expiration_seconds
-                .unwrap_or(DEFAULT_EXPIRATION_SECONDS),
+            audience: audience.filter(|a| !a.is_empty()).map(str::to_owned),
+            expiration_seconds: expiration_seconds.unwrap_or(DEFAULT_EXPIRATION_SECONDS),
         };
         let cached = self.cached(&uid, &key);
-        if let Some((token, expiry, seconds)) = &cached
-            && !requires_refresh(now, *expiry, *seconds, random_jitter())
+        if let Some((status, seconds)) = &cached
+            && !requires_refresh(
+                now,
+                status.expiration_timestamp.0,
+                *seconds,
+                random_jitter(),
+            )
         {
-            return Ok(token.clone());
+            return Ok(status.clone());
         }
         let request = TokenRequest {
             spec: TokenRequestSpec {
@@ -105,13 +115,12 @@ impl TokenCache {
             .service_account_token(namespace, service_account, request)
             .await
             .map_err(SetupError::from)
-            .and_then(|tr| match tr.status.as_ref() {
-                Some(status) if !status.token.is_empty() => Ok(tr),
+            .and_then(|tr| match tr.status.clone() {
+                Some(status) if !status.token.is_empty() => Ok((tr, status)),
                 _ => Err(SetupError::NoToken),
             });
         match (answer, cached) {
-            (Ok(tr), _) => {
-                let token = tr.status.as_ref().map(|s| s.token.clone());
+            (Ok((tr, status)), _) => {
                 self.pods
                     .lock()
                     .unwrap()
@@ -119,30 +128,29 @@ impl TokenCache {
                     .or_default()
                     .insert(key, tr);
                 tracing::debug!(namespace, service_account, "service account token issued");
-                Ok(token.unwrap_or_default())
+                Ok(status)
             }
             (Err(e), None) => Err(SetupError::TokenFetch(Box::new(e))),
-            (Err(e), Some((_, expiry, _))) if now > expiry => {
+            (Err(e), Some((status, _))) if now > status.expiration_timestamp.0 => {
                 Err(SetupError::TokenExpired(Box::new(e)))
             }
-            (Err(error), Some((token, ..))) => {
+            (Err(error), Some((status, _))) => {
                 tracing::warn!(namespace, service_account, %error, "couldn't update token");
-                Ok(token)
+                Ok(status)
             }
         }
     }
 
-    /// (token, expiry, lifetime in seconds) of the cached token. The lifetime is what the
+    /// (token and expiry, lifetime in seconds) of the cached token. The lifetime is what the
     /// server granted, which may differ from what was asked.
-    fn cached(&self, uid: &str, key: &Key) -> Option<(String, Timestamp, i64)> {
+    fn cached(&self, uid: &str, key: &Key) -> Option<(TokenRequestStatus, i64)> {
         let pods = self.pods.lock().unwrap();
         let tr = pods.get(uid)?.get(key)?;
-        let status = tr.status.as_ref()?;
         let seconds = tr.spec.expiration_seconds.unwrap_or(key.expiration_seconds);
-        Some((status.token.clone(), status.expiration_timestamp.0, seconds))
+        Some((tr.status.clone()?, seconds))
     }
 
-    pub(crate) fn forget_pod(&self, uid: &str) {
+    pub fn forget_pod(&self, uid: &str) {
         self.pods.lock().unwrap().remove(uid);
     }
 }
@@ -199,59 +207,76 @@ mod tests {
         }
     }
 
-    fn projection(seconds: Option<i64>) -> ServiceAccountTokenProjection {
-        ServiceAccountTokenProjection {
-            audience: Some("vault".into()),
-            expiration_seconds: seconds,
-            path: "token".into(),
-        }
-    }
+    const AUDIENCE: Option<&str> = Some("vault");
 
     #[tokio::test]
     async fn cached_until_due_then_refreshed_and_forgotten_with_the_pod() {
         let objects = FakeObjects::default();
         let cache = TokenCache::default();
-        let p = projection(None);
         let now = Timestamp::now();
-        let first = cache.token(&objects, &pod(), &p, now).await.unwrap();
+        let first = cache
+            .token(&objects, &pod(), AUDIENCE, None, now)
+            .await
+            .unwrap()
+            .token;
         assert_eq!(first, "token-1-prod-robot");
         let half = now + SignedDuration::from_secs(1800);
         assert_eq!(
-            cache.token(&objects, &pod(), &p, half).await.unwrap(),
+            cache
+                .token(&objects, &pod(), AUDIENCE, None, half)
+                .await
+                .unwrap()
+                .token,
             first
         );
         assert_eq!(objects.tokens_issued(), 1);
 
         let late = now + SignedDuration::from_secs(2900);
-        let second = cache.token(&objects, &pod(), &p, late).await.unwrap();
+        let second = cache
+            .token(&objects, &pod(), AUDIENCE, None, late)
+            .await
+            .unwrap()
+            .token;
         assert_eq!(second, "token-2-prod-robot");
         assert_eq!(objects.tokens_issued(), 2);
 
         // Another lifetime is another token.
         let other = cache
-            .token(&objects, &pod(), &projection(Some(7200)), late)
+            .token(&objects, &pod(), AUDIENCE, Some(7200), late)
             .await
-            .unwrap();
+            .unwrap()
+            .token;
         assert_eq!(other, "token-3-prod-robot");
 
         cache.forget_pod("u-1");
-        cache.token(&objects, &pod(), &p, late).await.unwrap();
+        cache
+            .token(&objects, &pod(), AUDIENCE, None, late)
+            .await
+            .unwrap();
         assert_eq!(objects.tokens_issued(), 4);
     }
 
     #[tokio::test]
     async fn a_failed_refresh_serves_the_cached_token_until_it_expires() {
         let cache = TokenCache::default();
-        let p = projection(None);
         let now = Timestamp::now();
         let first = cache
-            .token(&FakeObjects::default(), &pod(), &p, now)
+            .token(&FakeObjects::default(), &pod(), AUDIENCE, None, now)
             .await
             .unwrap();
         let due = now + SignedDuration::from_secs(3000);
-        assert_eq!(cache.token(&NoApi, &pod(), &p, due).await.unwrap(), first);
+        assert_eq!(
+            cache
+                .token(&NoApi, &pod(), AUDIENCE, None, due)
+                .await
+                .unwrap(),
+            first
+        );
         let expired = now + SignedDuration::from_secs(3700);
-        let err = cache.token(&NoApi, &pod(), &p, expired).await.unwrap_err();
+        let err = cache
+            .token(&NoApi, &pod(), AUDIENCE, None, expired)
+            .await
+            .unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("token expired and refresh failed: "),
@@ -260,7 +285,7 @@ mod tests {
         let fresh = TokenCache::default();
         assert_eq!(
             fresh
-                .token(&NoApi, &pod(), &p, now)
+                .token(&NoApi, &pod(), AUDIENCE, None, now)
                 .await
                 .unwrap_err()
                 .to_string(),
@@ -273,7 +298,7 @@ mod tests {
         let objects = FakeObjects::default();
         let cache = TokenCache::default();
         cache
-            .token(&objects, &pod(), &projection(Some(600)), Timestamp::now())
+            .token(&objects, &pod(), AUDIENCE, Some(600), Timestamp::now())
             .await
             .unwrap();
         let pods = cache.pods.lock().unwrap();
