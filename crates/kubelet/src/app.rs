@@ -45,7 +45,7 @@ use kubelet_prober::{LifecycleHandlers, ProbeManager};
 use kubelet_server::{Reviews, ServerConfig};
 use kubelet_sources::{ApiSourceConfig, SourcesConfig};
 use kubelet_stats::{BuildInfo, KubeletMetrics, StatsConfig, StatsProvider, VolumeStatsCache};
-use kubelet_volumes::VolumeManager;
+use kubelet_volumes::{TokenCache, VolumeManager};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -164,13 +164,18 @@ pub async fn run(mut cfg: KubeletConfig) -> Result<(), AppError> {
         None => (Arc::new(LogRecorder), Arc::new(NoApi)),
     };
     let csi = CsiPlugins::new(api.as_ref().map(|a| a.client.clone()), &cfg.node_name);
-    let csi_volumes = Arc::new(CsiVolumes::new(
-        csi.clone(),
-        api.as_ref().map(|a| a.client.clone()),
-        &cfg.node_name,
-        &cfg.root_dir,
-        driver_volume_stats.clone(),
-    ));
+    // One cache of pod tokens for projected volumes and CSI drivers, as upstream's token manager.
+    let tokens = Arc::new(TokenCache::default());
+    let csi_volumes = Arc::new(
+        CsiVolumes::new(
+            csi.clone(),
+            api.as_ref().map(|a| a.client.clone()),
+            &cfg.node_name,
+            &cfg.root_dir,
+            driver_volume_stats.clone(),
+        )
+        .with_tokens(objects.clone(), tokens.clone()),
+    );
     tokio::spawn(csi_volumes.clone().run_volume_stats(
         cfg.volume_stats_agg_period,
         cfg.feature_gates.csi_volume_health,
@@ -178,6 +183,7 @@ pub async fn run(mut cfg: KubeletConfig) -> Result<(), AppError> {
     let volumes = Arc::new(
         VolumeManager::new(cfg.root_dir.clone())
             .with_objects(objects.clone())
+            .with_tokens(tokens)
             .with_claims(csi_volumes.clone()),
     );
     let pods_dir = cfg.root_dir.join("pods");

@@ -11,12 +11,19 @@
 //! being in the Node's volumesInUse meanwhile and until the pod is gone. A CSI ephemeral inline
 //! volume waits for its driver, is published (never staged) under upstream's handle with the
 //! pod's info in its context, and is unpublished when its pod goes, across a kubelet restart; a
-//! driver whose CSIDriver does not list Ephemeral is refused with upstream's error. Every case
+//! driver whose CSIDriver does not list Ephemeral is refused with upstream's error. A pod's
+//! fsGroup owns a claim's volume with an fsType under the default fsGroupPolicy, and is handed
+//! as volume_mount_group (nothing chowned) to a driver with VOLUME_MOUNT_GROUP; a driver with
+//! SINGLE_NODE_MULTI_WRITER is asked for that mode for ReadWriteOnce; a CSIDriver's
+//! tokenRequests give the driver tokens of the pod's service account that the API server
+//! accepts for their audiences. Every case
 //! runs against the test API server and the real kube-apiserver (Node authorizer,
 //! NodeRestriction).
 
 mod support;
 
+use kubelet_plugin_apis::csi::v1 as csi;
+use kubelet_plugin_apis::csi::v1::volume_capability::access_mode::Mode;
 use kubelet_testkit::csi_driver::{CsiDriverConfig, TestCsiDriver};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -34,6 +41,7 @@ crate::against_both_api_servers!(
     a_claim_on_a_csi_volume_is_staged_published_and_torn_down,
     an_attaching_driver_waits_for_the_attach_detach_controller,
     an_inline_csi_volume_is_published_for_its_pod_alone,
+    csi_volumes_get_the_pods_fs_group_access_mode_and_tokens,
 );
 
 fn driver_config(k: &Kubelet, name: &str) -> CsiDriverConfig {
@@ -642,7 +650,6 @@ fn failed_mount(cluster: &Cluster, name: &str) -> Option<String> {
 }
 
 async fn an_inline_csi_volume_is_published_for_its_pod_alone(backend: Backend) {
-    use kubelet_plugin_apis::csi::v1 as csi;
     let _serial = support::serial().await;
     let cluster = Cluster::start(backend);
     let node = "e2e-csi-inline";
@@ -838,5 +845,145 @@ async fn an_inline_csi_volume_is_published_for_its_pod_alone(backend: Backend) {
     );
     assert!(!kubelet_volumes::is_mount_point(&target).unwrap());
     assert!(volume_calls(&refusing).is_empty());
+    k.cleanup().await;
+}
+
+/// The user a TokenReview of `token` for `audience` (empty: the API server's own) reports, None
+/// when the token is refused.
+fn token_user(cluster: &Cluster, token: &str, audience: &str) -> Option<String> {
+    let audiences = if audience.is_empty() {
+        json!([])
+    } else {
+        json!([audience])
+    };
+    let review = json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": {"token": token, "audiences": audiences},
+    });
+    let out = cluster
+        .kubectl_stdin(
+            &["create", "--validate=false", "-f", "-", "-o", "json"],
+            Some(&review.to_string()),
+        )
+        .unwrap_or_else(|e| panic!("TokenReview: {e}"));
+    let status = serde_json::from_str::<Value>(&out).unwrap()["status"].clone();
+    if status["authenticated"] != json!(true) {
+        return None;
+    }
+    status["user"]["username"].as_str().map(str::to_string)
+}
+
+/// The access mode and volume_mount_group a NodePublishVolume request asked for.
+fn mode_and_mount_group(request: &csi::NodePublishVolumeRequest) -> (Mode, String) {
+    use csi::volume_capability::AccessType;
+    let capability = request.volume_capability.clone().unwrap();
+    let mode = Mode::try_from(capability.access_mode.unwrap().mode).unwrap();
+    let Some(AccessType::Mount(mount)) = capability.access_type else {
+        panic!("a mount volume: {request:?}")
+    };
+    (mode, mount.volume_mount_group)
+}
+
+async fn csi_volumes_get_the_pods_fs_group_access_mode_and_tokens(backend: Backend) {
+    let _serial = support::serial().await;
+    let cluster = Cluster::start(backend);
+    let node = "e2e-csi-fsgroup";
+    let delegating = "csi-group.kubelet-rs.test";
+    let audience = "vault.kubelet-rs.test";
+    let mut k = cluster.kubelet(node);
+    k.start();
+    eventually("the node is registered", START, &k, || {
+        cluster.get("node", node, "default")
+    })
+    .await;
+    // DRIVER: the default fsGroupPolicy, tokens for an audience and for the API server. The
+    // delegating driver: policy File, inline volumes only.
+    cluster.create(&format!(
+        "apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata:\n  name: {DRIVER}\nspec:\n  attachRequired: false\n  tokenRequests:\n  - audience: {audience}\n    expirationSeconds: 3600\n  - audience: \"\"\n---\n\
+         apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata:\n  name: {delegating}\nspec:\n  attachRequired: false\n  fsGroupPolicy: File\n  volumeLifecycleModes: [Ephemeral]\n---\n\
+         apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: csi-tokens\n  namespace: default\n---\n\
+         apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: pv-fsgroup\nspec:\n  capacity:\n    storage: 1Gi\n  accessModes: [ReadWriteOnce]\n  csi:\n    driver: {DRIVER}\n    volumeHandle: vol-fsgroup\n    fsType: ext4\n---\n\
+         apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: claim-fsgroup\n  namespace: default\nspec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: \"\"\n  resources:\n    requests:\n      storage: 1Gi\n"
+    ));
+    bind_claim(&cluster, "pv-fsgroup", "claim-fsgroup");
+    let mut cfg = driver_config(&k, DRIVER);
+    cfg.single_node_multi_writer = true;
+    let driver = TestCsiDriver::start(cfg).expect("the CSI driver starts");
+    let mut cfg = driver_config(&k, delegating);
+    cfg.volume_mount_group = true;
+    // It serves inline volumes alone, which are never staged.
+    cfg.stage_unstage = false;
+    let group_driver = TestCsiDriver::start(cfg).expect("the delegating CSI driver starts");
+    registered(&k, &driver, 1).await;
+    registered(&k, &group_driver, 1).await;
+
+    let spec = bound_pod(
+        "fsgroup",
+        node,
+        "echo \"$(stat -c %g /data) $(stat -c %g /inline)\"; sleep 3600",
+        &format!(
+            "  securityContext:\n    fsGroup: 2000\n  serviceAccountName: csi-tokens\n  automountServiceAccountToken: false\n  volumes:\n  - name: data\n    persistentVolumeClaim:\n      claimName: claim-fsgroup\n  - name: inline\n    csi:\n      driver: {delegating}\n      fsType: ext4\n"
+        ),
+    );
+    cluster.create(&format!(
+        "{spec}    volumeMounts:\n    - name: data\n      mountPath: /data\n    - name: inline\n      mountPath: /inline\n"
+    ));
+    k.wait_running("fsgroup", &["app"], START).await;
+    // The claim's volume was given to the group; the delegating driver's was left alone.
+    let groups = eventually("the pod's output", START, &k, || {
+        first_log_line(&k, "fsgroup")
+    })
+    .await;
+    assert_eq!(groups, "2000 0");
+
+    let [published] = driver.publish_requests().try_into().unwrap();
+    assert_eq!(
+        mode_and_mount_group(&published),
+        (Mode::SingleNodeMultiWriter, String::new())
+    );
+    let tokens: Value =
+        serde_json::from_str(&published.volume_context["csi.storage.k8s.io/serviceAccount.tokens"])
+            .unwrap();
+    let audiences: Vec<&String> = tokens.as_object().unwrap().keys().collect();
+    assert_eq!(audiences, ["", audience]);
+    for aud in ["", audience] {
+        let token = tokens[aud]["token"].as_str().unwrap();
+        let expiry = tokens[aud]["expirationTimestamp"].as_str().unwrap();
+        assert!(
+            expiry.parse::<k8s_openapi::jiff::Timestamp>().is_ok(),
+            "{aud:?}: {expiry}"
+        );
+        assert_eq!(
+            token_user(&cluster, token, aud).as_deref(),
+            Some("system:serviceaccount:default:csi-tokens"),
+            "the token for {aud:?}"
+        );
+    }
+    // A token is for its audience alone.
+    assert_eq!(
+        token_user(&cluster, tokens[audience]["token"].as_str().unwrap(), ""),
+        None
+    );
+
+    let [inline] = group_driver.publish_requests().try_into().unwrap();
+    assert_eq!(
+        mode_and_mount_group(&inline),
+        (Mode::SingleNodeWriter, "2000".to_string())
+    );
+    assert!(
+        !inline
+            .volume_context
+            .contains_key("csi.storage.k8s.io/serviceAccount.tokens")
+    );
+    cluster
+        .kubectl(&["delete", "pod", "fsgroup", "--wait=false"])
+        .unwrap();
+    eventually("both volumes unpublished", START, &k, || {
+        let unpublished =
+            |d: &TestCsiDriver| volume_calls(d).contains(&"NodeUnpublishVolume".to_string());
+        (unpublished(&driver) && unpublished(&group_driver)).then_some(())
+    })
+    .await;
     k.cleanup().await;
 }

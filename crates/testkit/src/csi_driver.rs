@@ -48,6 +48,11 @@ pub struct CsiDriverConfig {
     pub volume_stats: bool,
     /// Offer VOLUME_CONDITION: NodeGetVolumeStats reports every volume healthy.
     pub volume_condition: bool,
+    /// Offer VOLUME_MOUNT_GROUP (the request's volume_mount_group is only recorded: a bind
+    /// mount takes no group).
+    pub volume_mount_group: bool,
+    /// Offer SINGLE_NODE_MULTI_WRITER.
+    pub single_node_multi_writer: bool,
     /// Each volume's size in bytes and in inodes, as NodeGetVolumeStats reports them.
     pub volume_capacity_bytes: i64,
     pub volume_inodes: i64,
@@ -68,6 +73,8 @@ impl CsiDriverConfig {
             versions: vec!["1.0.0".into()],
             volume_stats: true,
             volume_condition: false,
+            volume_mount_group: false,
+            single_node_multi_writer: false,
             volume_capacity_bytes: 1 << 30,
             volume_inodes: 1 << 16,
         }
@@ -206,6 +213,11 @@ impl Driver {
             (Type::StageUnstageVolume, self.cfg.stage_unstage),
             (Type::GetVolumeStats, self.cfg.volume_stats),
             (Type::VolumeCondition, self.cfg.volume_condition),
+            (Type::VolumeMountGroup, self.cfg.volume_mount_group),
+            (
+                Type::SingleNodeMultiWriter,
+                self.cfg.single_node_multi_writer,
+            ),
         ];
         let types: Vec<Type> = offered
             .into_iter()

@@ -52,6 +52,10 @@ pub struct NodeCapabilities {
     pub stage_unstage_volume: bool,
     pub get_volume_stats: bool,
     pub volume_condition: bool,
+    /// The driver mounts with the pod's fsGroup (volume_mount_group).
+    pub volume_mount_group: bool,
+    /// The driver tells SINGLE_NODE_SINGLE_WRITER from SINGLE_NODE_MULTI_WRITER.
+    pub single_node_multi_writer: bool,
 }
 
 pub async fn node_get_capabilities(endpoint: &Path) -> Result<NodeCapabilities, String> {
@@ -68,6 +72,8 @@ pub async fn node_get_capabilities(endpoint: &Path) -> Result<NodeCapabilities, 
         stage_unstage_volume: has(rpc::Type::StageUnstageVolume),
         get_volume_stats: has(rpc::Type::GetVolumeStats),
         volume_condition: has(rpc::Type::VolumeCondition),
+        volume_mount_group: has(rpc::Type::VolumeMountGroup),
+        single_node_multi_writer: has(rpc::Type::SingleNodeMultiWriter),
     })
 }
 
@@ -98,6 +104,8 @@ pub struct VolumeRequest {
     pub fs_type: String,
     pub mount_flags: Vec<String>,
     pub access_mode: i32,
+    /// The pod's fsGroup for a driver that mounts with it, else empty.
+    pub volume_mount_group: String,
 }
 
 impl VolumeRequest {
@@ -107,7 +115,7 @@ impl VolumeRequest {
             access_type: Some(AccessType::Mount(MountVolume {
                 fs_type: self.fs_type.clone(),
                 mount_flags: self.mount_flags.clone(),
-                volume_mount_group: String::new(),
+                volume_mount_group: self.volume_mount_group.clone(),
             })),
             access_mode: Some(AccessMode {
                 mode: self.access_mode,

@@ -4,8 +4,11 @@
 //! (Node annotation and labels, CSINode); deregistration undoes the cluster side. Registered
 //! drivers then serve CSI persistent volumes ([`volumes`]).
 
+mod access_modes;
 pub mod client;
+mod fs_group;
 pub mod nodeinfo;
+mod tokens;
 pub mod version;
 pub mod volume_stats;
 pub mod volumes;

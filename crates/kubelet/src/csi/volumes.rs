@@ -14,6 +14,11 @@
 //! - torn down from those files alone (unpublish, then unstage once no pod dir names the volume
 //!   any more), so it works after a restart.
 //!
+//! A pod's fsGroup is handed to a driver that mounts with it, else applied to the published
+//! volume as the driver's fsGroupPolicy allows ([`fs_group`](super::fs_group)); a CSIDriver's
+//! tokenRequests put the pod's service account tokens in NodePublishVolume's volume context
+//! ([`tokens`](super::tokens)).
+//!
 //! Set-up volumes are remembered per pod, so the syncs of a running pod ask neither the API
 //! server nor the driver again. Stage, publish and teardown run one at a time, so a volume is
 //! never unstaged while another pod is publishing it.
@@ -25,7 +30,10 @@
 //! VerifyControllerAttachedVolume requires.
 
 use super::CsiPlugins;
+use super::access_modes::csi_access_mode;
 use super::client::{self, VolumeRequest};
+use super::fs_group::{self, AccessModes, Ownership};
+use super::tokens;
 use super::volume_stats::PublishedVolume;
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{
@@ -34,15 +42,15 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::storage::v1::{CSIDriver, CSIDriverSpec, VolumeAttachment};
 use kube::Api;
-use kubelet_plugin_apis::csi::v1::volume_capability::access_mode::Mode;
+use kubelet_objects::{NoApi, ObjectSource};
 use kubelet_stats::VolumeStatsCache;
 use kubelet_stats::types::VolumeStats;
-use kubelet_volumes::{ClaimMount, ClaimVolumes};
+use kubelet_volumes::{ClaimMount, ClaimVolumes, FsGroup, TokenCache};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The plugin's directory name in a pod's volumes dir.
 pub const POD_VOLUME_PLUGIN_DIR: &str = "kubernetes.io~csi";
@@ -73,6 +81,9 @@ pub struct CsiVolumes {
     needed: Mutex<BTreeMap<(String, String), String>>,
     /// Driver -> whether it attaches, as its CSIDriver object last said.
     attaches: Mutex<HashMap<String, bool>>,
+    /// Where the tokens of CSIDriver tokenRequests come from.
+    objects: Arc<dyn ObjectSource>,
+    tokens: Arc<TokenCache>,
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -174,34 +185,38 @@ fn pod_info(pod: &Pod, ephemeral: bool) -> [(String, String); 5] {
     .map(|(k, v)| (k.to_string(), v))
 }
 
-/// The volume context of an inline volume: its attributes, and the pod's info when the driver
-/// asks for it (the pod's keys win, as upstream merges them last).
-fn inline_volume_context(
+/// NodePublishVolume's volume context but for tokens: the volume's attributes, and the pod's
+/// info when the driver asks for it (the pod's keys win, as upstream merges them last).
+fn with_pod_info(
     pod: &Pod,
-    source: &CSIVolumeSource,
     driver: &CSIDriverSpec,
+    ephemeral: bool,
+    attributes: Option<&BTreeMap<String, String>>,
 ) -> BTreeMap<String, String> {
-    let mut context = source.volume_attributes.clone().unwrap_or_default();
+    let mut context = attributes.cloned().unwrap_or_default();
     if driver.pod_info_on_mount == Some(true) {
-        context.extend(pod_info(pod, true));
+        context.extend(pod_info(pod, ephemeral));
     }
     context
 }
 
-/// The access mode the driver is asked for, from the PV's first access mode.
-fn access_mode(pv: &PersistentVolume) -> i32 {
-    let first = pv
-        .spec
-        .as_ref()
-        .and_then(|s| s.access_modes.as_ref())
-        .and_then(|m| m.first())
-        .map(String::as_str);
-    let mode = match first {
-        Some("ReadOnlyMany") => Mode::MultiNodeReaderOnly,
-        Some("ReadWriteMany") => Mode::MultiNodeMultiWriter,
-        _ => Mode::SingleNodeWriter,
+/// Upstream's SetVolumeOwnership after NodePublishVolume, when the kubelet is the one to apply
+/// the pod's fsGroup.
+fn apply_ownership(pod: &Pod, target: &Path, ownership: Ownership) -> Result<(), String> {
+    let Ownership::Changed(group) = ownership else {
+        return Ok(());
     };
-    mode as i32
+    kubelet_volumes::set_ownership(target, group, false)
+        .map_err(|e| format!("applyFSGroup failed for {}: {e}", target.display()))?;
+    tracing::debug!(
+        pod_uid = pod.metadata.uid.as_deref().unwrap_or_default(),
+        pod_namespace = pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod_name = pod.metadata.name.as_deref().unwrap_or_default(),
+        gid = group.gid,
+        "fsGroup applied to {}",
+        target.display()
+    );
+    Ok(())
 }
 
 /// What teardown needs, written beside each mount as upstream's vol_data.json.
@@ -262,7 +277,32 @@ impl CsiVolumes {
             stats,
             needed: Mutex::default(),
             attaches: Mutex::default(),
+            objects: Arc::new(NoApi),
+            tokens: Arc::default(),
         }
+    }
+
+    /// Where service account tokens for drivers come from, and the pod tokens cache (shared
+    /// with the volume manager's projected tokens).
+    pub fn with_tokens(mut self, objects: Arc<dyn ObjectSource>, tokens: Arc<TokenCache>) -> Self {
+        self.objects = objects;
+        self.tokens = tokens;
+        self
+    }
+
+    /// NodePublishVolume's volume context: the attributes, the pod's info and the tokens the
+    /// driver asks for (NodeStageVolume gets the attributes alone, as upstream's MountDevice).
+    async fn publish_volume_context(
+        &self,
+        pod: &Pod,
+        driver: &CSIDriverSpec,
+        ephemeral: bool,
+        attributes: Option<&BTreeMap<String, String>>,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let mut context = with_pod_info(pod, driver, ephemeral, attributes);
+        context
+            .extend(tokens::token_context(&self.tokens, self.objects.as_ref(), pod, driver).await?);
+        Ok(context)
     }
 
     /// The unique names of the attachable volumes pods here need or still have on disk (pod
@@ -633,26 +673,38 @@ impl CsiVolumes {
         } else {
             BTreeMap::new()
         };
-        let mut volume_context = source.volume_attributes.clone().unwrap_or_default();
-        if driver_spec.pod_info_on_mount == Some(true) {
-            volume_context.extend(pod_info(pod, false));
-        }
+        let capabilities = self.csi.capabilities(&driver).await?;
+        let read_only = claim.read_only.unwrap_or(false) || source.read_only.unwrap_or(false);
+        let fs_type = source.fs_type.clone().unwrap_or_default();
+        let access_modes = spec.access_modes.clone().unwrap_or_default();
+        let ownership = fs_group::ownership(
+            FsGroup::of(pod),
+            driver_spec.fs_group_policy.as_deref(),
+            capabilities.volume_mount_group,
+            &fs_type,
+            AccessModes::Persistent(&access_modes),
+            read_only,
+        );
         let request = VolumeRequest {
             volume_id: handle.clone(),
             publish_context,
-            volume_context,
-            fs_type: source.fs_type.clone().unwrap_or_default(),
+            volume_context: source.volume_attributes.clone().unwrap_or_default(),
+            fs_type,
             mount_flags: spec.mount_options.clone().unwrap_or_default(),
-            access_mode: access_mode(&pv),
+            access_mode: csi_access_mode(
+                access_modes.first().map(String::as_str),
+                capabilities.single_node_multi_writer,
+            ) as i32,
+            volume_mount_group: ownership.mount_group(),
         };
-        let read_only = claim.read_only.unwrap_or(false) || source.read_only.unwrap_or(false);
 
         let pod_dir =
             kubelet_volumes::pod_volume_dir(&self.root_dir, uid, POD_VOLUME_PLUGIN_DIR, &pv_name)
                 .map_err(|e| e.to_string())?;
         let target = pod_dir.join("mount");
-        let stages = self.csi.capabilities(&driver).await?.stage_unstage_volume;
-        let staging = stages.then(|| self.global_dir(&driver, &handle).join(GLOBAL_MOUNT));
+        let staging = capabilities
+            .stage_unstage_volume
+            .then(|| self.global_dir(&driver, &handle).join(GLOBAL_MOUNT));
         let published = PublishedVolume {
             namespace: namespace.to_string(),
             pod_name: pod.metadata.name.clone().unwrap_or_default(),
@@ -663,6 +715,8 @@ impl CsiVolumes {
             staging: staging.clone(),
         };
         if mounted(&target)? {
+            // Published before a restart, or its ownership change failed last time.
+            apply_ownership(pod, &target, ownership)?;
             return Ok((
                 ClaimMount {
                     host_path: target,
@@ -711,15 +765,22 @@ impl CsiVolumes {
         let secrets = self
             .secrets(source.node_publish_secret_ref.as_ref())
             .await?;
+        let publish = VolumeRequest {
+            volume_context: self
+                .publish_volume_context(pod, &driver_spec, false, source.volume_attributes.as_ref())
+                .await?,
+            ..request
+        };
         client::node_publish(
             &endpoint,
-            &request,
+            &publish,
             staging.as_deref(),
             &target,
             read_only,
             secrets,
         )
         .await?;
+        apply_ownership(pod, &target, ownership)?;
         tracing::info!(
             pod_uid = uid,
             driver,
@@ -775,20 +836,37 @@ impl CsiVolumes {
             target: target.clone(),
             staging: None,
         };
-        if mounted(&target)? {
-            return Ok((mounted_volume, published));
-        }
         let endpoint = self
             .endpoint(&driver)
             .map_err(|e| super::log(&format!("mounter.SetUpAt failed to get CSI client: {e}")))?;
+        let capabilities = self.csi.capabilities(&driver).await?;
+        let fs_type = source.fs_type.clone().unwrap_or_default();
+        let ownership = fs_group::ownership(
+            FsGroup::of(pod),
+            driver_spec.fs_group_policy.as_deref(),
+            capabilities.volume_mount_group,
+            &fs_type,
+            AccessModes::Inline,
+            read_only,
+        );
+        if mounted(&target)? {
+            apply_ownership(pod, &target, ownership)?;
+            return Ok((mounted_volume, published));
+        }
         let request = VolumeRequest {
             volume_id: handle.clone(),
             publish_context: BTreeMap::new(),
-            volume_context: inline_volume_context(pod, source, driver_spec),
-            fs_type: source.fs_type.clone().unwrap_or_default(),
+            volume_context: self
+                .publish_volume_context(pod, driver_spec, true, source.volume_attributes.as_ref())
+                .await?,
+            fs_type,
             mount_flags: Vec::new(),
             // Upstream asks for ReadWriteOnce for every inline volume.
-            access_mode: Mode::SingleNodeWriter as i32,
+            access_mode: csi_access_mode(
+                Some("ReadWriteOnce"),
+                capabilities.single_node_multi_writer,
+            ) as i32,
+            volume_mount_group: ownership.mount_group(),
         };
         // Written before the driver is asked, so a crash mid-publish leaves it found.
         write_vol_data(
@@ -821,6 +899,7 @@ impl CsiVolumes {
             format!("fetching NodePublishSecretRef {namespace}/{name} failed: {e}")
         })?;
         client::node_publish(&endpoint, &request, None, &target, read_only, secrets).await?;
+        apply_ownership(pod, &target, ownership)?;
         tracing::info!(
             pod_uid = uid,
             pod_namespace = namespace,
@@ -947,7 +1026,7 @@ mod tests {
         };
         let without = csi_driver(Some(&["Ephemeral"]), Some(false));
         assert_eq!(
-            inline_volume_context(&pod, &source, &without.spec),
+            with_pod_info(&pod, &without.spec, true, source.volume_attributes.as_ref()),
             BTreeMap::from([
                 ("size".to_string(), "1Mi".to_string()),
                 (
@@ -968,7 +1047,10 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        assert_eq!(inline_volume_context(&pod, &source, &with.spec), expected);
+        assert_eq!(
+            with_pod_info(&pod, &with.spec, true, source.volume_attributes.as_ref()),
+            expected
+        );
     }
 
     #[test]

@@ -22,6 +22,8 @@ const STATS_ONLY: NodeCapabilities = NodeCapabilities {
     stage_unstage_volume: false,
     get_volume_stats: true,
     volume_condition: false,
+    volume_mount_group: false,
+    single_node_multi_writer: false,
 };
 
 #[test]
