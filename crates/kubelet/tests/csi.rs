@@ -16,7 +16,8 @@
 //! as volume_mount_group (nothing chowned) to a driver with VOLUME_MOUNT_GROUP; a driver with
 //! SINGLE_NODE_MULTI_WRITER is asked for that mode for ReadWriteOnce; a CSIDriver's
 //! tokenRequests give the driver tokens of the pod's service account that the API server
-//! accepts for their audiences. Every case
+//! accepts for their audiences, published again at each pod sync with requiresRepublish (and
+//! only then). Every case
 //! runs against the test API server and the real kube-apiserver (Node authorizer,
 //! NodeRestriction).
 
@@ -891,16 +892,17 @@ async fn csi_volumes_get_the_pods_fs_group_access_mode_and_tokens(backend: Backe
     let node = "e2e-csi-fsgroup";
     let delegating = "csi-group.kubelet-rs.test";
     let audience = "vault.kubelet-rs.test";
-    let mut k = cluster.kubelet(node);
+    // Pod syncs (and so republishes) every second rather than every minute.
+    let mut k = cluster.kubelet(node).with_args(&["--sync-frequency=1s"]);
     k.start();
     eventually("the node is registered", START, &k, || {
         cluster.get("node", node, "default")
     })
     .await;
-    // DRIVER: the default fsGroupPolicy, tokens for an audience and for the API server. The
-    // delegating driver: policy File, inline volumes only.
+    // DRIVER: the default fsGroupPolicy, tokens for an audience and for the API server,
+    // published again at every sync. The delegating driver: policy File, inline volumes only.
     cluster.create(&format!(
-        "apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata:\n  name: {DRIVER}\nspec:\n  attachRequired: false\n  tokenRequests:\n  - audience: {audience}\n    expirationSeconds: 3600\n  - audience: \"\"\n---\n\
+        "apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata:\n  name: {DRIVER}\nspec:\n  attachRequired: false\n  requiresRepublish: true\n  tokenRequests:\n  - audience: {audience}\n    expirationSeconds: 3600\n  - audience: \"\"\n---\n\
          apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata:\n  name: {delegating}\nspec:\n  attachRequired: false\n  fsGroupPolicy: File\n  volumeLifecycleModes: [Ephemeral]\n---\n\
          apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: csi-tokens\n  namespace: default\n---\n\
          apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: pv-fsgroup\nspec:\n  capacity:\n    storage: 1Gi\n  accessModes: [ReadWriteOnce]\n  csi:\n    driver: {DRIVER}\n    volumeHandle: vol-fsgroup\n    fsType: ext4\n---\n\
@@ -937,7 +939,13 @@ async fn csi_volumes_get_the_pods_fs_group_access_mode_and_tokens(backend: Backe
     .await;
     assert_eq!(groups, "2000 0");
 
-    let [published] = driver.publish_requests().try_into().unwrap();
+    let publishes = eventually("NodePublishVolume asked again", START, &k, || {
+        let publishes = driver.publish_requests();
+        (publishes.len() >= 2).then_some(publishes)
+    })
+    .await;
+    let published = publishes.last().unwrap().clone();
+    assert_eq!(published.target_path, publishes[0].target_path);
     assert_eq!(
         mode_and_mount_group(&published),
         (Mode::SingleNodeMultiWriter, String::new())

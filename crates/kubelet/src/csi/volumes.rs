@@ -20,8 +20,9 @@
 //! ([`tokens`](super::tokens)).
 //!
 //! Set-up volumes are remembered per pod, so the syncs of a running pod ask neither the API
-//! server nor the driver again. Stage, publish and teardown run one at a time, so a volume is
-//! never unstaged while another pod is publishing it.
+//! server nor the driver again, except NodePublishVolume for a driver whose CSIDriver sets
+//! requiresRepublish. Stage, publish and teardown run one at a time, so a volume is never
+//! unstaged while another pod is publishing it.
 //!
 //! Volumes of drivers that attach are reported in node.status.volumesInUse from the moment a
 //! pod needs them (before the kubelet waits for the attach-detach controller, which must not
@@ -65,6 +66,32 @@ struct Unpublished {
     ephemeral: bool,
 }
 
+/// One pod volume's NodePublishVolume, all but its volume context (pod info and tokens are
+/// computed at each call) and its secrets (read at each call).
+#[derive(Debug, Clone)]
+struct Publish {
+    driver: String,
+    driver_spec: CSIDriverSpec,
+    ephemeral: bool,
+    attributes: Option<BTreeMap<String, String>>,
+    request: VolumeRequest,
+    staging: Option<PathBuf>,
+    target: PathBuf,
+    read_only: bool,
+    secret_ref: Option<SecretReference>,
+}
+
+impl Publish {
+    /// Kept for asking again when the driver's CSIDriver sets requiresRepublish.
+    fn again(&self) -> Option<Publish> {
+        (self.driver_spec.requires_republish == Some(true)).then(|| self.clone())
+    }
+}
+
+/// What a volume's set-up answers: the mount, the volume as published, and what to publish
+/// again at each sync of the pod if the driver requires it.
+type SetUp = (ClaimMount, PublishedVolume, Option<Publish>);
+
 /// Where CSI persistent volumes come from and go to.
 pub struct CsiVolumes {
     pub(super) csi: CsiPlugins,
@@ -81,6 +108,8 @@ pub struct CsiVolumes {
     needed: Mutex<BTreeMap<(String, String), String>>,
     /// Driver -> whether it attaches, as its CSIDriver object last said.
     attaches: Mutex<HashMap<String, bool>>,
+    /// (pod uid, volume name) -> its NodePublishVolume, for drivers requiring republish.
+    republish: Mutex<BTreeMap<(String, String), Publish>>,
     /// Where the tokens of CSIDriver tokenRequests come from.
     objects: Arc<dyn ObjectSource>,
     tokens: Arc<TokenCache>,
@@ -277,6 +306,7 @@ impl CsiVolumes {
             stats,
             needed: Mutex::default(),
             attaches: Mutex::default(),
+            republish: Mutex::default(),
             objects: Arc::new(NoApi),
             tokens: Arc::default(),
         }
@@ -303,6 +333,36 @@ impl CsiVolumes {
         context
             .extend(tokens::token_context(&self.tokens, self.objects.as_ref(), pod, driver).await?);
         Ok(context)
+    }
+
+    async fn publish(
+        &self,
+        pod: &Pod,
+        publish: &Publish,
+        secrets: BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        let endpoint = self.endpoint(&publish.driver)?;
+        let volume_context = self
+            .publish_volume_context(
+                pod,
+                &publish.driver_spec,
+                publish.ephemeral,
+                publish.attributes.as_ref(),
+            )
+            .await?;
+        let request = VolumeRequest {
+            volume_context,
+            ..publish.request.clone()
+        };
+        client::node_publish(
+            &endpoint,
+            &request,
+            publish.staging.as_deref(),
+            &publish.target,
+            publish.read_only,
+            secrets,
+        )
+        .await
     }
 
     /// The unique names of the attachable volumes pods here need or still have on disk (pod
@@ -592,17 +652,51 @@ impl CsiVolumes {
         &self,
         pod: &Pod,
         volume: &Volume,
-        set_up: impl std::future::Future<Output = Result<(ClaimMount, PublishedVolume), String>>,
+        set_up: impl std::future::Future<Output = Result<SetUp, String>>,
     ) -> Result<ClaimMount, String> {
         let uid = pod.metadata.uid.as_deref().unwrap_or_default();
         let key = (uid.to_string(), volume.name.clone());
-        if let Some((known, _)) = self.remembered().get(&key) {
-            return Ok(known.clone());
+        let known = self.remembered().get(&key).map(|(known, _)| known.clone());
+        if let Some(known) = known {
+            self.republish(pod, &key).await;
+            return Ok(known);
         }
         let _one_at_a_time = self.operations.lock().await;
-        let (mounted, published) = set_up.await?;
-        self.remembered().insert(key, (mounted.clone(), published));
+        let (mounted, published, again) = set_up.await?;
+        self.remembered()
+            .insert(key.clone(), (mounted.clone(), published));
+        if let Some(again) = again {
+            locked(&self.republish).insert(key, again);
+        }
         Ok(mounted)
+    }
+
+    /// NodePublishVolume again for a driver requiring republish (upstream remounts such
+    /// volumes at every sync of the pod, so the driver's tokens stay fresh). A failure leaves
+    /// the volume as it was, for the next sync to try.
+    async fn republish(&self, pod: &Pod, key: &(String, String)) {
+        if !locked(&self.republish).contains_key(key) {
+            return;
+        }
+        let _one_at_a_time = self.operations.lock().await;
+        // Taken again under the lock: a teardown meanwhile forgot it.
+        let Some(publish) = locked(&self.republish).get(key).cloned() else {
+            return;
+        };
+        let done = match self.secrets(publish.secret_ref.as_ref()).await {
+            Ok(secrets) => self.publish(pod, &publish, secrets).await,
+            Err(e) => Err(e),
+        };
+        if let Err(error) = done {
+            tracing::warn!(
+                pod_uid = key.0,
+                pod_namespace = pod.metadata.namespace.as_deref().unwrap_or_default(),
+                pod_name = pod.metadata.name.as_deref().unwrap_or_default(),
+                volume = key.1,
+                %error,
+                "NodePublishVolume again (requiresRepublish) failed"
+            );
+        }
     }
 }
 
@@ -631,6 +725,7 @@ impl ClaimVolumes for CsiVolumes {
     async fn tear_down(&self, pod_uid: &str) -> Result<(), String> {
         let _one_at_a_time = self.operations.lock().await;
         self.remembered().retain(|(uid, _), _| uid != pod_uid);
+        locked(&self.republish).retain(|(uid, _), _| uid != pod_uid);
         self.stats.forget_pod(pod_uid);
         self.tear_down_volumes(pod_uid).await?;
         // Unpublished and, unless another pod holds them, unstaged: no longer needed here.
@@ -645,7 +740,7 @@ impl CsiVolumes {
         pod: &Pod,
         volume_name: &str,
         claim: &PersistentVolumeClaimVolumeSource,
-    ) -> Result<(ClaimMount, PublishedVolume), String> {
+    ) -> Result<SetUp, String> {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
         let uid = pod.metadata.uid.as_deref().unwrap_or_default();
         let pv = self.bound_volume(namespace, &claim.claim_name).await?;
@@ -714,16 +809,25 @@ impl CsiVolumes {
             target: target.clone(),
             staging: staging.clone(),
         };
+        let publish = Publish {
+            driver: driver.clone(),
+            driver_spec: driver_spec.clone(),
+            ephemeral: false,
+            attributes: source.volume_attributes.clone(),
+            request: request.clone(),
+            staging: staging.clone(),
+            target: target.clone(),
+            read_only,
+            secret_ref: source.node_publish_secret_ref.clone(),
+        };
+        let mount = ClaimMount {
+            host_path: target.clone(),
+            read_only,
+        };
         if mounted(&target)? {
             // Published before a restart, or its ownership change failed last time.
             apply_ownership(pod, &target, ownership)?;
-            return Ok((
-                ClaimMount {
-                    host_path: target,
-                    read_only,
-                },
-                published,
-            ));
+            return Ok((mount, published, publish.again()));
         }
         if let Some(staging) = &staging {
             let global = self.global_dir(&driver, &handle);
@@ -762,24 +866,8 @@ impl CsiVolumes {
                 ("volumeLifecycleMode", "Persistent".to_string()),
             ]),
         )?;
-        let secrets = self
-            .secrets(source.node_publish_secret_ref.as_ref())
-            .await?;
-        let publish = VolumeRequest {
-            volume_context: self
-                .publish_volume_context(pod, &driver_spec, false, source.volume_attributes.as_ref())
-                .await?,
-            ..request
-        };
-        client::node_publish(
-            &endpoint,
-            &publish,
-            staging.as_deref(),
-            &target,
-            read_only,
-            secrets,
-        )
-        .await?;
+        let secrets = self.secrets(publish.secret_ref.as_ref()).await?;
+        self.publish(pod, &publish, secrets).await?;
         apply_ownership(pod, &target, ownership)?;
         tracing::info!(
             pod_uid = uid,
@@ -787,13 +875,7 @@ impl CsiVolumes {
             volume = handle,
             "MountVolume.SetUp succeeded for volume {pv_name:?}"
         );
-        Ok((
-            ClaimMount {
-                host_path: target,
-                read_only,
-            },
-            published,
-        ))
+        Ok((mount, published, publish.again()))
     }
 
     /// Upstream's NewMounter and SetUp for an inline volume: the lifecycle mode checked, then
@@ -803,7 +885,7 @@ impl CsiVolumes {
         pod: &Pod,
         volume: &Volume,
         source: &CSIVolumeSource,
-    ) -> Result<(ClaimMount, PublishedVolume), String> {
+    ) -> Result<SetUp, String> {
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let uid = pod.metadata.uid.as_deref().unwrap_or_default();
         let driver = source.driver.clone();
@@ -836,8 +918,8 @@ impl CsiVolumes {
             target: target.clone(),
             staging: None,
         };
-        let endpoint = self
-            .endpoint(&driver)
+        // An unregistered driver fails here, with upstream's words.
+        self.endpoint(&driver)
             .map_err(|e| super::log(&format!("mounter.SetUpAt failed to get CSI client: {e}")))?;
         let capabilities = self.csi.capabilities(&driver).await?;
         let fs_type = source.fs_type.clone().unwrap_or_default();
@@ -849,16 +931,19 @@ impl CsiVolumes {
             AccessModes::Inline,
             read_only,
         );
-        if mounted(&target)? {
-            apply_ownership(pod, &target, ownership)?;
-            return Ok((mounted_volume, published));
-        }
+        // The Secret is the pod's namespace's, whatever the reference could say.
+        let secret_ref = source
+            .node_publish_secret_ref
+            .as_ref()
+            .map(|r| SecretReference {
+                name: Some(r.name.clone()),
+                namespace: Some(namespace.clone()),
+            });
         let request = VolumeRequest {
             volume_id: handle.clone(),
             publish_context: BTreeMap::new(),
-            volume_context: self
-                .publish_volume_context(pod, driver_spec, true, source.volume_attributes.as_ref())
-                .await?,
+            // Made at each publish, with the pod's info and tokens.
+            volume_context: BTreeMap::new(),
             fs_type,
             mount_flags: Vec::new(),
             // Upstream asks for ReadWriteOnce for every inline volume.
@@ -868,6 +953,21 @@ impl CsiVolumes {
             ) as i32,
             volume_mount_group: ownership.mount_group(),
         };
+        let publish = Publish {
+            driver: driver.clone(),
+            driver_spec: driver_spec.clone(),
+            ephemeral: true,
+            attributes: source.volume_attributes.clone(),
+            request,
+            staging: None,
+            target: target.clone(),
+            read_only,
+            secret_ref,
+        };
+        if mounted(&target)? {
+            apply_ownership(pod, &target, ownership)?;
+            return Ok((mounted_volume, published, publish.again()));
+        }
         // Written before the driver is asked, so a crash mid-publish leaves it found.
         write_vol_data(
             &pod_dir,
@@ -883,22 +983,18 @@ impl CsiVolumes {
                 ("volumeLifecycleMode", EPHEMERAL.to_string()),
             ]),
         )?;
-        // The Secret is the pod's namespace's, whatever the reference could say.
-        let secret_ref = source
-            .node_publish_secret_ref
-            .as_ref()
-            .map(|r| SecretReference {
-                name: Some(r.name.clone()),
-                namespace: Some(namespace.clone()),
-            });
-        let secrets = self.secrets(secret_ref.as_ref()).await.map_err(|e| {
-            let name = secret_ref
-                .as_ref()
-                .and_then(|r| r.name.clone())
-                .unwrap_or_default();
-            format!("fetching NodePublishSecretRef {namespace}/{name} failed: {e}")
-        })?;
-        client::node_publish(&endpoint, &request, None, &target, read_only, secrets).await?;
+        let secrets = self
+            .secrets(publish.secret_ref.as_ref())
+            .await
+            .map_err(|e| {
+                let name = publish
+                    .secret_ref
+                    .as_ref()
+                    .and_then(|r| r.name.clone())
+                    .unwrap_or_default();
+                format!("fetching NodePublishSecretRef {namespace}/{name} failed: {e}")
+            })?;
+        self.publish(pod, &publish, secrets).await?;
         apply_ownership(pod, &target, ownership)?;
         tracing::info!(
             pod_uid = uid,
@@ -909,7 +1005,7 @@ impl CsiVolumes {
             "MountVolume.SetUp succeeded for volume {:?}",
             volume.name
         );
-        Ok((mounted_volume, published))
+        Ok((mounted_volume, published, publish.again()))
     }
 
     async fn tear_down_volumes(&self, pod_uid: &str) -> Result<(), String> {
