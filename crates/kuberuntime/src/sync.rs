@@ -7,7 +7,7 @@ use crate::container_config::env::{
     INVALID_ENVIRONMENT_VARIABLE_NAMES, environment, invalid_env_from_keys,
 };
 use crate::container_config::env_sources::EnvSources;
-use crate::container_config::{ContainerInput, container_config};
+use crate::container_config::{ContainerInput, container_config, mounts};
 use crate::container_cpus;
 use crate::ephemeral;
 use crate::events::{EventType, reason};
@@ -436,6 +436,13 @@ impl RuntimeManager {
                 return;
             }
         };
+        let block_devices = match self.volumes.container_devices(volumes, container) {
+            Ok(d) => d,
+            Err(e) => {
+                self.fail(pod, name, CREATE_CONTAINER_CONFIG_ERROR, e, result);
+                return;
+            }
+        };
         let mut config = match container_config(&input) {
             Ok(c) => c,
             Err(e) => {
@@ -461,6 +468,10 @@ impl RuntimeManager {
                 }
             }
         }
+        // After the device plugins' devices, as upstream appends the block volumes to them.
+        config
+            .devices
+            .extend(block_devices.iter().map(mounts::cri_device));
         let log_path = Path::new(&sandbox_config.log_directory).join(&config.log_path);
         if let Some(dir) = log_path.parent()
             && let Err(e) = std::fs::create_dir_all(dir)

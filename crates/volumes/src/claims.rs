@@ -14,6 +14,9 @@ pub struct ClaimMount {
     /// What the pod's containers bind.
     pub host_path: PathBuf,
     pub read_only: bool,
+    /// A raw block volume (PV volumeMode Block): `host_path` leads to its device node, which
+    /// containers get through volumeDevices, never through volumeMounts.
+    pub block: bool,
 }
 
 #[async_trait]

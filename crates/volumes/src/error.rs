@@ -43,6 +43,12 @@ pub enum VolumeError {
         mount: String,
         cause: MountError,
     },
+    #[error("volumeDevice {device:?} of container {container:?}: {cause}")]
+    Device {
+        container: String,
+        device: String,
+        cause: DeviceError,
+    },
     #[error("cannot clean up pod {uid}: {cause}")]
     Cleanup { uid: String, cause: PathIo },
     #[error("cannot clean up pod {uid}: {} is still mounted", path.display())]
@@ -128,6 +134,16 @@ impl SetupError {
             _ => Some(SetupError::Several(errors)),
         }
     }
+}
+
+/// Why one volumeDevice of a container could not be resolved; upstream's words.
+#[derive(Debug, Error)]
+pub enum DeviceError {
+    #[error("error DevicePath `{0}` must be an absolute path")]
+    RelativePath(String),
+    /// Missing, or not a raw block volume.
+    #[error("cannot find volume {volume:?} to pass into container {container:?}")]
+    NotABlockVolume { volume: String, container: String },
 }
 
 /// Why one volumeMount of a container could not be resolved.

@@ -12,7 +12,7 @@ pub(crate) const DOWNWARD_API_PLUGIN: &str = "kubernetes.io~downward-api";
 pub(crate) const PROJECTED_PLUGIN: &str = "kubernetes.io~projected";
 
 /// True when `name` can be used as one path component: nothing that climbs or nests.
-pub(crate) fn is_single_component(name: &str) -> bool {
+pub fn is_single_component(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
 }
 

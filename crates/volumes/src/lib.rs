@@ -4,10 +4,11 @@
 //! serviceAccountToken sources; secrets and tokens on tmpfs only), written atomically and kept
 //! up to date at every sync; subPath and subPathExpr are resolved beneath the volume and pinned
 //! with a bind mount. persistentVolumeClaim volumes are set up and torn down through the
-//! [`ClaimVolumes`] seam.
+//! [`ClaimVolumes`] seam; the raw block ones among them reach containers as volumeDevices.
 
 mod claims;
 mod cleanup;
+mod devices;
 mod empty_dir;
 mod error;
 mod fs_group;
@@ -24,8 +25,10 @@ mod token;
 use std::path::{Path, PathBuf};
 
 pub use claims::{ClaimMount, ClaimVolumes, NoClaims};
-pub use error::{MountError, PathIo, SetupError, VolumeError};
+pub use devices::HostDevice;
+pub use error::{DeviceError, MountError, PathIo, SetupError, VolumeError};
 pub use fs_group::{FsGroup, set_ownership};
+pub use layout::is_single_component;
 pub use manager::{MountedVolume, PodVolumes, VolumeManager};
 pub use subpath::ExpandError;
 pub use token::TokenCache;
@@ -59,6 +62,15 @@ pub fn pod_plugin_dir(root: &Path, pod_uid: &str, plugin: &str) -> Result<PathBu
     Ok(layout::PodDir::new(root, pod_uid)?
         .path()
         .join("volumes")
+        .join(plugin))
+}
+
+/// The directory of a pod's raw block devices mapped by `plugin`:
+/// ROOT/pods/UID/volumeDevices/PLUGIN.
+pub fn pod_device_dir(root: &Path, pod_uid: &str, plugin: &str) -> Result<PathBuf, VolumeError> {
+    Ok(layout::PodDir::new(root, pod_uid)?
+        .path()
+        .join("volumeDevices")
         .join(plugin))
 }
 

@@ -2,6 +2,7 @@
 //! mounts resolved from them, and everything removed when the pod is gone.
 
 use crate::claims::{ClaimMount, ClaimVolumes, NoClaims};
+use crate::devices::{self, HostDevice};
 use crate::empty_dir::{self, Medium, Undo};
 use crate::error::{MountError, PathIo, SetupError, VolumeError};
 use crate::fs_group::{self, FsGroup};
@@ -44,6 +45,8 @@ pub struct MountedVolume {
     /// Read-only for every container, whatever its volumeMount says: configMap, secret,
     /// downwardAPI and projected volumes, as upstream forces.
     pub read_only: bool,
+    /// A raw block device, for containers' volumeDevices ([`ClaimMount::block`]).
+    pub block: bool,
 }
 
 /// A pod's set-up volumes by name.
@@ -208,6 +211,7 @@ impl VolumeManager {
                 Step::Claim(claim) => claim.read_only,
                 _ => false,
             };
+            let block = matches!(&step, Step::Claim(claim) if claim.block);
             let host_path = match step {
                 Step::EmptyDir(medium) => {
                     let path = dir.volume(EMPTY_DIR_PLUGIN, &volume.name);
@@ -234,6 +238,7 @@ impl VolumeManager {
                         MountedVolume {
                             host_path,
                             read_only,
+                            block,
                         },
                     );
                 }
@@ -292,6 +297,28 @@ impl VolumeManager {
                     VolumeError::Mount {
                         container: container.name.clone(),
                         mount: mount.name.clone(),
+                        cause,
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// The devices of one container, in its volumeDevices order, from the pod's block volumes.
+    pub fn container_devices(
+        &self,
+        volumes: &PodVolumes,
+        container: &Container,
+    ) -> Result<Vec<HostDevice>, VolumeError> {
+        container
+            .volume_devices
+            .iter()
+            .flatten()
+            .map(|device| {
+                devices::host_device(volumes, container, device).map_err(|cause| {
+                    VolumeError::Device {
+                        container: container.name.clone(),
+                        device: device.name.clone(),
                         cause,
                     }
                 })
@@ -480,6 +507,72 @@ mod tests {
         assert_eq!(
             propagation(Some("Shared")).unwrap_err().to_string(),
             "invalid MountPropagation mode: \"Shared\""
+        );
+    }
+
+    #[test]
+    fn volume_devices_come_from_block_volumes_only() {
+        let manager = VolumeManager::new(PathBuf::from("/r"));
+        let mut volumes = PodVolumes::default();
+        for (name, read_only, block) in [
+            ("raw", false, true),
+            ("ro", true, true),
+            ("fs", false, false),
+        ] {
+            let host_path = PathBuf::from(format!("/dev/{name}"));
+            let volume = MountedVolume {
+                host_path,
+                read_only,
+                block,
+            };
+            volumes.volumes.insert(name.to_string(), volume);
+        }
+        let container = |devices: &[(&str, &str)]| Container {
+            name: "app".into(),
+            volume_devices: Some(
+                devices
+                    .iter()
+                    .map(|(name, path)| k8s_openapi::api::core::v1::VolumeDevice {
+                        name: name.to_string(),
+                        device_path: path.to_string(),
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        let found = manager
+            .container_devices(
+                &volumes,
+                &container(&[("raw", "/dev/xvda"), ("ro", "/dev/xvdb")]),
+            )
+            .unwrap();
+        let expected = [
+            ("/dev/xvda", "/dev/raw", "mrw"),
+            ("/dev/xvdb", "/dev/ro", "r"),
+        ]
+        .map(|(c, h, permissions)| HostDevice {
+            container_path: c.into(),
+            host_path: h.into(),
+            permissions,
+        });
+        assert_eq!(found, expected);
+        let refused = |devices| {
+            manager
+                .container_devices(&volumes, &container(devices))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            refused(&[("fs", "/dev/xvda")]),
+            "volumeDevice \"fs\" of container \"app\": cannot find volume \"fs\" to pass into container \"app\""
+        );
+        assert_eq!(
+            refused(&[("none", "/dev/xvda")]),
+            "volumeDevice \"none\" of container \"app\": cannot find volume \"none\" to pass into container \"app\""
+        );
+        assert_eq!(
+            refused(&[("raw", "dev/xvda")]),
+            "volumeDevice \"raw\" of container \"app\": error DevicePath `dev/xvda` must be an absolute path"
         );
     }
 }

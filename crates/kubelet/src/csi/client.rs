@@ -106,17 +106,24 @@ pub struct VolumeRequest {
     pub access_mode: i32,
     /// The pod's fsGroup for a driver that mounts with it, else empty.
     pub volume_mount_group: String,
+    /// A raw block volume: the block access type, fs type and mount flags unused.
+    pub block: bool,
 }
 
 impl VolumeRequest {
     fn capability(&self) -> csi::VolumeCapability {
-        use csi::volume_capability::{AccessMode, AccessType, MountVolume};
-        csi::VolumeCapability {
-            access_type: Some(AccessType::Mount(MountVolume {
+        use csi::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
+        let access_type = if self.block {
+            AccessType::Block(BlockVolume {})
+        } else {
+            AccessType::Mount(MountVolume {
                 fs_type: self.fs_type.clone(),
                 mount_flags: self.mount_flags.clone(),
                 volume_mount_group: self.volume_mount_group.clone(),
-            })),
+            })
+        };
+        csi::VolumeCapability {
+            access_type: Some(access_type),
             access_mode: Some(AccessMode {
                 mode: self.access_mode,
             }),

@@ -2,9 +2,10 @@
 //! `CSIPlugin` sockets to. It validates the driver's CSI versions, remembers its endpoint by
 //! name, asks it NodeGetInfo, and has the node info manager record the answer in the cluster
 //! (Node annotation and labels, CSINode); deregistration undoes the cluster side. Registered
-//! drivers then serve CSI persistent volumes ([`volumes`]).
+//! drivers then serve CSI persistent volumes ([`volumes`]), raw block ones included.
 
 mod access_modes;
+mod block;
 pub mod client;
 mod fs_group;
 pub mod nodeinfo;

@@ -32,6 +32,7 @@
 
 use super::CsiPlugins;
 use super::access_modes::csi_access_mode;
+use super::block::{self, BlockVolume};
 use super::client::{self, VolumeRequest};
 use super::fs_group::{self, AccessModes, Ownership};
 use super::tokens;
@@ -55,7 +56,7 @@ use std::sync::{Arc, Mutex};
 
 /// The plugin's directory name in a pod's volumes dir.
 pub const POD_VOLUME_PLUGIN_DIR: &str = "kubernetes.io~csi";
-const VOL_DATA_FILE: &str = "vol_data.json";
+pub(super) const VOL_DATA_FILE: &str = "vol_data.json";
 const GLOBAL_MOUNT: &str = "globalmount";
 
 /// A pod's volume the driver let go of.
@@ -249,14 +250,14 @@ fn apply_ownership(pod: &Pod, target: &Path, ownership: Ownership) -> Result<(),
 }
 
 /// What teardown needs, written beside each mount as upstream's vol_data.json.
-fn write_vol_data(dir: &Path, data: &BTreeMap<&str, String>) -> Result<(), String> {
+pub(super) fn write_vol_data(dir: &Path, data: &BTreeMap<&str, String>) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("failed to create dir {dir:?}:  {e}"))?;
     let text = serde_json::to_string(data).map_err(|e| e.to_string())?;
     let file = dir.join(VOL_DATA_FILE);
     std::fs::write(&file, text).map_err(|e| format!("failed to save volume info data: {e}"))
 }
 
-fn read_vol_data(dir: &Path) -> Result<Option<BTreeMap<String, String>>, String> {
+pub(super) fn read_vol_data(dir: &Path) -> Result<Option<BTreeMap<String, String>>, String> {
     let file = dir.join(VOL_DATA_FILE);
     match std::fs::read(&file) {
         Ok(bytes) => serde_json::from_slice(&bytes)
@@ -270,7 +271,7 @@ fn read_vol_data(dir: &Path) -> Result<Option<BTreeMap<String, String>>, String>
     }
 }
 
-fn remove_if_present(path: &Path, dir: bool) -> Result<(), String> {
+pub(super) fn remove_if_present(path: &Path, dir: bool) -> Result<(), String> {
     let removed = if dir {
         std::fs::remove_dir(path)
     } else {
@@ -283,7 +284,7 @@ fn remove_if_present(path: &Path, dir: bool) -> Result<(), String> {
     }
 }
 
-fn mounted(path: &Path) -> Result<bool, String> {
+pub(super) fn mounted(path: &Path) -> Result<bool, String> {
     kubelet_volumes::is_mount_point(path)
         .map_err(|e| format!("cannot read the mount table for {}: {e}", path.display()))
 }
@@ -384,6 +385,7 @@ impl CsiVolumes {
                 on_disk.extend(volumes_in_subdirs(&driver.path()));
             }
         }
+        on_disk.extend(block::volumes_on_disk(&self.root_dir));
         let attaches = locked(&self.attaches);
         in_use.extend(
             on_disk
@@ -727,6 +729,7 @@ impl ClaimVolumes for CsiVolumes {
         self.remembered().retain(|(uid, _), _| uid != pod_uid);
         locked(&self.republish).retain(|(uid, _), _| uid != pod_uid);
         self.stats.forget_pod(pod_uid);
+        block::tear_down(&self.csi, &self.root_dir, pod_uid).await?;
         self.tear_down_volumes(pod_uid).await?;
         // Unpublished and, unless another pod holds them, unstaged: no longer needed here.
         locked(&self.needed).retain(|(uid, _), _| uid != pod_uid);
@@ -751,6 +754,8 @@ impl CsiVolumes {
                 "persistent volume {pv_name} is not a CSI volume: only CSI persistent volumes are supported"
             ));
         };
+        let block = block::is_block(&spec);
+        block::check_use(pod, volume_name, block)?;
         let driver = source.driver.clone();
         let handle = source.volume_handle.clone();
         let endpoint = self.endpoint(&driver)?;
@@ -791,15 +796,49 @@ impl CsiVolumes {
                 capabilities.single_node_multi_writer,
             ) as i32,
             volume_mount_group: ownership.mount_group(),
+            block,
         };
 
         let pod_dir =
             kubelet_volumes::pod_volume_dir(&self.root_dir, uid, POD_VOLUME_PLUGIN_DIR, &pv_name)
                 .map_err(|e| e.to_string())?;
         let target = pod_dir.join("mount");
-        let staging = capabilities
-            .stage_unstage_volume
-            .then(|| self.global_dir(&driver, &handle).join(GLOBAL_MOUNT));
+        let stages = capabilities.stage_unstage_volume;
+        if block {
+            let volume = BlockVolume {
+                root: &self.root_dir,
+                node_name: &self.node_name,
+                pod_uid: uid,
+                pv_name: &pv_name,
+                driver: &driver,
+                endpoint: &endpoint,
+                stages,
+            };
+            let mapped = volume
+                .set_up(
+                    &request,
+                    read_only,
+                    self.secrets(source.node_stage_secret_ref.as_ref()),
+                    self.secrets(source.node_publish_secret_ref.as_ref()),
+                )
+                .await?;
+            let published = PublishedVolume {
+                namespace: namespace.to_string(),
+                pod_name: pod.metadata.name.clone().unwrap_or_default(),
+                claim_name: Some(claim.claim_name.clone()),
+                driver,
+                volume_handle: handle,
+                target: mapped.publish_path,
+                staging: mapped.staging,
+            };
+            let device = ClaimMount {
+                host_path: mapped.link,
+                read_only,
+                block: true,
+            };
+            return Ok((device, published, None));
+        }
+        let staging = stages.then(|| self.global_dir(&driver, &handle).join(GLOBAL_MOUNT));
         let published = PublishedVolume {
             namespace: namespace.to_string(),
             pod_name: pod.metadata.name.clone().unwrap_or_default(),
@@ -823,6 +862,7 @@ impl CsiVolumes {
         let mount = ClaimMount {
             host_path: target.clone(),
             read_only,
+            block: false,
         };
         if mounted(&target)? {
             // Published before a restart, or its ownership change failed last time.
@@ -908,6 +948,7 @@ impl CsiVolumes {
         let mounted_volume = ClaimMount {
             host_path: target.clone(),
             read_only,
+            block: false,
         };
         let published = PublishedVolume {
             namespace: namespace.clone(),
@@ -952,6 +993,7 @@ impl CsiVolumes {
                 capabilities.single_node_multi_writer,
             ) as i32,
             volume_mount_group: ownership.mount_group(),
+            block: false,
         };
         let publish = Publish {
             driver: driver.clone(),

@@ -1,10 +1,10 @@
 //! A container's mounts (upstream kubelet_pods.go `makeMounts`, `makeHostsMount` and
 //! kuberuntime `makeMounts`): its volumes, the kubelet-managed /etc/hosts, and the file behind
-//! its termination message path.
+//! its termination message path; and its block volumes' devices (kuberuntime `makeDevices`).
 
 use k8s_openapi::api::core::v1::{Container, HostAlias};
-use kubelet_cri::api::{Mount, MountPropagation};
-use kubelet_volumes::{HostMount, Propagation};
+use kubelet_cri::api::{Device, Mount, MountPropagation};
+use kubelet_volumes::{HostDevice, HostMount, Propagation};
 use std::fmt::Write as _;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -15,6 +15,14 @@ pub const ETC_HOSTS_PATH: &str = "/etc/hosts";
 const NODE_HOSTS_FILE: &str = "/etc/hosts";
 const MANAGED_HOSTS_HEADER: &str = "# Kubernetes-managed hosts file.\n";
 const MANAGED_HOSTS_HEADER_HOST_NETWORK: &str = "# Kubernetes-managed hosts file (host network).\n";
+
+pub(crate) fn cri_device(d: &HostDevice) -> Device {
+    Device {
+        container_path: d.container_path.clone(),
+        host_path: d.host_path.display().to_string(),
+        permissions: d.permissions.to_string(),
+    }
+}
 
 pub(crate) fn cri_mount(m: &HostMount) -> Mount {
     let propagation = match m.propagation {
