@@ -3,7 +3,11 @@
 //! dir (created on first stage or publish), and bind-mounts it: NodeStageVolume onto the staging
 //! path, NodePublishVolume from there (or straight from the volume dir without staging) onto the
 //! target path, read-only when asked; an ephemeral inline volume (volume context
-//! csi.storage.k8s.io/ephemeral "true") is published straight from its dir. It registers
+//! csi.storage.k8s.io/ephemeral "true") is published straight from its dir. A volume asked for
+//! with the block access type is a real block device instead: a backing file per volume
+//! (`VOLUME_ID.img` in the data dir) attached to a loop device on stage (or first publish
+//! without staging), the device node bind-mounted onto the target file on publish, the loop
+//! device detached on unstage (or unpublish without staging). It registers
 //! through the plugin watcher: a pluginregistration v1 socket in `plugins_registry` answering
 //! GetInfo with type CSIPlugin. It runs on a runtime of its own, so stopping it closes every
 //! connection as a dying driver would.
@@ -20,7 +24,9 @@ use kubelet_plugin_apis::pluginregistration::v1 as reg;
 use nix::mount::{MntFlags, MsFlags};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
@@ -56,6 +62,11 @@ pub struct CsiDriverConfig {
     /// Each volume's size in bytes and in inodes, as NodeGetVolumeStats reports them.
     pub volume_capacity_bytes: i64,
     pub volume_inodes: i64,
+    /// The size of a block volume's backing file.
+    pub block_size_bytes: u64,
+    /// NodePublishVolume waits this long after mounting before it answers, so a test can
+    /// kill the kubelet while a publish is in flight with the mount already made.
+    pub publish_delay: Duration,
 }
 
 impl CsiDriverConfig {
@@ -77,6 +88,8 @@ impl CsiDriverConfig {
             single_node_multi_writer: false,
             volume_capacity_bytes: 1 << 30,
             volume_inodes: 1 << 16,
+            block_size_bytes: 16 << 20,
+            publish_delay: Duration::ZERO,
         }
     }
 
@@ -167,19 +180,49 @@ fn unmount(target: &Path) -> Result<(), Status> {
     Ok(())
 }
 
-fn mount_capability(cap: Option<&csi::VolumeCapability>) -> Result<(), Status> {
+fn access(cap: Option<&csi::VolumeCapability>) -> Result<Access, Status> {
     use csi::volume_capability::AccessType;
     let cap =
         cap.ok_or_else(|| Status::invalid_argument("Volume capability missing in request"))?;
     match cap.access_type {
-        Some(AccessType::Mount(_)) => Ok(()),
-        Some(AccessType::Block(_)) => Err(Status::invalid_argument(
-            "block access type is not supported by this driver",
-        )),
+        Some(AccessType::Mount(_)) => Ok(Access::Mount),
+        Some(AccessType::Block(_)) => Ok(Access::Block),
         None => Err(Status::invalid_argument(
             "Volume access type missing in request",
         )),
     }
+}
+
+/// What a request's volume capability asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Mount,
+    Block,
+}
+
+/// Runs losetup with `args`, answering what it printed.
+fn losetup(args: &[&str]) -> Result<String, Status> {
+    let out = Command::new("losetup")
+        .args(args)
+        .output()
+        .map_err(|e| Status::internal(format!("cannot run losetup: {e}")))?;
+    if !out.status.success() {
+        return Err(Status::internal(format!(
+            "losetup {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The loop devices attached to `file` (`losetup -j` lines start with the device and a colon).
+fn loop_devices_of(file: &Path) -> Result<Vec<PathBuf>, Status> {
+    let listed = losetup(&["-j", &file.display().to_string()])?;
+    Ok(listed
+        .lines()
+        .filter_map(|l| l.split_once(':').map(|(dev, _)| PathBuf::from(dev)))
+        .collect())
 }
 
 /// The apparent size of the files under `path` and the number of entries, `path` included;
@@ -199,12 +242,99 @@ fn apparent_usage(path: &Path) -> std::io::Result<(i64, i64)> {
 }
 
 impl Driver {
+    /// A block volume's backing file.
+    fn backing_file(&self, volume_id: &str) -> PathBuf {
+        self.cfg
+            .data_dir
+            .join(format!("{}.img", volume_id.replace('/', "_")))
+    }
+
+    /// The loop device of a block volume, attached to its backing file (created at the
+    /// configured size on first use) unless it is already.
+    fn attach(&self, volume_id: &str) -> Result<PathBuf, Status> {
+        let file = self.backing_file(volume_id);
+        if !file.exists() {
+            let created =
+                std::fs::File::create(&file).and_then(|f| f.set_len(self.cfg.block_size_bytes));
+            created.map_err(|e| Status::internal(format!("create {}: {e}", file.display())))?;
+        }
+        if let Some(device) = loop_devices_of(&file)?.into_iter().next() {
+            return Ok(device);
+        }
+        let shown = losetup(&["--find", "--show", &file.display().to_string()])?;
+        Ok(PathBuf::from(shown.trim()))
+    }
+
+    /// Detaches every loop device of a block volume; nothing to do for a filesystem one.
+    fn detach(&self, volume_id: &str) -> Result<(), Status> {
+        let file = self.backing_file(volume_id);
+        if !file.exists() {
+            return Ok(());
+        }
+        for device in loop_devices_of(&file)? {
+            losetup(&["-d", &device.display().to_string()])?;
+        }
+        Ok(())
+    }
+
     /// The directory holding `volume_id`'s data, created on first use.
     fn volume_dir(&self, volume_id: &str) -> Result<PathBuf, Status> {
         let dir = self.cfg.data_dir.join(volume_id.replace('/', "_"));
         std::fs::create_dir_all(&dir)
             .map_err(|e| Status::internal(format!("create {}: {e}", dir.display())))?;
         Ok(dir)
+    }
+
+    /// Publishes a filesystem volume: the staged mount, or the volume's dir, onto the target dir.
+    fn publish_mount(&self, r: &csi::NodePublishVolumeRequest) -> Result<(), Status> {
+        // An inline volume is never staged, even by a driver that stages persistent ones (as
+        // csi-driver-host-path does).
+        let ephemeral = r.volume_context.get(EPHEMERAL_KEY).map(String::as_str) == Some("true");
+        let source = if self.cfg.stage_unstage && !ephemeral {
+            required(&r.staging_target_path, "Staging target path")?;
+            let staging = PathBuf::from(&r.staging_target_path);
+            if !is_mount_point(&staging)? {
+                return Err(Status::failed_precondition(format!(
+                    "volume {} is not staged at {}",
+                    r.volume_id,
+                    staging.display()
+                )));
+            }
+            staging
+        } else {
+            self.volume_dir(&r.volume_id)?
+        };
+        let target = Path::new(&r.target_path);
+        // Creating the target is the driver's part; its parent is the CO's.
+        std::fs::create_dir_all(target)
+            .map_err(|e| Status::internal(format!("create {}: {e}", target.display())))?;
+        if !is_mount_point(target)? {
+            bind_mount(&source, target, r.readonly)?;
+        }
+        Ok(())
+    }
+
+    /// Publishes a block volume: its loop device's node bind-mounted onto the target file.
+    fn publish_block(&self, r: &csi::NodePublishVolumeRequest) -> Result<(), Status> {
+        let device = if self.cfg.stage_unstage {
+            required(&r.staging_target_path, "Staging target path")?;
+            let staged = loop_devices_of(&self.backing_file(&r.volume_id))?;
+            staged.into_iter().next().ok_or_else(|| {
+                Status::failed_precondition(format!("block volume {} is not staged", r.volume_id))
+            })?
+        } else {
+            self.attach(&r.volume_id)?
+        };
+        let target = Path::new(&r.target_path);
+        // The target file is the driver's to create; its parent is the CO's.
+        if !target.exists() {
+            std::fs::File::create(target)
+                .map_err(|e| Status::internal(format!("create {}: {e}", target.display())))?;
+        }
+        if !is_mount_point(target)? {
+            bind_mount(&device, target, r.readonly)?;
+        }
+        Ok(())
     }
 
     fn capabilities(&self) -> Vec<csi::NodeServiceCapability> {
@@ -307,7 +437,7 @@ impl csi::node_server::Node for Driver {
         }
         required(&r.volume_id, "Volume ID")?;
         required(&r.staging_target_path, "Staging target path")?;
-        mount_capability(r.volume_capability.as_ref())?;
+        let access = access(r.volume_capability.as_ref())?;
         let staging = Path::new(&r.staging_target_path);
         if !staging.is_dir() {
             return Err(Status::failed_precondition(format!(
@@ -315,7 +445,9 @@ impl csi::node_server::Node for Driver {
                 staging.display()
             )));
         }
-        if !is_mount_point(staging)? {
+        if access == Access::Block {
+            self.attach(&r.volume_id)?;
+        } else if !is_mount_point(staging)? {
             bind_mount(&self.volume_dir(&r.volume_id)?, staging, false)?;
         }
         Ok(Response::new(csi::NodeStageVolumeResponse {}))
@@ -336,6 +468,7 @@ impl csi::node_server::Node for Driver {
         required(&r.volume_id, "Volume ID")?;
         required(&r.staging_target_path, "Staging target path")?;
         unmount(Path::new(&r.staging_target_path))?;
+        self.detach(&r.volume_id)?;
         Ok(Response::new(csi::NodeUnstageVolumeResponse {}))
     }
 
@@ -359,31 +492,12 @@ impl csi::node_server::Node for Driver {
             .push(r.clone());
         required(&r.volume_id, "Volume ID")?;
         required(&r.target_path, "Target path")?;
-        mount_capability(r.volume_capability.as_ref())?;
-        // An inline volume is never staged, even by a driver that stages persistent ones (as
-        // csi-driver-host-path does).
-        let ephemeral = r.volume_context.get(EPHEMERAL_KEY).map(String::as_str) == Some("true");
-        let source = if self.cfg.stage_unstage && !ephemeral {
-            required(&r.staging_target_path, "Staging target path")?;
-            let staging = PathBuf::from(&r.staging_target_path);
-            if !is_mount_point(&staging)? {
-                return Err(Status::failed_precondition(format!(
-                    "volume {} is not staged at {}",
-                    r.volume_id,
-                    staging.display()
-                )));
-            }
-            staging
+        if access(r.volume_capability.as_ref())? == Access::Block {
+            self.publish_block(&r)?;
         } else {
-            self.volume_dir(&r.volume_id)?
-        };
-        let target = Path::new(&r.target_path);
-        // Creating the target is the driver's part; its parent is the CO's.
-        std::fs::create_dir_all(target)
-            .map_err(|e| Status::internal(format!("create {}: {e}", target.display())))?;
-        if !is_mount_point(target)? {
-            bind_mount(&source, target, r.readonly)?;
+            self.publish_mount(&r)?;
         }
+        tokio::time::sleep(self.cfg.publish_delay).await;
         Ok(Response::new(csi::NodePublishVolumeResponse {}))
     }
 
@@ -400,8 +514,14 @@ impl csi::node_server::Node for Driver {
         required(&r.target_path, "Target path")?;
         let target = Path::new(&r.target_path);
         unmount(target)?;
-        // The driver created the target, so it removes it.
-        match std::fs::remove_dir(target) {
+        // The driver created the target (a directory, or a file for a block volume), so it
+        // removes it.
+        let removed = match std::fs::symlink_metadata(target) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir(target),
+            Ok(_) => std::fs::remove_file(target),
+            Err(e) => Err(e),
+        };
+        match removed {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
@@ -410,6 +530,10 @@ impl csi::node_server::Node for Driver {
                     target.display()
                 )));
             }
+        }
+        // Without staging, a block volume's device lives only while it is published.
+        if !self.cfg.stage_unstage {
+            self.detach(&r.volume_id)?;
         }
         Ok(Response::new(csi::NodeUnpublishVolumeResponse {}))
     }
@@ -502,11 +626,30 @@ fn create_dir(path: &Path) -> Result<(), CsiDriverError> {
 }
 
 /// A running test CSI driver; dropping it stops it and removes its sockets (its volume dirs and
-/// any mounts the kubelet did not tear down stay, as with a real driver).
+/// any mounts the kubelet did not tear down stay, as with a real driver) and detaches its loop
+/// devices (one still mounted goes when its last mount does), so a failed test leaks none.
 pub struct TestCsiDriver {
     calls: Calls,
     publishes: Publishes,
+    data_dir: PathBuf,
     _server: PluginServer,
+}
+
+impl Drop for TestCsiDriver {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.data_dir) else {
+            return;
+        };
+        let images = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "img"));
+        for image in images {
+            for device in loop_devices_of(&image).unwrap_or_default() {
+                let _ = losetup(&["-d", &device.display().to_string()]);
+            }
+        }
+    }
 }
 
 impl TestCsiDriver {
@@ -555,6 +698,7 @@ impl TestCsiDriver {
         Ok(TestCsiDriver {
             calls,
             publishes,
+            data_dir: cfg.data_dir.clone(),
             _server: PluginServer::start(runtime, sockets, serve),
         })
     }
