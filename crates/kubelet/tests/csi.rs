@@ -43,6 +43,8 @@ crate::against_both_api_servers!(
     an_attaching_driver_waits_for_the_attach_detach_controller,
     an_inline_csi_volume_is_published_for_its_pod_alone,
     csi_volumes_get_the_pods_fs_group_access_mode_and_tokens,
+    a_block_claim_is_mapped_into_containers_and_torn_down,
+    a_kubelet_killed_mid_publish_leaves_nothing_behind,
 );
 
 fn driver_config(k: &Kubelet, name: &str) -> CsiDriverConfig {
@@ -174,10 +176,15 @@ async fn a_csi_driver_registers_in_the_cluster_and_deregisters(backend: Backend)
 
 /// The driver's node-only, non-attaching object, a CSI PV and a claim, not bound yet.
 fn create_claim(cluster: &Cluster, pv: &str, claim: &str, handle: &str) {
+    create_claim_in_mode(cluster, pv, claim, handle, "Filesystem");
+}
+
+/// As [`create_claim`], the PV and the claim of volumeMode `mode`.
+fn create_claim_in_mode(cluster: &Cluster, pv: &str, claim: &str, handle: &str, mode: &str) {
     cluster.create(&format!(
         "apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata:\n  name: {DRIVER}\nspec:\n  attachRequired: false\n---\n\
-         apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: {pv}\nspec:\n  capacity:\n    storage: 1Gi\n  accessModes: [ReadWriteOnce]\n  csi:\n    driver: {DRIVER}\n    volumeHandle: {handle}\n---\n\
-         apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: {claim}\n  namespace: default\nspec:\n  accessModes: [ReadWriteOnce]\n  storageClassName: \"\"\n  resources:\n    requests:\n      storage: 1Gi\n"
+         apiVersion: v1\nkind: PersistentVolume\nmetadata:\n  name: {pv}\nspec:\n  volumeMode: {mode}\n  capacity:\n    storage: 1Gi\n  accessModes: [ReadWriteOnce]\n  csi:\n    driver: {DRIVER}\n    volumeHandle: {handle}\n---\n\
+         apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: {claim}\n  namespace: default\nspec:\n  volumeMode: {mode}\n  accessModes: [ReadWriteOnce]\n  storageClassName: \"\"\n  resources:\n    requests:\n      storage: 1Gi\n"
     ));
 }
 
@@ -993,5 +1000,280 @@ async fn csi_volumes_get_the_pods_fs_group_access_mode_and_tokens(backend: Backe
         (unpublished(&driver) && unpublished(&group_driver)).then_some(())
     })
     .await;
+    k.cleanup().await;
+}
+
+/// A pod on `node` running `script` with the claim as a raw block device at /dev/xvda.
+fn block_pod(name: &str, node: &str, claim: &str, script: &str) -> String {
+    let spec = bound_pod(
+        name,
+        node,
+        script,
+        &format!(
+            "  volumes:\n  - name: data\n    persistentVolumeClaim:\n      claimName: {claim}\n"
+        ),
+    );
+    format!("{spec}    volumeDevices:\n    - name: data\n      devicePath: /dev/xvda\n")
+}
+
+/// The mount points at or below `dir`, from this process's mount table.
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let dir = std::fs::canonicalize(dir).unwrap();
+    let prefix = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|point| point == &prefix || point.starts_with(&format!("{prefix}/")))
+        .collect()
+}
+
+/// The loop devices attached to `file`, as losetup lists them (it must be installed).
+fn loop_devices_of(file: &std::path::Path) -> String {
+    let out = std::process::Command::new("losetup")
+        .arg("-j")
+        .arg(file)
+        .output()
+        .expect("losetup runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+async fn a_block_claim_is_mapped_into_containers_and_torn_down(backend: Backend) {
+    use kubelet_plugin_apis::csi::v1::volume_capability::{AccessType, BlockVolume};
+    let _serial = support::serial().await;
+    let cluster = Cluster::start(backend);
+    let node = "e2e-csi-block";
+    let mut k = cluster.kubelet(node);
+    k.start();
+    eventually("the node is registered", START, &k, || {
+        cluster.get("node", node, "default")
+    })
+    .await;
+    let cfg = driver_config(&k, DRIVER);
+    let driver = TestCsiDriver::start(cfg.clone()).expect("the CSI driver starts");
+    registered(&k, &driver, 1).await;
+    create_claim_in_mode(&cluster, "pv-block", "claim-block", "vol-block", "Block");
+    bind_claim(&cluster, "pv-block", "claim-block");
+    let root = k.dir.join("root");
+    let devices = root.join("plugins/kubernetes.io/csi/volumeDevices");
+    let staging = devices.join("staging/pv-block");
+    let backing = cfg.data_dir.join("vol-block.img");
+
+    // A block claim in volumeMounts is refused before any driver call, in upstream's words.
+    cluster.create(&claim_pod("misused", node, "claim-block", "sleep 3600"));
+    let message = eventually(
+        "a FailedMount event for the misused claim",
+        START,
+        &k,
+        || failed_mount(&cluster, "misused"),
+    )
+    .await;
+    assert_eq!(
+        message,
+        "Unable to attach or mount volumes: volume \"data\": volume data has volumeMode Block, but is specified in volumeMounts"
+    );
+    assert!(volume_calls(&driver).is_empty());
+    cluster
+        .kubectl(&["delete", "pod", "misused", "--wait=false"])
+        .unwrap();
+
+    let bytes = "written-to-the-device";
+    cluster.create(&block_pod(
+        "block-writer",
+        node,
+        "claim-block",
+        &format!("printf {bytes} | dd of=/dev/xvda conv=fsync && sleep 3600"),
+    ));
+    k.wait_running("block-writer", &["app"], START).await;
+    let written = eventually("the bytes in the volume's backing file", START, &k, || {
+        let data = std::fs::read(&backing).ok()?;
+        data.starts_with(bytes.as_bytes()).then_some(())
+    });
+    written.await;
+    let uid = cluster.get("pod", "block-writer", "default").unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let publish = devices.join("publish/pv-block").join(&uid);
+    let link = root.join(format!(
+        "pods/{uid}/volumeDevices/kubernetes.io~csi/pv-block"
+    ));
+    assert_eq!(std::fs::read_link(&link).unwrap(), publish);
+    assert!(kubelet_volumes::is_mount_point(&publish).unwrap());
+    let vol_data: Value = serde_json::from_slice(
+        &std::fs::read(devices.join("pv-block/data/vol_data.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        vol_data,
+        json!({
+            "specVolID": "pv-block",
+            "volumeHandle": "vol-block",
+            "driverName": DRIVER,
+            "nodeName": node,
+            "attachmentID": format!("csi-{}", sha256_hex(&format!("vol-block{DRIVER}{node}"))),
+        })
+    );
+    let calls = driver.calls();
+    for call in [
+        format!("NodeStageVolume vol-block {}", staging.display()),
+        format!("NodePublishVolume vol-block {}", publish.display()),
+    ] {
+        assert!(calls.contains(&call), "{call} not in {calls:?}");
+    }
+    let publishes = driver.publish_requests();
+    assert_eq!(publishes.len(), 1);
+    let capability = publishes[0].volume_capability.clone().unwrap();
+    assert_eq!(
+        capability.access_type,
+        Some(AccessType::Block(BlockVolume {}))
+    );
+    assert_eq!(
+        publishes[0].staging_target_path,
+        staging.display().to_string()
+    );
+    assert!(!loop_devices_of(&backing).is_empty());
+
+    // The writer goes: unmapped, unpublished, unstaged; its loop device detached.
+    cluster
+        .kubectl(&["delete", "pod", "block-writer", "--wait=false"])
+        .unwrap();
+    eventually(
+        "the block volume unstaged and its dirs removed",
+        START,
+        &k,
+        || {
+            let done = volume_calls(&driver).len() == 4
+                && !link.exists()
+                && !devices.join("pv-block").exists();
+            done.then_some(())
+        },
+    )
+    .await;
+    assert_eq!(loop_devices_of(&backing), "");
+
+    // A second pod on the same claim reads the bytes back from its device.
+    cluster.create(&block_pod(
+        "block-reader",
+        node,
+        "claim-block",
+        &format!(
+            "dd if=/dev/xvda bs={} count=1 2>/dev/null; echo; sleep 3600",
+            bytes.len()
+        ),
+    ));
+    k.wait_running("block-reader", &["app"], START).await;
+    let line = eventually("the reader's output", START, &k, || {
+        first_log_line(&k, "block-reader")
+    })
+    .await;
+    assert_eq!(line, bytes);
+    cluster
+        .kubectl(&["delete", "pod", "block-reader", "--wait=false"])
+        .unwrap();
+    eventually("the block volume unstaged again", START, &k, || {
+        let done = volume_calls(&driver).len() == 8 && !devices.join("pv-block").exists();
+        done.then_some(())
+    })
+    .await;
+    let round = [
+        "NodeStageVolume",
+        "NodePublishVolume",
+        "NodeUnpublishVolume",
+        "NodeUnstageVolume",
+    ];
+    assert_eq!(volume_calls(&driver), [round, round].concat());
+    let calls = driver.calls();
+    assert!(
+        calls.contains(&format!(
+            "NodeUnstageVolume vol-block {}",
+            staging.display()
+        )),
+        "{calls:?}"
+    );
+    assert_eq!(loop_devices_of(&backing), "");
+    assert_eq!(mounts_under(&root), Vec::<String>::new());
+    for dir in ["staging", "publish"] {
+        let left: Vec<_> = std::fs::read_dir(devices.join(dir))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert!(left.is_empty(), "{dir}: {left:?}");
+    }
+    k.cleanup().await;
+}
+
+async fn a_kubelet_killed_mid_publish_leaves_nothing_behind(backend: Backend) {
+    let _serial = support::serial().await;
+    let cluster = Cluster::start(backend);
+    let node = "e2e-csi-kill";
+    let mut k = cluster.kubelet(node);
+    k.start();
+    eventually("the node is registered", START, &k, || {
+        cluster.get("node", node, "default")
+    })
+    .await;
+    // Every publish mounts, then holds its answer long enough for the kill.
+    let mut cfg = driver_config(&k, DRIVER);
+    cfg.publish_delay = Duration::from_secs(10);
+    let driver = TestCsiDriver::start(cfg).expect("the CSI driver starts");
+    registered(&k, &driver, 1).await;
+    create_claim(&cluster, "pv-kill", "claim-kill", "vol-kill");
+    bind_claim(&cluster, "pv-kill", "claim-kill");
+    let root = k.dir.join("root");
+    cluster.create(&claim_pod(
+        "killed",
+        node,
+        "claim-kill",
+        "echo survived > /data/greeting; sleep 3600",
+    ));
+    let uid = cluster.get("pod", "killed", "default").unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let target = root.join(format!(
+        "pods/{uid}/volumes/kubernetes.io~csi/pv-kill/mount"
+    ));
+    // The driver has mounted the target and not answered yet.
+    eventually("the publish in flight, mounted", START, &k, || {
+        let mounted = kubelet_volumes::is_mount_point(&target).unwrap();
+        mounted.then_some(())
+    })
+    .await;
+    assert_eq!(
+        volume_calls(&driver),
+        ["NodeStageVolume", "NodePublishVolume"]
+    );
+    k.kill();
+
+    // A new kubelet on the same root dir finds the volume published and runs the pod on it.
+    k.start();
+    registered(&k, &driver, 2).await;
+    k.wait_running("killed", &["app"], START).await;
+    cluster
+        .kubectl(&["delete", "pod", "killed", "--wait=false"])
+        .unwrap();
+    eventually("the volume unpublished and unstaged", START, &k, || {
+        let calls = volume_calls(&driver);
+        let done = calls.contains(&"NodeUnstageVolume".to_string()) && !target.exists();
+        done.then_some(())
+    })
+    .await;
+    let calls = driver.calls();
+    assert!(
+        calls.contains(&format!(
+            "NodeUnpublishVolume vol-kill {}",
+            target.display()
+        )),
+        "{calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("NodeUnstageVolume vol-kill ")),
+        "{calls:?}"
+    );
+    assert_eq!(mounts_under(&root), Vec::<String>::new());
     k.cleanup().await;
 }

@@ -191,6 +191,15 @@ impl Kubelet {
         }
     }
 
+    /// Kills the kubelet with SIGKILL, by PID, as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("the kubelet is running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL)
+            .expect("SIGKILL the kubelet");
+        child.wait().unwrap();
+    }
+
     pub fn write_manifest(&self, file: &str, content: &str) {
         // Write then rename, so the kubelet never reads half a file.
         let tmp = self.dir.join(format!(".{file}.tmp"));
