@@ -17,7 +17,11 @@
 //! SINGLE_NODE_MULTI_WRITER is asked for that mode for ReadWriteOnce; a CSIDriver's
 //! tokenRequests give the driver tokens of the pod's service account that the API server
 //! accepts for their audiences, published again at each pod sync with requiresRepublish (and
-//! only then). Every case
+//! only then). A raw block claim (loop devices behind the test driver) reaches containers as a
+//! device at their devicePath, keeps what one pod wrote for the next, and is unmapped,
+//! unpublished and unstaged across a restart, leaving no loop device; a kubelet killed
+//! mid-publish leaves no mount or stage behind once the next one has run and torn down the
+//! pod. Every case
 //! runs against the test API server and the real kube-apiserver (Node authorizer,
 //! NodeRestriction).
 
@@ -1134,6 +1138,17 @@ async fn a_block_claim_is_mapped_into_containers_and_torn_down(backend: Backend)
         staging.display().to_string()
     );
     assert!(!loop_devices_of(&backing).is_empty());
+
+    // A restarted kubelet finds the mapped volume from its dirs, asks the driver nothing, and
+    // tears it down from them.
+    k.stop();
+    k.start();
+    registered(&k, &driver, 2).await;
+    k.wait_running("block-writer", &["app"], START).await;
+    assert_eq!(
+        volume_calls(&driver),
+        ["NodeStageVolume", "NodePublishVolume"]
+    );
 
     // The writer goes: unmapped, unpublished, unstaged; its loop device detached.
     cluster
