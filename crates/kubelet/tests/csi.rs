@@ -63,6 +63,16 @@ fn driver_config(k: &Kubelet, name: &str) -> CsiDriverConfig {
     cfg
 }
 
+/// Starts the kubelet and waits until its Node is registered.
+async fn start_registered(cluster: &Cluster, k: &mut Kubelet) {
+    k.start();
+    let node = k.node.clone();
+    eventually("the node is registered", START, k, || {
+        cluster.get("node", &node, "default")
+    })
+    .await;
+}
+
 /// Waits until the kubelet has accepted `driver`'s registration at least `times` times.
 async fn registered(k: &Kubelet, driver: &TestCsiDriver, times: usize) {
     eventually("the driver registered with the kubelet", START, k, || {
@@ -92,11 +102,7 @@ async fn a_csi_driver_registers_in_the_cluster_and_deregisters(backend: Backend)
     let cluster = Cluster::start(backend);
     let node = "e2e-csi-registration";
     let mut k = cluster.kubelet(node);
-    k.start();
-    eventually("the node is registered", START, &k, || {
-        cluster.get("node", node, "default")
-    })
-    .await;
+    start_registered(&cluster, &mut k).await;
 
     let driver = TestCsiDriver::start(driver_config(&k, DRIVER)).expect("the CSI driver starts");
     let expected_driver = json!({
@@ -332,11 +338,7 @@ async fn a_claim_on_a_csi_volume_is_staged_published_and_torn_down(backend: Back
         "--volume-stats-agg-period=1s",
         "--feature-gates=CSIVolumeHealth=true",
     ]);
-    k.start();
-    eventually("the node is registered", START, &k, || {
-        cluster.get("node", node, "default")
-    })
-    .await;
+    start_registered(&cluster, &mut k).await;
     let mut cfg = driver_config(&k, DRIVER);
     cfg.volume_capacity_bytes = 5 << 20;
     cfg.volume_inodes = 1000;
@@ -529,11 +531,7 @@ async fn an_attaching_driver_waits_for_the_attach_detach_controller(backend: Bac
     let mut k = cluster
         .kubelet(node)
         .with_args(&["--node-status-update-frequency=1s"]);
-    k.start();
-    eventually("the node is registered", START, &k, || {
-        cluster.get("node", node, "default")
-    })
-    .await;
+    start_registered(&cluster, &mut k).await;
     let cfg = driver_config(&k, driver_name);
     let driver = TestCsiDriver::start(cfg).expect("the CSI driver starts");
     registered(&k, &driver, 1).await;
@@ -671,11 +669,7 @@ async fn an_inline_csi_volume_is_published_for_its_pod_alone(backend: Backend) {
         &format!("--read-only-port={port}"),
         "--volume-stats-agg-period=1s",
     ]);
-    k.start();
-    eventually("the node is registered", START, &k, || {
-        cluster.get("node", node, "default")
-    })
-    .await;
+    start_registered(&cluster, &mut k).await;
     cluster.create(&format!(
         "apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata:\n  name: {DRIVER}\nspec:\n  attachRequired: false\n  podInfoOnMount: true\n  volumeLifecycleModes: [Ephemeral]\n---\n\
          apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata:\n  name: {persistent_only}\nspec:\n  attachRequired: false\n  volumeLifecycleModes: [Persistent]\n---\n\
@@ -905,11 +899,7 @@ async fn csi_volumes_get_the_pods_fs_group_access_mode_and_tokens(backend: Backe
     let audience = "vault.kubelet-rs.test";
     // Pod syncs (and so republishes) every second rather than every minute.
     let mut k = cluster.kubelet(node).with_args(&["--sync-frequency=1s"]);
-    k.start();
-    eventually("the node is registered", START, &k, || {
-        cluster.get("node", node, "default")
-    })
-    .await;
+    start_registered(&cluster, &mut k).await;
     // DRIVER: the default fsGroupPolicy, tokens for an audience and for the API server,
     // published again at every sync. The delegating driver: policy File, inline volumes only.
     cluster.create(&format!(
@@ -1049,11 +1039,7 @@ async fn a_block_claim_is_mapped_into_containers_and_torn_down(backend: Backend)
     let cluster = Cluster::start(backend);
     let node = "e2e-csi-block";
     let mut k = cluster.kubelet(node);
-    k.start();
-    eventually("the node is registered", START, &k, || {
-        cluster.get("node", node, "default")
-    })
-    .await;
+    start_registered(&cluster, &mut k).await;
     let cfg = driver_config(&k, DRIVER);
     let driver = TestCsiDriver::start(cfg.clone()).expect("the CSI driver starts");
     registered(&k, &driver, 1).await;
@@ -1228,11 +1214,7 @@ async fn a_kubelet_killed_mid_publish_leaves_nothing_behind(backend: Backend) {
     let cluster = Cluster::start(backend);
     let node = "e2e-csi-kill";
     let mut k = cluster.kubelet(node);
-    k.start();
-    eventually("the node is registered", START, &k, || {
-        cluster.get("node", node, "default")
-    })
-    .await;
+    start_registered(&cluster, &mut k).await;
     // Every publish mounts, then holds its answer long enough for the kill.
     let mut cfg = driver_config(&k, DRIVER);
     cfg.publish_delay = Duration::from_secs(10);
