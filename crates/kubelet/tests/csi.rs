@@ -21,7 +21,8 @@
 //! device at their devicePath, keeps what one pod wrote for the next, and is unmapped,
 //! unpublished and unstaged across a restart, leaving no loop device; a kubelet killed
 //! mid-publish leaves no mount or stage behind once the next one has run and torn down the
-//! pod. Every case
+//! pod, and one killed mid-stage whose pod is deleted before the next one starts has that one
+//! unstage the volume. Every case
 //! runs against the test API server and the real kube-apiserver (Node authorizer,
 //! NodeRestriction).
 
@@ -49,6 +50,7 @@ crate::against_both_api_servers!(
     csi_volumes_get_the_pods_fs_group_access_mode_and_tokens,
     a_block_claim_is_mapped_into_containers_and_torn_down,
     a_kubelet_killed_mid_publish_leaves_nothing_behind,
+    a_kubelet_killed_mid_stage_whose_pod_goes_meanwhile_leaves_nothing_behind,
 );
 
 fn driver_config(k: &Kubelet, name: &str) -> CsiDriverConfig {
@@ -1276,6 +1278,76 @@ async fn a_kubelet_killed_mid_publish_leaves_nothing_behind(backend: Backend) {
         "{calls:?}"
     );
     // The pod's own dir (its token volume's tmpfs) goes just after its CSI volumes.
+    eventually("no mount left under the root dir", START, &k, || {
+        mounts_under(&root).is_empty().then_some(())
+    })
+    .await;
+    k.cleanup().await;
+}
+
+async fn a_kubelet_killed_mid_stage_whose_pod_goes_meanwhile_leaves_nothing_behind(
+    backend: Backend,
+) {
+    let _serial = support::serial().await;
+    let cluster = Cluster::start(backend);
+    let node = "e2e-csi-kill-stage";
+    let mut k = cluster.kubelet(node);
+    start_registered(&cluster, &mut k).await;
+    // Every stage mounts, then holds its answer long enough for the kill.
+    let mut cfg = driver_config(&k, DRIVER);
+    cfg.stage_delay = Duration::from_secs(10);
+    let driver = TestCsiDriver::start(cfg).expect("the CSI driver starts");
+    registered(&k, &driver, 1).await;
+    create_claim(
+        &cluster,
+        "pv-kill-stage",
+        "claim-kill-stage",
+        "vol-kill-stage",
+    );
+    bind_claim(&cluster, "pv-kill-stage", "claim-kill-stage");
+    let root = k.dir.join("root");
+    cluster.create(&claim_pod(
+        "stage-killed",
+        node,
+        "claim-kill-stage",
+        "sleep 3600",
+    ));
+    let staging = root.join(format!(
+        "plugins/kubernetes.io/csi/{DRIVER}/{}/globalmount",
+        sha256_hex("vol-kill-stage")
+    ));
+    eventually("the stage in flight, mounted", START, &k, || {
+        kubelet_volumes::is_mount_point(&staging)
+            .unwrap_or(false)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(volume_calls(&driver), ["NodeStageVolume"]);
+    k.kill();
+
+    // The pod goes while no kubelet runs; the next one still unstages its volume.
+    cluster
+        .kubectl(&[
+            "delete",
+            "pod",
+            "stage-killed",
+            "--grace-period=0",
+            "--force",
+        ])
+        .unwrap();
+    k.start();
+    registered(&k, &driver, 2).await;
+    eventually("the volume unstaged", START, &k, || {
+        let calls = volume_calls(&driver);
+        calls
+            .contains(&"NodeUnstageVolume".to_string())
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        volume_calls(&driver),
+        ["NodeStageVolume", "NodeUnstageVolume"]
+    );
     eventually("no mount left under the root dir", START, &k, || {
         mounts_under(&root).is_empty().then_some(())
     })

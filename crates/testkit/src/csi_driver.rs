@@ -64,8 +64,9 @@ pub struct CsiDriverConfig {
     pub volume_inodes: i64,
     /// The size of a block volume's backing file.
     pub block_size_bytes: u64,
-    /// NodePublishVolume waits this long after mounting before it answers, so a test can
-    /// kill the kubelet while a publish is in flight with the mount already made.
+    /// NodeStageVolume and NodePublishVolume wait this long after mounting before they
+    /// answer, so a test can kill the kubelet while a call is in flight with the mount made.
+    pub stage_delay: Duration,
     pub publish_delay: Duration,
 }
 
@@ -89,6 +90,7 @@ impl CsiDriverConfig {
             volume_capacity_bytes: 1 << 30,
             volume_inodes: 1 << 16,
             block_size_bytes: 16 << 20,
+            stage_delay: Duration::ZERO,
             publish_delay: Duration::ZERO,
         }
     }
@@ -450,6 +452,7 @@ impl csi::node_server::Node for Driver {
         } else if !is_mount_point(staging)? {
             bind_mount(&self.volume_dir(&r.volume_id)?, staging, false)?;
         }
+        tokio::time::sleep(self.cfg.stage_delay).await;
         Ok(Response::new(csi::NodeStageVolumeResponse {}))
     }
 

@@ -869,6 +869,23 @@ impl CsiVolumes {
             apply_ownership(pod, &target, ownership)?;
             return Ok((mount, published, publish.again()));
         }
+        // Written before the driver is asked to stage or publish: a crash in either leaves the
+        // volume found from this pod's dir, and unstaged with the pod even if the pod goes
+        // while the kubelet is down.
+        write_vol_data(
+            &pod_dir,
+            &BTreeMap::from([
+                ("specVolID", pv_name.clone()),
+                ("volumeHandle", handle.clone()),
+                ("driverName", driver.clone()),
+                ("nodeName", self.node_name.clone()),
+                (
+                    "attachmentID",
+                    attachment_name(&handle, &driver, &self.node_name),
+                ),
+                ("volumeLifecycleMode", "Persistent".to_string()),
+            ]),
+        )?;
         if let Some(staging) = &staging {
             let global = self.global_dir(&driver, &handle);
             if !mounted(staging)? {
@@ -891,21 +908,6 @@ impl CsiVolumes {
                 );
             }
         }
-        // Written before the driver is asked, so a crash mid-publish leaves it found.
-        write_vol_data(
-            &pod_dir,
-            &BTreeMap::from([
-                ("specVolID", pv_name.clone()),
-                ("volumeHandle", handle.clone()),
-                ("driverName", driver.clone()),
-                ("nodeName", self.node_name.clone()),
-                (
-                    "attachmentID",
-                    attachment_name(&handle, &driver, &self.node_name),
-                ),
-                ("volumeLifecycleMode", "Persistent".to_string()),
-            ]),
-        )?;
         let secrets = self.secrets(publish.secret_ref.as_ref()).await?;
         self.publish(pod, &publish, secrets).await?;
         apply_ownership(pod, &target, ownership)?;
