@@ -361,14 +361,7 @@ async fn a_claim_on_a_csi_volume_is_staged_published_and_torn_down(backend: Back
         "echo written-by-the-first-pod > /data/greeting; sleep 3600",
     ));
     // The pod waits while its claim is unbound, saying why.
-    let event = eventually(
-        "a FailedMount event for the unbound claim",
-        START,
-        &k,
-        || cluster.event("writer", "FailedMount"),
-    )
-    .await;
-    let message = event["message"].as_str().unwrap();
+    let message = failed_mount(&cluster, &k, "writer").await;
     assert!(
         message.contains(
             "error processing PVC default/claim-e2e: PVC default/claim-e2e has non-bound phase (\"Pending\") or empty pvc.Spec.VolumeName (\"\")"
@@ -655,10 +648,13 @@ fn inline_pod(name: &str, node: &str, driver: &str, script: &str) -> String {
     )
 }
 
-/// The message of the first FailedMount event of pod `name`.
-fn failed_mount(cluster: &Cluster, name: &str) -> Option<String> {
-    let event = cluster.event(name, "FailedMount")?;
-    event["message"].as_str().map(str::to_string)
+/// The message of the FailedMount event about pod `name`, once there is one.
+async fn failed_mount(cluster: &Cluster, k: &Kubelet, name: &str) -> String {
+    eventually(&format!("a FailedMount event for {name}"), START, k, || {
+        let event = cluster.event(name, "FailedMount")?;
+        event["message"].as_str().map(str::to_string)
+    })
+    .await
 }
 
 async fn an_inline_csi_volume_is_published_for_its_pod_alone(backend: Backend) {
@@ -685,13 +681,7 @@ async fn an_inline_csi_volume_is_published_for_its_pod_alone(backend: Backend) {
         DRIVER,
         "echo written-inline > /data/greeting; sleep 3600",
     ));
-    let message = eventually(
-        "a FailedMount event for the missing driver",
-        START,
-        &k,
-        || failed_mount(&cluster, "inline"),
-    )
-    .await;
+    let message = failed_mount(&cluster, &k, "inline").await;
     assert_eq!(
         message,
         format!(
@@ -800,13 +790,7 @@ async fn an_inline_csi_volume_is_published_for_its_pod_alone(backend: Backend) {
         .expect("the second CSI driver starts");
     registered(&k, &refusing, 1).await;
     cluster.create(&inline_pod("refused", node, persistent_only, "sleep 3600"));
-    let message = eventually(
-        "a FailedMount event for the refused volume",
-        START,
-        &k,
-        || failed_mount(&cluster, "refused"),
-    )
-    .await;
+    let message = failed_mount(&cluster, &k, "refused").await;
     assert_eq!(
         message,
         format!(
@@ -1054,13 +1038,7 @@ async fn a_block_claim_is_mapped_into_containers_and_torn_down(backend: Backend)
 
     // A block claim in volumeMounts is refused before any driver call, in upstream's words.
     cluster.create(&claim_pod("misused", node, "claim-block", "sleep 3600"));
-    let message = eventually(
-        "a FailedMount event for the misused claim",
-        START,
-        &k,
-        || failed_mount(&cluster, "misused"),
-    )
-    .await;
+    let message = failed_mount(&cluster, &k, "misused").await;
     assert_eq!(
         message,
         "Unable to attach or mount volumes: volume \"data\": volume data has volumeMode Block, but is specified in volumeMounts"

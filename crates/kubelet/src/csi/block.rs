@@ -20,7 +20,7 @@
 use super::CsiPlugins;
 use super::client::{self, VolumeRequest};
 use super::volumes::{
-    POD_VOLUME_PLUGIN_DIR, VOL_DATA_FILE, attachment_name, mounted, read_vol_data,
+    POD_VOLUME_PLUGIN_DIR, VOL_DATA_FILE, attachment_name, create_dir, mounted, read_vol_data,
     remove_if_present, write_vol_data,
 };
 use k8s_openapi::api::core::v1::{PersistentVolumeSpec, Pod};
@@ -129,10 +129,6 @@ impl Paths {
             Err(e) => Err(format!("cannot list {}: {e}", dir.display())),
         }
     }
-}
-
-fn create_dir(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("failed to create dir {dir:?}: {e}"))
 }
 
 /// One pod's block PV, for set-up.

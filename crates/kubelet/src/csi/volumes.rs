@@ -249,9 +249,13 @@ fn apply_ownership(pod: &Pod, target: &Path, ownership: Ownership) -> Result<(),
     Ok(())
 }
 
+pub(super) fn create_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("failed to create dir {dir:?}: {e}"))
+}
+
 /// What teardown needs, written beside each mount as upstream's vol_data.json.
 pub(super) fn write_vol_data(dir: &Path, data: &BTreeMap<&str, String>) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("failed to create dir {dir:?}:  {e}"))?;
+    create_dir(dir)?;
     let text = serde_json::to_string(data).map_err(|e| e.to_string())?;
     let file = dir.join(VOL_DATA_FILE);
     std::fs::write(&file, text).map_err(|e| format!("failed to save volume info data: {e}"))
@@ -896,8 +900,7 @@ impl CsiVolumes {
                         ("volumeHandle", handle.clone()),
                     ]),
                 )?;
-                std::fs::create_dir_all(staging)
-                    .map_err(|e| format!("failed to create dir {staging:?}: {e}"))?;
+                create_dir(staging)?;
                 let secrets = self.secrets(source.node_stage_secret_ref.as_ref()).await?;
                 client::node_stage(&endpoint, &request, staging, secrets).await?;
                 tracing::info!(
