@@ -213,31 +213,39 @@ summary() {
   busybox wget -qO- http://127.0.0.1:10255/stats/summary 2>/dev/null
 }
 
+# The KubeletConfiguration every part starts from, in DIR/config.yaml; a part appends its own
+# fields after it.
+kubelet_config() { # DIR DRIVER MEMORY_AVAILABLE_THRESHOLD
+  cat >"$1/config.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: $2
+cgroupRoot: /
+cgroupsPerQOS: true
+podLogsDir: $1/pod-logs
+imageGCHighThresholdPercent: 100
+readOnlyPort: 10255
+evictionHard:
+  memory.available: $3
+  nodefs.available: 1%
+  imagefs.available: 1%
+EOF
+}
+
 run_driver() {
   local driver=$1
   log "=== cgroups: driver $driver ==="
   use_runtime "$driver"
   local kd=$rt/cgroups
   mkdir -p "$kd/manifests"
-  cat >"$kd/config.yaml" <<EOF
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-cgroupDriver: $driver
-cgroupRoot: /
-cgroupsPerQOS: true
+  kubelet_config "$kd" "$driver" 1Mi
+  cat >>"$kd/config.yaml" <<EOF
 podPidsLimit: $pod_pids_limit
 enforceNodeAllocatable: [pods]
 kubeReserved:
   cpu: ${kube_reserved_cpu_milli}m
   memory: $((kube_reserved_memory >> 20))Mi
-podLogsDir: $kd/pod-logs
-imageGCHighThresholdPercent: 100
-readOnlyPort: 10255
 kernelMemcgNotification: true
-evictionHard:
-  memory.available: 1Mi
-  nodefs.available: 1%
-  imagefs.available: 1%
 featureGates:
   MemoryQoS: true
 memoryThrottlingFactor: 0.9
@@ -410,22 +418,11 @@ run_cpu_manager() {
   # A root dir of its own: the CPU manager refuses another policy against a checkpoint.
   local kd=$rt/cpu-manager
   mkdir -p "$kd/manifests"
-  cat >"$kd/config.yaml" <<EOT
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-cgroupDriver: $driver
-cgroupRoot: /
-cgroupsPerQOS: true
+  kubelet_config "$kd" "$driver" 1Mi
+  cat >>"$kd/config.yaml" <<EOT
 cpuManagerPolicy: static
 cpuManagerReconcilePeriod: 1s
 reservedSystemCPUs: "0"
-podLogsDir: $kd/pod-logs
-imageGCHighThresholdPercent: 100
-readOnlyPort: 10255
-evictionHard:
-  memory.available: 1Mi
-  nodefs.available: 1%
-  imagefs.available: 1%
 EOT
   static_pod guaranteed "" "      limits: {cpu: \"1\", memory: 64Mi}" >"$kd/manifests/guaranteed.yaml"
   static_pod burstable "" "      requests: {cpu: 250m}" >"$kd/manifests/burstable.yaml"
@@ -528,22 +525,11 @@ EOT
   available=$((free + inactive))
   local threshold_kib=$(((available - (150 << 20)) / 1024))
   log "memory.available before the kubelet: MemFree $free + inactive_file $inactive = $available bytes; threshold ${threshold_kib}Ki"
-  cat >"$kd/config.yaml" <<EOT
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-cgroupDriver: $driver
-cgroupRoot: /
-cgroupsPerQOS: true
-podLogsDir: $kd/pod-logs
-imageGCHighThresholdPercent: 100
-readOnlyPort: 10255
+  kubelet_config "$kd" "$driver" "${threshold_kib}Ki"
+  cat >>"$kd/config.yaml" <<EOT
 kernelMemcgNotification: true
 nodeStatusUpdateFrequency: 2s
 evictionPressureTransitionPeriod: 10s
-evictionHard:
-  memory.available: ${threshold_kib}Ki
-  nodefs.available: 1%
-  imagefs.available: 1%
 EOT
   # Both pods are there, bound to the node, when the kubelet starts. A request keeps the quiet
   # pod out of the first ranks (it uses less than it asked for); tail keeps the whole
